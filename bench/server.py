@@ -1,0 +1,133 @@
+"""Run one variant as its own server: in this process (``serve``) or as a child process.
+
+``serve`` is what ``sessionbench serve`` does: uvicorn with uvloop and httptools, no
+access log, on 127.0.0.1. ``VariantServer`` starts that same command as a child
+(optionally pinned to CPUs), waits for ``/health`` and stops it by its PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+import variants
+from bench import database
+from variants.settings import DatabaseUrl
+
+
+class ServerError(RuntimeError):
+    """A variant server did not start or died; the message carries its last log lines."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(name: str, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Serve variant *name* until interrupted, on ``DATABASE_URL`` or an embedded PostgreSQL."""
+    variant = variants.get(name)
+    with database.terminate_on_sigterm(), database.database_url_or_embedded() as (url, embedded):
+        asyncio.run(database.ensure_schema(url))
+        os.environ["DATABASE_URL"] = url.url
+        where = "embedded PostgreSQL" if embedded else url.redacted
+        print(f"sessionbench: serving {name} on http://{host}:{port} ({where})", file=sys.stderr)
+        uvicorn.run(
+            variant.app, host=host, port=port, workers=workers, loop="uvloop", http="httptools",
+            access_log=False, log_level="warning", lifespan="on",
+        )  # fmt: skip
+
+
+class VariantServer:
+    """A variant served by a child ``sessionbench serve`` process against a given database."""
+
+    def __init__(
+        self,
+        name: str,
+        url: DatabaseUrl,
+        *,
+        log_path: Path,
+        port: int | None = None,
+        cpus: set[int] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.variant = variants.get(name)
+        self.url = url
+        self.port = port or free_port()
+        self.cpus = cpus
+        self.env = dict(env or {})
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 30.0) -> None:
+        env = {**os.environ, **self.env, "DATABASE_URL": self.url.url, "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "-m", "bench.cli", "serve", self.variant.name, "--port", str(self.port)]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        if self.cpus:
+            os.sched_setaffinity(self.process.pid, self.cpus)
+        deadline = time.monotonic() + timeout
+        while not self._healthy():
+            if not self.alive():
+                raise ServerError(f"{self.variant.name} server exited at start-up:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerError(f"{self.variant.name} server not healthy after {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/health", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no server log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> VariantServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

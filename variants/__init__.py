@@ -1,0 +1,56 @@
+"""The registry of variants: every runner, test, plot and report loops over ``VARIANTS``.
+
+Adding a strategy is one new module exposing ``app`` plus one line below. A variant's
+label is the first line of its module docstring.
+"""
+
+import ast
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Kind = Literal["strategy", "baseline"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    module: str
+    kind: Kind
+
+    @property
+    def app(self) -> str:
+        """The import string uvicorn takes."""
+        return f"{self.module}:app"
+
+    @property
+    def label(self) -> str:
+        """First line of the module docstring, read without importing the module."""
+        spec = importlib.util.find_spec(self.module)
+        if spec is None or spec.origin is None:
+            raise LookupError(f"variant module {self.module} not found")
+        doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or self.name
+        return doc.splitlines()[0]
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in [
+        Variant("scoped", "variants.scoped", "strategy"),
+        Variant("depends", "variants.depends", "strategy"),
+        Variant("context", "variants.context", "strategy"),
+        Variant("core", "variants.core", "baseline"),
+        Variant("raw", "variants.raw", "baseline"),
+    ]
+}
+
+
+def get(name: str) -> Variant:
+    """The variant called *name*; KeyError names the known ones."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown variant {name!r} (known: {', '.join(VARIANTS)})"
+        ) from None

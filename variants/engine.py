@@ -1,0 +1,26 @@
+"""The one engine and session factory the SQLAlchemy variants share (pool settings set once)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from variants.settings import Settings
+
+settings = Settings.from_env()
+
+engine = create_async_engine(
+    settings.url.sqlalchemy,
+    pool_size=settings.pool_size,
+    max_overflow=settings.max_overflow,
+    pool_timeout=settings.pool_timeout,
+)
+Session = async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    """Close the pool's connections when the server stops."""
+    yield
+    await engine.dispose()

@@ -1,0 +1,118 @@
+"""Scoped global: async_scoped_session keyed by a ContextVar that a pure ASGI middleware sets.
+
+Faithful to the seed project (hyzyla/fastapi-async-sqlalchemy-orm): a module-level
+``session`` registry whose scopefunc reads a ContextVar holding a fresh uuid4 per
+request; the session is created lazily on first use; the middleware wraps every
+ASGI call (lifespan included) and calls ``remove()`` in ``finally``. Handlers commit
+themselves; nothing rolls back explicitly (``remove()`` closes, which rolls back).
+
+Known weaknesses, kept on purpose because the suite measures them:
+
+* every coroutine of one request shares one AsyncSession, so concurrent use inside a
+  request (``asyncio.gather``, TaskGroup) raises ``IllegalStateChangeError``; when it
+  hits ``remove()`` the session stays in the registry and its connection is never
+  returned to the pool;
+* the session lives as long as the whole ASGI call: through response sending,
+  streaming bodies and background tasks, so the connection is held longer;
+* use outside a request (startup, a task spawned elsewhere) raises ``LookupError``;
+* a uuid4 and a dict entry per request, even for requests that never touch the database.
+"""
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from fastapi import APIRouter, Response
+from sqlalchemy.ext.asyncio import async_scoped_session
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from variants import queries
+from variants.app import create_app, location
+from variants.engine import Session, lifespan
+from variants.models import Todo
+from variants.schemas import (
+    Limit,
+    Offset,
+    QueryCount,
+    TodoCreate,
+    TodoId,
+    TodoOut,
+    TodoUpdate,
+    multi_ids,
+)
+
+_session_context: ContextVar[str] = ContextVar("session_context")
+
+
+@contextmanager
+def set_scoped_context() -> Iterator[None]:
+    token = _session_context.set(str(uuid.uuid4()))
+    try:
+        yield
+    finally:
+        _session_context.reset(token)
+
+
+def get_session_context() -> str:
+    return _session_context.get()
+
+
+session = async_scoped_session(Session, scopefunc=get_session_context)
+
+
+class SQLAlchemyMiddleware:
+    """Open a new session scope per ASGI call and remove the scope's session at its end."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with set_scoped_context():
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                await session.remove()
+
+
+router = APIRouter()
+
+
+@router.post("/todos", status_code=201, response_model=TodoOut)
+async def create_todo(data: TodoCreate, response: Response) -> Todo:
+    todo = await queries.create_todo(session, data=data)
+    await session.commit()
+    response.headers["Location"] = location(todo.id)
+    return todo
+
+
+@router.get("/todos", response_model=list[TodoOut])
+async def list_todos(limit: Limit = 20, offset: Offset = 0) -> list[Todo]:
+    return list(await queries.list_todos(session, limit=limit, offset=offset))
+
+
+@router.get("/todos/{todo_id}", response_model=TodoOut)
+async def get_todo(todo_id: TodoId) -> Todo:
+    return await queries.get_todo(session, todo_id=todo_id)
+
+
+@router.patch("/todos/{todo_id}", response_model=TodoOut)
+async def update_todo(todo_id: TodoId, data: TodoUpdate) -> Todo:
+    todo = await queries.update_todo(session, todo_id=todo_id, data=data)
+    await session.commit()
+    return todo
+
+
+@router.delete("/todos/{todo_id}", status_code=204)
+async def delete_todo(todo_id: TodoId) -> None:
+    await queries.delete_todo(session, todo_id=todo_id)
+    await session.commit()
+
+
+@router.get("/todos/{todo_id}/multi", response_model=list[TodoOut])
+async def multi_todos(todo_id: TodoId, count: QueryCount = None) -> list[Todo]:
+    return await queries.multi_todos(session, ids=multi_ids(todo_id, count))
+
+
+app = create_app(router, lifespan=lifespan, middleware=[Middleware(SQLAlchemyMiddleware)])

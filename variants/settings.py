@@ -1,0 +1,80 @@
+"""Settings every variant shares, read once from the environment, and the URL forms they need.
+
+Every variant gets the same pool: a strategy must not win by holding more connections.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+_SCHEMES = {"postgresql", "postgres", "postgresql+asyncpg"}
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """A PostgreSQL URL in any accepted form, normalised to ``postgresql://``."""
+
+    url: str
+
+    @classmethod
+    def parse(cls, raw: str) -> DatabaseUrl:
+        """Validate *raw* and normalise its scheme; raise ValueError naming the problem."""
+        parts = urlsplit(raw.strip())
+        if parts.scheme not in _SCHEMES:
+            raise ValueError(
+                f"DATABASE_URL scheme {parts.scheme!r} is not supported; "
+                "use postgresql:// or postgresql+asyncpg://"
+            )
+        if not parts.hostname and "host" not in dict(parse_qsl(parts.query)):
+            raise ValueError("DATABASE_URL names no host (use …@host/db or ?host=/socket/dir)")
+        return cls(urlunsplit(("postgresql", *parts[1:])))
+
+    @property
+    def asyncpg(self) -> str:
+        """The DSN asyncpg.connect() and asyncpg.create_pool() take."""
+        return self.url
+
+    @property
+    def sqlalchemy(self) -> str:
+        """The URL create_async_engine() takes (asyncpg dialect)."""
+        return "postgresql+asyncpg" + self.url[len("postgresql") :]
+
+    @property
+    def redacted(self) -> str:
+        """The URL with any password replaced by ``***``, for logs and run.json."""
+        parts = urlsplit(self.url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            userinfo, _, hostinfo = netloc.rpartition("@")
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{hostinfo}"
+        query = urlencode(
+            [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="/"
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Engine and pool settings, identical for every variant."""
+
+    url: DatabaseUrl
+    pool_size: int = 10
+    max_overflow: int = 0
+    pool_timeout: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        raw = os.environ.get("DATABASE_URL")
+        if not raw:
+            raise RuntimeError(
+                "DATABASE_URL is not set: start variants with `sessionbench serve`, "
+                "which provides an embedded PostgreSQL"
+            )
+        return cls(
+            url=DatabaseUrl.parse(raw),
+            pool_size=int(os.environ.get("SESSIONBENCH_POOL_SIZE", cls.pool_size)),
+            max_overflow=int(os.environ.get("SESSIONBENCH_MAX_OVERFLOW", cls.max_overflow)),
+            pool_timeout=float(os.environ.get("SESSIONBENCH_POOL_TIMEOUT", cls.pool_timeout)),
+        )
