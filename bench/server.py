@@ -83,7 +83,8 @@ class VariantServer:
 
     def start(self, timeout: float = 30.0) -> None:
         env = {**os.environ, **self.env, "DATABASE_URL": self.url.url, "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "-m", "bench.cli", "serve", self.variant.name, "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "bench.cli", "serve", self.variant.name]
+        cmd += ["--port", str(self.port)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -95,7 +96,7 @@ class VariantServer:
         deadline = time.monotonic() + timeout
         while not self._healthy():
             if not self.alive():
-                raise ServerError(f"{self.variant.name} server exited at start-up:\n{self.log_tail()}")
+                raise ServerError(f"{self.variant.name} exited at start-up:\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise ServerError(f"{self.variant.name} server not healthy after {timeout:.0f} s")

@@ -222,27 +222,30 @@ def patch(ctx: Context) -> None:
     expect(body == expected, f"PATCH title: {body} != {expected}")
     response = ctx.client.patch(f"/todos/{todo['id']}", json={"done": True, "title": "both"})
     expect(response.json() == {**todo, "title": "both", "done": True}, "PATCH title+done")
-    expect_error(ctx.client.patch(f"/todos/{BIGINT_MAX}", json={"done": True}), 404, "PATCH unknown")
+    unknown = ctx.client.patch(f"/todos/{BIGINT_MAX}", json={"done": True})
+    expect_error(unknown, 404, "PATCH unknown")
 
 
 def patch_rejects(ctx: Context) -> None:
     """PATCH with an invalid body is 422 and changes nothing"""
     todo = ctx.create("untouched")
     with ctx.unchanged(todo["id"]):
-        for body in (
+        body: Any
+    for body in (
             {}, {"title": None}, {"done": None}, {"title": ""}, {"title": "   "}, {"title": 5},
             {"done": "yes"}, {"done": 1}, {"title": "ok", "extra": 1}, {"id": 7}, [], "done",
             {"title": "x" * 201},
         ):  # fmt: skip
-            response = ctx.client.patch(f"/todos/{todo['id']}", json=body)
-            expect_error(response, 422, f"PATCH {json.dumps(body)[:40]}")
+        response = ctx.client.patch(f"/todos/{todo['id']}", json=body)
+        expect_error(response, 422, f"PATCH {json.dumps(body)[:40]}")
 
 
 def create_rejects(ctx: Context) -> None:
     """POST with an invalid body is 422 with a readable detail and writes nothing"""
     bodies: list[Any] = [
         {}, {"title": ""}, {"title": "   \n\t"}, {"title": "x" * 201}, {"title": 1},
-        {"title": None}, {"title": ["a"]}, {"title": "ok", "done": "true"}, {"title": "ok", "done": 0},
+        {"title": None}, {"title": ["a"]}, {"title": "ok", "done": "true"},
+        {"title": "ok", "done": 0},
         {"title": "ok", "unknown": 1}, {"title": "ok", "id": 5}, ["title"], "title", 1, None,
         {"title": "nul \x00 inside"}, {"title": "\ud800 lone surrogate"},
     ]  # fmt: skip
@@ -377,7 +380,6 @@ def _print_outcome(prefix: str) -> Callable[[Outcome], None]:
 def run_verify(*, url: str | None, names: list[str]) -> int:
     """``sessionbench verify``: check a running server, or start and check each variant."""
     import os
-    import sys
     import tempfile
     from pathlib import Path
 
@@ -408,12 +410,12 @@ def run_verify(*, url: str | None, names: list[str]) -> int:
                 failures.append(f"{name}:start-up")
                 continue
             try:
-                for outcome in verify(server.base_url, database=db, report=_print_outcome(f"{name:<8} ")):
+                report = _print_outcome(f"{name:<8} ")
+                for outcome in verify(server.base_url, database=db, report=report):
                     passed += outcome.ok
                     if not outcome.ok:
                         failures.append(f"{name}:{outcome.check}")
             finally:
                 server.stop()
-    print(f"{passed} passed, {len(failures)} failed" + (f": {', '.join(failures)}" if failures else ""),
-          file=sys.stdout)  # fmt: skip
+    print(f"{passed} passed, {len(failures)} failed" + (": " if failures else ""), *failures)
     return 1 if failures else 0

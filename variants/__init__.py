@@ -51,6 +51,4 @@ def get(name: str) -> Variant:
     try:
         return VARIANTS[name]
     except KeyError:
-        raise KeyError(
-            f"unknown variant {name!r} (known: {', '.join(VARIANTS)})"
-        ) from None
+        raise KeyError(f"unknown variant {name!r} (known: {', '.join(VARIANTS)})") from None

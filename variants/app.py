@@ -77,7 +77,7 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:
-    """422 listing what is wrong where, without echoing the input (it may be huge or unencodable)."""
+    """422 saying what is wrong where, without echoing the input (may be huge or unencodable)."""
     assert isinstance(exc, RequestValidationError)
     errors = [
         {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}

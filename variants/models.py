@@ -1,8 +1,9 @@
 """The one table every variant serves: ``todos``, as an ORM class (its table is the Core table)."""
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Text, func
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Table, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 TITLE_MAX = 200
@@ -24,5 +25,5 @@ class Todo(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-todos = Todo.__table__
+todos = cast(Table, Todo.__table__)
 """The Core ``Table`` behind ``Todo``, for the variants that bypass the ORM."""
