@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 import variants
 
@@ -88,6 +89,54 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return run_verify(url=args.url, names=args.variants or list(variants.VARIANTS))
 
 
+def names(known: Callable[[str], str]) -> Callable[[str], list[str]]:
+    def parse(value: str) -> list[str]:
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("empty list")
+        return [known(item) for item in items]
+
+    return parse
+
+
+def scenario_name(value: str) -> str:
+    from bench.load.scenarios import SCENARIOS
+
+    if value not in SCENARIOS:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario {value!r} (known: {', '.join(SCENARIOS)})"
+        )
+    return value
+
+
+def number(kind: type, minimum: float, *, strict: bool = False) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        try:
+            parsed = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a {kind.__name__}") from None
+        if parsed < minimum or (strict and parsed == minimum):
+            bound = f"> {minimum}" if strict else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"{value!r} must be {bound}")
+        return parsed
+
+    return parse
+
+
+def user_counts(value: str) -> list[int]:
+    parse = number(int, 1)
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("empty list")
+    return [parse(item) for item in items]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.run_command import run
+
+    return run(args)
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="sessionbench",
@@ -116,6 +165,37 @@ def build_parser() -> Parser:
     p.add_argument("variants", nargs="*", type=variant_name, metavar="VARIANT",
                    help="variants to start and check (default: all)")  # fmt: skip
     p.add_argument("--url", help="check the server already running at URL instead")
+
+    p = add("run", cmd_run, "Run the load benchmark matrix (quick by default) into a run folder.")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        help="3 strategies + raw, read and write, 32 users, 3 trials (default)",
+    )
+    mode.add_argument(
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="every variant and scenario, users 1,32,128, 5 trials",
+    )
+    p.add_argument("--variants", type=names(variant_name), help="comma-separated variant names")
+    p.add_argument("--scenarios", type=names(scenario_name), help="comma-separated scenarios")
+    p.add_argument("--users", type=user_counts, help="comma-separated concurrency levels")
+    p.add_argument("--trials", type=number(int, 1), help="trials per cell")
+    p.add_argument(
+        "--duration", type=number(float, 0, strict=True), help="measured seconds per cell"
+    )
+    p.add_argument("--warmup", type=number(float, 0), help="discarded seconds before measuring")
+    p.add_argument("--pool-size", type=number(int, 1), default=10, help="pool size (default 10)")
+    p.add_argument(
+        "--max-overflow", type=number(int, 0), default=0, help="pool overflow (default 0)"
+    )
+    p.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
+    p.set_defaults(mode="quick")
 
     return parser
 

@@ -78,11 +78,22 @@ class VariantServer:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    @property
+    def app_name(self) -> str:
+        """The ``application_name`` its database connections carry."""
+        return f"sessionbench-{self.variant.name}"
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def start(self, timeout: float = 30.0) -> None:
-        env = {**os.environ, **self.env, "DATABASE_URL": self.url.url, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "SESSIONBENCH_APP_NAME": self.app_name,
+            **self.env,
+            "DATABASE_URL": self.url.url,
+            "PYTHONUNBUFFERED": "1",
+        }
         cmd = [sys.executable, "-m", "bench.cli", "serve", self.variant.name]
         cmd += ["--port", str(self.port)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

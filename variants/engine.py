@@ -15,6 +15,7 @@ engine = create_async_engine(
     pool_size=settings.pool_size,
     max_overflow=settings.max_overflow,
     pool_timeout=settings.pool_timeout,
+    connect_args={"server_settings": {"application_name": settings.app_name}},
 )
 Session = async_sessionmaker(engine, expire_on_commit=False)
 

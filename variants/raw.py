@@ -33,7 +33,12 @@ pool: asyncpg.Pool
 async def lifespan(app: Any) -> AsyncIterator[None]:
     global pool
     size = settings.pool_size + settings.max_overflow
-    pool = await asyncpg.create_pool(settings.url.asyncpg, min_size=size, max_size=size)
+    pool = await asyncpg.create_pool(
+        settings.url.asyncpg,
+        min_size=size,
+        max_size=size,
+        server_settings={"application_name": settings.app_name},
+    )
     async with pool:
         yield
 

@@ -63,6 +63,8 @@ class Settings:
     pool_size: int = 10
     max_overflow: int = 0
     pool_timeout: float = 30.0
+    app_name: str = "sessionbench"
+    """PostgreSQL ``application_name`` of the pool's connections (lets the runner find them)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -77,4 +79,5 @@ class Settings:
             pool_size=int(os.environ.get("SESSIONBENCH_POOL_SIZE", cls.pool_size)),
             max_overflow=int(os.environ.get("SESSIONBENCH_MAX_OVERFLOW", cls.max_overflow)),
             pool_timeout=float(os.environ.get("SESSIONBENCH_POOL_TIMEOUT", cls.pool_timeout)),
+            app_name=os.environ.get("SESSIONBENCH_APP_NAME", cls.app_name),
         )

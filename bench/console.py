@@ -1,0 +1,72 @@
+"""What the runner shows in the terminal: a progress bar with ETA, and the summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bench.results import group_summary
+
+console = Console(stderr=True)
+if not console.is_terminal:
+    console.width = max(console.width, 150)  # logs and CI: do not squeeze the table
+
+
+@contextmanager
+def progress_bar(total: int) -> Iterator[Callable[[str, int], None]]:
+    """A callback ``(description, cells done)``: a live bar on a terminal, plain lines elsewhere."""
+    if not console.is_terminal:
+
+        def plain(description: str, done: int) -> None:
+            console.print(f"[{done}/{total}] {description}", highlight=False)
+
+        yield plain
+        return
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("ETA"), TimeRemainingColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("starting", total=total)
+
+        def update(description: str, done: int) -> None:
+            bar.update(task, description=description, completed=done)
+
+        yield update
+
+
+def summary_table(cells: list[dict[str, Any]]) -> Table:
+    table = Table(title="median over valid trials (CV = coefficient of variation)")
+    for column in ("scenario", "users", "variant", "valid", "req/s", "CV", "server µs/req",
+                   "CV ", "p50 ms", "p99 ms", "notes"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("variant", "notes") else "right")
+    rows = sorted(group_summary(cells), key=lambda r: (r["scenario"], r["users"], -r.get("rps", 0)))
+    for row in rows:
+        measured = "rps" in row
+        table.add_row(
+            row["scenario"],
+            str(row["users"]),
+            row["variant"],
+            f"{row['valid']}/{row['trials']}",
+            f"{row['rps']:.0f}" if measured else "–",
+            f"{row['rps_cv']:.1f} %" if measured else "",
+            f"{row['server_us']:.0f}" if measured else "–",
+            f"{row['server_us_cv']:.1f} %" if measured else "",
+            f"{row['p50_us'] / 1000:.2f}" if measured else "–",
+            f"{row['p99_us'] / 1000:.2f}" if measured else "–",
+            _short(row["reasons"]),
+        )
+    return table
+
+
+def _short(reasons: list[str], width: int = 60) -> str:
+    if not reasons:
+        return ""
+    first = reasons[0].splitlines()[0]
+    more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+    return (first[: width - len(more)] + more) if len(first) > width else first + more

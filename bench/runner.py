@@ -1,0 +1,417 @@
+"""``sessionbench run``: the load-benchmark matrix (variants × scenarios × users × trials).
+
+Order of work:
+
+1. PostgreSQL (embedded, pinned with locust away from the server's core; or
+   ``DATABASE_URL``); every selected variant started as its own server, pinned to the
+   server core, and checked with ``verify`` (a variant that fails is reported and skipped).
+2. Cells, trials interleaved across variants (round r starts at variant r mod n, so
+   no variant always runs first): reset + seed, locust in its own process (headless,
+   FastHttpUser) with the recorder plug-in, CPU snapshots at the window's edges,
+   integrity checks, validity rules. ``run.json`` is rewritten after every cell.
+3. A variant server that dies: its cell is marked failed with the server's last log
+   lines; it is restarted for its next cell. Ctrl-C or SIGTERM: every child stopped,
+   finished cells kept, the run marked incomplete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import variants
+from bench import cpu, database, histograms, integrity, verify
+from bench.load.scenarios import SCENARIOS
+from bench.results import Run, environment
+from bench.server import ServerError, VariantServer
+from variants.settings import DatabaseUrl
+
+LOCUST_CPU_LIMIT = 90.0  # % of one core: above it the load generator is the bottleneck
+CORE_BUSY_LIMIT = 95.0  # % busy on a non-server core: it is saturated
+STOP_TIMEOUT = 10  # s locust gives users to finish their task (so writes are acknowledged)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    mode: str
+    variants: list[str]
+    scenarios: list[str]
+    users: list[int]
+    trials: int
+    duration: float
+    warmup: float
+    pool_size: int
+    max_overflow: int
+    out: Path
+
+    def settings(self) -> dict[str, Any]:
+        settings = asdict(self)
+        settings["out"] = str(self.out)
+        return settings
+
+    def cells(self) -> Iterator[tuple[int, str, int, str]]:
+        """(trial, scenario, users, variant) in run order: trials interleaved across variants."""
+        n = len(self.variants)
+        for trial in range(1, self.trials + 1):
+            for scenario in self.scenarios:
+                for users in self.users:
+                    for i in range(n):
+                        yield trial, scenario, users, self.variants[(trial - 1 + i) % n]
+
+    @property
+    def cell_count(self) -> int:
+        return self.trials * len(self.scenarios) * len(self.users) * len(self.variants)
+
+
+@dataclass
+class Placement:
+    """Which cores each process group may use (recorded in run.json)."""
+
+    server: set[int]
+    others: set[int]
+    postgres: str = "unpinned"
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "server_cores": sorted(self.server),
+            "locust_cores": sorted(self.others),
+            "runner_cores": sorted(self.others),
+            "postgres": self.postgres,
+            "notes": self.notes,
+        }
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+class Runner:
+    """Runs one configured matrix into one run folder."""
+
+    def __init__(self, config: RunConfig, *, progress: Callable[[str, int], None]) -> None:
+        self.config = config
+        self.progress = progress
+        self.servers: dict[str, VariantServer] = {}
+        self.locust: subprocess.Popen[bytes] | None = None
+
+    def run(self) -> Run:
+        config = self.config
+        previous = {
+            s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)
+        }
+        run = Run.create(config.out, settings=config.settings(), env=environment())
+        run.doc["command"] = ["sessionbench", *sys.argv[1:]]
+        status = "incomplete"
+        try:
+            with database.database_url_or_embedded() as (url, embedded):
+                status = self._run(run, url, embedded)
+        except Interrupted as exc:
+            run.doc["interrupted_by"] = str(exc)
+        finally:
+            self._stop_children()
+            run.finish(status)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return run
+
+    def _run(self, run: Run, url: DatabaseUrl, embedded: database.EmbeddedPostgres | None) -> str:
+        config = self.config
+        placement = Placement(*cpu.split_cores())
+        if placement.server == placement.others:
+            placement.notes.append("one core only: server, PostgreSQL and locust share it")
+        if embedded is not None and embedded.pid is not None:
+            cpu.pin([embedded.pid, *_children(embedded.pid)], placement.others)
+            placement.postgres = f"embedded, cores {sorted(placement.others)}"
+        else:
+            placement.postgres = f"external {url.redacted}, not pinned"
+        cpu.pin([os.getpid()], placement.others)
+        monitor = integrity.Monitor(url)
+        try:
+            run.doc["environment"] |= {
+                "postgres": monitor.server_info(),
+                "database_url": url.redacted,
+                "embedded_postgres": embedded is not None,
+                "placement": placement.as_dict(),
+                "statement_counts": "pg_stat_statements" if monitor.has_statements else None,
+            }
+            run.save()
+            ready = self._start_variants(run, url, placement)
+            if not ready:
+                return "failed"
+            done = 0
+            for trial, scenario, users, name in config.cells():
+                if name not in ready:
+                    continue
+                self.progress(f"{name} · {scenario} · {users} users · trial {trial}", done)
+                cell = self._cell(done, name, scenario, users, trial, monitor, placement, embedded)
+                cell["order"] = done
+                run.add_cell(cell)
+                done += 1
+            self.progress("done", done)
+        finally:
+            monitor.close()
+        return "complete"
+
+    def _server(self, name: str, url: DatabaseUrl, placement: Placement) -> VariantServer:
+        return VariantServer(
+            name,
+            url,
+            log_path=self.config.out / "logs" / f"server-{name}.log",
+            cpus=placement.server,
+            env={
+                "SESSIONBENCH_POOL_SIZE": str(self.config.pool_size),
+                "SESSIONBENCH_MAX_OVERFLOW": str(self.config.max_overflow),
+            },
+        )
+
+    def _start_variants(self, run: Run, url: DatabaseUrl, placement: Placement) -> list[str]:
+        ready = []
+        asyncio.run(database.ensure_schema(url))
+        for name in self.config.variants:
+            self.progress(f"starting and verifying {name}", 0)
+            server = self._server(name, url, placement)
+            info: dict[str, Any] = {
+                "label": variants.get(name).label,
+                "kind": variants.get(name).kind,
+            }
+            try:
+                server.start()
+            except ServerError as exc:
+                info["verify"] = {"passed": False, "failures": [f"start-up: {exc}"]}
+                run.doc["variants"][name] = info
+                continue
+            self.servers[name] = server
+            outcomes = verify.verify(server.base_url, database=url)
+            failures = [f"{o.check}: {o.error}" for o in outcomes if not o.ok]
+            info["verify"] = {"passed": not failures, "checks": len(outcomes), "failures": failures}
+            run.doc["variants"][name] = info
+            if failures:
+                server.stop()
+                del self.servers[name]
+            else:
+                ready.append(name)
+        run.save()
+        return ready
+
+    def _cell(
+        self,
+        index: int,
+        name: str,
+        scenario: str,
+        users: int,
+        trial: int,
+        monitor: integrity.Monitor,
+        placement: Placement,
+        pg: database.EmbeddedPostgres | None,
+    ) -> dict[str, Any]:
+        config = self.config
+        cell: dict[str, Any] = {
+            "variant": name, "scenario": scenario, "users": users, "trial": trial,
+            "status": "failed", "reasons": [],
+        }  # fmt: skip
+        server = self.servers[name]
+        if not server.alive():
+            try:
+                server.start()
+            except ServerError as exc:
+                cell["reasons"].append(f"server would not restart: {exc}")
+                return cell
+        raw = config.out / "raw" / f"{index:04d}-{name}-{scenario}-u{users}-t{trial}"
+        raw.mkdir(parents=True, exist_ok=True)
+        monitor.prepare()
+        groups = {
+            "server": [server.pid or 0],
+            "postgres": [pg.pid] if pg is not None and pg.pid else [],
+        }
+        locustfile = SCENARIOS[scenario].locustfile
+        locust = self._start_locust(locustfile, server.base_url, users, raw, placement)
+        groups["locust"] = [locust.pid]
+        try:
+            start_file = _wait_for_start(raw, locust, timeout=20)
+        except RuntimeError as exc:
+            cell["reasons"].append(str(exc))
+            _stop(locust)
+            return cell
+        window = start_file["window"]
+        _sleep_until(window[0])
+        before = cpu.Snapshot.take(groups)
+        _sleep_until(window[1])
+        after = cpu.Snapshot.take(groups)
+        try:
+            locust.wait(config.warmup + config.duration + STOP_TIMEOUT + 30)
+        except subprocess.TimeoutExpired:
+            _stop(locust)
+            cell["reasons"].append("locust did not finish in time")
+        self.locust = None
+        if not server.alive():
+            cell["reasons"].append(f"server died:\n{server.log_tail()}")
+            return cell
+        recorded = [json.loads(p.read_text()) for p in raw.glob("[0-9]*.json")]
+        if not recorded:
+            cell["reasons"].append(f"locust wrote no results:\n{_tail(raw / 'locust.log')}")
+            return cell
+        merged = histograms.merge(r["histogram"] for r in recorded)
+        counts: dict[str, int] = {}
+        failures: dict[str, int] = {}
+        for r in recorded:
+            for key, n in r["counts"].items():
+                counts[key] = counts.get(key, 0) + n
+            for key, n in r["window_failures"].items():
+                failures[key] = failures.get(key, 0) + n
+        observed = monitor.observe(server.app_name)
+        checks = integrity.check_cell(
+            counts,
+            observed,
+            seed_rows=monitor.seed_rows,
+            pool_limit=config.pool_size + config.max_overflow,
+            orm=variants.get(name).kind == "strategy",
+        )
+        spent = before.until(after)
+        elapsed = window[1] - window[0]
+        requests = merged.get_total_count()
+        total_requests = sum(counts.values())
+        cell |= {
+            "requests": requests,
+            "errors": sum(failures.values()),
+            "rps": requests / elapsed,
+            "latency_us": histograms.summary(merged),
+            "cpu_us_per_request": {
+                group: (seconds * 1e6 / requests if requests else None)
+                for group, seconds in spent.processes.items()
+            },
+            "cpu_percent": {g: 100 * s / elapsed for g, s in spent.processes.items()},
+            "core_busy_percent": [100 * b / elapsed for b in spent.cores],
+            "statements_per_request": {
+                "todos": _per(observed.todo_statements, total_requests),
+                "all": _per(observed.all_statements, total_requests),
+            },
+            "requests_all_phases": total_requests,
+            "failures": failures,
+            "integrity": [c.as_dict() for c in checks],
+            "locust_cpu_warning": any(r["cpu_warning"] for r in recorded),
+            "histogram": histograms.encode(merged),
+        }
+        cell["reasons"] = validity_reasons(cell, placement)
+        cell["status"] = "invalid" if cell["reasons"] else "ok"
+        return cell
+
+    def _start_locust(
+        self, locustfile: Path, host: str, users: int, raw: Path, placement: Placement
+    ) -> subprocess.Popen[bytes]:
+        config = self.config
+        # The recorder ends the run after the window; -t is only a safety net.
+        run_time = math.ceil(config.warmup + config.duration + 5)
+        cmd = [
+            sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
+            "-u", str(users), "-r", str(users), "-t", f"{run_time}s", "--host", host,
+            "--stop-timeout", str(STOP_TIMEOUT), "--csv", str(raw / "locust"),
+            "--html", str(raw / "locust.html"), "--only-summary", "--loglevel", "WARNING",
+        ]  # fmt: skip
+        env = {
+            **os.environ,
+            "SESSIONBENCH_OUT": str(raw),
+            "SESSIONBENCH_WARMUP": str(config.warmup),
+            "SESSIONBENCH_DURATION": str(config.duration),
+            "SESSIONBENCH_SEED_ROWS": str(database.SEED_ROWS),
+        }
+        with (raw / "locust.log").open("wb") as log:
+            self.locust = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        cpu.pin([self.locust.pid], placement.others)
+        return self.locust
+
+    def _stop_children(self) -> None:
+        if self.locust is not None:
+            _stop(self.locust)
+        for server in self.servers.values():
+            server.stop()
+
+
+def validity_reasons(cell: dict[str, Any], placement: Placement) -> list[str]:
+    """Why a measured cell cannot be trusted (empty: it can)."""
+    reasons = []
+    if not cell["requests"]:
+        reasons.append("no requests completed in the measurement window")
+    if cell["errors"]:
+        top = max(cell["failures"], key=cell["failures"].get)
+        reasons.append(f"{cell['errors']} failed requests (most: {top})")
+    if cell["locust_cpu_warning"]:
+        reasons.append("locust warned that its CPU was above 90 %")
+    if cell["cpu_percent"].get("locust", 0) > LOCUST_CPU_LIMIT:
+        reasons.append(f"locust used {cell['cpu_percent']['locust']:.0f} % of a core")
+    if placement.server != placement.others:
+        for core in sorted(placement.others):
+            busy = cell["core_busy_percent"][core] if core < len(cell["core_busy_percent"]) else 0
+            if busy > CORE_BUSY_LIMIT:
+                reasons.append(f"core {core} (locust, PostgreSQL) was {busy:.0f} % busy")
+    reasons += [f"integrity: {c['name']}: {c['detail']}" for c in cell["integrity"] if not c["ok"]]
+    return reasons
+
+
+def _children(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _per(count: int | None, requests: int) -> float | None:
+    return count / requests if count is not None and requests else None
+
+
+def _wait_for_start(raw: Path, locust: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = list(raw.glob("start-*.json"))
+        if found:
+            with contextlib.suppress(json.JSONDecodeError):
+                data: dict[str, Any] = json.loads(found[0].read_text())
+                return data
+        if locust.poll() is not None:
+            raise RuntimeError(f"locust exited before starting:\n{_tail(raw / 'locust.log')}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"locust did not start within {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def _sleep_until(timestamp: float) -> None:
+    delay = timestamp - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
