@@ -19,7 +19,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "scenarios": ["read", "write"],
         "users": [32],
         "trials": 3,
-        "duration": 3.0,
+        "duration": 2.5,
         "warmup": 1.0,
     },
     "full": {

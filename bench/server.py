@@ -80,8 +80,8 @@ class VariantServer:
 
     @property
     def app_name(self) -> str:
-        """The ``application_name`` its database connections carry."""
-        return f"sessionbench-{self.variant.name}"
+        """The ``application_name`` its database connections carry (unique per server)."""
+        return f"sessionbench-{self.variant.name}-{self.port}"
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

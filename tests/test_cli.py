@@ -27,7 +27,7 @@ def test_variants_prints_one_name_per_line() -> None:
 
 
 def test_help_on_every_subcommand() -> None:
-    for command in ("variants", "db", "serve", "verify"):
+    for command in ("variants", "db", "serve", "verify", "run"):
         result = run(command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout, command
 
@@ -40,6 +40,13 @@ def test_help_on_every_subcommand() -> None:
         (["serve", "scoped", "--port", "http"], "'http'"),
         (["verify", "scoped", "bogus"], "'bogus'"),
         (["frobnicate"], "frobnicate"),
+        (["run", "--users", "0"], "'0'"),
+        (["run", "--users", "8,x"], "'x'"),
+        (["run", "--variants", "scoped,nope"], "'nope'"),
+        (["run", "--scenarios", "read,slow"], "'slow'"),
+        (["run", "--duration", "-1"], "'-1'"),
+        (["run", "--trials", "0"], "'0'"),
+        (["run", "--quick", "--full"], "--full"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], named: str) -> None:

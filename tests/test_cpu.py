@@ -1,0 +1,45 @@
+"""CPU accounting of process trees (live and reaped children) and cores."""
+
+import subprocess
+import sys
+import time
+
+from bench import cpu
+
+BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
+
+
+def test_counts_live_and_reaped_children() -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import subprocess, sys, time\n"
+         f"subprocess.run([sys.executable, '-c', {BURN.format(s=0.3)!r}])\n"
+         f"subprocess.Popen([sys.executable, '-c', {BURN.format(s=5)!r}])\n"
+         "time.sleep(30)"],
+    )  # fmt: skip
+    try:
+        time.sleep(1.5)
+        before = cpu.Snapshot.take({"tree": [parent.pid]})
+        assert before.processes["tree"] >= 0.3  # the reaped child's 0.3 s at least
+        time.sleep(0.5)
+        spent = before.until(cpu.Snapshot.take({"tree": [parent.pid]}))
+        assert 0.3 <= spent.processes["tree"] <= 0.7  # the live child burns a core
+        assert len(spent.cores) == len(cpu.core_busy_seconds())
+    finally:
+        for child in __import__("psutil").Process(parent.pid).children(recursive=True):
+            child.kill()
+        parent.kill()
+        parent.wait()
+
+
+def test_missing_process_counts_zero() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert cpu.tree_cpu_seconds(proc.pid) == 0.0
+
+
+def test_server_gets_a_core_of_its_own() -> None:
+    server, others = cpu.split_cores()
+    assert server and others
+    if server != others:
+        assert not server & others

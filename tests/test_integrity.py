@@ -1,0 +1,97 @@
+"""Integrity checks: from request counts and PostgreSQL's own view to named verdicts."""
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from bench import integrity
+from bench.integrity import Monitor, Observed, check_cell
+from variants.settings import DatabaseUrl
+
+WRITES = {"POST /todos 201": 100, "PATCH /todos/{id} 200": 100, "DELETE /todos/{id} 204": 90}
+
+
+def observed(**overrides: object) -> Observed:
+    values: dict[str, object] = {
+        "todo_statements": 100 + 2 * 100 + 2 * 90, "all_statements": 900,
+        "activity": {"idle": 10}, "seed_rows": 50, "extra_rows": 10,
+    }  # fmt: skip
+    return Observed(**{**values, **overrides})  # type: ignore[arg-type]
+
+
+def verdicts(
+    obs: Observed, *, orm: bool = True, counts: dict[str, int] = WRITES
+) -> dict[str, bool]:
+    checks = check_cell(counts, obs, seed_rows=50, pool_limit=10, orm=orm)
+    return {c.name: c.ok for c in checks}
+
+
+def test_consistent_cell_passes_every_check() -> None:
+    assert verdicts(observed()) == {
+        "acknowledged_writes": True, "no_idle_in_transaction": True,
+        "connections_within_pool": True, "statements_as_expected": True,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("overrides", "failing"),
+    [
+        ({"extra_rows": 11}, "acknowledged_writes"),  # a phantom write
+        ({"extra_rows": 9}, "acknowledged_writes"),  # a lost write
+        ({"seed_rows": 49}, "acknowledged_writes"),
+        ({"activity": {"idle": 9, "idle in transaction": 1}}, "no_idle_in_transaction"),
+        ({"activity": {"idle": 11}}, "connections_within_pool"),
+        ({"todo_statements": 479}, "statements_as_expected"),
+    ],
+)
+def test_each_inconsistency_is_caught(overrides: dict[str, object], failing: str) -> None:
+    result = verdicts(observed(**overrides))
+    assert [name for name, ok in result.items() if not ok] == [failing]
+
+
+def test_plain_sql_variants_expect_one_statement_per_write() -> None:
+    assert verdicts(observed(todo_statements=290), orm=False)["statements_as_expected"]
+
+
+def test_unknown_endpoints_skip_the_statement_check() -> None:
+    result = verdicts(observed(), counts={**WRITES, "GET /elsewhere 200": 5})
+    assert "statements_as_expected" not in result
+
+
+def test_monitor_sees_what_postgres_sees(db: DatabaseUrl) -> None:
+    monitor = Monitor(db, seed_rows=10_000)
+    try:
+        monitor.prepare()
+
+        async def stuck_transaction() -> asyncpg.Connection:
+            conn = await asyncpg.connect(
+                db.asyncpg, server_settings={"application_name": "sessionbench-probe"}
+            )
+            await conn.execute("BEGIN")
+            await conn.execute("INSERT INTO todos (title) VALUES ('uncommitted')")
+            return conn
+
+        async def committed() -> None:
+            conn = await asyncpg.connect(db.asyncpg)
+            await conn.execute("INSERT INTO todos (title) VALUES ('committed')")
+            await conn.close()
+
+        conn = monitor._run(stuck_transaction())
+        monitor._run(committed())
+        seen = monitor.observe("sessionbench-probe")
+        monitor._run(conn.close())
+        assert seen.activity == {"idle in transaction": 1}
+        assert (seen.seed_rows, seen.extra_rows) == (10_000, 1)
+        if monitor.has_statements:
+            assert seen.todo_statements == 2  # two INSERTs since the reset
+        monitor.prepare()
+        assert monitor.observe("sessionbench-probe").extra_rows == 0
+    finally:
+        monitor.close()
+
+
+def test_request_counts_parse_status() -> None:
+    parsed = integrity.request_counts({"GET /todos/{id} 200": 3, "GET /todos/{id} 0": 1})
+    assert parsed == {("GET /todos/{id}", 200): 3, ("GET /todos/{id}", 0): 1}
+    assert asyncio.iscoroutinefunction(asyncpg.connect)

@@ -1,0 +1,183 @@
+"""The load runner: run order, validity rules, an end-to-end smoke run and Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from bench.results import SCHEMA
+from bench.runner import Placement, RunConfig, validity_reasons
+
+
+def config(**overrides: Any) -> RunConfig:
+    values: dict[str, Any] = {
+        "mode": "quick", "variants": ["a", "b", "c"], "scenarios": ["read"], "users": [8],
+        "trials": 2, "duration": 1.0, "warmup": 0.5, "pool_size": 10, "max_overflow": 0,
+        "out": Path("/tmp/x"),
+    }  # fmt: skip
+    return RunConfig(**{**values, **overrides})
+
+
+def test_trials_are_interleaved_and_rotated() -> None:
+    order = [(trial, variant) for trial, _, _, variant in config(trials=3).cells()]
+    assert order == [
+        (1, "a"), (1, "b"), (1, "c"),
+        (2, "b"), (2, "c"), (2, "a"),
+        (3, "c"), (3, "a"), (3, "b"),
+    ]  # fmt: skip
+    assert config().cell_count == len(list(config().cells())) == 6
+
+
+def test_every_cell_appears_once() -> None:
+    cfg = config(scenarios=["read", "write"], users=[1, 32], trials=2)
+    cells = list(cfg.cells())
+    assert len(cells) == len(set(cells)) == cfg.cell_count == 24
+
+
+def measured(**overrides: Any) -> dict[str, Any]:
+    cell: dict[str, Any] = {
+        "requests": 1000, "errors": 0, "failures": {}, "locust_cpu_warning": False,
+        "cpu_percent": {"server": 99.0, "locust": 40.0, "postgres": 20.0},
+        "core_busy_percent": [99.0, 70.0], "integrity": [{"name": "x", "ok": True, "detail": ""}],
+    }  # fmt: skip
+    return {**cell, **overrides}
+
+
+PINNED = Placement({0}, {1})
+
+
+def test_a_clean_cell_is_valid() -> None:
+    assert validity_reasons(measured(), PINNED) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"requests": 0}, "no requests"),
+        ({"errors": 3, "failures": {"GET /todos/{id}: 500": 3}}, "3 failed requests"),
+        ({"locust_cpu_warning": True}, "locust warned"),
+        ({"cpu_percent": {"server": 99.0, "locust": 93.0}}, "locust used 93 %"),
+        ({"core_busy_percent": [99.0, 97.0]}, "core 1 (locust, PostgreSQL) was 97 % busy"),
+        ({"integrity": [{"name": "no_idle_in_transaction", "ok": False, "detail": "2 idle"}]},
+         "integrity: no_idle_in_transaction: 2 idle"),
+    ],
+)  # fmt: skip
+def test_invalid_cells_say_why(overrides: dict[str, Any], reason: str) -> None:
+    reasons = validity_reasons(measured(**overrides), PINNED)
+    assert any(reason in r for r in reasons), reasons
+
+
+def test_core_saturation_is_not_judged_without_separate_cores() -> None:
+    shared = Placement({0}, {0})
+    assert validity_reasons(measured(core_busy_percent=[100.0]), shared) == []
+
+
+CLI = [sys.executable, "-m", "bench.cli"]
+
+
+@pytest.mark.timeout(180)
+def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [*CLI, "run", "--variants", "context,raw", "--scenarios", "write", "--users", "4",
+         "--trials", "1", "--duration", "1", "--warmup", "0.5", "--out", str(out)],
+        capture_output=True, text=True, timeout=150,
+        env={**os.environ, "DATABASE_URL": db.url},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["schema"] == SCHEMA and doc["status"] == "complete"
+    assert doc["environment"]["postgres"]["version"]
+    assert doc["environment"]["database_url"] == db.redacted
+    assert {name: v["verify"]["passed"] for name, v in doc["variants"].items()} == {
+        "context": True,
+        "raw": True,
+    }
+    assert [c["variant"] for c in doc["cells"]] == ["context", "raw"]
+    for cell in doc["cells"]:
+        assert cell["requests"] > 0 and cell["errors"] == 0
+        assert all(check["ok"] for check in cell["integrity"]), cell["integrity"]
+        assert {c["name"] for c in cell["integrity"]} >= {
+            "acknowledged_writes", "no_idle_in_transaction", "connections_within_pool",
+        }  # fmt: skip
+        lat = cell["latency_us"]
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
+        assert cell["cpu_us_per_request"]["server"] > 0
+        # Only machine saturation may make a smoke cell invalid, never its data.
+        assert all("busy" in r or "locust" in r for r in cell["reasons"]), cell["reasons"]
+        assert (out / "raw").exists()
+    assert "req/s" in result.stderr  # the summary table
+
+
+@pytest.mark.timeout(180)
+def test_sigint_stops_every_child_and_keeps_finished_cells(tmp_path: Path, db) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*CLI, "run", "--variants", "raw", "--scenarios", "read", "--users", "2",
+         "--trials", "20", "--duration", "1", "--warmup", "0.2", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "DATABASE_URL": db.url},
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "no cell finished in time"
+        try:
+            if json.loads((out / "run.json").read_text())["cells"]:
+                break
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        time.sleep(0.2)
+    time.sleep(0.7)  # most likely in the middle of the next cell
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert children, "the runner should have a server and locust running"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 130
+    _gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["status"] == "incomplete" and doc["cells"]
+    assert all(c["status"] in ("ok", "invalid") for c in doc["cells"])
+
+
+@pytest.mark.timeout(180)
+def test_a_dying_server_fails_its_cell_and_the_run_goes_on(tmp_path: Path, db) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*CLI, "run", "--variants", "raw,context", "--scenarios", "read", "--users", "2",
+         "--trials", "3", "--duration", "2", "--warmup", "0.2", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "DATABASE_URL": db.url},
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    victim = None
+    while victim is None:
+        assert proc.poll() is None and time.monotonic() < deadline
+        locusts = [
+            p for p in psutil.Process(proc.pid).children(recursive=True)
+            if "locust" in " ".join(p.cmdline())
+        ]  # fmt: skip
+        if locusts:
+            target = next(a for a in locusts[0].cmdline() if a.startswith("http://"))
+            port = target.rsplit(":", 1)[1]
+            victim = next(
+                p for p in psutil.Process(proc.pid).children()
+                if "serve" in p.cmdline() and port in p.cmdline()
+            )  # fmt: skip
+        time.sleep(0.1)
+    time.sleep(0.5)
+    victim.kill()
+    assert proc.wait(150) == 0, proc.stderr.read() if proc.stderr else ""
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["status"] == "complete" and len(doc["cells"]) == 6
+    failed = [c for c in doc["cells"] if c["status"] == "failed"]
+    assert len(failed) == 1 and "server died" in failed[0]["reasons"][0]
+    later = [c for c in doc["cells"] if c["order"] > failed[0]["order"]]
+    assert later and all(c["requests"] > 0 for c in later)
