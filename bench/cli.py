@@ -137,6 +137,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_micro(args: argparse.Namespace) -> int:
+    from bench.micro_command import run
+
+    return run(args)
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="sessionbench",
@@ -196,6 +202,10 @@ def build_parser() -> Parser:
     )
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     p.set_defaults(mode="quick")
+
+    p = add("micro", cmd_micro, "Run the session micro-benchmarks (pytest-benchmark JSON).")
+    p.add_argument("--quick", action="store_true", help="5 rounds per benchmark (about a minute)")
+    p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-micro)")
 
     return parser
 

@@ -1,0 +1,17 @@
+"""Micro-benchmarks (pytest-benchmark): what creating, using and removing a session costs.
+
+Method. pytest-benchmark has no async support, so every benchmark runs coroutines on
+one long-lived uvloop event loop (like the servers) from a sync wrapper. Each round
+runs a batch of N operations inside a single ``loop.run_until_complete`` so the
+loop's own entry cost is spread over N; the benchmark's timer is
+``perf_counter() / N``, so pytest-benchmark's statistics (and its JSON, and
+``pytest-benchmark compare``) are per operation. One warm-up batch precedes the
+rounds. The process is pinned to one core and PostgreSQL (embedded, or
+``DATABASE_URL``) to the other(s) where the machine has two.
+
+Groups: ``lifecycle`` (construct + close, no I/O), ``select1`` and ``get`` (with one
+``SELECT 1`` / one primary-key ``get``), ``registry`` (the scoped proxy on a hit),
+``machinery`` (one ASGI call of a no-op endpoint: middleware or dependency solving
+alone), ``request-<endpoint>`` (one full in-process request through
+``httpx.ASGITransport`` per variant).
+"""

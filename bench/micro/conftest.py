@@ -1,0 +1,90 @@
+"""Fixtures of the micro-benchmarks: database, one uvloop loop, and the batched ``measure``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+import uvloop
+
+from bench import cpu, database
+
+Op = Callable[[], Awaitable[Any]]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--micro-quick", action="store_true", help="fewer rounds (sessionbench micro --quick)"
+    )
+
+
+@pytest.fixture(scope="session")
+def micro_db() -> Iterator[database.DatabaseUrl]:
+    """A seeded PostgreSQL; the variant modules (imported after this) read its DATABASE_URL."""
+    server_cores, other_cores = cpu.split_cores()
+    with database.database_url_or_embedded() as (url, embedded):
+        if embedded is not None and embedded.pid and server_cores != other_cores:
+            cpu.pin([embedded.pid], other_cores)
+        asyncio.run(database.reset(url))
+        previous = os.environ.get("DATABASE_URL")
+        os.environ["DATABASE_URL"] = url.url
+        own = os.sched_getaffinity(0)
+        cpu.pin([os.getpid()], server_cores)
+        try:
+            yield url
+        finally:
+            cpu.pin([os.getpid()], own)
+            if previous is None:
+                os.environ.pop("DATABASE_URL", None)
+            else:
+                os.environ["DATABASE_URL"] = previous
+
+
+@pytest.fixture(scope="session")
+def loop(micro_db: database.DatabaseUrl) -> Iterator[asyncio.AbstractEventLoop]:
+    """One event loop for every benchmark (engines and pools are bound to it)."""
+    event_loop = uvloop.new_event_loop()
+    yield event_loop
+    from variants.engine import engine
+
+    event_loop.run_until_complete(engine.dispose())
+    event_loop.close()
+
+
+class PerOpTimer:
+    """perf_counter divided by the batch size: pytest-benchmark then reports per operation."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self.__name__ = f"perf_counter/{batch}"
+
+    def __call__(self) -> float:
+        return time.perf_counter() / self.batch
+
+
+@pytest.fixture
+def measure(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, request: pytest.FixtureRequest
+) -> Callable[..., None]:
+    quick = request.config.getoption("--micro-quick")
+
+    def run(op: Op, *, batch: int, rounds: int = 20) -> None:
+        """Time *op* in rounds of *batch* calls; with --benchmark-disable, one untimed batch."""
+
+        async def many() -> None:
+            for _ in range(batch):
+                await op()
+
+        loop.run_until_complete(many())  # warm-up: connections, caches, compiled statements
+        benchmark._timer = PerOpTimer(batch)  # pinned pytest-benchmark: the runner reads _timer
+        benchmark.extra_info["ops_per_round"] = batch
+        benchmark.pedantic(
+            loop.run_until_complete, args=(), setup=lambda: ((many(),), {}),
+            rounds=5 if quick else rounds, iterations=1,
+        )  # fmt: skip
+
+    return run

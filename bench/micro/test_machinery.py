@@ -1,0 +1,85 @@
+"""The per-request machinery alone: one ASGI call of a no-op endpoint, no database I/O.
+
+``plain`` is the FastAPI floor; the others add exactly one strategy's per-request
+work (the scoped middleware, with and without the lazy session being created; the
+yield dependency solved by FastAPI; an ``async with`` session in the handler).
+"""
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message
+
+
+def build(name: str) -> ASGIApp:
+    from variants.depends import SessionDep
+    from variants.engine import Session
+    from variants.scoped import SQLAlchemyMiddleware, session
+
+    app = FastAPI()
+    if name == "plain":
+
+        @app.get("/op")
+        async def plain() -> None:
+            return None
+
+    elif name == "scoped-middleware":
+        app.add_middleware(SQLAlchemyMiddleware)
+
+        @app.get("/op")
+        async def scoped_untouched() -> None:
+            return None
+
+    elif name == "scoped-session":
+        app.add_middleware(SQLAlchemyMiddleware)
+
+        @app.get("/op")
+        async def scoped_touched() -> None:
+            session()
+
+    elif name == "depends":
+
+        @app.get("/op")
+        async def depends(session: SessionDep) -> None:
+            return None
+
+    elif name == "context":
+
+        @app.get("/op")
+        async def context() -> None:
+            async with Session():
+                pass
+
+    return app
+
+
+SCOPE: dict[str, Any] = {
+    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+    "scheme": "http", "path": "/op", "raw_path": b"/op", "root_path": "", "query_string": b"",
+    "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+}  # fmt: skip
+
+
+async def _receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+@pytest.mark.parametrize(
+    "name", ["plain", "scoped-middleware", "scoped-session", "depends", "context"]
+)
+def test_machinery(name: str, measure, benchmark) -> None:
+    benchmark.group = "machinery"
+    benchmark.extra_info["label"] = f"ASGI call of a no-op endpoint: {name}"
+    app = build(name)
+    statuses: list[int] = []
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def op() -> None:
+        await app(dict(SCOPE), _receive, send)
+
+    measure(op, batch=1000)
+    assert set(statuses) == {200}

@@ -1,0 +1,146 @@
+"""Session lifecycle per strategy: no I/O, one ``SELECT 1``, one primary-key ``get``; the registry.
+
+Each function below is one strategy's way to open, use and end a session, written as
+the variant modules do it; its docstring is its label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import literal, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from variants.models import Todo
+
+Use = Callable[[AsyncSession], Awaitable[Any]]
+
+
+async def _nothing(session: AsyncSession) -> None:
+    return None
+
+
+async def _select1(session: AsyncSession) -> None:
+    await session.execute(text("SELECT 1"))
+
+
+async def _get(session: AsyncSession) -> None:
+    await session.get(Todo, 1)
+
+
+USES: dict[str, Use] = {"lifecycle": _nothing, "select1": _select1, "get": _get}
+
+
+async def scoped(use: Use) -> None:
+    """scoped: set the ContextVar key, first registry access, remove()"""
+    from variants.scoped import session, set_scoped_context
+
+    with set_scoped_context():
+        await use(session())
+        await session.remove()
+
+
+async def depends(use: Use) -> None:
+    """depends: drive the yield dependency get_session (open, yield, close)"""
+    from variants.depends import get_session
+
+    dependency = aiter(get_session())
+    await use(await anext(dependency))
+    with contextlib.suppress(StopAsyncIteration):  # the generator's close path, as FastAPI runs it
+        await anext(dependency)
+
+
+async def context(use: Use) -> None:
+    """context: async with Session() as session"""
+    from variants.engine import Session
+
+    async with Session() as session:
+        await use(session)
+
+
+async def bare(use: Use) -> None:
+    """bare session: Session() then close(), no strategy around it"""
+    from variants.engine import Session
+
+    session = Session()
+    await use(session)
+    await session.close()
+
+
+STRATEGIES = [scoped, depends, context, bare]
+BATCH = {"lifecycle": 1000, "select1": 200, "get": 200}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("group", list(USES))
+def test_session(
+    strategy: Callable[[Use], Awaitable[None]], group: str, measure, benchmark
+) -> None:
+    benchmark.group = group
+    benchmark.extra_info["label"] = strategy.__doc__
+    use = USES[group]
+    measure(lambda: strategy(use), batch=BATCH[group])
+
+
+async def core_select1() -> None:
+    """core: engine.connect() + SELECT 1"""
+    from variants.engine import engine
+
+    async with engine.connect() as conn:
+        await conn.execute(select(literal(1)))
+
+
+def test_core_select1(measure, benchmark) -> None:
+    benchmark.group = "select1"
+    benchmark.extra_info["label"] = core_select1.__doc__
+    measure(core_select1, batch=200)
+
+
+def test_raw_select1(measure, benchmark, loop, micro_db) -> None:
+    """raw: pool.acquire() + SELECT 1 + release"""
+    import asyncpg
+
+    benchmark.group = "select1"
+    benchmark.extra_info["label"] = "raw: pool.acquire() + SELECT 1 + release"
+
+    async def create() -> asyncpg.Pool:
+        return await asyncpg.create_pool(micro_db.asyncpg, min_size=1, max_size=1)
+
+    pool = loop.run_until_complete(create())
+
+    async def op() -> None:
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    try:
+        measure(op, batch=200)
+    finally:
+        loop.run_until_complete(pool.close())
+
+
+@pytest.mark.parametrize("what", ["registry()", "session()", "session.is_active"])
+def test_scoped_registry_hit(what: str, measure, benchmark, loop) -> None:
+    """The scoped proxy on a hit: the registry lookup, the call, one proxied attribute."""
+    from variants.scoped import session, set_scoped_context
+
+    benchmark.group = "registry"
+    benchmark.extra_info["label"] = f"scoped: {what} when the session exists"
+    ops: dict[str, Callable[[], object]] = {
+        "registry()": session.registry,
+        "session()": session,
+        "session.is_active": lambda: session.is_active,
+    }
+    read = ops[what]
+
+    async def op() -> None:
+        read()
+
+    with set_scoped_context():
+        session()
+        try:
+            measure(op, batch=10_000)
+        finally:
+            loop.run_until_complete(session.remove())

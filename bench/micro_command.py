@@ -1,0 +1,62 @@
+"""``sessionbench micro``: run the micro-benchmarks with timing on, JSON into a run folder.
+
+The JSON is pytest-benchmark's own (``pytest-benchmark compare`` reads it). It goes
+next to an existing ``run.json`` (``--out`` of a load run) or into a new run folder
+whose ``run.json`` carries the same environment metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.console import console
+from bench.results import ROOT, RUN_FILE, Run, environment
+
+MICRO_DIR = Path(__file__).resolve().parent / "micro"
+MICRO_FILE = "micro.json"
+
+
+def run(args: argparse.Namespace) -> int:
+    out: Path = args.out or ROOT / "results" / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-micro"
+    if (out / MICRO_FILE).exists():
+        console.print(f"sessionbench: error: --out {out} already holds {MICRO_FILE}")
+        return 2
+    own = not (out / RUN_FILE).exists()
+    folder = (
+        Run.create(out, settings={"mode": "micro", "quick": args.quick}, env=environment())
+        if own
+        else Run.load(out)
+    )
+    cmd = [
+        sys.executable, "-m", "pytest", str(MICRO_DIR), "-p", "no:cacheprovider",
+        "-o", "addopts=", "--rootdir", str(ROOT), "-q", "--benchmark-enable",
+        f"--benchmark-json={out / MICRO_FILE}", "--benchmark-columns=median,iqr,stddev,rounds",
+        "--benchmark-group-by=group", "--benchmark-sort=median",
+    ]  # fmt: skip
+    if args.quick:
+        cmd.append("--micro-quick")
+    console.print(f"sessionbench micro{' --quick' if args.quick else ''} → {out}", highlight=False)
+    started = time.monotonic()
+    try:
+        code = subprocess.run(cmd, cwd=ROOT, check=False).returncode
+    except KeyboardInterrupt:
+        code = 130
+    wall = time.monotonic() - started
+    ok = code == 0 and (out / MICRO_FILE).exists()
+    folder.doc["micro"] = {
+        "file": MICRO_FILE if (out / MICRO_FILE).exists() else None,
+        "quick": args.quick,
+        "status": "complete" if ok else ("incomplete" if code == 130 else "failed"),
+        "wall_seconds": round(wall, 1),
+    }
+    if own:
+        folder.finish(folder.doc["micro"]["status"])
+    else:
+        folder.save()
+    console.print(f"micro {folder.doc['micro']['status']} in {wall:.0f} s: {out / MICRO_FILE}")
+    return 0 if ok else (130 if code == 130 else 1)
