@@ -143,6 +143,45 @@ def cmd_micro(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def run_folder(value: str) -> Path:
+    path = Path(value)
+    if not (path / "run.json").is_file():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a run folder (no run.json)")
+    return path
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare_command import run
+
+    if len(args.runs) > 2:
+        usage_error(f"compare takes at most two run folders, got {len(args.runs)}")
+    try:
+        return run(args)
+    except FileNotFoundError as exc:
+        usage_error(str(exc))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import build
+    from bench.results import latest_run
+
+    try:
+        folder = args.run or latest_run()
+    except FileNotFoundError as exc:
+        usage_error(str(exc))
+    for path in build(folder):
+        print(path)
+    if args.readme is not None:
+        from bench.report import update_readme
+
+        try:
+            update_readme(folder, args.readme)
+        except (ValueError, FileNotFoundError) as exc:
+            usage_error(f"--readme: {exc}")
+        print(args.readme)
+    return 0
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="sessionbench",
@@ -203,9 +242,25 @@ def build_parser() -> Parser:
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     p.set_defaults(mode="quick")
 
+    p = add("report", cmd_report, "Write plots, report.md and index.html into a run folder.")
+    p.add_argument("run", nargs="?", type=run_folder, metavar="RUN_DIR", help="default: latest run")
+    p.add_argument("--readme", type=Path, metavar="FILE",
+                   help="also refresh FILE's generated reference-results section")  # fmt: skip
+
+    p = add("compare", cmd_compare, "Compare strategies within a run, or two runs cell by cell.")
+    p.add_argument("runs", nargs="*", type=run_folder, metavar="RUN_DIR",
+                   help="none: latest run; one: within it; two: B against A")  # fmt: skip
+    p.add_argument("--metric", choices=["rps", "cpu", "p50", "p99"], default="rps",
+                   help="what to compare (default rps; compared as a cost)")  # fmt: skip
+    p.add_argument("--baseline", help="variant the others are set against (default raw)")
+    p.add_argument("--fail-above", type=number(float, 0), metavar="PCT",
+                   help="exit 1 when a significant cost increase exceeds PCT %%")  # fmt: skip
+
     p = add("micro", cmd_micro, "Run the session micro-benchmarks (pytest-benchmark JSON).")
     p.add_argument("--quick", action="store_true", help="5 rounds per benchmark (about a minute)")
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-micro)")
+    p.add_argument("-k", dest="select", metavar="EXPR",
+                   help="only benchmarks matching this pytest -k expression")  # fmt: skip
 
     return parser
 

@@ -31,6 +31,7 @@ import asyncpg
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
+from bench import processes
 from variants.models import todos
 from variants.settings import DatabaseUrl
 
@@ -157,16 +158,8 @@ class EmbeddedPostgres:
         return len(lines) >= 8 and lines[7].strip() == "ready"
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the server (fast shutdown, then kill), keeping its data."""
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGINT)  # PostgreSQL's "fast" shutdown
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        """Stop the server (SIGINT: PostgreSQL's fast shutdown, then kill), keeping its data."""
+        processes.stop(self.process, signal.SIGINT, timeout)
 
     def close(self) -> None:
         """Stop the server and delete its data folder."""
@@ -176,10 +169,7 @@ class EmbeddedPostgres:
             shutil.rmtree(self.pgdata, ignore_errors=True)
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no server log)"
+        return processes.tail(self.log_path, lines)
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()

@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     if args.quick:
         cmd.append("--micro-quick")
+    if args.select:
+        cmd += ["-k", args.select]
     console.print(f"sessionbench micro{' --quick' if args.quick else ''} → {out}", highlight=False)
     started = time.monotonic()
     try:

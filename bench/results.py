@@ -178,3 +178,19 @@ def _cv(values: list[float]) -> float:
     if len(values) < 2 or statistics.mean(values) == 0:
         return 0.0
     return 100 * statistics.stdev(values) / statistics.mean(values)
+
+
+def latest_run(root: Path | None = None) -> Path:
+    """The most recently started run folder under ``results/`` that has load cells."""
+    base = root or ROOT / "results"
+    runs = []
+    for path in base.glob(f"*/{RUN_FILE}"):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if doc.get("cells"):
+            runs.append((doc.get("started", ""), path.parent))
+    if not runs:
+        raise FileNotFoundError(f"no run with load results under {base}")
+    return max(runs)[1]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import variants
-from bench import cpu, database, histograms, integrity, verify
+from bench import cpu, database, histograms, integrity, processes, verify
 from bench.load.scenarios import SCENARIOS
 from bench.results import Run, environment
 from bench.server import ServerError, VariantServer
@@ -246,7 +246,7 @@ class Runner:
             start_file = _wait_for_start(raw, locust, timeout=20)
         except RuntimeError as exc:
             cell["reasons"].append(str(exc))
-            _stop(locust)
+            processes.stop(locust)
             return cell
         window = start_file["window"]
         _sleep_until(window[0])
@@ -256,7 +256,7 @@ class Runner:
         try:
             locust.wait(config.warmup + config.duration + STOP_TIMEOUT + 30)
         except subprocess.TimeoutExpired:
-            _stop(locust)
+            processes.stop(locust)
             cell["reasons"].append("locust did not finish in time")
         self.locust = None
         if not server.alive():
@@ -264,7 +264,9 @@ class Runner:
             return cell
         recorded = [json.loads(p.read_text()) for p in raw.glob("[0-9]*.json")]
         if not recorded:
-            cell["reasons"].append(f"locust wrote no results:\n{_tail(raw / 'locust.log')}")
+            cell["reasons"].append(
+                f"locust wrote no results:\n{processes.tail(raw / 'locust.log')}"
+            )
             return cell
         merged = histograms.merge(r["histogram"] for r in recorded)
         counts: dict[str, int] = {}
@@ -340,7 +342,7 @@ class Runner:
 
     def _stop_children(self) -> None:
         if self.locust is not None:
-            _stop(self.locust)
+            processes.stop(self.locust)
         for server in self.servers.values():
             server.stop()
 
@@ -388,7 +390,9 @@ def _wait_for_start(raw: Path, locust: subprocess.Popen[bytes], timeout: float) 
                 data: dict[str, Any] = json.loads(found[0].read_text())
                 return data
         if locust.poll() is not None:
-            raise RuntimeError(f"locust exited before starting:\n{_tail(raw / 'locust.log')}")
+            raise RuntimeError(
+                f"locust exited before starting:\n{processes.tail(raw / 'locust.log')}"
+            )
         if time.monotonic() > deadline:
             raise RuntimeError(f"locust did not start within {timeout:.0f} s")
         time.sleep(0.02)
@@ -398,20 +402,3 @@ def _sleep_until(timestamp: float) -> None:
     delay = timestamp - time.time()
     if delay > 0:
         time.sleep(delay)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"

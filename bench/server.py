@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 
 import variants
-from bench import database
+from bench import database, processes
 from variants.settings import DatabaseUrl
 
 
@@ -120,22 +120,10 @@ class VariantServer:
             return False
 
     def stop(self, timeout: float = 10.0) -> None:
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        processes.stop(self.process, signal.SIGINT, timeout)
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return processes.tail(self.log_path, lines)
 
     def __enter__(self) -> VariantServer:
         self.start()

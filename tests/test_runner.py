@@ -116,15 +116,21 @@ def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
     assert "req/s" in result.stderr  # the summary table
 
 
-@pytest.mark.timeout(180)
-def test_sigint_stops_every_child_and_keeps_finished_cells(tmp_path: Path, db) -> None:
-    out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [*CLI, "run", "--variants", "raw", "--scenarios", "read", "--users", "2",
-         "--trials", "20", "--duration", "1", "--warmup", "0.2", "--out", str(out)],
+def start_run(out: Path, db, variants: str, trials: int, duration: float) -> subprocess.Popen:
+    """`sessionbench run` of the read scenario with 2 users, in the background."""
+    return subprocess.Popen(
+        [*CLI, "run", "--variants", variants, "--scenarios", "read", "--users", "2",
+         "--trials", str(trials), "--duration", str(duration), "--warmup", "0.2",
+         "--out", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "DATABASE_URL": db.url},
     )  # fmt: skip
+
+
+@pytest.mark.timeout(180)
+def test_sigint_stops_every_child_and_keeps_finished_cells(tmp_path: Path, db) -> None:
+    out = tmp_path / "run"
+    proc = start_run(out, db, "raw", trials=20, duration=1)
     deadline = time.monotonic() + 120
     while True:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
@@ -150,12 +156,7 @@ def test_sigint_stops_every_child_and_keeps_finished_cells(tmp_path: Path, db) -
 @pytest.mark.timeout(180)
 def test_a_dying_server_fails_its_cell_and_the_run_goes_on(tmp_path: Path, db) -> None:
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [*CLI, "run", "--variants", "raw,context", "--scenarios", "read", "--users", "2",
-         "--trials", "3", "--duration", "2", "--warmup", "0.2", "--out", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env={**os.environ, "DATABASE_URL": db.url},
-    )  # fmt: skip
+    proc = start_run(out, db, "raw,context", trials=3, duration=2)
     deadline = time.monotonic() + 120
     victim = None
     while victim is None:

@@ -1,0 +1,146 @@
+"""``sessionbench compare``: strategies within a run, or the same cells between two runs.
+
+Within one run every variant is set against ``--baseline`` in each (scenario, users);
+between two runs every cell of B against the same cell of A. Only valid trials count.
+``--fail-above PCT`` exits 1 when a significant cost increase exceeds PCT (for CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from bench.console import console
+from bench.results import Run, latest_run
+from bench.stats import Comparison, compare
+
+Cell = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    value: Callable[[Cell], float]  # the natural value shown
+    cost: Callable[[Cell], float]  # lower is better, compared
+
+
+METRICS = {
+    "rps": Metric("req/s", "req/s", lambda c: c["rps"], lambda c: 1e6 / c["rps"]),
+    "cpu": Metric(
+        "server CPU", "µs/req",
+        lambda c: c["cpu_us_per_request"]["server"], lambda c: c["cpu_us_per_request"]["server"],
+    ),
+    "p50": Metric("p50", "µs", lambda c: c["latency_us"]["p50"], lambda c: c["latency_us"]["p50"]),
+    "p99": Metric("p99", "µs", lambda c: c["latency_us"]["p99"], lambda c: c["latency_us"]["p99"]),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: str
+    users: int
+    a: str  # label of A
+    b: str  # label of B
+    a_value: float
+    b_value: float
+    comparison: Comparison
+
+
+def _valid(cells: list[Cell]) -> dict[tuple[str, str, int], list[Cell]]:
+    groups: dict[tuple[str, str, int], list[Cell]] = {}
+    for cell in cells:
+        if cell["status"] == "ok":
+            groups.setdefault((cell["variant"], cell["scenario"], cell["users"]), []).append(cell)
+    return groups
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _row(
+    scenario: str, users: int, a: str, b: str, ca: list[Cell], cb: list[Cell], m: Metric
+) -> Row:
+    return Row(
+        scenario, users, a, b,
+        _median([m.value(c) for c in ca]), _median([m.value(c) for c in cb]),
+        compare([m.cost(c) for c in ca], [m.cost(c) for c in cb]),
+    )  # fmt: skip
+
+
+def within(run: Run, baseline: str, metric: Metric) -> list[Row]:
+    groups = _valid(run.cells)
+    rows = []
+    for (variant, scenario, users), cells in sorted(groups.items(), key=lambda kv: kv[0][1:]):
+        base = groups.get((baseline, scenario, users))
+        if variant == baseline or not base:
+            continue
+        rows.append(_row(scenario, users, baseline, variant, base, cells, metric))
+    return rows
+
+
+def between(run_a: Run, run_b: Run, metric: Metric) -> list[Row]:
+    groups_a, groups_b = _valid(run_a.cells), _valid(run_b.cells)
+    rows = []
+    for key in sorted(groups_b, key=lambda k: (k[1], k[2], k[0])):
+        if key in groups_a:
+            variant, scenario, users = key
+            rows.append(
+                _row(scenario, users, variant, variant, groups_a[key], groups_b[key], metric)
+            )
+    return rows
+
+
+def table(rows: list[Row], metric: Metric, title: str) -> Table:
+    out = Table(title=title)
+    for column in ("scenario", "users", "A", "B", f"A {metric.unit}", f"B {metric.unit}", "B vs A"):
+        out.add_column(
+            column, justify="right" if "users" in column or metric.unit in column else "left"
+        )
+    for row in rows:
+        out.add_row(
+            row.scenario, str(row.users), row.a, row.b,
+            f"{row.a_value:,.0f}", f"{row.b_value:,.0f}", row.comparison.verdict(),
+        )  # fmt: skip
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    paths: list[Path] = args.runs or [latest_run()]
+    runs = [Run.load(path) for path in paths]
+    metric = METRICS[args.metric]
+    if len(runs) == 1:
+        (only,) = runs
+        variants = list(only.doc["settings"]["variants"])
+        baseline = args.baseline or ("raw" if "raw" in variants else variants[0])
+        if baseline not in variants:
+            console.print(f"sessionbench: error: --baseline {baseline!r} is not in {paths[0]}")
+            return 2
+        rows = within(only, baseline, metric)
+        title = f"{paths[0].name}: {metric.name}, every variant (B) against {baseline} (A)"
+    else:
+        rows = between(runs[0], runs[1], metric)
+        title = f"{metric.name}: {paths[1].name} (B) against {paths[0].name} (A)"
+    if not rows:
+        console.print("sessionbench: nothing to compare (no valid cells in common)")
+        return 1
+    console.print(table(rows, metric, title))
+    if args.fail_above is not None:
+        regressions = [
+            r for r in rows
+            if r.comparison.significant and r.comparison.change_percent > args.fail_above
+        ]  # fmt: skip
+        for r in regressions:
+            console.print(
+                f"regression: {r.b} {r.scenario} {r.users} users: {r.comparison.verdict()}"
+            )
+        return 1 if regressions else 0
+    return 0

@@ -1,0 +1,30 @@
+"""Child processes the suite starts: stop them by PID, read the end of their logs."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def stop(
+    proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM, timeout: float = 10
+) -> None:
+    """Send *sig*, wait up to *timeout* seconds, then kill; nothing if it already ended."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The last *lines* lines of a log file (a placeholder if it does not exist)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return f"(no log at {path})"

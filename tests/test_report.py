@@ -1,0 +1,72 @@
+"""report and compare on a real (small) run folder produced by the suite itself."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bench import plots
+from bench.compare_command import METRICS, between, within
+from bench.report import build
+from bench.results import Run
+
+CLI = [sys.executable, "-m", "bench.cli"]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory, db) -> Path:
+    """Two variants, two user counts, two trials: produced by `sessionbench run`."""
+    out = tmp_path_factory.mktemp("report") / "run"
+    subprocess.run(
+        [*CLI, "run", "--variants", "depends,raw", "--scenarios", "read", "--users", "2,4",
+         "--trials", "2", "--duration", "1", "--warmup", "0.3", "--out", str(out)],
+        check=True, capture_output=True, timeout=180, env={**os.environ, "DATABASE_URL": db.url},
+    )  # fmt: skip
+    return out
+
+
+@pytest.mark.timeout(240)
+def test_report_writes_every_file_with_images_that_exist(small_run: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(small_run, folder)
+    doc = json.loads((folder / "run.json").read_text())
+    doc["cells"][0]["status"] = "invalid"  # an invalid cell must be listed, not averaged
+    doc["cells"][0]["reasons"] = ["core 1 (locust, PostgreSQL) was 99 % busy"]
+    (folder / "run.json").write_text(json.dumps(doc))
+    written = build(folder)
+    names = {p.name for p in written}
+    assert {"report.md", "index.html", "throughput-read.png", "latency-read.png",
+            "server-cpu.png", "overhead.png"} <= names  # fmt: skip
+    for png in folder.glob("plots/*.png"):
+        with Image.open(png) as image:
+            assert image.size == (plots.SIZE[0] * plots.DPI, plots.SIZE[1] * plots.DPI)
+            assert len(set(image.convert("L").getdata())) > 10  # not blank
+    page = (folder / "index.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sources and all((folder / src).is_file() for src in sources)
+    report = (folder / "report.md").read_text()
+    assert "## Headline" in report and "## Validity" in report and "## How to read this" in report
+    assert "99 % busy" in report and "1 invalid" in report
+
+
+def test_compare_within_and_between_runs(small_run: Path) -> None:
+    run = Run.load(small_run)
+    rows = within(run, "depends", METRICS["rps"])
+    assert {(r.b, r.users) for r in rows} == {("raw", 2), ("raw", 4)}
+    same = between(run, run, METRICS["cpu"])
+    assert same and all(not r.comparison.significant for r in same)
+    assert all(r.comparison.ratio == 1 for r in same)
+
+
+def test_compare_cli_fail_above_and_bad_input(small_run: Path) -> None:
+    ok = subprocess.run([*CLI, "compare", str(small_run), str(small_run), "--fail-above", "5"],
+                        capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert ok.returncode == 0 and "no significant difference" in ok.stderr
+    bad = subprocess.run([*CLI, "compare", "/nonexistent"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "'/nonexistent'" in bad.stderr
