@@ -18,11 +18,11 @@ if not console.is_terminal:
 
 
 @contextmanager
-def progress_bar(total: int) -> Iterator[Callable[[str, int], None]]:
-    """A callback ``(description, cells done)``: a live bar on a terminal, plain lines elsewhere."""
+def progress_bar(total: int) -> Iterator[Callable[[str, int, int], None]]:
+    """A callback ``(description, done, total)``: a live bar on a terminal, else plain lines."""
     if not console.is_terminal:
 
-        def plain(description: str, done: int) -> None:
+        def plain(description: str, done: int, total: int) -> None:
             console.print(f"[{done}/{total}] {description}", highlight=False)
 
         yield plain
@@ -34,8 +34,8 @@ def progress_bar(total: int) -> Iterator[Callable[[str, int], None]]:
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("starting", total=total)
 
-        def update(description: str, done: int) -> None:
-            bar.update(task, description=description, completed=done)
+        def update(description: str, done: int, total: int) -> None:
+            bar.update(task, description=description, completed=done, total=total)
 
         yield update
 

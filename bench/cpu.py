@@ -37,18 +37,25 @@ def core_busy_seconds() -> list[float]:
     return [sum(t) - t.idle - getattr(t, "iowait", 0.0) for t in psutil.cpu_times(percpu=True)]
 
 
+def core_steal_seconds() -> list[float]:
+    """Seconds the hypervisor ran something else on each virtual CPU since boot (0 on metal)."""
+    return [getattr(t, "steal", 0.0) for t in psutil.cpu_times(percpu=True)]
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """CPU seconds of named process trees and of every core at one moment."""
 
     processes: dict[str, float]
     cores: list[float]
+    steal: list[float]
 
     @classmethod
     def take(cls, pids: Mapping[str, Iterable[int]]) -> Snapshot:
         return cls(
             {name: sum(tree_cpu_seconds(pid) for pid in group) for name, group in pids.items()},
             core_busy_seconds(),
+            core_steal_seconds(),
         )
 
     def until(self, later: Snapshot) -> Snapshot:
@@ -56,6 +63,7 @@ class Snapshot:
         return Snapshot(
             {name: later.processes[name] - spent for name, spent in self.processes.items()},
             [b - a for a, b in zip(self.cores, later.cores, strict=True)],
+            [b - a for a, b in zip(self.steal, later.steal, strict=True)],
         )
 
 

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         sys.executable, "-m", "pytest", str(MICRO_DIR), "-p", "no:cacheprovider",
         "-o", "addopts=", "--rootdir", str(ROOT), "-q", "--benchmark-enable",
         f"--benchmark-json={out / MICRO_FILE}", "--benchmark-columns=median,iqr,stddev,rounds",
-        "--benchmark-group-by=group", "--benchmark-sort=median",
+        "--benchmark-group-by=group", "--benchmark-sort=mean",
     ]  # fmt: skip
     if args.quick:
         cmd.append("--micro-quick")

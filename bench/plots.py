@@ -95,15 +95,17 @@ def throughput(doc: dict[str, Any], scenario: str, path: Path) -> Path:
                 ax.plot([n] * len(bad), bad, label=label, **INVALID)
                 marked_invalid = True
         if xs:
-            (line,) = ax.plot(xs, mid, marker="o", label=variant)
-            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2)
+            errors = [[m - lo for m, lo in zip(mid, low, strict=True)],
+                      [hi - m for m, hi in zip(mid, high, strict=True)]]  # fmt: skip
+            bars = ax.errorbar(xs, mid, yerr=errors, marker="o", capsize=3, label=variant)
+            ax.fill_between(xs, low, high, color=bars.lines[0].get_color(), alpha=0.2)
     ax.set_xscale("log", base=2)
     ax.set_xticks(users, [str(u) for u in users])
     ax.set_xlabel("concurrent users (log₂ scale)")
     ax.set_ylabel("requests per second (median of valid trials)")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(title="variant (band: 95 % CI)", fontsize=8)
+    ax.legend(title="variant (bars, band: 95 % CI)", fontsize=8)
     return _save(fig, path)
 
 

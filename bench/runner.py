@@ -101,10 +101,15 @@ def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
+def _ignore_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 class Runner:
     """Runs one configured matrix into one run folder."""
 
-    def __init__(self, config: RunConfig, *, progress: Callable[[str, int], None]) -> None:
+    def __init__(self, config: RunConfig, *, progress: Callable[[str, int, int], None]) -> None:
         self.config = config
         self.progress = progress
         self.servers: dict[str, VariantServer] = {}
@@ -120,11 +125,17 @@ class Runner:
         status = "incomplete"
         try:
             with database.database_url_or_embedded() as (url, embedded):
-                status = self._run(run, url, embedded)
+                try:
+                    status = self._run(run, url, embedded)
+                finally:
+                    # Servers and locust go before PostgreSQL; a second Ctrl-C must not
+                    # cut this short and leave children behind.
+                    _ignore_signals()
+                    self._stop_children()
         except Interrupted as exc:
             run.doc["interrupted_by"] = str(exc)
         finally:
-            self._stop_children()
+            _ignore_signals()
             run.finish(status)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -154,16 +165,17 @@ class Runner:
             ready = self._start_variants(run, url, placement)
             if not ready:
                 return "failed"
+            cells = [cell for cell in config.cells() if cell[3] in ready]
             done = 0
-            for trial, scenario, users, name in config.cells():
-                if name not in ready:
-                    continue
-                self.progress(f"{name} · {scenario} · {users} users · trial {trial}", done)
+            for trial, scenario, users, name in cells:
+                self.progress(
+                    f"{name} · {scenario} · {users} users · trial {trial}", done, len(cells)
+                )
                 cell = self._cell(done, name, scenario, users, trial, monitor, placement, embedded)
                 cell["order"] = done
                 run.add_cell(cell)
                 done += 1
-            self.progress("done", done)
+            self.progress("done", done, len(cells))
         finally:
             monitor.close()
         return "complete"
@@ -184,7 +196,7 @@ class Runner:
         ready = []
         asyncio.run(database.ensure_schema(url))
         for name in self.config.variants:
-            self.progress(f"starting and verifying {name}", 0)
+            self.progress(f"starting and verifying {name}", 0, self.config.cell_count)
             server = self._server(name, url, placement)
             info: dict[str, Any] = {
                 "label": variants.get(name).label,
@@ -299,6 +311,7 @@ class Runner:
             },
             "cpu_percent": {g: 100 * s / elapsed for g, s in spent.processes.items()},
             "core_busy_percent": [100 * b / elapsed for b in spent.cores],
+            "core_steal_percent": [100 * s / elapsed for s in spent.steal],
             "statements_per_request": {
                 "todos": _per(observed.todo_statements, total_requests),
                 "all": _per(observed.all_statements, total_requests),
