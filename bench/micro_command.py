@@ -27,8 +27,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"sessionbench: error: --out {out} already holds {MICRO_FILE}")
         return 2
     own = not (out / RUN_FILE).exists()
+    env = environment()
     folder = (
-        Run.create(out, settings={"mode": "micro", "quick": args.quick}, env=environment())
+        Run.create(out, settings={"mode": "micro", "quick": args.quick}, env=env)
         if own
         else Run.load(out)
     )
@@ -55,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         "quick": args.quick,
         "status": "complete" if ok else ("incomplete" if code == 130 else "failed"),
         "wall_seconds": round(wall, 1),
+        # The load run in the same folder may come from another commit.
+        "git_commit": env["git_commit"],
+        "git_dirty": env["git_dirty"],
     }
     if own:
         folder.finish(folder.doc["micro"]["status"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -309,7 +308,8 @@ def micro_section(folder: Path, doc: dict[str, Any]) -> list[Block]:
     rows = []
     for b in sorted(data["benchmarks"], key=lambda b: (b["group"] or "", b["stats"]["median"])):
         st = b["stats"]
-        half = 1.96 * st["stddev"] / math.sqrt(st["rounds"]) / st["median"] * 100
+        median, low, high = median_ci(st["data"]) if st.get("data") else (st["median"],) * 3
+        half = 100 * max(median - low, high - median) / median
         scale, unit = plots._time_unit(st["median"])
         rows.append([
             b["group"] or "", str(b.get("param") or b["name"]),
@@ -320,7 +320,8 @@ def micro_section(folder: Path, doc: dict[str, Any]) -> list[Block]:
         h2("Micro-benchmarks"),
         p(
             "Per-operation cost (pytest-benchmark, batches on one uvloop loop, timer divided by "
-            "the batch). CI half-width: 95 % normal interval of the mean, relative to the median."
+            "the batch). CI half-width: the wider side of the 95 % bootstrap CI of the median "
+            "over rounds, relative to the median."
         ),
         img(f"{PLOTS}/{plot.name}", "micro-benchmark costs per operation"),
         table(["group", "benchmark", "median", "IQR", "CI half-width", "rounds"], rows),

@@ -247,10 +247,9 @@ class Runner:
         raw = config.out / "raw" / f"{index:04d}-{name}-{scenario}-u{users}-t{trial}"
         raw.mkdir(parents=True, exist_ok=True)
         monitor.prepare()
-        groups = {
-            "server": [server.pid or 0],
-            "postgres": [pg.pid] if pg is not None and pg.pid else [],
-        }
+        groups = {"server": [server.pid or 0]}
+        if pg is not None and pg.pid:  # an external server's CPU cannot be seen from here
+            groups["postgres"] = [pg.pid]
         locustfile = SCENARIOS[scenario].locustfile
         locust = self._start_locust(locustfile, server.base_url, users, raw, placement)
         groups["locust"] = [locust.pid]

@@ -12,6 +12,7 @@ import pytest
 import uvloop
 
 from bench import cpu, database
+from bench.integrity import Monitor
 
 Op = Callable[[], Awaitable[Any]]
 
@@ -29,7 +30,10 @@ def micro_db() -> Iterator[database.DatabaseUrl]:
     with database.database_url_or_embedded() as (url, embedded):
         if embedded is not None and embedded.pid and server_cores != other_cores:
             cpu.pin([embedded.pid], other_cores)
-        asyncio.run(database.reset(url))
+        # Seed, vacuum, analyse and checkpoint first: autovacuum must not wake mid-benchmark.
+        monitor = Monitor(url)
+        monitor.prepare()
+        monitor.close()
         previous = os.environ.get("DATABASE_URL")
         os.environ["DATABASE_URL"] = url.url
         own = os.sched_getaffinity(0)
@@ -72,7 +76,7 @@ def measure(
 ) -> Callable[..., None]:
     quick = request.config.getoption("--micro-quick")
 
-    def run(op: Op, *, batch: int, rounds: int = 20) -> None:
+    def run(op: Op, *, batch: int, rounds: int = 30) -> None:
         """Time *op* in rounds of *batch* calls; with --benchmark-disable, one untimed batch."""
 
         async def many() -> None:
