@@ -257,7 +257,9 @@ def build_parser() -> Parser:
                    help="exit 1 when a significant cost increase exceeds PCT %%")  # fmt: skip
 
     p = add("micro", cmd_micro, "Run the session micro-benchmarks (pytest-benchmark JSON).")
-    p.add_argument("--quick", action="store_true", help="5 rounds per benchmark (about a minute)")
+    p.add_argument(
+        "--quick", action="store_true", help="5 rounds per benchmark instead of 30 (about 20 s)"
+    )
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-micro)")
     p.add_argument("-k", dest="select", metavar="EXPR",
                    help="only benchmarks matching this pytest -k expression")  # fmt: skip
