@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -89,12 +90,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return run_verify(url=args.url, names=args.variants or list(variants.VARIANTS))
 
 
-def names(known: Callable[[str], str]) -> Callable[[str], list[str]]:
-    def parse(value: str) -> list[str]:
-        items = [item.strip() for item in value.split(",") if item.strip()]
+def comma_list(item: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """A parser of ``a,b,c`` whose items *item* parses (and names when bad)."""
+
+    def parse(value: str) -> list[Any]:
+        items = [part.strip() for part in value.split(",") if part.strip()]
         if not items:
-            raise argparse.ArgumentTypeError("empty list")
-        return [known(item) for item in items]
+            raise argparse.ArgumentTypeError(f"{value!r} is an empty list")
+        return [item(part) for part in items]
 
     return parse
 
@@ -110,25 +113,20 @@ def scenario_name(value: str) -> str:
 
 
 def number(kind: type, minimum: float, *, strict: bool = False) -> Callable[[str], Any]:
+    """A parser of finite numbers of *kind* that are >= (or, *strict*, >) *minimum*."""
+
     def parse(value: str) -> Any:
         try:
             parsed = kind(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r} is not a {kind.__name__}") from None
-        if parsed < minimum or (strict and parsed == minimum):
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{value!r} is not {what}") from None
+        if not math.isfinite(parsed) or parsed < minimum or (strict and parsed == minimum):
             bound = f"> {minimum}" if strict else f">= {minimum}"
-            raise argparse.ArgumentTypeError(f"{value!r} must be {bound}")
+            raise argparse.ArgumentTypeError(f"{value!r} must be a finite number {bound}")
         return parsed
 
     return parse
-
-
-def user_counts(value: str) -> list[int]:
-    parse = number(int, 1)
-    items = [item.strip() for item in value.split(",") if item.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("empty list")
-    return [parse(item) for item in items]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -227,9 +225,11 @@ def build_parser() -> Parser:
         const="full",
         help="every variant and scenario, users 1,32,128, 5 trials",
     )
-    p.add_argument("--variants", type=names(variant_name), help="comma-separated variant names")
-    p.add_argument("--scenarios", type=names(scenario_name), help="comma-separated scenarios")
-    p.add_argument("--users", type=user_counts, help="comma-separated concurrency levels")
+    p.add_argument("--variants", type=comma_list(variant_name), help="comma-separated names")
+    p.add_argument("--scenarios", type=comma_list(scenario_name), help="comma-separated scenarios")
+    p.add_argument(
+        "--users", type=comma_list(number(int, 1)), help="comma-separated concurrency levels"
+    )
     p.add_argument("--trials", type=number(int, 1), help="trials per cell")
     p.add_argument(
         "--duration", type=number(float, 0, strict=True), help="measured seconds per cell"
@@ -271,7 +271,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "host", None) not in (None, "127.0.0.1", "localhost", "::1"):
         print(f"sessionbench: warning: binding {args.host}, not loopback", file=sys.stderr)
-    result: int = args.func(args)
+    from bench.database import DatabaseError
+    from variants.settings import InvalidDatabaseUrl
+
+    try:
+        result: int = args.func(args)
+    except InvalidDatabaseUrl as exc:
+        usage_error(str(exc))
+    except DatabaseError as exc:
+        print(f"sessionbench: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
     return result
 
 

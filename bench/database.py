@@ -215,16 +215,19 @@ FROM generate_series(1, $1::bigint) AS i
 """
 
 
-async def _connect(url: DatabaseUrl) -> asyncpg.Connection:
+async def connect(url: DatabaseUrl, *, app_name: str = "sessionbench") -> asyncpg.Connection:
+    """A connection, or DatabaseError naming the (redacted) URL and the cause."""
     try:
-        return await asyncpg.connect(url.asyncpg, timeout=15)
+        return await asyncpg.connect(
+            url.asyncpg, timeout=15, server_settings={"application_name": app_name}
+        )
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to {url.redacted}: {exc}") from exc
 
 
 async def ensure_schema(url: DatabaseUrl, *, rows: int = SEED_ROWS) -> bool:
     """Create the schema and the seed if the table is missing; return True if it created them."""
-    conn = await _connect(url)
+    conn = await connect(url)
     try:
         async with conn.transaction():
             # One creator at a time when several servers start against one database.
@@ -246,7 +249,7 @@ async def reset(url: DatabaseUrl, *, rows: int = SEED_ROWS) -> None:
     """Bring the table back to exactly the deterministic seed (schema created if missing)."""
     if await ensure_schema(url, rows=rows):
         return
-    conn = await _connect(url)
+    conn = await connect(url)
     try:
         async with conn.transaction():
             await conn.execute("TRUNCATE todos RESTART IDENTITY")

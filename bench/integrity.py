@@ -65,11 +65,13 @@ class Monitor:
         self.url = url
         self.seed_rows = seed_rows
         self._loop = asyncio.new_event_loop()
-        self._conn: asyncpg.Connection = self._run(
-            asyncpg.connect(
-                url.asyncpg, server_settings={"application_name": "sessionbench-runner"}
+        try:
+            self._conn: asyncpg.Connection = self._run(
+                database.connect(url, app_name="sessionbench-runner")
             )
-        )
+        except BaseException:
+            self._loop.close()
+            raise
         self.has_statements = self._try("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         if self.has_statements:
             self.has_statements = self._try("SELECT pg_stat_statements_reset()")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from bench.console import console, progress_bar, summary_table
 from bench.load.scenarios import SCENARIOS
 from bench.results import ROOT, RUN_FILE
 from bench.runner import RunConfig, Runner
+from variants.settings import DatabaseUrl
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -44,6 +46,10 @@ def config_from(args: argparse.Namespace) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    if os.environ.get("DATABASE_URL"):
+        DatabaseUrl.parse(
+            os.environ["DATABASE_URL"]
+        )  # a bad URL fails before the run folder exists
     config = config_from(args)
     if (config.out / RUN_FILE).exists():
         console.print(f"sessionbench: error: --out {config.out} already holds a run")

@@ -134,6 +134,10 @@ class Runner:
                     self._stop_children()
         except Interrupted as exc:
             run.doc["interrupted_by"] = str(exc)
+        except database.DatabaseError as exc:
+            run.doc["error"] = str(exc)
+            status = "failed"
+            raise
         finally:
             _ignore_signals()
             run.finish(status)

@@ -89,3 +89,23 @@ def test_serve_without_database_url_answers_then_leaves_nothing_behind(sig: sign
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_bad_database_url_is_one_line_exit_2_and_creates_nothing(tmp_path) -> None:
+    env = {**os.environ, "DATABASE_URL": "mysql://me@db/x"}
+    for args in (["serve", "raw"], ["run", "--out", str(tmp_path / "run")], ["verify", "raw"]):
+        result = run(*args, env=env)
+        assert result.returncode == 2, (args, result.stderr)
+        assert (
+            result.stderr.strip().splitlines()[-1].startswith("sessionbench: error: DATABASE_URL")
+        )
+    assert not (tmp_path / "run").exists()
+
+
+def test_unreachable_database_fails_the_run_and_says_so(tmp_path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"postgresql://me@127.0.0.1:{free_port()}/x"}
+    result = run("run", "--out", str(tmp_path / "run"), env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("sessionbench: error: cannot connect")
+    doc = __import__("json").loads((tmp_path / "run" / "run.json").read_text())
+    assert doc["status"] == "failed" and "cannot connect" in doc["error"]

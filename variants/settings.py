@@ -12,6 +12,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 _SCHEMES = {"postgresql", "postgres", "postgresql+asyncpg"}
 
 
+class InvalidDatabaseUrl(ValueError):
+    """``DATABASE_URL`` is not a PostgreSQL URL this suite can use; the message says why."""
+
+
 @dataclass(frozen=True)
 class DatabaseUrl:
     """A PostgreSQL URL in any accepted form, normalised to ``postgresql://``."""
@@ -20,15 +24,17 @@ class DatabaseUrl:
 
     @classmethod
     def parse(cls, raw: str) -> DatabaseUrl:
-        """Validate *raw* and normalise its scheme; raise ValueError naming the problem."""
+        """Validate *raw* and normalise its scheme; raise InvalidDatabaseUrl naming the problem."""
         parts = urlsplit(raw.strip())
         if parts.scheme not in _SCHEMES:
-            raise ValueError(
+            raise InvalidDatabaseUrl(
                 f"DATABASE_URL scheme {parts.scheme!r} is not supported; "
                 "use postgresql:// or postgresql+asyncpg://"
             )
         if not parts.hostname and "host" not in dict(parse_qsl(parts.query)):
-            raise ValueError("DATABASE_URL names no host (use …@host/db or ?host=/socket/dir)")
+            raise InvalidDatabaseUrl(
+                "DATABASE_URL names no host (use …@host/db or ?host=/socket/dir)"
+            )
         return cls(urlunsplit(("postgresql", *parts[1:])))
 
     @property
