@@ -43,7 +43,7 @@ def progress_bar(total: int) -> Iterator[Callable[[str, int, int], None]]:
 def summary_table(cells: list[dict[str, Any]]) -> Table:
     table = Table(title="median over valid trials (CV = coefficient of variation)")
     for column in ("scenario", "users", "variant", "valid", "req/s", "CV", "server µs/req",
-                   "CV ", "p50 ms", "p99 ms", "notes"):  # fmt: skip
+                   "CV ", "p50 ms", "p99 ms", "fair", "notes"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("variant", "notes") else "right")
     rows = sorted(group_summary(cells), key=lambda r: (r["scenario"], r["users"], -r.get("rps", 0)))
     for row in rows:
@@ -59,6 +59,7 @@ def summary_table(cells: list[dict[str, Any]]) -> Table:
             f"{row['server_us_cv']:.1f} %" if measured else "",
             f"{row['p50_us'] / 1000:.2f}" if measured else "–",
             f"{row['p99_us'] / 1000:.2f}" if measured else "–",
+            f"{row['jain']:.2f}" if measured and row["jain"] == row["jain"] else "–",
             _short(row["reasons"]),
         )
     return table

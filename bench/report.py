@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,11 @@ def _ms(us: float) -> str:
     return f"{us / 1000:.2f}"
 
 
+def _fair(jain: float) -> str:
+    """Jain's index of requests per user (1.00 = every user served alike); – if not recorded."""
+    return "–" if math.isnan(jain) else f"{jain:.2f}"
+
+
 def baseline_of(doc: dict[str, Any]) -> str:
     """The variant others are compared with: ``depends`` (FastAPI's documented way) if run."""
     names = [v for v in doc["settings"]["variants"] if any(c["variant"] == v for c in doc["cells"])]
@@ -132,6 +138,7 @@ HEADLINE = [
     "server CPU µs/req",
     "p50 ms",
     "p99 ms",
+    "fairness",
     "valid",
 ]
 
@@ -156,9 +163,14 @@ def headline(run: Run) -> tuple[list[Block], int]:
         if valid:
             _, low, high = median_ci(valid)
             rps = f"{row['rps']:,.0f} ({low:,.0f}–{high:,.0f})"
-            rest = [f"{row['server_us']:.0f}", _ms(row["p50_us"]), _ms(row["p99_us"])]
+            rest = [
+                f"{row['server_us']:.0f}",
+                _ms(row["p50_us"]),
+                _ms(row["p99_us"]),
+                _fair(row["jain"]),
+            ]
         else:
-            rps, rest = "no valid trial", ["–", "–", "–"]
+            rps, rest = "no valid trial", ["–"] * 4
         verdict = (
             "baseline"
             if row["variant"] == base
@@ -177,8 +189,10 @@ def headline(run: Run) -> tuple[list[Block], int]:
     blocks = [
         h2(f"Headline: {top} concurrent users"),
         p(
-            f"Median over valid trials; req/s with its 95 % bootstrap CI. The last column sets "
-            f"req/s against {base} (ratio of medians, bootstrap CI, Mann-Whitney U at 5 %)."
+            f"Median over valid trials; req/s with its 95 % bootstrap CI; fairness is Jain's "
+            f"index of requests completed per user (1.00: every user served alike; low: some "
+            f"users starve while others are served fast). The last column sets req/s against "
+            f"{base} (ratio of medians, bootstrap CI, Mann-Whitney U at 5 %)."
         ),
         table([*HEADLINE, f"req/s vs {base}"], rows),
     ]
@@ -198,14 +212,15 @@ def all_cells_table(doc: dict[str, Any]) -> Block:
                 f"{r['server_us_cv']:.1f} %",
                 _ms(r["p50_us"]),
                 _ms(r["p99_us"]),
+                _fair(r["jain"]),
             ]
         else:
-            measured = ["–"] * 6
+            measured = ["–"] * 7
         rows.append(
             [r["scenario"], str(r["users"]), r["variant"], f"{r['valid']}/{r['trials']}", *measured]
         )
     headers = ["scenario", "users", "variant", "valid", "req/s", "CV", "server µs/req", "CV"]
-    return table([*headers, "p50 ms", "p99 ms"], rows)
+    return table([*headers, "p50 ms", "p99 ms", "fairness"], rows)
 
 
 def validity(doc: dict[str, Any]) -> list[Block]:

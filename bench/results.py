@@ -168,6 +168,9 @@ def group_summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "server_us_cv": _cv(cpu),
                 "p50_us": statistics.median(c["latency_us"]["p50"] for c in valid),
                 "p99_us": statistics.median(c["latency_us"]["p99"] for c in valid),
+                "jain": statistics.median(
+                    c.get("fairness", {}).get("jain", math.nan) for c in valid
+                ),
             }
         rows.append(row)
     return rows

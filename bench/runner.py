@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import variants
-from bench import cpu, database, histograms, integrity, processes, verify
+from bench import cpu, database, histograms, integrity, processes, stats, verify
 from bench.load.scenarios import SCENARIOS
 from bench.results import Run, environment
 from bench.server import ServerError, VariantServer
@@ -286,6 +286,7 @@ class Runner:
         merged = histograms.merge(r["histogram"] for r in recorded)
         counts: dict[str, int] = {}
         failures: dict[str, int] = {}
+        per_user = [n for r in recorded for n in r.get("per_user", [])]
         for r in recorded:
             for key, n in r["counts"].items():
                 counts[key] = counts.get(key, 0) + n
@@ -308,6 +309,7 @@ class Runner:
             "errors": sum(failures.values()),
             "rps": requests / elapsed,
             "latency_us": histograms.summary(merged),
+            "fairness": stats.fairness(per_user, users),
             "cpu_us_per_request": {
                 group: (seconds * 1e6 / requests if requests else None)
                 for group, seconds in spent.processes.items()

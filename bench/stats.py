@@ -62,6 +62,19 @@ class Comparison:
         return f"{1 / self.ratio:.2f}x faster {detail}"
 
 
+def fairness(per_user: Sequence[int], users: int) -> dict[str, float]:
+    """How evenly the window's requests went to the *users* clients.
+
+    ``jain`` is Jain's index (1 = every user served equally, 1/n = one user got all);
+    users that completed nothing in the window count as zeros.
+    """
+    counts = [*per_user, *[0] * max(0, users - len(per_user))]
+    total = sum(counts)
+    squares = sum(c * c for c in counts)
+    jain = total * total / (len(counts) * squares) if squares else 0.0
+    return {"jain": jain, "min": min(counts, default=0), "max": max(counts, default=0)}
+
+
 def _signed(value: float) -> str:
     return f"{value:+.0f}".replace("-", "−")
 

@@ -110,6 +110,7 @@ def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
         lat = cell["latency_us"]
         assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
         assert cell["cpu_us_per_request"]["server"] > 0
+        assert 0 < cell["fairness"]["jain"] <= 1 and cell["fairness"]["max"] > 0
         # Only machine saturation may make a smoke cell invalid, never its data.
         assert all("busy" in r or "locust" in r for r in cell["reasons"]), cell["reasons"]
         assert (out / "raw").exists()

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from bench.stats import compare, median_ci
+from bench.stats import compare, fairness, median_ci
 
 
 def noisy(center: float, n: int = 7, spread: float = 0.02, seed: int = 1) -> list[float]:
@@ -55,3 +55,11 @@ def test_median_ci_brackets_the_median() -> None:
     m, low, high = median_ci([10, 11, 12, 13, 14, 15, 16])
     assert low <= m == 13 <= high
     assert median_ci([5.0]) == (5.0, 5.0, 5.0)
+
+
+def test_fairness_index() -> None:
+    assert fairness([10, 10, 10, 10], 4) == {"jain": 1.0, "min": 10, "max": 10}
+    starved = fairness([40], 4)  # one user got everything, three completed nothing
+    assert starved["jain"] == pytest.approx(0.25) and starved["min"] == 0
+    assert 0.25 < fairness([1, 2, 3, 30], 4)["jain"] < 0.5
+    assert fairness([], 2)["jain"] == 0.0

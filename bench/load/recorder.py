@@ -1,11 +1,12 @@
 """Locust plug-in imported by every locustfile: records what locust's own stats round away.
 
 Every request's latency goes, in microseconds, into an HdrHistogram when it completes
-inside the measurement window ``[test start + warm-up, + duration)``; every request of
-the whole run (warm-up and stop phase included) is counted by name and status, for the
-integrity checks. At exit each locust process writes ``<pid>.json`` into
-``$SESSIONBENCH_OUT``; the runner merges them. Configured by environment variables
-(set by the runner): SESSIONBENCH_OUT, SESSIONBENCH_WARMUP, SESSIONBENCH_DURATION.
+inside the measurement window ``[test start + warm-up, + duration)``, and is counted for
+its user (for fairness); every request of the whole run (warm-up and stop phase
+included) is counted by name and status, for the integrity checks. At exit each locust
+process writes ``<pid>.json`` into ``$SESSIONBENCH_OUT``; the runner merges them.
+Configured by environment variables set by the runner: SESSIONBENCH_OUT,
+SESSIONBENCH_WARMUP, SESSIONBENCH_DURATION.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _duration = float(os.environ.get("SESSIONBENCH_DURATION", "1e9"))
 _out = os.environ.get("SESSIONBENCH_OUT")
 
 histogram = HdrHistogram(*HIST_RANGE)
+per_user: Counter[int] = Counter()  # user greenlet -> requests completed in the window
 counts: Counter[str] = Counter()  # "POST /todos 201" -> n, whole run
 window_failures: Counter[str] = Counter()  # "POST /todos: <error>" -> n, in the window
 state: dict[str, Any] = {"start": None, "window": None}
@@ -63,6 +65,7 @@ def _on_request(
     window = state["window"]
     if window is not None and window[0] <= time.time() < window[1]:
         histogram.record_value(max(1, round(response_time * 1000)))
+        per_user[id(gevent.getcurrent())] += 1  # each locust user runs in its own greenlet
         if exception is not None:
             window_failures[f"{request_type} {name}: {str(exception)[:120]}"] += 1
 
@@ -77,6 +80,7 @@ def _on_quitting(environment: Environment, **kwargs: Any) -> None:
         "start": state["start"],
         "window": state["window"],
         "histogram": histogram.encode().decode(),
+        "per_user": sorted(per_user.values()),
         "counts": dict(counts),
         "window_failures": dict(window_failures),
         "cpu_warning": bool(runner and runner.cpu_warning_emitted),
