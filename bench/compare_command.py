@@ -8,6 +8,7 @@ between two runs every cell of B against the same cell of A. Only valid trials c
 from __future__ import annotations
 
 import argparse
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,18 +61,12 @@ def _valid(cells: list[Cell]) -> dict[tuple[str, str, int], list[Cell]]:
     return groups
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def _row(
     scenario: str, users: int, a: str, b: str, ca: list[Cell], cb: list[Cell], m: Metric
 ) -> Row:
     return Row(
         scenario, users, a, b,
-        _median([m.value(c) for c in ca]), _median([m.value(c) for c in cb]),
+        statistics.median(m.value(c) for c in ca), statistics.median(m.value(c) for c in cb),
         compare([m.cost(c) for c in ca], [m.cost(c) for c in cb]),
     )  # fmt: skip
 

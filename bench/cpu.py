@@ -32,6 +32,14 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def tree_pids(pid: int) -> list[int]:
+    """*pid* and its living descendants (empty if it is gone)."""
+    try:
+        return [pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def core_busy_seconds() -> list[float]:
     """Seconds each logical CPU spent not idle since boot."""
     return [sum(t) - t.idle - getattr(t, "iowait", 0.0) for t in psutil.cpu_times(percpu=True)]

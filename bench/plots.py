@@ -217,7 +217,7 @@ def micro(bench_json: dict[str, Any], doc: dict[str, Any], path: Path) -> Path:
     flat = list(axes.flat) if hasattr(axes, "flat") else [axes]
     for ax, group in zip(flat, names, strict=False):
         items = sorted(groups[group], key=lambda b: b["stats"]["median"])
-        scale, unit = _time_unit(max(b["stats"]["median"] for b in items))
+        scale, unit = time_unit(max(b["stats"]["median"] for b in items))
         labels = [_short_name(b) for b in items]
         med = [b["stats"]["median"] * scale for b in items]
         low = [(b["stats"]["median"] - b["stats"]["q1"]) * scale for b in items]
@@ -235,7 +235,7 @@ def micro(bench_json: dict[str, Any], doc: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _time_unit(seconds: float) -> tuple[float, str]:
+def time_unit(seconds: float) -> tuple[float, str]:
     if seconds < 1e-6:
         return 1e9, "ns"
     if seconds < 1e-3:

@@ -325,7 +325,7 @@ def micro_section(folder: Path, doc: dict[str, Any]) -> list[Block]:
         st = b["stats"]
         median, low, high = median_ci(st["data"]) if st.get("data") else (st["median"],) * 3
         half = 100 * max(median - low, high - median) / median
-        scale, unit = plots._time_unit(st["median"])
+        scale, unit = plots.time_unit(st["median"])
         rows.append([
             b["group"] or "", str(b.get("param") or b["name"]),
             f"{st['median'] * scale:.3g} {unit}", f"{st['iqr'] * scale:.2g} {unit}",

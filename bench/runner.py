@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -151,7 +152,7 @@ class Runner:
         if placement.server == placement.others:
             placement.notes.append("one core only: server, PostgreSQL and locust share it")
         if embedded is not None and embedded.pid is not None:
-            cpu.pin([embedded.pid, *_children(embedded.pid)], placement.others)
+            cpu.pin(cpu.tree_pids(embedded.pid), placement.others)
             placement.postgres = f"embedded, cores {sorted(placement.others)}"
         else:
             placement.postgres = f"external {url.redacted}, not pinned"
@@ -284,14 +285,9 @@ class Runner:
             )
             return cell
         merged = histograms.merge(r["histogram"] for r in recorded)
-        counts: dict[str, int] = {}
-        failures: dict[str, int] = {}
+        counts: Counter[str] = sum((Counter(r["counts"]) for r in recorded), Counter())
+        failures: Counter[str] = sum((Counter(r["window_failures"]) for r in recorded), Counter())
         per_user = [n for r in recorded for n in r.get("per_user", [])]
-        for r in recorded:
-            for key, n in r["counts"].items():
-                counts[key] = counts.get(key, 0) + n
-            for key, n in r["window_failures"].items():
-                failures[key] = failures.get(key, 0) + n
         observed = monitor.observe(server.app_name)
         checks = integrity.check_cell(
             counts,
@@ -322,7 +318,7 @@ class Runner:
                 "all": _per(observed.all_statements, total_requests),
             },
             "requests_all_phases": total_requests,
-            "failures": failures,
+            "failures": dict(failures),
             "integrity": [c.as_dict() for c in checks],
             "locust_cpu_warning": any(r["cpu_warning"] for r in recorded),
             "histogram": histograms.encode(merged),
@@ -384,15 +380,6 @@ def validity_reasons(cell: dict[str, Any], placement: Placement) -> list[str]:
                 reasons.append(f"core {core} (locust, PostgreSQL) was {busy:.0f} % busy")
     reasons += [f"integrity: {c['name']}: {c['detail']}" for c in cell["integrity"] if not c["ok"]]
     return reasons
-
-
-def _children(pid: int) -> list[int]:
-    import psutil
-
-    try:
-        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
 
 
 def _per(count: int | None, requests: int) -> float | None:

@@ -12,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
+from bench import database
+from bench.server import ServerError, VariantServer
 from variants.settings import DatabaseUrl
 
 BIGINT_MAX = 2**63 - 1
@@ -379,13 +384,6 @@ def _print_outcome(prefix: str) -> Callable[[Outcome], None]:
 
 def run_verify(*, url: str | None, names: list[str]) -> int:
     """``sessionbench verify``: check a running server, or start and check each variant."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from bench import database
-    from bench.server import ServerError, VariantServer
-
     raw_db = os.environ.get("DATABASE_URL")
     if url is not None:
         outcomes = verify(url, database=DatabaseUrl.parse(raw_db) if raw_db else None,
