@@ -40,6 +40,9 @@ VARIANTS: dict[str, Variant] = {
         Variant("scoped", "variants.scoped", "strategy"),
         Variant("depends", "variants.depends", "strategy"),
         Variant("context", "variants.context", "strategy"),
+        Variant("scoped_task", "variants.scoped_task", "strategy"),
+        Variant("scoped_basehttp", "variants.scoped_basehttp", "strategy"),
+        Variant("depends_function", "variants.depends_function", "strategy"),
         Variant("core", "variants.core", "baseline"),
         Variant("raw", "variants.raw", "baseline"),
     ]

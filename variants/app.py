@@ -100,7 +100,8 @@ def create_app(
     """Build a variant's app: its router plus everything all variants share."""
     app = FastAPI(
         lifespan=lifespan,
-        middleware=[Middleware(BodySizeLimit), *middleware],
+        # Innermost, so its 413 reaches FastAPI directly even behind a BaseHTTPMiddleware.
+        middleware=[*middleware, Middleware(BodySizeLimit)],
         exception_handlers={
             TodoNotFound: _not_found,
             RequestValidationError: _invalid,

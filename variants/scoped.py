@@ -23,25 +23,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from fastapi import APIRouter, Response
 from sqlalchemy.ext.asyncio import async_scoped_session
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from variants import queries
-from variants.app import create_app, location
+from variants.app import create_app
 from variants.engine import Session, lifespan
-from variants.models import Todo
-from variants.schemas import (
-    Limit,
-    Offset,
-    QueryCount,
-    TodoCreate,
-    TodoId,
-    TodoOut,
-    TodoUpdate,
-    multi_ids,
-)
+from variants.routes import global_session_router
 
 _session_context: ContextVar[str] = ContextVar("session_context")
 
@@ -76,43 +64,6 @@ class SQLAlchemyMiddleware:
                 await session.remove()
 
 
-router = APIRouter()
-
-
-@router.post("/todos", status_code=201, response_model=TodoOut)
-async def create_todo(data: TodoCreate, response: Response) -> Todo:
-    todo = await queries.create_todo(session, data=data)
-    await session.commit()
-    response.headers["Location"] = location(todo.id)
-    return todo
-
-
-@router.get("/todos", response_model=list[TodoOut])
-async def list_todos(limit: Limit = 20, offset: Offset = 0) -> list[Todo]:
-    return list(await queries.list_todos(session, limit=limit, offset=offset))
-
-
-@router.get("/todos/{todo_id}", response_model=TodoOut)
-async def get_todo(todo_id: TodoId) -> Todo:
-    return await queries.get_todo(session, todo_id=todo_id)
-
-
-@router.patch("/todos/{todo_id}", response_model=TodoOut)
-async def update_todo(todo_id: TodoId, data: TodoUpdate) -> Todo:
-    todo = await queries.update_todo(session, todo_id=todo_id, data=data)
-    await session.commit()
-    return todo
-
-
-@router.delete("/todos/{todo_id}", status_code=204)
-async def delete_todo(todo_id: TodoId) -> None:
-    await queries.delete_todo(session, todo_id=todo_id)
-    await session.commit()
-
-
-@router.get("/todos/{todo_id}/multi", response_model=list[TodoOut])
-async def multi_todos(todo_id: TodoId, count: QueryCount = None) -> list[Todo]:
-    return await queries.multi_todos(session, ids=multi_ids(todo_id, count))
-
+router = global_session_router(lambda: session)
 
 app = create_app(router, lifespan=lifespan, middleware=[Middleware(SQLAlchemyMiddleware)])
