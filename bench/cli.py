@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import variants
 
 EXIT_USAGE = 2
+SERVERS = ("uvicorn", "granian")
 
 
 class Parser(argparse.ArgumentParser):
@@ -80,7 +81,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bench.server import serve
 
     with contextlib.suppress(KeyboardInterrupt):
-        serve(args.variant, host=args.host, port=args.port)
+        serve(args.variant, host=args.host, port=args.port, workers=args.workers,
+              server=args.server)  # fmt: skip
     return 0
 
 
@@ -100,6 +102,12 @@ def comma_list(item: Callable[[str], Any]) -> Callable[[str], list[Any]]:
         return [item(part) for part in items]
 
     return parse
+
+
+def asgi_server(value: str) -> str:
+    if value not in SERVERS:
+        raise argparse.ArgumentTypeError(f"unknown server {value!r} (known: {', '.join(SERVERS)})")
+    return value
 
 
 def scenario_name(value: str) -> str:
@@ -203,6 +211,8 @@ def build_parser() -> Parser:
     p.add_argument("variant", type=variant_name, help="a name from `sessionbench variants`")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=port, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--workers", type=number(int, 1), default=1, help="server worker processes")
+    p.add_argument("--server", choices=SERVERS, default="uvicorn", help="ASGI server")
 
     p = add("verify", cmd_verify, "Check variants against the HTTP contract (exit 1 on failure).")
     p.add_argument("variants", nargs="*", type=variant_name, metavar="VARIANT",
@@ -235,9 +245,36 @@ def build_parser() -> Parser:
         "--duration", type=number(float, 0, strict=True), help="measured seconds per cell"
     )
     p.add_argument("--warmup", type=number(float, 0), help="discarded seconds before measuring")
-    p.add_argument("--pool-size", type=number(int, 1), default=10, help="pool size (default 10)")
+    p.add_argument(
+        "--pool-size",
+        type=comma_list(number(int, 1)),
+        default=[10],
+        metavar="N[,N…]",
+        help="pool size per server process; several values = an axis (default 10)",
+    )
     p.add_argument(
         "--max-overflow", type=number(int, 0), default=0, help="pool overflow (default 0)"
+    )
+    p.add_argument(
+        "--workers",
+        type=comma_list(number(int, 1)),
+        default=[1],
+        metavar="N[,N…]",
+        help="server worker processes; several values = an axis (default 1)",
+    )
+    p.add_argument(
+        "--server",
+        type=comma_list(asgi_server),
+        default=["uvicorn"],
+        metavar="NAME[,NAME…]",
+        help="uvicorn and/or granian (default uvicorn)",
+    )
+    p.add_argument(
+        "--locust-processes",
+        type=number(int, 1),
+        default=1,
+        metavar="N",
+        help="load generator processes (locust --processes; default 1)",
     )
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     p.set_defaults(mode="quick")

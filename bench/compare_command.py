@@ -17,7 +17,7 @@ from typing import Any
 from rich.table import Table
 
 from bench.console import console
-from bench.results import Run, latest_run
+from bench.results import Run, latest_run, series_names
 from bench.stats import Comparison, compare
 
 Cell = dict[str, Any]
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     metric = METRICS[args.metric]
     if len(runs) == 1:
         (only,) = runs
-        variants = list(only.doc["settings"]["variants"])
+        variants = series_names(only.doc)
         baseline = args.baseline or ("raw" if "raw" in variants else variants[0])
         if baseline not in variants:
             console.print(f"sessionbench: error: --baseline {baseline!r} is not in {paths[0]}")

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from bench import histograms
+from bench.results import series_names
 from bench.stats import median_ci
 
 SIZE = (10.0, 5.6)  # inches
@@ -62,7 +63,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _variants(doc: dict[str, Any]) -> list[str]:
-    return [v for v in doc["settings"]["variants"] if any(c["variant"] == v for c in doc["cells"])]
+    return series_names(doc)
 
 
 def _cells(doc: dict[str, Any], **match: Any) -> list[Cell]:
@@ -200,6 +201,62 @@ def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
         ax.set_ylabel("× server CPU µs/request")
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(title="variant", fontsize=8)
+    return _save(fig, path)
+
+
+AXES = {"pool_size": "pool size per server process", "workers": "server worker processes",
+        "server": "ASGI server"}  # fmt: skip
+
+
+def varied_axes(doc: dict[str, Any]) -> list[str]:
+    """The axes (keys of ``AXES``) that take more than one value among the run's series."""
+    infos = [doc["variants"].get(name, {}) for name in _variants(doc)]
+    return [axis for axis in AXES if len({str(i.get(axis)) for i in infos}) > 1]
+
+
+def axis(doc: dict[str, Any], name: str, users: int, path: Path) -> Path:
+    """req/s and p99 against one varied axis, one line per variant, one column per scenario."""
+    scenarios = [s for s in doc["settings"]["scenarios"] if _cells(doc, scenario=s, users=users)]
+    fig, axes = plt.subplots(2, len(scenarios), figsize=SIZE, dpi=DPI, squeeze=False)
+    fig.suptitle(f"What {AXES[name]} changes — {users} users")
+    fig.text(0.01, 0.01, footer(doc), fontsize=7, color="#555555")
+    series = {s: doc["variants"][s] for s in _variants(doc)}
+    values = sorted({info[name] for info in series.values()}, key=lambda v: (str(type(v)), v))
+    for col, scenario in enumerate(scenarios):
+        rps_ax, p99_ax = axes[0][col], axes[1][col]
+        for variant in dict.fromkeys(info["variant"] for info in series.values()):
+            others = {k: v for k, v in series.items() if v["variant"] == variant}
+            xs, rps, rps_err, p99 = [], [], [], []
+            for i, value in enumerate(values):
+                names = [k for k, v in others.items() if v[name] == value]
+                valid = [
+                    c
+                    for n in names
+                    for c in _ok(_cells(doc, scenario=scenario, variant=n, users=users))
+                ]
+                if not valid:
+                    continue
+                m, lo, hi = median_ci([c["rps"] for c in valid])
+                xs.append(i)
+                rps.append(m)
+                rps_err.append((m - lo, hi - m))
+                merged = histograms.merge(c["histogram"] for c in valid)
+                p99.append(merged.get_value_at_percentile(99.0) / 1000)
+            if xs:
+                errors = [[e[0] for e in rps_err], [e[1] for e in rps_err]]
+                rps_ax.errorbar(xs, rps, yerr=errors, marker="o", capsize=3, label=variant)
+                p99_ax.plot(xs, p99, marker="o", label=variant)
+        for ax in (rps_ax, p99_ax):
+            ax.set_xticks(range(len(values)), [str(v) for v in values])
+            ax.grid(True, alpha=0.3)
+        rps_ax.set_title(scenario, fontsize=10)
+        rps_ax.set_ylim(bottom=0)
+        p99_ax.set_yscale("log")
+        p99_ax.set_xlabel(AXES[name])
+        if col == 0:
+            rps_ax.set_ylabel("req/s (median, 95 % CI)")
+            p99_ax.set_ylabel("p99 latency, ms (log)")
+    axes[0][-1].legend(title="variant", fontsize=7)
     return _save(fig, path)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from bench import plots
 from bench.compare_command import METRICS, within
 from bench.micro_command import MICRO_FILE
-from bench.results import Run, group_summary
+from bench.results import Run, group_summary, series_names
 from bench.stats import median_ci
 
 PLOTS = "plots"
@@ -123,7 +123,7 @@ def _fair(jain: float) -> str:
 
 def baseline_of(doc: dict[str, Any]) -> str:
     """The variant others are compared with: ``depends`` (FastAPI's documented way) if run."""
-    names = [v for v in doc["settings"]["variants"] if any(c["variant"] == v for c in doc["cells"])]
+    names = series_names(doc)
     strategies = [v for v in names if doc["variants"].get(v, {}).get("kind") == "strategy"]
     for candidate in ("depends", *strategies, *names):
         if candidate in names:
@@ -272,12 +272,16 @@ def method(doc: dict[str, Any]) -> list[Block]:
             [
                 f"Command: {' '.join(doc.get('command', []))}; status {doc['status']}; "
                 f"started {doc['started']}, finished {doc.get('finished')}.",
-                f"Matrix: {len(s['variants'])} variants × {len(s['scenarios'])} scenarios "
+                f"Matrix: {len(series_names(doc))} series × {len(s['scenarios'])} scenarios "
                 f"({', '.join(s['scenarios'])}) × users {', '.join(map(str, s['users']))} × "
                 f"{s['trials']} trials, interleaved across variants; {s['warmup']:g} s warm-up "
                 f"(discarded) + {s['duration']:g} s measured per cell.",
-                f"Pool: size {s['pool_size']}, max overflow {s['max_overflow']}, "
-                "the same for every variant.",
+                f"Servers: {', '.join(s.get('asgi_servers', ['uvicorn']))}, "
+                f"{'/'.join(map(str, s.get('workers', [1])))} worker process(es) each; pool size "
+                f"{'/'.join(map(str, s.get('pool_sizes', [s.get('pool_size')])))} per process, "
+                f"max overflow {s['max_overflow']}, the same for every variant; locust "
+                f"{s.get('locust_processes', 1)} process(es). A series name says which axis "
+                "values it ran with (+pool32, +w2, +granian) when an axis was varied.",
                 f"Placement: server on cores {placement.get('server_cores')}; "
                 f"locust and the runner on {placement.get('locust_cores')}; "
                 f"PostgreSQL {placement.get('postgres')}. " + " ".join(placement.get("notes", [])),
@@ -372,6 +376,13 @@ def build(folder: Path) -> list[Path]:
                 h2(f"Scenario {scenario}"),
                 img(f"{PLOTS}/{t.name}", f"throughput vs concurrency, {scenario}"),
                 img(f"{PLOTS}/{lat.name}", f"latency spectrum, {scenario}, {top} users"),
+            ]
+        for name in plots.varied_axes(doc):
+            chart = plots.axis(doc, name, top, folder / PLOTS / f"axis-{name}.png")
+            written.append(chart)
+            blocks += [
+                h2(f"Axis: {plots.AXES[name]}"),
+                img(f"{PLOTS}/{chart.name}", f"req/s and p99 against {plots.AXES[name]}"),
             ]
         cpu = plots.server_cpu(doc, top, folder / PLOTS / "server-cpu.png")
         over = plots.overhead(doc, top, folder / PLOTS / "overhead.png")

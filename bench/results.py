@@ -143,6 +143,13 @@ class Run:
         os.replace(tmp, path)
 
 
+def series_names(doc: dict[str, Any]) -> list[str]:
+    """The run's series (variant + varied axes) that have cells, in the order they were declared."""
+    declared = doc["settings"].get("series") or doc["settings"]["variants"]
+    present = {c["variant"] for c in doc["cells"]}
+    return [name for name in declared if name in present]
+
+
 def group_summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (variant, scenario, users): medians over valid trials, with spread."""
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}

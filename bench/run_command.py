@@ -41,8 +41,11 @@ def config_from(args: argparse.Namespace) -> RunConfig:
               for key in preset}  # fmt: skip
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.mode}"
     out = args.out or ROOT / "results" / run_id
-    return RunConfig(mode=args.mode, pool_size=args.pool_size, max_overflow=args.max_overflow,
-                     out=out, **chosen)  # fmt: skip
+    return RunConfig(
+        mode=args.mode, pool_sizes=args.pool_size, max_overflow=args.max_overflow, out=out,
+        workers=args.workers, asgi_servers=args.server, locust_processes=args.locust_processes,
+        **chosen,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     console.print(
         f"sessionbench run --{config.mode}: {config.cell_count} cells "
-        f"({len(config.variants)} variants × {len(config.scenarios)} scenarios × "
+        f"({len(config.series())} series × {len(config.scenarios)} scenarios × "
         f"{len(config.users)} user counts × {config.trials} trials), "
         f"{config.warmup:g} s warm-up + {config.duration:g} s each → {_rel(config.out)}",
         highlight=False,

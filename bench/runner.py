@@ -28,11 +28,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Any
 
 import variants
-from bench import cpu, database, histograms, integrity, processes, stats, verify
+from bench import cpu, database, environments, histograms, integrity, processes, stats, verify
 from bench.load.scenarios import SCENARIOS
 from bench.results import Run, environment
 from bench.server import ServerError, VariantServer
@@ -44,6 +45,17 @@ STOP_TIMEOUT = 10  # s locust gives users to finish their task (so writes are ac
 
 
 @dataclass(frozen=True)
+class Series:
+    """One measured line: a variant served with one value of every axis (one server)."""
+
+    name: str
+    variant: str
+    pool_size: int
+    workers: int
+    server: str
+
+
+@dataclass(frozen=True)
 class RunConfig:
     mode: str
     variants: list[str]
@@ -52,27 +64,50 @@ class RunConfig:
     trials: int
     duration: float
     warmup: float
-    pool_size: int
+    pool_sizes: list[int]
     max_overflow: int
     out: Path
+    workers: list[int] = field(default_factory=lambda: [1])
+    asgi_servers: list[str] = field(default_factory=lambda: ["uvicorn"])
+    locust_processes: int = 1
 
     def settings(self) -> dict[str, Any]:
         settings = asdict(self)
         settings["out"] = str(self.out)
+        settings["series"] = [s.name for s in self.series()]
         return settings
 
+    def series(self) -> list[Series]:
+        """Every variant × axis value; an axis with several values is named in the series."""
+        axes = product(self.pool_sizes, self.workers, self.asgi_servers)
+        return [
+            Series(
+                name=variant
+                + (f"+pool{pool}" if len(self.pool_sizes) > 1 else "")
+                + (f"+w{workers}" if len(self.workers) > 1 else "")
+                + (f"+{server}" if len(self.asgi_servers) > 1 else ""),
+                variant=variant,
+                pool_size=pool,
+                workers=workers,
+                server=server,
+            )
+            for pool, workers, server in axes
+            for variant in self.variants
+        ]
+
     def cells(self) -> Iterator[tuple[int, str, int, str]]:
-        """(trial, scenario, users, variant) in run order: trials interleaved across variants."""
-        n = len(self.variants)
+        """(trial, scenario, users, series) in run order: trials interleaved across series."""
+        names = [s.name for s in self.series()]
+        n = len(names)
         for trial in range(1, self.trials + 1):
             for scenario in self.scenarios:
                 for users in self.users:
                     for i in range(n):
-                        yield trial, scenario, users, self.variants[(trial - 1 + i) % n]
+                        yield trial, scenario, users, names[(trial - 1 + i) % n]
 
     @property
     def cell_count(self) -> int:
-        return self.trials * len(self.scenarios) * len(self.users) * len(self.variants)
+        return self.trials * len(self.scenarios) * len(self.users) * len(self.series())
 
 
 @dataclass
@@ -113,7 +148,8 @@ class Runner:
     def __init__(self, config: RunConfig, *, progress: Callable[[str, int, int], None]) -> None:
         self.config = config
         self.progress = progress
-        self.servers: dict[str, VariantServer] = {}
+        self.servers: dict[str, VariantServer] = {}  # by series name
+        self.series: dict[str, Series] = {}
         self.locust: subprocess.Popen[bytes] | None = None
 
     def run(self) -> Run:
@@ -185,27 +221,32 @@ class Runner:
             monitor.close()
         return "complete"
 
-    def _server(self, name: str, url: DatabaseUrl, placement: Placement) -> VariantServer:
+    def _server(self, series: Series, url: DatabaseUrl, placement: Placement) -> VariantServer:
         return VariantServer(
-            name,
+            series.variant,
             url,
-            log_path=self.config.out / "logs" / f"server-{name}.log",
+            log_path=self.config.out / "logs" / f"server-{series.name}.log",
             cpus=placement.server,
             env={
-                "SESSIONBENCH_POOL_SIZE": str(self.config.pool_size),
+                "SESSIONBENCH_POOL_SIZE": str(series.pool_size),
                 "SESSIONBENCH_MAX_OVERFLOW": str(self.config.max_overflow),
             },
+            workers=series.workers,
+            server=series.server,
         )
 
     def _start_variants(self, run: Run, url: DatabaseUrl, placement: Placement) -> list[str]:
         ready = []
         asyncio.run(database.ensure_schema(url))
-        for name in self.config.variants:
+        for series in self.config.series():
+            name = series.name
             self.progress(f"starting and verifying {name}", 0, self.config.cell_count)
-            server = self._server(name, url, placement)
+            server = self._server(series, url, placement)
+            variant = variants.get(series.variant)
             info: dict[str, Any] = {
-                "label": variants.get(name).label,
-                "kind": variants.get(name).kind,
+                "label": variant.label,
+                "kind": variant.kind,
+                **{k: v for k, v in asdict(series).items() if k != "name"},
             }
             try:
                 server.start()
@@ -214,6 +255,8 @@ class Runner:
                 run.doc["variants"][name] = info
                 continue
             self.servers[name] = server
+            self.series[name] = series
+            info["packages"] = environments.package_versions(variant)  # its interpreter's
             outcomes = verify.verify(server.base_url, database=url)
             failures = [f"{o.check}: {o.error}" for o in outcomes if not o.ok]
             info["verify"] = {"passed": not failures, "checks": len(outcomes), "failures": failures}
@@ -243,6 +286,7 @@ class Runner:
             "status": "failed", "reasons": [],
         }  # fmt: skip
         server = self.servers[name]
+        series = self.series[name]
         if not server.alive():
             try:
                 server.start()
@@ -293,8 +337,8 @@ class Runner:
             counts,
             observed,
             seed_rows=monitor.seed_rows,
-            pool_limit=config.pool_size + config.max_overflow,
-            orm=variants.get(name).kind == "strategy",
+            pool_limit=(series.pool_size + config.max_overflow) * series.workers,
+            orm=variants.get(series.variant).kind != "baseline",
         )
         spent = before.until(after)
         elapsed = window[1] - window[0]
@@ -323,7 +367,9 @@ class Runner:
             "locust_cpu_warning": any(r["cpu_warning"] for r in recorded),
             "histogram": histograms.encode(merged),
         }
-        cell["reasons"] = validity_reasons(cell, placement)
+        cell["reasons"] = validity_reasons(
+            cell, placement, locust_processes=config.locust_processes
+        )
         cell["status"] = "invalid" if cell["reasons"] else "ok"
         return cell
 
@@ -339,6 +385,8 @@ class Runner:
             "--stop-timeout", str(STOP_TIMEOUT), "--csv", str(raw / "locust"),
             "--html", str(raw / "locust.html"), "--only-summary", "--loglevel", "WARNING",
         ]  # fmt: skip
+        if config.locust_processes > 1:
+            cmd += ["--processes", str(config.locust_processes)]
         env = {
             **os.environ,
             "SESSIONBENCH_OUT": str(raw),
@@ -361,7 +409,9 @@ class Runner:
             server.stop()
 
 
-def validity_reasons(cell: dict[str, Any], placement: Placement) -> list[str]:
+def validity_reasons(
+    cell: dict[str, Any], placement: Placement, *, locust_processes: int = 1
+) -> list[str]:
     """Why a measured cell cannot be trusted (empty: it can)."""
     reasons = []
     if not cell["requests"]:
@@ -371,7 +421,7 @@ def validity_reasons(cell: dict[str, Any], placement: Placement) -> list[str]:
         reasons.append(f"{cell['errors']} failed requests (most: {top})")
     if cell["locust_cpu_warning"]:
         reasons.append("locust warned that its CPU was above 90 %")
-    if cell["cpu_percent"].get("locust", 0) > LOCUST_CPU_LIMIT:
+    if cell["cpu_percent"].get("locust", 0) > LOCUST_CPU_LIMIT * locust_processes:
         reasons.append(f"locust used {cell['cpu_percent']['locust']:.0f} % of a core")
     if placement.server != placement.others:
         for core in sorted(placement.others):

@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 
 import variants
-from bench import database, processes
+from bench import database, environments, processes
 from variants.settings import DatabaseUrl
 
 
@@ -35,18 +35,43 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(name: str, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def serve(
+    name: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    server: str = "uvicorn",
+) -> None:
     """Serve variant *name* until interrupted, on ``DATABASE_URL`` or an embedded PostgreSQL."""
     variant = variants.get(name)
     with database.terminate_on_sigterm(), database.database_url_or_embedded() as (url, embedded):
         asyncio.run(database.ensure_schema(url))
         os.environ["DATABASE_URL"] = url.url
         where = "embedded PostgreSQL" if embedded else url.redacted
-        print(f"sessionbench: serving {name} on http://{host}:{port} ({where})", file=sys.stderr)
+        print(
+            f"sessionbench: serving {name} with {server} ({workers} worker"
+            f"{'s' if workers > 1 else ''}) on http://{host}:{port} ({where})",
+            file=sys.stderr,
+        )
+        if server == "granian":
+            _granian(variant.app, host=host, port=port, workers=workers)
+            return
         uvicorn.run(
             variant.app, host=host, port=port, workers=workers, loop="uvloop", http="httptools",
             access_log=False, log_level="warning", lifespan="on",
         )  # fmt: skip
+
+
+def _granian(app: str, *, host: str, port: int, workers: int) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+
+    Granian(
+        app, address=host, port=port, interface=Interfaces.ASGI, workers=workers,
+        loop=Loops.uvloop, log_access=False, log_level=LogLevels.warning,
+    ).serve()  # fmt: skip
 
 
 class VariantServer:
@@ -61,12 +86,16 @@ class VariantServer:
         port: int | None = None,
         cpus: set[int] | None = None,
         env: Mapping[str, str] | None = None,
+        workers: int = 1,
+        server: str = "uvicorn",
     ) -> None:
         self.variant = variants.get(name)
         self.url = url
         self.port = port or free_port()
         self.cpus = cpus
         self.env = dict(env or {})
+        self.workers = workers
+        self.server = server
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -94,8 +123,12 @@ class VariantServer:
             "DATABASE_URL": self.url.url,
             "PYTHONUNBUFFERED": "1",
         }
-        cmd = [sys.executable, "-m", "bench.cli", "serve", self.variant.name]
-        cmd += ["--port", str(self.port)]
+        try:  # a variant with its own environment runs on that venv's interpreter
+            python = environments.interpreter(self.variant)
+        except environments.EnvironmentBuildError as exc:
+            raise ServerError(str(exc)) from None
+        cmd = [python, "-m", "bench.cli", "serve", self.variant.name]
+        cmd += ["--port", str(self.port), "--workers", str(self.workers), "--server", self.server]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

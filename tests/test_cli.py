@@ -47,6 +47,11 @@ def test_help_on_every_subcommand() -> None:
         (["run", "--duration", "-1"], "'-1'"),
         (["run", "--trials", "0"], "'0'"),
         (["run", "--quick", "--full"], "--full"),
+        (["run", "--pool-size", "10,0"], "'0'"),
+        (["run", "--workers", "two"], "'two'"),
+        (["run", "--server", "uvicorn,hypercorn"], "'hypercorn'"),
+        (["run", "--locust-processes", "0"], "'0'"),
+        (["serve", "scoped", "--server", "daphne"], "'daphne'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], named: str) -> None:

@@ -19,7 +19,7 @@ from bench.runner import Placement, RunConfig, validity_reasons
 def config(**overrides: Any) -> RunConfig:
     values: dict[str, Any] = {
         "mode": "quick", "variants": ["a", "b", "c"], "scenarios": ["read"], "users": [8],
-        "trials": 2, "duration": 1.0, "warmup": 0.5, "pool_size": 10, "max_overflow": 0,
+        "trials": 2, "duration": 1.0, "warmup": 0.5, "pool_sizes": [10], "max_overflow": 0,
         "out": Path("/tmp/x"),
     }  # fmt: skip
     return RunConfig(**{**values, **overrides})
@@ -39,6 +39,29 @@ def test_every_cell_appears_once() -> None:
     cfg = config(scenarios=["read", "write"], users=[1, 32], trials=2)
     cells = list(cfg.cells())
     assert len(cells) == len(set(cells)) == cfg.cell_count == 24
+
+
+def test_one_axis_value_keeps_plain_variant_names() -> None:
+    cfg = config(pool_sizes=[32], workers=[2], asgi_servers=["granian"])
+    assert [(s.name, s.pool_size, s.workers, s.server) for s in cfg.series()] == [
+        ("a", 32, 2, "granian"), ("b", 32, 2, "granian"), ("c", 32, 2, "granian"),
+    ]  # fmt: skip
+
+
+def test_varied_axes_name_their_series_and_multiply_the_cells() -> None:
+    cfg = config(variants=["a", "b"], pool_sizes=[10, 32], asgi_servers=["uvicorn", "granian"])
+    assert [s.name for s in cfg.series()] == [
+        "a+pool10+uvicorn", "b+pool10+uvicorn", "a+pool10+granian", "b+pool10+granian",
+        "a+pool32+uvicorn", "b+pool32+uvicorn", "a+pool32+granian", "b+pool32+granian",
+    ]  # fmt: skip
+    assert cfg.cell_count == len(list(cfg.cells())) == 8 * 2
+    assert cfg.settings()["series"] == [s.name for s in cfg.series()]
+
+
+def test_locust_cpu_limit_scales_with_its_processes() -> None:
+    busy = measured(cpu_percent={"server": 99.0, "locust": 150.0})
+    assert validity_reasons(busy, PINNED, locust_processes=2) == []
+    assert validity_reasons(busy, PINNED, locust_processes=1)
 
 
 def measured(**overrides: Any) -> dict[str, Any]:
@@ -115,6 +138,35 @@ def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
         assert all("busy" in r or "locust" in r for r in cell["reasons"]), cell["reasons"]
         assert (out / "raw").exists()
     assert "req/s" in result.stderr  # the summary table
+
+
+@pytest.mark.timeout(180)
+def test_axes_run_every_series_on_its_own_server(tmp_path: Path, db) -> None:
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [*CLI, "run", "--variants", "context", "--scenarios", "read", "--users", "4",
+         "--trials", "1", "--duration", "1", "--warmup", "0.3", "--pool-size", "3,5",
+         "--server", "uvicorn,granian", "--workers", "2", "--locust-processes", "2",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=150,
+        env={**os.environ, "DATABASE_URL": db.url},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((out / "run.json").read_text())
+    names = ["context+pool3+uvicorn", "context+pool3+granian", "context+pool5+uvicorn",
+             "context+pool5+granian"]  # fmt: skip
+    assert doc["settings"]["series"] == names and sorted(doc["variants"]) == sorted(names)
+    info = doc["variants"]["context+pool5+granian"]
+    assert {k: info[k] for k in ("kind", "variant", "pool_size", "workers", "server")} == {
+        "kind": "strategy", "variant": "context", "pool_size": 5, "workers": 2, "server": "granian",
+    }  # fmt: skip
+    for cell in doc["cells"]:
+        assert cell["requests"] > 0 and cell["errors"] == 0, cell["reasons"]
+        pool = doc["variants"][cell["variant"]]["pool_size"]
+        within = next(c for c in cell["integrity"] if c["name"] == "connections_within_pool")
+        assert within["ok"] and str(pool * 2) in within["detail"], within
+    raw = sorted((out / "raw").iterdir())[0]
+    assert len(list(raw.glob("[0-9]*.json"))) == 3  # locust master + 2 workers, merged
 
 
 def start_run(out: Path, db, variants: str, trials: int, duration: float) -> subprocess.Popen:

@@ -1,7 +1,10 @@
 """The registry of variants: every runner, test, plot and report loops over ``VARIANTS``.
 
 Adding a strategy is one new module exposing ``app`` plus one line below. A variant's
-label is the first line of its module docstring.
+label is the first line of its module docstring. A ``library`` variant names the PyPI
+package it shows (its version goes into run.json); one whose pins conflict with the main
+environment names its own ``environment`` (``variants/envs/<name>.txt``, see
+``bench.environments``) and is served, verified and benchmarked from that venv only.
 """
 
 import ast
@@ -10,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Kind = Literal["strategy", "baseline"]
+Kind = Literal["strategy", "baseline", "library"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,10 @@ class Variant:
     name: str
     module: str
     kind: Kind
+    library: str | None = None
+    """The PyPI distribution a ``library`` variant shows."""
+    environment: str | None = None
+    """Its own environment (``variants/envs/<environment>.txt``); None: the main one."""
 
     @property
     def app(self) -> str:
@@ -45,6 +52,22 @@ VARIANTS: dict[str, Variant] = {
         Variant("depends_function", "variants.depends_function", "strategy"),
         Variant("core", "variants.core", "baseline"),
         Variant("raw", "variants.raw", "baseline"),
+        Variant(
+            "fastapi_async_sqlalchemy",
+            "variants.fastapi_async_sqlalchemy",
+            "library",
+            library="fastapi-async-sqlalchemy",
+        ),
+        Variant(
+            "advanced_alchemy", "variants.advanced_alchemy", "library", library="advanced-alchemy"
+        ),
+        Variant(
+            "fastapi_sqla",
+            "variants.fastapi_sqla",
+            "library",
+            library="fastapi-sqla",
+            environment="fastapi_sqla",
+        ),
     ]
 }
 

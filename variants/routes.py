@@ -71,8 +71,12 @@ def global_session_router(current: Callable[[], AnySession]) -> APIRouter:
     return router
 
 
-def injected_session_router(session_dep: Any) -> APIRouter:
-    """Handlers that receive the request's session as a parameter of type *session_dep*."""
+def injected_session_router(session_dep: Any, *, commit: bool = True) -> APIRouter:
+    """Handlers that receive the request's session as a parameter of type *session_dep*.
+
+    ``commit=False`` for a library that commits the request's session itself: the
+    handlers then only flush (as the query functions do).
+    """
     router = APIRouter()
 
     def inject(handler: Handler) -> Handler:
@@ -84,7 +88,8 @@ def injected_session_router(session_dep: Any) -> APIRouter:
     @inject
     async def create_todo(data: TodoCreate, response: Response, session: AsyncSession) -> Todo:
         todo = await queries.create_todo(session, data=data)
-        await session.commit()
+        if commit:
+            await session.commit()
         response.headers["Location"] = location(todo.id)
         return todo
 
@@ -104,14 +109,16 @@ def injected_session_router(session_dep: Any) -> APIRouter:
     @inject
     async def update_todo(todo_id: TodoId, data: TodoUpdate, session: AsyncSession) -> Todo:
         todo = await queries.update_todo(session, todo_id=todo_id, data=data)
-        await session.commit()
+        if commit:
+            await session.commit()
         return todo
 
     @router.delete("/todos/{todo_id}", status_code=204)
     @inject
     async def delete_todo(todo_id: TodoId, session: AsyncSession) -> None:
         await queries.delete_todo(session, todo_id=todo_id)
-        await session.commit()
+        if commit:
+            await session.commit()
 
     @router.get("/todos/{todo_id}/multi", response_model=list[TodoOut])
     @inject

@@ -1,0 +1,568 @@
+"""The pitfall scenarios: one async function each, docstring first line = its label.
+
+A scenario probes one running variant (``Target``) from outside and returns an
+``Outcome``: ``ok`` (did what a user expects), ``degraded`` (correct answers, but a
+resource held or errors a careful app would avoid) or ``broken`` (wrong answers, lost
+or phantom writes, leaked connections, a server that stops serving), always with the
+numbers that decided it. Scenarios that need the lab routes raise ``Skip`` on a
+variant without them. Parameters scale with ``--quick`` / ``--full`` (``Target.depth``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import httpx
+import psutil
+
+from bench.pitfalls.probe import (
+    Outcome,
+    Sample,
+    Skip,
+    Target,
+    activity,
+    call,
+    hammer,
+    is_success,
+    marker,
+    percentile,
+    pool,
+    read_random,
+    responsive,
+    rows_titled,
+    settle,
+    statuses,
+    verdict,
+)
+
+Scenario = Callable[[Target], Coroutine[Any, Any, Outcome]]
+SETTLE = 3.0  # s an idle server gets to return every connection before we call it a leak
+
+
+def _leak_reasons(stats: dict[str, Any], act: dict[str, Any]) -> list[str]:
+    reasons = []
+    if stats["checked_out"]:
+        reasons.append(
+            f"{stats['checked_out']} connections never returned to the pool "
+            f"({act['idle_in_transaction']} idle in transaction)"
+        )
+    if stats.get("registry"):
+        reasons.append(f"{stats['registry']} sessions left in the scoped registry")
+    return reasons
+
+
+async def _aftermath(target: Target) -> tuple[dict[str, Any], list[str]]:
+    """Numbers and broken-reasons once the scenario's traffic is over: leaks, a dead server."""
+    _, stats = await settle(target, SETTLE)
+    act = await activity(target)
+    follow = await responsive(target, within=target.pool_timeout + 2)
+    numbers = {
+        "leaked_connections": stats["checked_out"],
+        "idle_in_transaction_after": act["idle_in_transaction"],
+        "registry_after": stats.get("registry"),
+        "follow_up_get": follow,
+    }
+    broken = _leak_reasons(stats, act)
+    if not is_success(follow):
+        broken.append(f"a plain GET afterwards got {follow}")
+    return numbers, broken
+
+
+async def fanout(target: Target) -> Outcome:
+    """Fan-out inside a request: asyncio.gather over queries, the strategy's natural way.
+
+    The scoped family gathers on the global session, depends on its injected session,
+    context opens one session per task (``/lab/fanout?n=2``), sequential requests.
+    """
+    await pool(target)
+    requests = target.depth(5, 12)
+    seen = []
+    async with target.client(timeout=target.pool_timeout + 5) as client:
+        for _ in range(requests):
+            status, _ = await call(client.get("/lab/fanout", params={"n": 2}))
+            seen.append(status)
+    after, broken = await _aftermath(target)
+    errors = sum(not is_success(s) for s in seen)
+    numbers = {"requests": requests, "errors": errors, "statuses": statuses(seen), **after}
+    degraded = [f"{errors}/{requests} requests failed"] if errors else []
+    outcome, summary = verdict(
+        broken, degraded, f"{requests}/{requests} answered 200, no connection leaked"
+    )
+    return Outcome(outcome, summary, numbers)
+
+
+async def background(target: Target) -> Outcome:
+    """Background task writing after the response (FastAPI BackgroundTasks).
+
+    The handler reads its connection's backend pid and schedules a task that waits
+    ``delay`` and then writes a row titled with its own backend pid: same pid = same
+    session. While the task waits, the pool and pg_stat_activity show whether the
+    request's connection is still held.
+    """
+    await pool(target)
+    requests, delay = target.depth(2, 5), 0.6
+    mark = marker(target, "background")
+    seen, held, idle_tx, request_pids = [], [], [], {}
+    async with target.client() as client:
+        for i in range(requests):
+            status, response = await call(
+                client.post("/lab/background", params={"marker": f"{mark}-{i}", "delay": delay})
+            )
+            seen.append(status)
+            if response is not None and is_success(status):
+                request_pids[f"{mark}-{i}"] = response.json()
+            await asyncio.sleep(delay / 2)
+            held.append((await pool(target))["checked_out"])
+            idle_tx.append((await activity(target))["idle_in_transaction"])
+    deadline = time.monotonic() + delay + 3
+    while time.monotonic() < deadline:
+        written = await rows_titled(target, mark)
+        if len(written) >= len(request_pids):
+            break
+        await asyncio.sleep(0.1)
+    writers = dict(title.rsplit(":", 1) for title in written)
+    same = sum(int(writers[m]) == pid for m, pid in request_pids.items() if m in writers)
+    after, broken = await _aftermath(target)
+    numbers = {
+        "requests": requests,
+        "statuses": statuses(seen),
+        "written": len(written),
+        "same_connection_as_request": same,
+        "held_while_task_waits": max(held),
+        "idle_in_transaction_while_task_waits": max(idle_tx),
+        **after,
+    }
+    if len(request_pids) < requests:
+        broken.append(f"{requests - len(request_pids)}/{requests} requests failed")
+    if len(written) < len(request_pids):
+        broken.append(f"{len(request_pids) - len(written)} background writes lost")
+    degraded = []
+    if max(held):
+        degraded.append(
+            f"the request's connection stays checked out while the task waits "
+            f"({max(idle_tx)} idle in transaction); task reuses the request's session "
+            f"{same}/{len(written)}"
+        )
+    outcome, summary = verdict(
+        broken, degraded, f"{len(written)}/{requests} written by own session, none held"
+    )
+    return Outcome(outcome, summary, numbers)
+
+
+async def streaming(target: Target) -> Outcome:
+    """Streaming response that reads the database page by page while it streams.
+
+    Samples the pool and pg_stat_activity every 0.1 s during the stream: how long a
+    connection is held, and how long a transaction stays open idle between pages.
+    """
+    await pool(target)
+    pages, size, delay = target.depth(5, 10), 20, 0.2
+    held, longest = [], 0.0
+    received = 0
+
+    async def consume() -> str:
+        nonlocal received
+        async with target.client() as client:
+            params = {"pages": pages, "size": size, "delay": delay}
+            async with client.stream("GET", "/lab/stream", params=params) as response:
+                async for text in response.aiter_lines():
+                    received += bool(text.strip())
+                return str(response.status_code)
+
+    started = time.monotonic()
+    task = asyncio.create_task(consume())
+    while not task.done():
+        await asyncio.sleep(0.1)
+        held.append((await pool(target))["checked_out"])
+        longest = max(longest, (await activity(target))["longest_transaction_s"])
+    try:
+        status = await task
+    except httpx.HTTPError as exc:
+        status = type(exc).__name__
+    seconds = time.monotonic() - started
+    after, broken = await _aftermath(target)
+    held_fraction = sum(1 for h in held if h) / len(held) if held else 0.0
+    numbers = {
+        "status": status,
+        "rows": received,
+        "rows_expected": pages * size,
+        "stream_s": seconds,
+        "connection_held_fraction": held_fraction,
+        "longest_open_transaction_s": longest,
+        **after,
+    }
+    if not is_success(status) or received != pages * size:
+        broken.append(f"stream {status} with {received}/{pages * size} rows")
+    degraded = []
+    if longest > seconds / 2:
+        degraded.append(
+            f"a transaction stays open {longest:.1f} s of the {seconds:.1f} s stream "
+            f"(connection held {held_fraction:.0%} of the time)"
+        )
+    outcome, summary = verdict(
+        broken, degraded, f"connection held {held_fraction:.0%} of the stream, per page only"
+    )
+    return Outcome(outcome, summary, numbers)
+
+
+async def disconnect(target: Target) -> Outcome:
+    """Client disconnect mid-query: a burst of pg_sleep requests whose clients hang up.
+
+    ``pool size`` raw HTTP connections each send ``GET /lab/sleep`` and close the
+    socket 0.3 s later; then: are the connections returned to the pool, and when?
+    """
+    await pool(target)
+    burst, seconds = target.pool_size, target.depth(1.0, 2.0)
+    host, port = "127.0.0.1", target.server.port
+    request = (
+        f"GET /lab/sleep?seconds={seconds} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    )  # fmt: skip
+    writers = []
+    for _ in range(burst):
+        _, writer = await asyncio.open_connection(host, port)
+        writer.write(request)
+        await writer.drain()
+        writers.append(writer)
+    await asyncio.sleep(0.3)
+    for writer in writers:
+        writer.close()
+    closed = time.monotonic()
+    await asyncio.sleep(0.2)
+    running = (await activity(target))["states"].get("active", 0)
+    returned, _ = await settle(target, seconds + SETTLE)
+    back_after = time.monotonic() - closed if returned is not None else None
+    after, broken = await _aftermath(target)
+    numbers = {
+        "cancelled_requests": burst,
+        "query_seconds": seconds,
+        "queries_running_after_disconnect": running,
+        "connections_back_after_s": back_after,
+        **after,
+    }
+    degraded = []
+    if back_after is not None and back_after > seconds + 1:
+        degraded.append(f"connections came back only {back_after:.1f} s after the disconnect")
+    ok = (
+        f"all {burst} connections back {back_after:.1f} s after the disconnect "
+        f"({running} queries ran on after it)"
+        if back_after is not None
+        else ""
+    )
+    outcome, summary = verdict(broken, degraded, ok)
+    return Outcome(outcome, summary, numbers)
+
+
+async def _write_must_fail(target: Target, scenario: str, path: str) -> Outcome:
+    """POST *path* a few times; every answer must be non-2xx and nothing may be written."""
+    await pool(target)
+    requests = target.depth(3, 10)
+    mark = marker(target, scenario)
+    async with target.client() as client:
+        seen = [
+            (await call(client.post(path, params={"marker": mark})))[0] for _ in range(requests)
+        ]
+    written = await rows_titled(target, mark)
+    seed = await rows_titled(target, "todo 1")
+    after, broken = await _aftermath(target)
+    acknowledged = sum(is_success(s) for s in seen)
+    numbers = {
+        "requests": requests,
+        "statuses": statuses(seen),
+        "acknowledged": acknowledged,
+        "rows_written": len(written),
+        **after,
+    }
+    if acknowledged:
+        broken.append(f"{acknowledged}/{requests} got a 2xx for a write that must fail")
+    if written:
+        broken.append(f"{len(written)} rows of failed requests are in the table")
+    if "todo 1" not in seed:
+        broken.append("seed row 1 was changed")
+    outcome, summary = verdict(
+        broken, [], f"{requests}/{requests} answered {'/'.join(statuses(seen))}, nothing written"
+    )
+    return Outcome(outcome, summary, numbers)
+
+
+async def handler_error(target: Target) -> Outcome:
+    """Handler error after a write: the row is flushed, then the handler raises."""
+    return await _write_must_fail(target, "handler-error", "/lab/write-then-raise")
+
+
+async def failed_commit(target: Target) -> Outcome:
+    """Failed commit: a new row plus a duplicate primary key, detected only at flush/commit."""
+    return await _write_must_fail(target, "failed-commit", "/lab/failing-commit")
+
+
+async def visibility(target: Target) -> Outcome:
+    """Write visibility: after a 201 from POST /todos, does the very next read see the row?
+
+    The read goes through a second HTTP client (its own connection) and straight to
+    PostgreSQL; a miss is polled until it shows up (the delay is reported).
+    """
+    writes = target.depth(20, 100)
+    mark = marker(target, "visibility")
+    api_misses = db_misses = failed = 0
+    delays: list[float] = []
+    async with target.client() as writer, target.client() as reader:
+        for i in range(writes):
+            status, response = await call(writer.post("/todos", json={"title": f"{mark}-{i}"}))
+            acked = time.monotonic()
+            if response is None or status != "201":
+                failed += 1
+                continue
+            todo_id = response.json()["id"]
+            read = (await call(reader.get(f"/todos/{todo_id}")))[0]
+            in_db = f"{mark}-{i}" in await rows_titled(target, f"{mark}-{i}")
+            api_misses += read != "200"
+            db_misses += not in_db
+            while read != "200" and time.monotonic() - acked < 2:
+                await asyncio.sleep(0.01)
+                read = (await call(reader.get(f"/todos/{todo_id}")))[0]
+            delays.append(time.monotonic() - acked if not in_db or api_misses else 0.0)
+    numbers = {
+        "writes": writes,
+        "failed_writes": failed,
+        "api_read_misses": api_misses,
+        "db_read_misses": db_misses,
+        "max_delay_s": max(delays, default=0.0),
+    }
+    broken = []
+    if api_misses or db_misses:
+        broken.append(
+            f"{api_misses} API reads and {db_misses} database reads missed an acked write"
+        )
+    if failed:
+        broken.append(f"{failed}/{writes} writes failed")
+    outcome, summary = verdict(
+        broken, [], f"{writes}/{writes} acknowledged writes visible to the next read"
+    )
+    return Outcome(outcome, summary, numbers)
+
+
+async def exhaustion(target: Target) -> Outcome:
+    """Pool exhaustion: 4 × pool size concurrent slow queries (pg_sleep), /health alongside.
+
+    Four waves of ``seconds`` fit well inside the pool timeout, so a fair pool serves
+    all of them; timeouts, hangs and a slow /health (blocked event loop) are reported.
+    """
+    await pool(target)
+    burst, seconds = 4 * target.pool_size, target.depth(0.3, 0.4)
+    ideal = math.ceil(burst / target.pool_size) * seconds
+    health: list[float] = []
+    done = asyncio.Event()
+
+    async def one(client: httpx.AsyncClient) -> tuple[str, float]:
+        started = time.monotonic()
+        status, _ = await call(client.get("/lab/sleep", params={"seconds": seconds}))
+        return status, time.monotonic() - started
+
+    async def ping(client: httpx.AsyncClient) -> None:
+        while not done.is_set():
+            started = time.monotonic()
+            await call(client.get("/health"))
+            health.append(time.monotonic() - started)
+            await asyncio.sleep(0.05)
+
+    timeout = target.pool_timeout + ideal + 10
+    async with target.client(timeout=timeout, connections=burst + 1) as client:
+        pinger = asyncio.create_task(ping(client))
+        results = await asyncio.gather(*(one(client) for _ in range(burst)))
+        done.set()
+        await pinger
+    seen = [status for status, _ in results]
+    latencies = [s for _, s in results]
+    after, broken = await _aftermath(target)
+    errors = sum(not is_success(s) for s in seen)
+    hung = sum(s.endswith("Timeout") for s in seen)
+    numbers = {
+        "requests": burst,
+        "query_seconds": seconds,
+        "ideal_s": ideal,
+        "statuses": statuses(seen),
+        "errors": errors,
+        "p50_s": percentile(latencies, 50),
+        "p99_s": percentile(latencies, 99),
+        "max_s": max(latencies),
+        "health_p99_ms": 1000 * (percentile(health, 99) or 0.0),
+        **after,
+    }
+    if hung:
+        broken.append(f"{hung} requests hung past {timeout:.0f} s")
+    degraded = [f"{errors}/{burst} failed ({', '.join(statuses(seen))})"] if errors else []
+    outcome, summary = verdict(
+        broken,
+        degraded,
+        f"{burst}/{burst} served, max {max(latencies):.2f} s (ideal {ideal:.2f} s)",
+    )
+    return Outcome(outcome, summary, numbers)
+
+
+def _soak_request(client: httpx.AsyncClient) -> Any:
+    roll = random.random()
+    if roll < 0.7:
+        return read_random(client)
+    if roll < 0.9:
+        return client.post("/todos", json={"title": "soak"})
+    return client.get("/health")
+
+
+async def soak(target: Target) -> Outcome:
+    """Soak: sustained mixed load; server RSS and scoped registry size over time.
+
+    8 clients (70 % reads, 20 % writes, 10 % /health) for ``--soak`` seconds; the
+    server's RSS, pool and registry are sampled every 0.5 s.
+    """
+    try:
+        lab = await pool(target)
+    except Skip:
+        lab = None
+    process = psutil.Process(target.server.pid)
+    samples: list[Sample] = []
+    trace: list[tuple[float, float, int | None, int | None]] = []
+    stop = asyncio.Event()
+    t0 = time.monotonic()
+    async with target.client(connections=8) as client:
+        load = asyncio.create_task(
+            hammer(client, _soak_request, concurrency=8, stop=stop, t0=t0, samples=samples)
+        )
+        while time.monotonic() - t0 < target.soak_seconds:
+            stats = await pool(target) if lab is not None else {}
+            rss = process.memory_info().rss / 2**20
+            trace.append(
+                (time.monotonic() - t0, rss, stats.get("registry"), stats.get("checked_out"))
+            )
+            await asyncio.sleep(0.5)
+        stop.set()
+        await load
+    elapsed = time.monotonic() - t0
+    errors = sum(not s.ok for s in samples)
+    half = [row for row in trace if row[0] >= elapsed / 2]
+    rss_mid = half[0][1] if half else trace[0][1]
+    rss_end = trace[-1][1]
+    registry = [row[2] for row in trace if row[2] is not None]
+    numbers: dict[str, Any] = {
+        "seconds": elapsed,
+        "requests": len(samples),
+        "rps": len(samples) / elapsed,
+        "errors": errors,
+        "statuses": statuses(samples),
+        "rss_start_mb": trace[0][1],
+        "rss_end_mb": rss_end,
+        "rss_growth_second_half_pct": 100 * (rss_end - rss_mid) / rss_mid,
+        "registry_max": max(registry, default=None),
+    }
+    broken: list[str] = []
+    if lab is not None:
+        after, broken = await _aftermath(target)
+        numbers |= after
+    degraded = []
+    if errors:
+        degraded.append(f"{errors}/{len(samples)} requests failed")
+    if numbers["rss_growth_second_half_pct"] > 10:
+        degraded.append(f"RSS grew {numbers['rss_growth_second_half_pct']:.0f} % in the 2nd half")
+    outcome, summary = verdict(
+        broken,
+        degraded,
+        f"{len(samples)} requests, RSS {trace[0][1]:.0f}→{rss_end:.0f} MB, "
+        f"registry max {numbers['registry_max']}",
+    )
+    return Outcome(outcome, summary, numbers, {"soak": [list(row) for row in trace]})
+
+
+async def pg_restart(target: Target) -> Outcome:
+    """PostgreSQL restart mid-load: errors in the outage, time to recover, leaked connections.
+
+    4 clients read continuously; after 1 s PostgreSQL is stopped (fast shutdown),
+    stays down for 1 s and is started again. Recovery is the time from PostgreSQL
+    being back until the last failed request; the run waits for 1 s without failures.
+    """
+    pg = target.postgres
+    if pg is None:
+        raise Skip("DATABASE_URL points at an external server, which this run cannot restart")
+    samples: list[Sample] = []
+    stop = asyncio.Event()
+    limit = 15.0
+    t0 = time.monotonic()
+    async with target.client(timeout=target.pool_timeout + 5, connections=4) as client:
+        load = asyncio.create_task(
+            hammer(client, read_random, concurrency=4, stop=stop, t0=t0, samples=samples)
+        )
+        await asyncio.sleep(1.0)
+        down = time.monotonic() - t0
+        await asyncio.to_thread(pg.stop)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(pg.start)
+        up = time.monotonic() - t0
+        recovered = False
+        while time.monotonic() - t0 < up + limit:
+            await asyncio.sleep(0.1)
+            now = time.monotonic() - t0
+            last_fail = max((s.end for s in samples if not s.ok), default=0.0)
+            if now - max(last_fail, up) >= 1.0 and any(s.ok and s.start > up for s in samples):
+                recovered = True
+                break
+        stop.set()
+        await load
+    outage = [s for s in samples if not s.ok and down <= s.end <= up]
+    later = [s for s in samples if not s.ok and s.end > up]
+    recovery = max((s.end for s in later), default=up) - up
+    end = max(s.end for s in samples)
+    series = [
+        [
+            round(b * 0.25, 2),
+            sum(1 for s in samples if b * 0.25 <= s.end < (b + 1) * 0.25 and s.ok),
+            sum(1 for s in samples if b * 0.25 <= s.end < (b + 1) * 0.25 and not s.ok),
+        ]
+        for b in range(math.ceil(end / 0.25))
+    ]
+    after, broken = await _aftermath(target)
+    numbers = {
+        "requests": len(samples),
+        "statuses": statuses(samples),
+        "errors_during_outage": len(outage),
+        "errors_after_restart": len(later),
+        "recovery_s": recovery,
+        "recovered": recovered,
+        **after,
+    }
+    if not recovered:
+        broken.append(f"still failing {limit:.0f} s after PostgreSQL came back")
+    degraded = []
+    if later:
+        degraded.append(f"{len(later)} requests failed after PostgreSQL was back")
+    outcome, summary = verdict(
+        broken,
+        degraded,
+        f"{len(outage)} failed in the outage, none after it; recovered in {recovery:.2f} s",
+    )
+    timeline = {"buckets": series, "down": down, "up": up, "bucket_s": 0.25}
+    return Outcome(outcome, summary, numbers, {"restart": timeline})
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "fanout": fanout,
+    "background": background,
+    "streaming": streaming,
+    "disconnect": disconnect,
+    "handler_error": handler_error,
+    "failed_commit": failed_commit,
+    "visibility": visibility,
+    "exhaustion": exhaustion,
+    "soak": soak,
+    "pg_restart": pg_restart,
+}
+"""Every scenario, in run order (the PostgreSQL restart last: it disturbs every server)."""
+
+FRESH_SERVER = {"pg_restart"}
+"""Scenarios that start from a freshly started server (an earlier restart left stale pools)."""
+
+
+def label(name: str) -> str:
+    doc = SCENARIOS[name].__doc__ or name
+    return doc.strip().splitlines()[0].rstrip(".")
