@@ -99,7 +99,7 @@ def comma_list(item: Callable[[str], Any]) -> Callable[[str], list[Any]]:
         items = [part.strip() for part in value.split(",") if part.strip()]
         if not items:
             raise argparse.ArgumentTypeError(f"{value!r} is an empty list")
-        return [item(part) for part in items]
+        return list(dict.fromkeys(item(part) for part in items))  # repeats dropped, order kept
 
     return parse
 
@@ -233,7 +233,7 @@ def build_parser() -> Parser:
         dest="mode",
         action="store_const",
         const="full",
-        help="every variant and scenario, users 1,32,128, 5 trials",
+        help="every variant and scenario, users 32,128, 5 trials",
     )
     p.add_argument("--variants", type=comma_list(variant_name), help="comma-separated names")
     p.add_argument("--scenarios", type=comma_list(scenario_name), help="comma-separated scenarios")

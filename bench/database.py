@@ -42,7 +42,7 @@ SEED_ROWS = 10_000
 
 EMBEDDED_SETTINGS: dict[str, str] = {
     "listen_addresses": "''",
-    "max_connections": "200",
+    "max_connections": "600",  # every series keeps its own pool open for the whole run
     "shared_preload_libraries": "'pg_stat_statements'",
     "pg_stat_statements.track": "'top'",
     "log_min_messages": "'warning'",

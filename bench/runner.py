@@ -133,6 +133,10 @@ class Interrupted(Exception):
     pass
 
 
+class ConfigError(ValueError):
+    """The configured run cannot work here (e.g. more pooled connections than PostgreSQL allows)."""
+
+
 def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
@@ -171,7 +175,7 @@ class Runner:
                     self._stop_children()
         except Interrupted as exc:
             run.doc["interrupted_by"] = str(exc)
-        except database.DatabaseError as exc:
+        except (database.DatabaseError, ConfigError) as exc:
             run.doc["error"] = str(exc)
             status = "failed"
             raise
@@ -195,14 +199,18 @@ class Runner:
         cpu.pin([os.getpid()], placement.others)
         monitor = integrity.Monitor(url)
         try:
+            info = monitor.server_info()
             run.doc["environment"] |= {
-                "postgres": monitor.server_info(),
+                "postgres": info,
                 "database_url": url.redacted,
                 "embedded_postgres": embedded is not None,
                 "placement": placement.as_dict(),
                 "statement_counts": "pg_stat_statements" if monitor.has_statements else None,
             }
             run.save()
+            shortfall = _connection_shortfall(config, info)
+            if shortfall:
+                raise ConfigError(shortfall)
             ready = self._start_variants(run, url, placement)
             if not ready:
                 return "failed"
@@ -430,6 +438,20 @@ def validity_reasons(
                 reasons.append(f"core {core} (locust, PostgreSQL) was {busy:.0f} % busy")
     reasons += [f"integrity: {c['name']}: {c['detail']}" for c in cell["integrity"] if not c["ok"]]
     return reasons
+
+
+def _connection_shortfall(config: RunConfig, postgres: dict[str, Any]) -> str | None:
+    """Why PostgreSQL cannot hold every series' pool at once (None: it can)."""
+    allowed = int(postgres.get("settings", {}).get("max_connections", 0) or 0)
+    needed = sum((s.pool_size + config.max_overflow) * s.workers for s in config.series())
+    margin = 10  # the runner's own connections, superuser-reserved slots
+    if allowed and needed + margin > allowed:
+        return (
+            f"the {len(config.series())} series need up to {needed} connections at once but "
+            f"PostgreSQL allows {allowed} (max_connections); lower --pool-size or --workers, "
+            "or select fewer --variants"
+        )
+    return None
 
 
 def _per(count: int | None, requests: int) -> float | None:

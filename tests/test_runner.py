@@ -169,6 +169,19 @@ def test_axes_run_every_series_on_its_own_server(tmp_path: Path, db) -> None:
     assert len(list(raw.glob("[0-9]*.json"))) == 3  # locust master + 2 workers, merged
 
 
+def test_more_pooled_connections_than_postgres_allows_is_a_usage_error(tmp_path: Path, db) -> None:
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [*CLI, "run", "--variants", "depends,context", "--pool-size", "400", "--out", str(out)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "DATABASE_URL": db.url},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    error = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(error) == 1 and "800 connections" in error[0] and "--pool-size" in error[0]
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["status"] == "failed" and "max_connections" in doc["error"] and not doc["cells"]
+
+
 def start_run(out: Path, db, variants: str, trials: int, duration: float) -> subprocess.Popen:
     """`sessionbench run` of the read scenario with 2 users, in the background."""
     return subprocess.Popen(
