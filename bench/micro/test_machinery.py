@@ -1,8 +1,9 @@
 """The per-request machinery alone: one ASGI call of a no-op endpoint, no database I/O.
 
 ``plain`` is the FastAPI floor; the others add exactly one strategy's per-request
-work (the scoped middleware, with and without the lazy session being created; the
-yield dependency solved by FastAPI; an ``async with`` session in the handler).
+work (the scoped middleware, with and without the lazy session being created, and as a
+BaseHTTPMiddleware; the yield dependency solved by FastAPI, in request and function
+scope; an ``async with`` session in the handler).
 """
 
 from typing import Any
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Message
 
 
 def build(name: str) -> ASGIApp:
+    from variants import depends_function, scoped_basehttp
     from variants.depends import SessionDep
     from variants.engine import Session
     from variants.scoped import SQLAlchemyMiddleware, session
@@ -37,6 +39,19 @@ def build(name: str) -> ASGIApp:
         @app.get("/op")
         async def scoped_touched() -> None:
             session()
+
+    elif name == "scoped-basehttp-session":
+        app.add_middleware(scoped_basehttp.SQLAlchemyMiddleware)
+
+        @app.get("/op")
+        async def scoped_basehttp_touched() -> None:
+            session()
+
+    elif name == "depends-function":
+
+        @app.get("/op")
+        async def depends_function_scope(session: depends_function.SessionDep) -> None:
+            return None
 
     elif name == "depends":
 
@@ -66,8 +81,12 @@ async def _receive() -> Message:
 
 
 @pytest.mark.parametrize(
-    "name", ["plain", "scoped-middleware", "scoped-session", "depends", "context"]
-)
+    "name",
+    [
+        "plain", "scoped-middleware", "scoped-session", "scoped-basehttp-session", "depends",
+        "depends-function", "context",
+    ],
+)  # fmt: skip
 def test_machinery(name: str, measure, benchmark) -> None:
     benchmark.group = "machinery"
     benchmark.extra_info["label"] = f"ASGI call of a no-op endpoint: {name}"
