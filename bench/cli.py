@@ -156,6 +156,30 @@ def run_folder(value: str) -> Path:
     return path
 
 
+def report_folder(value: str) -> Path:
+    """A folder with a load run (run.json) or a pitfall run (pitfalls.json)."""
+    path = Path(value)
+    if not ((path / "run.json").is_file() or (path / "pitfalls.json").is_file()):
+        raise argparse.ArgumentTypeError(f"{value!r} has neither run.json nor pitfalls.json")
+    return path
+
+
+def pitfall_scenario(value: str) -> str:
+    from bench.pitfalls.scenarios import SCENARIOS
+
+    if value not in SCENARIOS:
+        raise argparse.ArgumentTypeError(
+            f"unknown pitfall scenario {value!r} (known: {', '.join(SCENARIOS)})"
+        )
+    return value
+
+
+def cmd_pitfalls(args: argparse.Namespace) -> int:
+    from bench.pitfalls.command import run
+
+    return run(args)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from bench.compare_command import run
 
@@ -280,7 +304,9 @@ def build_parser() -> Parser:
     p.set_defaults(mode="quick")
 
     p = add("report", cmd_report, "Write plots, report.md and index.html into a run folder.")
-    p.add_argument("run", nargs="?", type=run_folder, metavar="RUN_DIR", help="default: latest run")
+    p.add_argument(
+        "run", nargs="?", type=report_folder, metavar="RUN_DIR", help="default: latest run"
+    )
     p.add_argument("--readme", type=Path, metavar="FILE",
                    help="also refresh FILE's generated reference-results section")  # fmt: skip
 
@@ -300,6 +326,51 @@ def build_parser() -> Parser:
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-micro)")
     p.add_argument("-k", dest="select", metavar="EXPR",
                    help="only benchmarks matching this pytest -k expression")  # fmt: skip
+
+    p = add(
+        "pitfalls", cmd_pitfalls, "Run the pitfall matrix: each scenario against each strategy."
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        help="few requests per scenario, 8 s soak (default; about 3 minutes)",
+    )
+    mode.add_argument(
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="more requests per scenario, 60 s soak",
+    )
+    p.add_argument(
+        "--variants",
+        type=comma_list(variant_name),
+        help="comma-separated names (default: every strategy)",
+    )
+    p.add_argument(
+        "--scenarios",
+        type=comma_list(pitfall_scenario),
+        help="comma-separated scenarios (default: all)",
+    )
+    p.add_argument(
+        "--soak",
+        type=number(float, 0, strict=True),
+        metavar="SECONDS",
+        help="soak duration (default: 8 quick, 60 full)",
+    )
+    p.add_argument("--pool-size", type=number(int, 1), default=10, help="pool size (default 10)")
+    p.add_argument(
+        "--pool-timeout",
+        type=number(float, 0, strict=True),
+        default=2.0,
+        metavar="SECONDS",
+        help="pool timeout (default 2: exhaustion shows fast)",
+    )
+    p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-pitfalls)")
+    p.set_defaults(mode="quick")
 
     return parser
 

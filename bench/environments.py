@@ -6,7 +6,8 @@ interpreter: ``.venvs/<name>/bin/python``, built on first use from the fully pin
 ``variants/envs/<name>.txt`` (``python -m venv``, ``pip install -r``, then this repository
 with ``--no-deps -e`` so ``bench`` and ``variants`` import). A stamp holds the hash of the
 requirements file and of the Python version; when either changes, the venv is rebuilt.
-Every other variant runs on ``sys.executable``, the main environment.
+Every other variant runs on ``sys.executable``, the main environment. ``sessionbench
+serve`` of such a variant re-executes itself on that interpreter.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -135,6 +137,20 @@ def interpreter(variant: Variant) -> str:
     if variant.environment is None:
         return sys.executable
     return str(Environment(variant.environment).ensure())
+
+
+def exec_in_own_environment(variant: Variant) -> None:
+    """Re-run this command on *variant*'s own interpreter unless it is this one (``serve``)."""
+    if variant.environment is None:
+        return
+    env = Environment(variant.environment)
+    if Path(sys.prefix).resolve() == env.path.resolve():
+        return
+    try:
+        python = str(env.ensure())
+    except EnvironmentBuildError as exc:
+        raise SystemExit(f"sessionbench: error: {exc}") from None
+    os.execv(python, [python, "-m", "bench.cli", *sys.argv[1:]])
 
 
 _VERSIONS_SCRIPT = """

@@ -199,6 +199,51 @@ def headline(run: Run) -> tuple[list[Block], int]:
     return blocks, top
 
 
+RANKED = {
+    "server CPU µs/request": lambda c: c["cpu_us_per_request"].get("server"),
+    "p99 ms": lambda c: c["latency_us"]["p99"] / 1000,
+}
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def rankings(doc: dict[str, Any], users: int) -> list[Block]:
+    """Series ranked per scenario by server CPU per request and by p99 (lower is better)."""
+    scenarios = [s for s in doc["settings"]["scenarios"] if any(
+        c["scenario"] == s and c["users"] == users for c in doc["cells"])]  # fmt: skip
+    blocks = [
+        h2(f"Rankings at {users} users"),
+        p(
+            "Lower is better. Median over valid trials of each trial's value, with the 95 % "
+            "bootstrap CI of that median in brackets; overlapping CIs mean the order of those "
+            "two is not established by this run."
+        ),
+    ]
+    for metric, value in RANKED.items():
+        columns: list[list[str]] = []
+        for scenario in scenarios:
+            ranked = []
+            for name in series_names(doc):
+                values = [
+                    v for c in doc["cells"]
+                    if (c["variant"], c["scenario"], c["users"], c["status"])
+                    == (name, scenario, users, "ok") and (v := value(c)) is not None
+                ]  # fmt: skip
+                if values:
+                    ranked.append((name, *median_ci(values)))
+            ranked.sort(key=lambda r: r[1])
+            columns.append([f"{n} {_num(m)} ({_num(lo)}–{_num(hi)})" for n, m, lo, hi in ranked])
+        depth = max((len(c) for c in columns), default=0)
+        rows = [
+            [str(rank + 1), *(c[rank] if rank < len(c) else "" for c in columns)]
+            for rank in range(depth)
+        ]
+        blocks += [p(f"By {metric}:"), table(["rank", *scenarios], rows)]
+    return blocks
+
+
 def all_cells_table(doc: dict[str, Any]) -> Block:
     rows = []
     for r in sorted(
@@ -349,6 +394,10 @@ def micro_section(folder: Path, doc: dict[str, Any]) -> list[Block]:
 
 def build(folder: Path) -> list[Path]:
     """Write plots, report.md and index.html into *folder*; return what was written."""
+    from bench.pitfalls import report as pitfalls  # imports this module: import here
+
+    if not (folder / "run.json").exists():
+        return pitfalls.build_alone(folder)
     run = Run.load(folder)
     doc = run.doc
     (folder / PLOTS).mkdir(exist_ok=True)
@@ -384,6 +433,7 @@ def build(folder: Path) -> list[Path]:
                 h2(f"Axis: {plots.AXES[name]}"),
                 img(f"{PLOTS}/{chart.name}", f"req/s and p99 against {plots.AXES[name]}"),
             ]
+        blocks += rankings(doc, top)
         cpu = plots.server_cpu(doc, top, folder / PLOTS / "server-cpu.png")
         over = plots.overhead(doc, top, folder / PLOTS / "overhead.png")
         written += [cpu, over]
@@ -395,6 +445,9 @@ def build(folder: Path) -> list[Path]:
             all_cells_table(doc),
             *validity(doc),
         ]
+    found, plotted = pitfalls.section(folder)
+    blocks += found
+    written += plotted
     micro = micro_section(folder, doc)
     if micro:
         written.append(folder / PLOTS / "micro.png")

@@ -45,6 +45,7 @@ def serve(
 ) -> None:
     """Serve variant *name* until interrupted, on ``DATABASE_URL`` or an embedded PostgreSQL."""
     variant = variants.get(name)
+    environments.exec_in_own_environment(variant)  # no-op in the variant's environment
     with database.terminate_on_sigterm(), database.database_url_or_embedded() as (url, embedded):
         asyncio.run(database.ensure_schema(url))
         os.environ["DATABASE_URL"] = url.url

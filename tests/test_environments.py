@@ -1,17 +1,24 @@
 """Per-variant environments: the stamp and rebuild logic, the interpreter a server runs on,
 the one-line error when a venv cannot be built, and each variant's recorded versions."""
 
+import contextlib
+import os
 import re
+import signal
+import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
 import variants
-from bench import environments
+from bench import environments, processes
 from bench.environments import Environment, EnvironmentBuildError, interpreter, package_versions
+from bench.server import free_port
 
 
 def fake_env(tmp_path: Path, requirements: str) -> Environment:
@@ -79,3 +86,28 @@ def test_versions_of_an_own_environment_variant() -> None:
     for name in ("fastapi", "asyncpg", "sqlalchemy", "starlette", "pydantic", "uvicorn"):
         assert re.search(rf"^{name}(\[\w+\])?=={re.escape(str(versions[name]))}$", pins, re.M)
     assert versions["fastapi"] != metadata.version("fastapi")  # not the main environment's
+
+
+def test_serve_from_the_main_environment_moves_to_the_variant_s_own(db, tmp_path: Path) -> None:
+    port = free_port()
+    with (tmp_path / "serve.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.cli", "serve", "fastapi_sqla", "--port", str(port)],
+            env={**os.environ, "DATABASE_URL": db.url},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/todos/1").status_code == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail(processes.tail(tmp_path / "serve.log", 15))
+        python = Environment("fastapi_sqla").python
+        assert psutil.Process(process.pid).cmdline()[0] == str(python)
+    finally:
+        processes.stop(process, signal.SIGINT, 10)

@@ -54,6 +54,10 @@ def test_report_writes_every_file_with_images_that_exist(small_run: Path, tmp_pa
     report = (folder / "report.md").read_text()
     assert "## Headline" in report and "## Validity" in report and "## How to read this" in report
     assert "99 % busy" in report and "1 invalid" in report
+    assert "## Rankings at 4 users" in report and "## Axis" not in report
+    ranked = re.findall(r"^\| 1 \| (\w+) ([\d.,]+) \(", report, re.MULTILINE)
+    assert [name for name, _ in ranked] == ["raw", "raw"]  # cheapest and fastest tail
+    assert not any(n.startswith("axis-") for n in names)
 
 
 def test_compare_within_and_between_runs(small_run: Path) -> None:

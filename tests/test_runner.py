@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 import pytest
 
+from bench.report import build
 from bench.results import SCHEMA
 from bench.runner import Placement, RunConfig, validity_reasons
 
@@ -167,6 +168,11 @@ def test_axes_run_every_series_on_its_own_server(tmp_path: Path, db) -> None:
         assert within["ok"] and str(pool * 2) in within["detail"], within
     raw = sorted((out / "raw").iterdir())[0]
     assert len(list(raw.glob("[0-9]*.json"))) == 3  # locust master + 2 workers, merged
+    written = {p.name for p in build(out)}
+    assert {
+        "axis-pool_size.png",
+        "axis-server.png",
+    } <= written and "axis-workers.png" not in written
 
 
 def test_more_pooled_connections_than_postgres_allows_is_a_usage_error(tmp_path: Path, db) -> None:

@@ -71,10 +71,12 @@ class Target:
         return quick if self.quick else full
 
     def client(self, timeout: float = 10.0, connections: int = 100) -> httpx.AsyncClient:
+        """A client opening a new connection per request: uvicorn closes a connection after
+        an unhandled error, and a reused one would turn the next request into a ReadError."""
         return httpx.AsyncClient(
             base_url=self.server.base_url,
             timeout=timeout,
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=0),
         )
 
 

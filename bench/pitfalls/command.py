@@ -1,0 +1,80 @@
+"""``sessionbench pitfalls``: flags → PitfallConfig, run the matrix, print it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.table import Table
+
+import variants
+from bench.console import console, progress_bar
+from bench.pitfalls.report import OUTCOME_STYLE, brief
+from bench.pitfalls.runner import PITFALLS_FILE, PitfallConfig, PitfallRunner
+from bench.pitfalls.scenarios import SCENARIOS
+from bench.results import ROOT
+from bench.run_command import _rel
+from variants.settings import DatabaseUrl
+
+SOAK = {"quick": 8.0, "full": 60.0}
+"""Default soak seconds per mode (``--soak`` overrides)."""
+
+
+def config_from(args: argparse.Namespace) -> PitfallConfig:
+    strategies = [v.name for v in variants.VARIANTS.values() if v.kind == "strategy"]
+    run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-pitfalls"
+    return PitfallConfig(
+        mode=args.mode,
+        variants=args.variants or strategies,
+        scenarios=args.scenarios or list(SCENARIOS),
+        soak=args.soak if args.soak is not None else SOAK[args.mode],
+        pool_size=args.pool_size,
+        pool_timeout=args.pool_timeout,
+        out=args.out or ROOT / "results" / run_id,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if os.environ.get("DATABASE_URL"):
+        DatabaseUrl.parse(os.environ["DATABASE_URL"])  # a bad URL fails before anything starts
+    config = config_from(args)
+    if (config.out / PITFALLS_FILE).exists():
+        console.print(f"sessionbench: error: --out {config.out} already holds {PITFALLS_FILE}")
+        return 2
+    total = len(config.variants) * len(config.scenarios)
+    console.print(
+        f"sessionbench pitfalls --{config.mode}: {len(config.scenarios)} scenarios × "
+        f"{len(config.variants)} variants ({', '.join(config.variants)}), pool "
+        f"{config.pool_size} with a {config.pool_timeout:g} s timeout, soak {config.soak:g} s "
+        f"→ {_rel(config.out)}",
+        highlight=False,
+    )
+    with progress_bar(total) as progress:
+        result = PitfallRunner(config, progress=progress).run()
+    console.print(matrix_table(result.doc))
+    status = result.doc["status"]
+    console.print(f"pitfalls {status}: {_rel(config.out / PITFALLS_FILE)}", highlight=False)
+    return {"complete": 0, "incomplete": 130}.get(status, 1)
+
+
+def matrix_table(doc: dict[str, Any]) -> Table:
+    """Scenario × variant: each cell's outcome (coloured) and its key numbers."""
+    names = list(doc["settings"]["variants"])
+    table = Table(title="pitfall matrix (outcome · key numbers)", show_lines=True)
+    table.add_column("scenario")
+    for name in names:
+        table.add_column(name)
+    cells = {(c["scenario"], c["variant"]): c for c in doc["cells"]}
+    for scenario in doc["settings"]["scenarios"]:
+        row = [scenario]
+        for name in names:
+            cell = cells.get((scenario, name))
+            if cell is None:
+                row.append("–")
+                continue
+            style = OUTCOME_STYLE[cell["outcome"]][0]
+            row.append(f"[{style}]{cell['outcome']}[/{style}]\n{brief(cell)}")
+        table.add_row(*row)
+    return table

@@ -1,0 +1,286 @@
+"""The pitfall matrix in the report: blocks for ``bench.report`` and the figures behind them.
+
+``section(folder)`` returns the blocks (matrix table, details) and the plots it wrote
+(matrix as a coloured table, restart recovery, soak RSS) when the folder has a
+``pitfalls.json``; ``build_alone(folder)`` writes a whole report for a folder that has
+no load run. ``brief(cell)`` is a cell's key numbers, shared with the terminal table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
+
+from bench import plots
+from bench.pitfalls.probe import BROKEN, DEGRADED, ERROR, OK, SKIPPED
+
+OUTCOME_STYLE: dict[str, tuple[str, str]] = {
+    OK: ("green", "#b8e0b0"),
+    DEGRADED: ("yellow", "#fdd49e"),
+    BROKEN: ("red", "#f4a582"),
+    ERROR: ("magenta", "#d9d9d9"),
+    SKIPPED: ("dim", "#f2f2f2"),
+}
+"""Outcome → (rich style in the terminal, cell colour in the PNG)."""
+
+MEANING = (
+    "ok: behaved as a user expects. degraded: right answers, but a connection or transaction "
+    "held longer than the work, or errors a careful app avoids. broken: a wrong answer (a 2xx "
+    "for a lost write, a lost background write), a connection or session leaked, or a server "
+    "that stopped serving. error: the scenario itself failed (message in the details). "
+    "skipped: not applicable (reason in the details)."
+)
+
+
+def _s(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def _codes(counts: dict[str, int]) -> str:
+    return " ".join(f"{code}×{n}" for code, n in counts.items())
+
+
+BRIEF: dict[str, Callable[[dict[str, Any]], str]] = {
+    "fanout": lambda n: (
+        f"{n['errors']}/{n['requests']} failed · {n['leaked_connections']} conn leaked"
+    ),
+    "background": lambda n: (
+        f"{n['written']}/{n['requests']} written · {n['held_while_task_waits']} conn held "
+        f"while task waits"
+    ),
+    "streaming": lambda n: (
+        f"open tx {n['longest_open_transaction_s']:.1f} s of {n['stream_s']:.1f} s stream"
+    ),
+    "disconnect": lambda n: (
+        f"pool back after {_s(n['connections_back_after_s'])} · "
+        f"{n['leaked_connections']} conn leaked"
+    ),
+    "handler_error": lambda n: f"{_codes(n['statuses'])} · {n['rows_written']} rows written",
+    "failed_commit": lambda n: f"{_codes(n['statuses'])} · {n['rows_written']} rows written",
+    "visibility": lambda n: (
+        f"{n['api_read_misses'] + n['db_read_misses']} missed reads / {n['writes']} writes"
+    ),
+    "exhaustion": lambda n: (
+        f"{n['errors']}/{n['requests']} failed · max {n['max_s']:.2f} s (ideal {n['ideal_s']:.2f})"
+    ),
+    "soak": lambda n: (
+        f"{n['rps']:.0f} req/s · RSS {n['rss_start_mb']:.0f}→{n['rss_end_mb']:.0f} MB · "
+        f"registry ≤ {n['registry_max']}"
+    ),
+    "pg_restart": lambda n: (
+        f"{n['errors_during_outage']} failed in outage, {n['errors_after_restart']} after · "
+        f"recovered {n['recovery_s']:.2f} s"
+    ),
+}
+
+
+def brief(cell: dict[str, Any]) -> str:
+    """A cell's key numbers in a few words (the summary when there are no numbers)."""
+    numbers = cell.get("numbers") or {}
+    line = BRIEF.get(cell["scenario"])
+    if numbers and line is not None:
+        try:
+            return line(numbers)
+        except (KeyError, TypeError, ValueError):
+            pass
+    summary = str(cell.get("summary", ""))
+    return summary if len(summary) <= 60 else summary[:57] + "…"
+
+
+def _cells(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(c["scenario"], c["variant"]): c for c in doc["cells"]}
+
+
+def matrix_plot(doc: dict[str, Any], path: Path) -> Path:
+    """The matrix as a table figure: one row a scenario, one column a variant, coloured."""
+    names = list(doc["settings"]["variants"])
+    scenarios = [
+        s for s in doc["settings"]["scenarios"] if any(c["scenario"] == s for c in doc["cells"])
+    ]
+    cells = _cells(doc)
+    width = max(10.0, 1.2 + 2.6 * len(names))
+    fig, ax = plt.subplots(figsize=(width, 1.3 + 0.55 * len(scenarios)), dpi=plots.DPI)
+    ax.axis("off")
+    ax.set_title(
+        f"Pitfall matrix — outcome and key numbers per strategy "
+        f"(pool {doc['settings']['pool_size']}, timeout {doc['settings']['pool_timeout']:g} s)",
+        fontsize=12,
+    )
+    text, colours = [], []
+    for scenario in scenarios:
+        row, colour = [], []
+        for name in names:
+            cell = cells.get((scenario, name))
+            outcome = cell["outcome"] if cell else SKIPPED
+            row.append(f"{outcome}\n{brief(cell)}" if cell else "–")
+            colour.append(OUTCOME_STYLE[outcome][1])
+        text.append(row)
+        colours.append(colour)
+    shown = ax.table(
+        cellText=text,
+        cellColours=colours,
+        rowLabels=scenarios,
+        colLabels=names,
+        loc="center",
+        cellLoc="center",
+    )
+    shown.auto_set_font_size(False)
+    shown.set_fontsize(7)
+    shown.scale(1, 2.6)
+    ax.legend(
+        handles=[Patch(color=c, label=o) for o, (_, c) in OUTCOME_STYLE.items()],
+        loc="lower center",
+        bbox_to_anchor=(0.5, -0.12),
+        ncol=len(OUTCOME_STYLE),
+        fontsize=8,
+        title="outcome (numbers: counts, seconds, MB)",
+        title_fontsize=8,
+    )
+    fig.text(0.01, 0.01, plots.footer(doc), fontsize=7, color="#555555")
+    return plots._save(fig, path)
+
+
+def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
+    """Successful and failed requests per second around the PostgreSQL restart, per variant."""
+    runs = [c for c in doc["cells"] if c["scenario"] == "pg_restart" and "series" in c]
+    if not runs:
+        return None
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=plots.SIZE, dpi=plots.DPI, sharex=True)
+    fig.suptitle("PostgreSQL restart under load (4 clients): requests per second")
+    fig.text(0.01, 0.01, plots.footer(doc), fontsize=7, color="#555555")
+    for cell in runs:
+        timeline = cell["series"]["restart"]
+        step = timeline["bucket_s"]
+        xs = [b[0] for b in timeline["buckets"]]
+        top.plot(xs, [b[1] / step for b in timeline["buckets"]], label=cell["variant"])
+        bottom.plot(xs, [b[2] / step for b in timeline["buckets"]], label=cell["variant"])
+    first = runs[0]["series"]["restart"]
+    for ax in (top, bottom):
+        ax.axvspan(first["down"], first["up"], color="#999999", alpha=0.25)
+        ax.grid(True, alpha=0.3)
+    top.set_ylabel("succeeded, req/s")
+    bottom.set_ylabel("failed, req/s")
+    bottom.set_xlabel("seconds since the load started (grey: PostgreSQL stopping → ready)")
+    top.legend(title="variant", fontsize=8)
+    return plots._save(fig, path)
+
+
+def soak_plot(doc: dict[str, Any], path: Path) -> Path | None:
+    """Server RSS and scoped registry size over the soak, per variant."""
+    runs = [c for c in doc["cells"] if c["scenario"] == "soak" and "series" in c]
+    if not runs:
+        return None
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=plots.SIZE, dpi=plots.DPI, sharex=True)
+    fig.suptitle("Soak: server memory and scoped-session registry under mixed load (8 clients)")
+    fig.text(0.01, 0.01, plots.footer(doc), fontsize=7, color="#555555")
+    for cell in runs:
+        trace = cell["series"]["soak"]
+        xs = [row[0] for row in trace]
+        top.plot(xs, [row[1] for row in trace], label=cell["variant"])
+        if any(row[2] is not None for row in trace):
+            bottom.plot(xs, [row[2] for row in trace], label=cell["variant"])
+    top.set_ylabel("server RSS, MB")
+    bottom.set_ylabel("sessions in registry")
+    bottom.set_xlabel("seconds since the soak started")
+    top.legend(title="variant", fontsize=8)
+    if bottom.get_legend_handles_labels()[0]:
+        bottom.legend(title="scoped variants", fontsize=8)
+    for ax in (top, bottom):
+        ax.grid(True, alpha=0.3)
+    return plots._save(fig, path)
+
+
+def section(folder: Path) -> tuple[list[Any], list[Path]]:
+    """Report blocks and written plots for *folder*'s pitfalls.json (nothing if it has none)."""
+    from bench.pitfalls.runner import PITFALLS_FILE, PitfallRun
+    from bench.report import PLOTS, bullets, h2, img, p, table
+
+    if not (folder / PITFALLS_FILE).exists():
+        return [], []
+    doc = PitfallRun.load(folder).doc
+    (folder / PLOTS).mkdir(exist_ok=True)
+    s = doc["settings"]
+    names = list(s["variants"])
+    written = [matrix_plot(doc, folder / PLOTS / "pitfalls-matrix.png")]
+    cells = _cells(doc)
+    rows = []
+    for scenario in s["scenarios"]:
+        row = [f"{scenario}: {doc['scenarios'].get(scenario, '')}"]
+        for name in names:
+            cell = cells.get((scenario, name))
+            row.append(f"{cell['outcome']} · {brief(cell)}" if cell else "–")
+        rows.append(row)
+    blocks = [
+        h2("Pitfall matrix"),
+        p(
+            f"Each scenario probes each strategy's server from outside (HTTP, the lab's pool "
+            f"counters, pg_stat_activity, the table). {s['mode']} mode, pool size "
+            f"{s['pool_size']} with a {s['pool_timeout']:g} s pool timeout, soak "
+            f"{s['soak']:g} s; status {doc['status']}, started {doc['started']}. {MEANING}"
+        ),
+        img(f"{PLOTS}/{written[0].name}", "pitfall matrix, coloured by outcome"),
+        table(["scenario", *names], rows),
+    ]
+    for plot, alt in (
+        (restart_plot(doc, folder / PLOTS / "pitfalls-restart.png"), "PostgreSQL restart"),
+        (soak_plot(doc, folder / PLOTS / "pitfalls-soak.png"), "soak RSS and registry"),
+    ):
+        if plot is not None:
+            written.append(plot)
+            blocks.append(img(f"{PLOTS}/{plot.name}", alt))
+    details = [
+        [
+            c["scenario"],
+            c["variant"],
+            c["outcome"],
+            c["summary"] + "".join(f" [{note}]" for note in c.get("notes", [])),
+        ]
+        for c in doc["cells"]
+    ]
+    blocks += [h2("Pitfall details"), table(["scenario", "variant", "outcome", "why"], details)]
+    restarts = [
+        f"{name}: restarted {info['restarts']}× ({'; '.join(info.get('restart_reasons', []))})"
+        for name, info in doc["variants"].items()
+        if info.get("restarts")
+    ]
+    if restarts:
+        blocks += [p("Servers restarted between scenarios (so damage does not carry over):")]
+        blocks.append(bullets(restarts))
+    return blocks, written
+
+
+def build_alone(folder: Path) -> list[Path]:
+    """report.md and index.html for a folder with a pitfalls.json and no load run."""
+    from bench.pitfalls.runner import PitfallRun
+    from bench.report import bullets, h1, h2, p, to_html, to_markdown
+
+    doc = PitfallRun.load(folder).doc
+    env = doc["environment"]
+    title = f"sessionbench pitfalls — {doc['run_id']}"
+    blocks, written = section(folder)
+    packages = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items() if v)
+    blocks = [
+        h1(title),
+        p(f"{env.get('cpu_model')} × {env.get('cpu_count')}, run {doc['started']}."),
+        *blocks,
+        h2("Method"),
+        bullets(
+            [
+                f"Command: {' '.join(doc.get('command', []))}; status {doc['status']}; "
+                f"finished {doc.get('finished')}.",
+                f"PostgreSQL {env.get('postgres', {}).get('version')} "
+                f"({'embedded' if env.get('embedded_postgres') else 'external'}), "
+                f"URL {env.get('database_url')}.",
+                f"Python {env.get('python')}; {env.get('platform')}; packages: {packages}; "
+                f"commit {env.get('git_commit')}"
+                + (" (with local changes)." if env.get("git_dirty") else "."),
+            ]
+        ),
+    ]
+    (folder / "report.md").write_text(to_markdown(blocks))
+    (folder / "index.html").write_text(to_html(blocks, title))
+    return [*written, folder / "report.md", folder / "index.html"]

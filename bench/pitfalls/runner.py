@@ -1,0 +1,283 @@
+"""Run the pitfall matrix: every selected variant as its own server, every scenario against each.
+
+Order of work: one PostgreSQL (embedded, or ``DATABASE_URL``), reset to the seed; every
+variant started as a ``sessionbench serve`` child with the same pool (a short pool
+timeout, so exhaustion shows in seconds, not minutes); then scenario by scenario, each
+variant in turn. After every cell ``pitfalls.json`` is rewritten atomically. A variant
+whose server died, or was left with connections checked out or not answering, is
+restarted before its next cell (the cell says so), so one scenario's damage does not
+leak into the next. A scenario that crashes records ``error`` with its message and the
+run goes on. Ctrl-C or SIGTERM: every child stopped, status ``incomplete``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import variants
+from bench import database, integrity
+from bench.pitfalls import scenarios
+from bench.pitfalls.probe import ERROR, SKIPPED, Skip, Target, responsive, settle
+from bench.results import environment, now, rounded
+from bench.runner import Interrupted, _ignore_signals, _raise_interrupted
+from bench.server import ServerError, VariantServer
+from variants.settings import DatabaseUrl
+
+SCHEMA = "sessionbench.pitfalls/1"
+PITFALLS_FILE = "pitfalls.json"
+CELL_TIMEOUT = 120.0  # s: a scenario still running after this is recorded as an error
+
+
+@dataclass(frozen=True)
+class PitfallConfig:
+    mode: str
+    variants: list[str]
+    scenarios: list[str]
+    soak: float
+    pool_size: int
+    pool_timeout: float
+    out: Path
+
+    def settings(self) -> dict[str, Any]:
+        settings = asdict(self)
+        settings["out"] = str(self.out)
+        return settings
+
+
+class PitfallRun:
+    """``pitfalls.json``: settings, environment, variants and one record per cell."""
+
+    def __init__(self, folder: Path, doc: dict[str, Any]) -> None:
+        self.folder = folder
+        self.doc = doc
+
+    @classmethod
+    def create(
+        cls, folder: Path, *, settings: dict[str, Any], env: dict[str, Any], labels: dict[str, str]
+    ) -> PitfallRun:
+        folder.mkdir(parents=True, exist_ok=True)
+        run = cls(
+            folder,
+            {
+                "schema": SCHEMA,
+                "run_id": folder.name,
+                "status": "running",
+                "started": now(),
+                "finished": None,
+                "command": ["sessionbench", *sys.argv[1:]],
+                "settings": settings,
+                "environment": env,
+                "scenarios": labels,
+                "variants": {},
+                "cells": [],
+            },
+        )
+        run.save()
+        return run
+
+    @classmethod
+    def load(cls, folder: Path) -> PitfallRun:
+        return cls(folder, json.loads((folder / PITFALLS_FILE).read_text()))
+
+    def add(self, cell: dict[str, Any]) -> None:
+        self.doc["cells"].append(rounded(cell))
+        self.save()
+
+    def finish(self, status: str) -> None:
+        self.doc["status"] = status
+        self.doc["finished"] = now()
+        self.save()
+
+    def save(self) -> None:
+        path = self.folder / PITFALLS_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.doc, indent=1, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+
+
+class PitfallRunner:
+    """Runs the configured scenarios against the configured variants into one folder."""
+
+    def __init__(
+        self,
+        config: PitfallConfig,
+        *,
+        progress: Callable[[str, int, int], None],
+        registry: dict[str, scenarios.Scenario] | None = None,
+    ) -> None:
+        self.config = config
+        self.progress = progress
+        self.registry = registry or scenarios.SCENARIOS
+        self.servers: dict[str, VariantServer] = {}
+        self.postgres: database.EmbeddedPostgres | None = None
+
+    def run(self) -> PitfallRun:
+        previous = {
+            s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)
+        }
+        labels = {name: scenarios.label(self.registry[name]) for name in self.config.scenarios}
+        run = PitfallRun.create(
+            self.config.out, settings=self.config.settings(), env=environment(), labels=labels
+        )
+        status = "incomplete"
+        try:
+            with database.database_url_or_embedded() as (url, embedded):
+                self.postgres = embedded
+                try:
+                    status = self._run(run, url)
+                finally:
+                    _ignore_signals()  # a second Ctrl-C must not leave children behind
+                    for server in self.servers.values():
+                        server.stop()
+        except Interrupted as exc:
+            run.doc["interrupted_by"] = str(exc)
+        except database.DatabaseError as exc:
+            run.doc["error"] = str(exc)
+            status = "failed"
+            raise
+        finally:
+            _ignore_signals()
+            run.finish(status)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return run
+
+    def _run(self, run: PitfallRun, url: DatabaseUrl) -> str:
+        config = self.config
+        asyncio.run(database.reset(url))
+        monitor = integrity.Monitor(url)
+        try:
+            run.doc["environment"] |= {
+                "postgres": monitor.server_info(),
+                "database_url": url.redacted,
+                "embedded_postgres": self.postgres is not None,
+            }
+        finally:
+            monitor.close()
+        total = len(config.variants) * len(config.scenarios)
+        for name in config.variants:
+            self.progress(f"starting {name}", 0, total)
+            variant = variants.get(name)
+            info: dict[str, Any] = {"label": variant.label, "kind": variant.kind, "restarts": 0}
+            server = VariantServer(
+                name,
+                url,
+                log_path=config.out / "logs" / f"server-{name}.log",
+                env={
+                    "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
+                    "SESSIONBENCH_MAX_OVERFLOW": "0",
+                    "SESSIONBENCH_POOL_TIMEOUT": str(config.pool_timeout),
+                },
+            )
+            try:
+                server.start()
+            except ServerError as exc:
+                info["start_error"] = str(exc)
+            else:
+                self.servers[name] = server
+            run.doc["variants"][name] = info
+        run.save()
+        done = 0
+        for scenario in config.scenarios:
+            for name in config.variants:
+                self.progress(f"{scenario} · {name}", done, total)
+                run.add(self._cell(run, name, scenario, url))
+                done += 1
+        self.progress("done", done, total)
+        return "complete"
+
+    def _cell(self, run: PitfallRun, name: str, scenario: str, url: DatabaseUrl) -> dict[str, Any]:
+        cell: dict[str, Any] = {
+            "variant": name, "scenario": scenario, "outcome": ERROR, "summary": "",
+            "numbers": {}, "notes": [],
+        }  # fmt: skip
+        server = self.servers.get(name)
+        if server is None:
+            cell["summary"] = (
+                "server would not start: "
+                + run.doc["variants"][name].get("start_error", "?").splitlines()[0]
+            )
+            return cell
+        fresh = scenario in scenarios.FRESH_SERVER
+        if fresh or not server.alive():
+            try:
+                self._restart(run, server, "fresh server" if fresh else "it had died")
+            except ServerError as exc:
+                cell["summary"] = f"server would not restart: {str(exc).splitlines()[0]}"
+                return cell
+        target = Target(
+            server=server,
+            url=url,
+            postgres=self.postgres,
+            pool_size=self.config.pool_size,
+            pool_timeout=self.config.pool_timeout,
+            quick=self.config.mode == "quick",
+            soak_seconds=self.config.soak,
+        )
+        started = time.monotonic()
+        try:
+            outcome = asyncio.run(asyncio.wait_for(self.registry[scenario](target), CELL_TIMEOUT))
+        except Skip as exc:
+            cell |= {"outcome": SKIPPED, "summary": str(exc)}
+        except TimeoutError:
+            cell["summary"] = f"scenario still running after {CELL_TIMEOUT:.0f} s"
+        except Exception as exc:
+            cell["summary"] = (
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            )
+        else:
+            cell |= {"outcome": outcome.outcome, "summary": outcome.summary}
+            cell["numbers"] = outcome.numbers
+            if outcome.series is not None:
+                cell["series"] = outcome.series
+        cell["seconds"] = time.monotonic() - started
+        if self.postgres is not None and self.postgres.pid is None:
+            self.postgres.start()  # a scenario that stopped it and crashed
+            cell["notes"].append("PostgreSQL was down after the scenario and was started again")
+        if not server.alive():
+            cell |= {"outcome": ERROR, "summary": f"server died: {_last_line(server)}"}
+            cell["log_tail"] = server.log_tail()
+        problem = None if not server.alive() else asyncio.run(unhealthy(target))
+        if not server.alive() or problem:
+            reason = problem or "it had died"
+            cell["notes"].append(f"server restarted after the scenario: {reason}")
+            try:
+                self._restart(run, server, reason)
+            except ServerError as exc:
+                cell["notes"].append(f"restart failed: {str(exc).splitlines()[0]}")
+        return cell
+
+    def _restart(self, run: PitfallRun, server: VariantServer, reason: str) -> None:
+        info = run.doc["variants"][server.variant.name]
+        info["restarts"] += 1
+        info.setdefault("restart_reasons", []).append(reason)
+        server.stop()
+        server.start()
+
+
+async def unhealthy(target: Target) -> str | None:
+    """Why the server cannot serve the next scenario as new (None: it can)."""
+    try:
+        _, stats = await settle(target, 2.0)
+    except Skip:
+        stats = {"checked_out": 0}
+    except Exception as exc:
+        return f"/lab/pool failed: {type(exc).__name__}"
+    if stats["checked_out"]:
+        return f"{stats['checked_out']} connections still checked out"
+    status = await responsive(target, within=target.pool_timeout + 2)
+    return None if status == "200" else f"GET /todos/1 answered {status}"
+
+
+def _last_line(server: VariantServer) -> str:
+    lines = [line for line in server.log_tail(30).splitlines() if line.strip()]
+    return lines[-1] if lines else "(empty log)"
