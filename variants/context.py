@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from variants import queries
 from variants.app import create_app, location
 from variants.engine import Session, lifespan
+from variants.lab import context_lab_router
 from variants.models import Todo
 from variants.schemas import (
     Limit,
@@ -61,5 +62,7 @@ async def multi_todos(todo_id: TodoId, count: QueryCount = None) -> list[Todo]:
     async with Session() as session:
         return await queries.multi_todos(session, ids=multi_ids(todo_id, count))
 
+
+router.include_router(context_lab_router())
 
 app = create_app(router, lifespan=lifespan)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from variants.app import create_app
 from variants.engine import Session, lifespan
+from variants.lab import depends_lab_router
 from variants.routes import injected_session_router
 
 
@@ -24,5 +25,6 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 router = injected_session_router(SessionDep)
+router.include_router(depends_lab_router(SessionDep))
 
 app = create_app(router, lifespan=lifespan)

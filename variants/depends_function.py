@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from variants.app import create_app
 from variants.depends import get_session
 from variants.engine import lifespan
+from variants.lab import depends_lab_router
 from variants.routes import injected_session_router
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 router = injected_session_router(SessionDep)
+router.include_router(depends_lab_router(SessionDep))
 
 app = create_app(router, lifespan=lifespan)

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from variants.app import create_app
 from variants.engine import Session, lifespan
+from variants.lab import scoped_lab_router
 from variants.routes import global_session_router
 
 _session_context: ContextVar[str] = ContextVar("session_context")
@@ -65,5 +66,6 @@ class SQLAlchemyMiddleware:
 
 
 router = global_session_router(lambda: session)
+router.include_router(scoped_lab_router(lambda: session))
 
 app = create_app(router, lifespan=lifespan, middleware=[Middleware(SQLAlchemyMiddleware)])

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from variants.app import create_app
 from variants.engine import Session, lifespan
+from variants.lab import scoped_lab_router
 from variants.routes import global_session_router
 
 session = async_scoped_session(Session, scopefunc=asyncio.current_task)
@@ -39,5 +40,6 @@ class RemoveSessionMiddleware:
 
 
 router = global_session_router(lambda: session)
+router.include_router(scoped_lab_router(lambda: session))
 
 app = create_app(router, lifespan=lifespan, middleware=[Middleware(RemoveSessionMiddleware)])

@@ -12,7 +12,8 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,6 +221,31 @@ async def hammer(
                 await asyncio.sleep(pause)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+@asynccontextmanager
+async def loaded(
+    client: httpx.AsyncClient,
+    request: Request,
+    *,
+    concurrency: int,
+    t0: float,
+    samples: list[Sample],
+) -> AsyncIterator[None]:
+    """Keep *concurrency* workers sending *request* while the block runs; stop them after it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        hammer(client, request, concurrency=concurrency, stop=stop, t0=t0, samples=samples)
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 60)
+        except BaseException:
+            task.cancel()
+            raise
 
 
 def statuses(samples: list[Sample] | list[str]) -> dict[str, int]:

@@ -8,6 +8,7 @@ no load run. ``brief(cell)`` is a cell's key numbers, shared with the terminal t
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,7 @@ def _codes(counts: dict[str, int]) -> str:
 
 
 BRIEF: dict[str, Callable[[dict[str, Any]], str]] = {
-    "fanout": lambda n: (
-        f"{n['errors']}/{n['requests']} failed · {n['leaked_connections']} conn leaked"
-    ),
+    "fanout": lambda n: f"{n['errors']}/{n['requests']} failed",
     "background": lambda n: (
         f"{n['written']}/{n['requests']} written · {n['held_while_task_waits']} conn held "
         f"while task waits"
@@ -55,10 +54,7 @@ BRIEF: dict[str, Callable[[dict[str, Any]], str]] = {
     "streaming": lambda n: (
         f"open tx {n['longest_open_transaction_s']:.1f} s of {n['stream_s']:.1f} s stream"
     ),
-    "disconnect": lambda n: (
-        f"pool back after {_s(n['connections_back_after_s'])} · "
-        f"{n['leaked_connections']} conn leaked"
-    ),
+    "disconnect": lambda n: f"pool back after {_s(n['connections_back_after_s'])}",
     "handler_error": lambda n: f"{_codes(n['statuses'])} · {n['rows_written']} rows written",
     "failed_commit": lambda n: f"{_codes(n['statuses'])} · {n['rows_written']} rows written",
     "visibility": lambda n: (
@@ -68,12 +64,14 @@ BRIEF: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{n['errors']}/{n['requests']} failed · max {n['max_s']:.2f} s (ideal {n['ideal_s']:.2f})"
     ),
     "soak": lambda n: (
-        f"{n['rps']:.0f} req/s · RSS {n['rss_start_mb']:.0f}→{n['rss_end_mb']:.0f} MB · "
-        f"registry ≤ {n['registry_max']}"
+        f"{n['errors']}/{n['requests']} failed · RSS {n['rss_start_mb']:.0f}→"
+        f"{n['rss_end_mb']:.0f} MB"
+        + (f" · registry ≤ {n['registry_max']}" if n["registry_max"] is not None else "")
     ),
     "pg_restart": lambda n: (
         f"{n['errors_during_outage']} failed in outage, {n['errors_after_restart']} after · "
-        f"recovered {n['recovery_s']:.2f} s"
+        f"recovered {n['recovery_s']:.2f} s · {n['errors_after_idle_restart']}/10 failed "
+        f"after idle restart"
     ),
 }
 
@@ -84,9 +82,15 @@ def brief(cell: dict[str, Any]) -> str:
     line = BRIEF.get(cell["scenario"])
     if numbers and line is not None:
         try:
-            return line(numbers)
+            text = line(numbers)
         except (KeyError, TypeError, ValueError):
             pass
+        else:
+            if numbers.get("leaked_connections"):
+                return f"{text} · {numbers['leaked_connections']} conn leaked"
+            if numbers.get("registry_after"):
+                return f"{text} · {numbers['registry_after']} sessions left in registry"
+            return text
     summary = str(cell.get("summary", ""))
     return summary if len(summary) <= 60 else summary[:57] + "…"
 
@@ -103,7 +107,7 @@ def matrix_plot(doc: dict[str, Any], path: Path) -> Path:
     ]
     cells = _cells(doc)
     width = max(10.0, 1.2 + 2.6 * len(names))
-    fig, ax = plt.subplots(figsize=(width, 1.3 + 0.55 * len(scenarios)), dpi=plots.DPI)
+    fig, ax = plt.subplots(figsize=(width, 1.6 + 0.7 * len(scenarios)), dpi=plots.DPI)
     ax.axis("off")
     ax.set_title(
         f"Pitfall matrix — outcome and key numbers per strategy "
@@ -116,7 +120,7 @@ def matrix_plot(doc: dict[str, Any], path: Path) -> Path:
         for name in names:
             cell = cells.get((scenario, name))
             outcome = cell["outcome"] if cell else SKIPPED
-            row.append(f"{outcome}\n{brief(cell)}" if cell else "–")
+            row.append(f"{outcome}\n{textwrap.fill(brief(cell), 34)}" if cell else "–")
             colour.append(OUTCOME_STYLE[outcome][1])
         text.append(row)
         colours.append(colour)
@@ -130,7 +134,7 @@ def matrix_plot(doc: dict[str, Any], path: Path) -> Path:
     )
     shown.auto_set_font_size(False)
     shown.set_fontsize(7)
-    shown.scale(1, 2.6)
+    shown.scale(1, 3.4)
     ax.legend(
         handles=[Patch(color=c, label=o) for o, (_, c) in OUTCOME_STYLE.items()],
         loc="lower center",
@@ -152,12 +156,13 @@ def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=plots.SIZE, dpi=plots.DPI, sharex=True)
     fig.suptitle("PostgreSQL restart under load (4 clients): requests per second")
     fig.text(0.01, 0.01, plots.footer(doc), fontsize=7, color="#555555")
-    for cell in runs:
+    for i, cell in enumerate(runs):
         timeline = cell["series"]["restart"]
         step = timeline["bucket_s"]
         xs = [b[0] for b in timeline["buckets"]]
-        top.plot(xs, [b[1] / step for b in timeline["buckets"]], label=cell["variant"])
-        bottom.plot(xs, [b[2] / step for b in timeline["buckets"]], label=cell["variant"])
+        style = {"label": cell["variant"], "color": f"C{i}"}
+        top.plot(xs, [b[1] / step for b in timeline["buckets"]], **style)
+        bottom.plot(xs, [b[2] / step for b in timeline["buckets"]], **style)
     first = runs[0]["series"]["restart"]
     for ax in (top, bottom):
         ax.axvspan(first["down"], first["up"], color="#999999", alpha=0.25)
@@ -177,12 +182,13 @@ def soak_plot(doc: dict[str, Any], path: Path) -> Path | None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=plots.SIZE, dpi=plots.DPI, sharex=True)
     fig.suptitle("Soak: server memory and scoped-session registry under mixed load (8 clients)")
     fig.text(0.01, 0.01, plots.footer(doc), fontsize=7, color="#555555")
-    for cell in runs:
+    for i, cell in enumerate(runs):
         trace = cell["series"]["soak"]
         xs = [row[0] for row in trace]
-        top.plot(xs, [row[1] for row in trace], label=cell["variant"])
+        style = {"label": cell["variant"], "color": f"C{i}"}
+        top.plot(xs, [row[1] for row in trace], **style)
         if any(row[2] is not None for row in trace):
-            bottom.plot(xs, [row[2] for row in trace], label=cell["variant"])
+            bottom.plot(xs, [row[2] for row in trace], **style)
     top.set_ylabel("server RSS, MB")
     bottom.set_ylabel("sessions in registry")
     bottom.set_xlabel("seconds since the soak started")

@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 import variants
 from bench import database, integrity
 from bench.pitfalls import scenarios
-from bench.pitfalls.probe import ERROR, SKIPPED, Skip, Target, responsive, settle
+from bench.pitfalls.probe import ERROR, SKIPPED, Outcome, Skip, Target, responsive, settle
 from bench.results import environment, now, rounded
 from bench.runner import Interrupted, _ignore_signals, _raise_interrupted
 from bench.server import ServerError, VariantServer
@@ -225,7 +225,9 @@ class PitfallRunner:
         )
         started = time.monotonic()
         try:
-            outcome = asyncio.run(asyncio.wait_for(self.registry[scenario](target), CELL_TIMEOUT))
+            outcome = asyncio.run(_interruptible(self.registry[scenario](target)))
+        except Interrupted:
+            raise
         except Skip as exc:
             cell |= {"outcome": SKIPPED, "summary": str(exc)}
         except TimeoutError:
@@ -262,6 +264,35 @@ class PitfallRunner:
         info.setdefault("restart_reasons", []).append(reason)
         server.stop()
         server.start()
+
+
+async def _interruptible(scenario: Coroutine[Any, Any, Outcome]) -> Outcome:
+    """Run *scenario* with a time limit; Ctrl-C / SIGTERM cancel it and raise Interrupted.
+
+    A signal handler that raises inside a running event loop can land in any task (and be
+    swallowed there), so while a scenario runs the loop itself handles the signals.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    caught: list[str] = []
+
+    def interrupt(sig: signal.Signals) -> None:
+        caught.append(sig.name)
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupt, sig)
+    try:
+        return await asyncio.wait_for(scenario, CELL_TIMEOUT)
+    except asyncio.CancelledError:
+        if caught:
+            raise Interrupted(caught[0]) from None
+        raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, _raise_interrupted)  # removing left the default behind
 
 
 async def unhealthy(target: Target) -> str | None:

@@ -11,10 +11,12 @@ variant without them. Parameters scale with ``--quick`` / ``--full`` (``Target.d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -27,8 +29,8 @@ from bench.pitfalls.probe import (
     Target,
     activity,
     call,
-    hammer,
     is_success,
+    loaded,
     marker,
     percentile,
     pool,
@@ -77,21 +79,38 @@ async def fanout(target: Target) -> Outcome:
     """Fan-out inside a request: asyncio.gather over queries, the strategy's natural way.
 
     The scoped family gathers on the global session, depends on its injected session,
-    context opens one session per task (``/lab/fanout?n=2``), sequential requests.
+    context opens one session per task (``/lab/fanout?n=2``). First one request at a
+    time on a warm pool (a connection is idle, so the first query takes it without
+    waiting), then a burst of pool-size requests at once, where queries must wait for or
+    open a connection: a shared session fails exactly then.
     """
     await pool(target)
     requests = target.depth(5, 12)
-    seen = []
+    fan = {"n": 2}
     async with target.client(timeout=target.pool_timeout + 5) as client:
+        await call(client.get("/todos/1"))  # warm: one idle connection in the pool
+        one_by_one = []
         for _ in range(requests):
-            status, _ = await call(client.get("/lab/fanout", params={"n": 2}))
-            seen.append(status)
+            # Some strategies give the connection back only after the response is sent.
+            await settle(target, 0.5)
+            one_by_one.append((await call(client.get("/lab/fanout", params=fan)))[0])
+        burst = await asyncio.gather(
+            *(call(client.get("/lab/fanout", params=fan)) for _ in range(target.pool_size))
+        )
+    at_once = [status for status, _ in burst]
     after, broken = await _aftermath(target)
+    seen = one_by_one + at_once
     errors = sum(not is_success(s) for s in seen)
-    numbers = {"requests": requests, "errors": errors, "statuses": statuses(seen), **after}
-    degraded = [f"{errors}/{requests} requests failed"] if errors else []
+    numbers = {
+        "requests": len(seen),
+        "errors": errors,
+        "one_by_one": statuses(one_by_one),
+        "at_once": statuses(at_once),
+        **after,
+    }
+    degraded = [f"{errors}/{len(seen)} requests failed"] if errors else []
     outcome, summary = verdict(
-        broken, degraded, f"{requests}/{requests} answered 200, no connection leaked"
+        broken, degraded, f"{len(seen)}/{len(seen)} answered 200, no connection leaked"
     )
     return Outcome(outcome, summary, numbers)
 
@@ -406,6 +425,15 @@ async def exhaustion(target: Target) -> Outcome:
     return Outcome(outcome, summary, numbers)
 
 
+def _tree_rss(process: psutil.Process) -> int:
+    """Resident bytes of the server process and its children (workers, if any)."""
+    total = process.memory_info().rss
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += child.memory_info().rss
+    return total
+
+
 def _soak_request(client: httpx.AsyncClient) -> Any:
     roll = random.random()
     if roll < 0.7:
@@ -428,21 +456,18 @@ async def soak(target: Target) -> Outcome:
     process = psutil.Process(target.server.pid)
     samples: list[Sample] = []
     trace: list[tuple[float, float, int | None, int | None]] = []
-    stop = asyncio.Event()
     t0 = time.monotonic()
-    async with target.client(connections=8) as client:
-        load = asyncio.create_task(
-            hammer(client, _soak_request, concurrency=8, stop=stop, t0=t0, samples=samples)
-        )
+    async with (
+        target.client(connections=8) as client,
+        loaded(client, _soak_request, concurrency=8, t0=t0, samples=samples),
+    ):
         while time.monotonic() - t0 < target.soak_seconds:
             stats = await pool(target) if lab is not None else {}
-            rss = process.memory_info().rss / 2**20
+            rss = _tree_rss(process) / 2**20
             trace.append(
                 (time.monotonic() - t0, rss, stats.get("registry"), stats.get("checked_out"))
             )
             await asyncio.sleep(0.5)
-        stop.set()
-        await load
     elapsed = time.monotonic() - t0
     errors = sum(not s.ok for s in samples)
     half = [row for row in trace if row[0] >= elapsed / 2]
@@ -478,29 +503,36 @@ async def soak(target: Target) -> Outcome:
     return Outcome(outcome, summary, numbers, {"soak": [list(row) for row in trace]})
 
 
+# The postmaster asks for SIGTERM when the *thread* that started it exits (PR_SET_PDEATHSIG),
+# which would begin a smart shutdown after the scenario: start it from a thread that lives on.
+_POSTGRES_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionbench-postgres")
+
+
 async def pg_restart(target: Target) -> Outcome:
     """PostgreSQL restart mid-load: errors in the outage, time to recover, leaked connections.
 
     4 clients read continuously; after 1 s PostgreSQL is stopped (fast shutdown),
     stays down for 1 s and is started again. Recovery is the time from PostgreSQL
     being back until the last failed request; the run waits for 1 s without failures.
+    Then PostgreSQL is restarted once more while the server is idle, and the first 10
+    requests after it show what stale pooled connections cost.
     """
     pg = target.postgres
     if pg is None:
         raise Skip("DATABASE_URL points at an external server, which this run cannot restart")
     samples: list[Sample] = []
-    stop = asyncio.Event()
     limit = 15.0
     t0 = time.monotonic()
-    async with target.client(timeout=target.pool_timeout + 5, connections=4) as client:
-        load = asyncio.create_task(
-            hammer(client, read_random, concurrency=4, stop=stop, t0=t0, samples=samples)
-        )
+    async with (
+        target.client(timeout=target.pool_timeout + 5, connections=4) as client,
+        loaded(client, read_random, concurrency=4, t0=t0, samples=samples),
+    ):
         await asyncio.sleep(1.0)
         down = time.monotonic() - t0
-        await asyncio.to_thread(pg.stop)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(_POSTGRES_THREAD, pg.stop)
         await asyncio.sleep(1.0)
-        await asyncio.to_thread(pg.start)
+        await loop.run_in_executor(_POSTGRES_THREAD, pg.start)
         up = time.monotonic() - t0
         recovered = False
         while time.monotonic() - t0 < up + limit:
@@ -510,8 +542,6 @@ async def pg_restart(target: Target) -> Outcome:
             if now - max(last_fail, up) >= 1.0 and any(s.ok and s.start > up for s in samples):
                 recovered = True
                 break
-        stop.set()
-        await load
     outage = [s for s in samples if not s.ok and down <= s.end <= up]
     later = [s for s in samples if not s.ok and s.end > up]
     recovery = max((s.end for s in later), default=up) - up
@@ -522,8 +552,15 @@ async def pg_restart(target: Target) -> Outcome:
             sum(1 for s in samples if b * 0.25 <= s.end < (b + 1) * 0.25 and s.ok),
             sum(1 for s in samples if b * 0.25 <= s.end < (b + 1) * 0.25 and not s.ok),
         ]
-        for b in range(math.ceil(end / 0.25))
+        for b in range(math.floor(end / 0.25))  # whole buckets only
     ]
+    # Second restart while the server is idle: its pool still holds connections to the
+    # old server processes, and nothing has told it they are gone.
+    await loop.run_in_executor(_POSTGRES_THREAD, pg.stop)
+    await loop.run_in_executor(_POSTGRES_THREAD, pg.start)
+    async with target.client(timeout=target.pool_timeout + 5) as client:
+        idle = [(await call(read_random(client)))[0] for _ in range(10)]
+    stale = sum(not is_success(s) for s in idle)
     after, broken = await _aftermath(target)
     numbers = {
         "requests": len(samples),
@@ -532,6 +569,8 @@ async def pg_restart(target: Target) -> Outcome:
         "errors_after_restart": len(later),
         "recovery_s": recovery,
         "recovered": recovered,
+        "errors_after_idle_restart": stale,
+        "idle_restart_statuses": statuses(idle),
         **after,
     }
     if not recovered:
@@ -539,6 +578,11 @@ async def pg_restart(target: Target) -> Outcome:
     degraded = []
     if later:
         degraded.append(f"{len(later)} requests failed after PostgreSQL was back")
+    if stale:
+        degraded.append(
+            f"{stale} of the first 10 requests after a restart during idle time failed "
+            "(stale pooled connections, no pre-ping)"
+        )
     outcome, summary = verdict(
         broken,
         degraded,

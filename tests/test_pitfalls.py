@@ -1,0 +1,188 @@
+"""Each pitfall scenario against strategies whose outcome is known, with plausible numbers.
+
+The servers are real ``sessionbench serve`` children with the pitfall run's pool settings;
+a server a scenario left damaged (connections still checked out) is restarted before
+the next test uses it, exactly as the runner does.
+"""
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import database
+from bench.pitfalls import scenarios
+from bench.pitfalls.probe import BROKEN, DEGRADED, OK, Outcome, Skip, Target
+from bench.pitfalls.runner import unhealthy
+from bench.server import VariantServer
+from variants.settings import DatabaseUrl
+
+POOL = {"SESSIONBENCH_POOL_SIZE": "10", "SESSIONBENCH_POOL_TIMEOUT": "2"}
+
+
+def make_target(
+    server: VariantServer, url: DatabaseUrl, pg: database.EmbeddedPostgres | None = None
+) -> Target:
+    return Target(server, url, pg, pool_size=10, pool_timeout=2.0, quick=True, soak_seconds=3.0)
+
+
+@pytest.fixture(scope="module")
+def target(
+    db: DatabaseUrl, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], Target]]:
+    """A healthy target for a variant: started once, restarted if a scenario damaged it."""
+    logs = tmp_path_factory.mktemp("pitfall-logs")
+    servers: dict[str, VariantServer] = {}
+
+    def get(name: str) -> Target:
+        if name not in servers:
+            servers[name] = VariantServer(name, db, log_path=Path(logs) / f"{name}.log", env=POOL)
+            servers[name].start()
+        found = make_target(servers[name], db)
+        if not servers[name].alive() or asyncio.run(unhealthy(found)):
+            servers[name].stop()
+            servers[name].start()
+        return found
+
+    yield get
+    for server in servers.values():
+        server.stop()
+
+
+def run(scenario: scenarios.Scenario, target: Target) -> Outcome:
+    return asyncio.run(scenario(target))
+
+
+def test_fanout_leak_is_found_in_scoped_and_not_in_context(target: Callable[[str], Target]) -> None:
+    scoped = run(scenarios.fanout, target("scoped"))
+    assert scoped.outcome == BROKEN, scoped
+    n = scoped.numbers
+    # On a warm pool the shared session gets away with it; when queries must wait for a
+    # connection, IllegalStateChangeError → 500 and the connection is never returned.
+    assert n["one_by_one"] == {"200": 5} and n["at_once"].get("500", 0) >= 1
+    assert 1 <= n["leaked_connections"] <= 10 and n["registry_after"] == n["leaked_connections"]
+    assert n["idle_in_transaction_after"] == n["leaked_connections"]
+    context = run(scenarios.fanout, target("context"))
+    assert context.outcome == OK, context
+    assert context.numbers["errors"] == 0 and context.numbers["leaked_connections"] == 0
+    assert context.numbers["at_once"] == {"200": 10}
+
+
+def test_fanout_in_scoped_task_leaks_silently(target: Callable[[str], Target]) -> None:
+    found = run(scenarios.fanout, target("scoped_task"))
+    assert found.outcome == BROKEN, found
+    # Every request "works", but each gathered task kept its own session and connection.
+    assert found.numbers["one_by_one"] == {"200": 5}
+    assert found.numbers["leaked_connections"] == 10  # 2 per request: the pool of 10 is gone
+    assert found.numbers["registry_after"] >= 10 and found.numbers["follow_up_get"] == "500"
+
+
+def test_background_task_holds_the_request_connection_in_scoped_not_in_context(
+    target: Callable[[str], Target],
+) -> None:
+    scoped = run(scenarios.background, target("scoped"))
+    assert scoped.outcome == DEGRADED, scoped
+    n = scoped.numbers
+    assert n["written"] == n["requests"] == n["same_connection_as_request"]
+    assert n["held_while_task_waits"] >= 1 and n["leaked_connections"] == 0
+    context = run(scenarios.background, target("context"))
+    assert context.outcome == OK, context
+    assert context.numbers["written"] == 2 and context.numbers["held_while_task_waits"] == 0
+
+
+def test_streaming_keeps_a_transaction_open_in_depends_not_in_context(
+    target: Callable[[str], Target],
+) -> None:
+    depends = run(scenarios.streaming, target("depends"))
+    assert depends.outcome == DEGRADED, depends
+    n = depends.numbers
+    assert n["rows"] == n["rows_expected"] == 100
+    assert n["stream_s"] / 2 < n["longest_open_transaction_s"] < n["stream_s"] + 1
+    context = run(scenarios.streaming, target("context"))
+    assert context.outcome == OK, context
+    assert context.numbers["rows"] == 100 and context.numbers["longest_open_transaction_s"] < 0.5
+
+
+def test_streaming_from_a_function_scoped_dependency_leaks(target: Callable[[str], Target]) -> None:
+    found = run(scenarios.streaming, target("depends_function"))
+    assert found.outcome == BROKEN, found
+    assert found.numbers["rows"] == 100 and found.numbers["leaked_connections"] == 1
+
+
+def test_disconnected_clients_give_their_connections_back_in_context(
+    target: Callable[[str], Target],
+) -> None:
+    found = run(scenarios.disconnect, target("context"))
+    assert found.outcome == OK, found
+    n = found.numbers
+    assert n["cancelled_requests"] == 10 and n["leaked_connections"] == 0
+    # The queries run to completion after the client left, then the pool is whole again.
+    assert 0 < n["connections_back_after_s"] <= n["query_seconds"] + 1
+
+
+@pytest.mark.parametrize("name", ["scoped", "depends", "context"])
+def test_a_handler_error_after_a_write_writes_nothing(
+    target: Callable[[str], Target], name: str
+) -> None:
+    found = run(scenarios.handler_error, target(name))
+    assert found.outcome == OK, found
+    assert found.numbers["statuses"] == {"500": 3} and found.numbers["rows_written"] == 0
+
+
+def test_a_failed_commit_is_not_acknowledged(target: Callable[[str], Target]) -> None:
+    found = run(scenarios.failed_commit, target("scoped"))
+    assert found.outcome == OK, found
+    n = found.numbers
+    assert n["acknowledged"] == 0 and n["rows_written"] == 0 and n["leaked_connections"] == 0
+
+
+def test_acknowledged_writes_are_visible_at_once(target: Callable[[str], Target]) -> None:
+    found = run(scenarios.visibility, target("depends"))
+    assert found.outcome == OK, found
+    assert found.numbers["writes"] == 20 and found.numbers["failed_writes"] == 0
+    assert found.numbers["api_read_misses"] == found.numbers["db_read_misses"] == 0
+
+
+def test_pool_exhaustion_is_served_in_waves(target: Callable[[str], Target]) -> None:
+    found = run(scenarios.exhaustion, target("context"))
+    assert found.outcome == OK, found
+    n = found.numbers
+    assert n["statuses"] == {"200": 40}
+    # Four waves of 0.3 s through ten connections cannot finish sooner than 1.2 s.
+    assert n["ideal_s"] * 0.95 <= n["max_s"] < n["ideal_s"] + 2
+    assert n["p50_s"] < n["max_s"] and n["health_p99_ms"] > 0
+
+
+def test_soak_samples_memory_and_registry(target: Callable[[str], Target]) -> None:
+    found = run(scenarios.soak, target("scoped"))
+    assert found.outcome == OK, found
+    n = found.numbers
+    assert n["requests"] > 100 and n["errors"] == 0 and n["rss_start_mb"] > 20
+    assert n["registry_max"] is not None and n["registry_after"] == 0
+    assert found.series is not None and len(found.series["soak"]) >= 5
+
+
+def test_postgres_restart_errors_then_recovers(tmp_path: Path) -> None:
+    with database.EmbeddedPostgres() as pg:
+        asyncio.run(database.ensure_schema(pg.url))
+        with VariantServer("context", pg.url, log_path=tmp_path / "s.log", env=POOL) as server:
+            found = run(scenarios.pg_restart, make_target(server, pg.url, pg))
+            assert pg.pid is not None  # running again
+    # Nothing pre-pings the pool: after a restart during idle time, a stale connection fails
+    # one request (SQLAlchemy then drops the whole pool).
+    assert found.outcome == DEGRADED, found
+    n = found.numbers
+    assert 1 <= n["errors_after_idle_restart"] < 10
+    assert n["recovered"] and n["errors_during_outage"] >= 1 and n["leaked_connections"] == 0
+    assert n["statuses"].get("200", 0) > n["errors_during_outage"]
+    assert n["recovery_s"] < 10
+    assert found.series is not None
+    assert sum(b[2] for b in found.series["restart"]["buckets"]) >= n["errors_during_outage"]
+
+
+def test_postgres_restart_is_skipped_without_an_embedded_server(
+    target: Callable[[str], Target],
+) -> None:
+    with pytest.raises(Skip, match="external"):
+        run(scenarios.pg_restart, target("context"))

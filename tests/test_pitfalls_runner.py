@@ -1,0 +1,108 @@
+"""The pitfall runner and command: a dying server, Ctrl-C, usage errors, the report."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench.pitfalls.probe import OK, Outcome, Target, responsive
+from bench.pitfalls.runner import PITFALLS_FILE, SCHEMA, PitfallConfig, PitfallRunner
+from bench.report import build
+
+CLI = [sys.executable, "-m", "bench.cli"]
+
+
+async def killer(target: Target) -> Outcome:
+    """Kills its own server mid-scenario."""
+    assert target.server.pid is not None
+    os.kill(target.server.pid, signal.SIGKILL)
+    status = await responsive(target, within=2)
+    return Outcome(OK, f"never reached a verdict: {status}")
+
+
+async def survivor(target: Target) -> Outcome:
+    """Checks the server answers."""
+    status = await responsive(target)
+    return Outcome(OK if status == "200" else "broken", status, {"status": status})
+
+
+def test_a_server_killed_mid_scenario_is_recorded_and_the_run_goes_on(tmp_path: Path, db) -> None:
+    config = PitfallConfig(
+        mode="quick", variants=["context"], scenarios=["killer", "survivor"], soak=1.0,
+        pool_size=10, pool_timeout=2.0, out=tmp_path / "run",
+    )  # fmt: skip
+    runner = PitfallRunner(
+        config,
+        progress=lambda *_: None,
+        registry={"killer": killer, "survivor": survivor},
+    )
+    doc = runner.run().doc
+    assert doc["schema"] == SCHEMA and doc["status"] == "complete"
+    first, second = doc["cells"]
+    assert first["outcome"] == "error" and first["summary"].startswith("server died")
+    assert "restarted" in first["notes"][0]
+    assert second["outcome"] == OK and second["numbers"] == {"status": "200"}
+    assert doc["variants"]["context"]["restarts"] == 1
+    assert doc["scenarios"] == {"killer": "Kills its own server mid-scenario",
+                                "survivor": "Checks the server answers"}  # fmt: skip
+    on_disk = json.loads((tmp_path / "run" / PITFALLS_FILE).read_text())
+    assert on_disk["cells"] == doc["cells"]
+    # A folder with only pitfalls.json gets a report of its own.
+    written = build(tmp_path / "run")
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Pitfall matrix" in report and "server died" in report
+    assert (tmp_path / "run" / "plots" / "pitfalls-matrix.png") in written
+
+
+@pytest.mark.timeout(120)
+def test_sigint_stops_every_child_and_marks_the_run_incomplete(tmp_path: Path, db) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*CLI, "pitfalls", "--variants", "context", "--scenarios", "soak", "--soak", "300",
+         "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "DATABASE_URL": db.url},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the server never started"
+        try:
+            if json.loads((out / PITFALLS_FILE).read_text())["variants"]:
+                break
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        time.sleep(0.2)
+    time.sleep(1.0)  # in the soak
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert children
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(20) == 130  # promptly, not when the soak ends
+    _gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    doc = json.loads((out / PITFALLS_FILE).read_text())
+    assert doc["status"] == "incomplete" and doc["finished"]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--scenarios", "fanout,nope"], "'nope'"),
+        (["--variants", "context,nope"], "'nope'"),
+        (["--soak", "0"], "'0'"),
+        (["--pool-timeout", "soon"], "'soon'"),
+        (["--quick", "--full"], "--full"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(args: list[str], named: str) -> None:
+    result = subprocess.run([*CLI, "pitfalls", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sessionbench pitfalls: error:"), lines
+    assert named in lines[0]
