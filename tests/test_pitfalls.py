@@ -84,7 +84,7 @@ def test_background_task_holds_the_request_connection_in_scoped_not_in_context(
     scoped = run(scenarios.background, target("scoped"))
     assert scoped.outcome == DEGRADED, scoped
     n = scoped.numbers
-    assert n["written"] == n["requests"] == n["same_connection_as_request"]
+    assert n["written"] == n["requests"] == n["same_backend_as_request"]
     assert n["held_while_task_waits"] >= 1 and n["leaked_connections"] == 0
     context = run(scenarios.background, target("context"))
     assert context.outcome == OK, context

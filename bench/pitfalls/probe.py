@@ -43,12 +43,18 @@ class Outcome:
 
 
 def verdict(broken: list[str], degraded: list[str], ok: str) -> tuple[str, str]:
-    """(outcome, summary): the first broken reason wins, then degraded ones, else *ok*."""
-    if broken:
-        return BROKEN, "; ".join(broken)
-    if degraded:
-        return DEGRADED, "; ".join(degraded)
+    """(outcome, summary): broken if any broken reason, else degraded if any, else *ok*.
+
+    The summary lists every reason, the broken ones first.
+    """
+    if broken or degraded:
+        return (BROKEN if broken else DEGRADED), "; ".join(broken + degraded)
     return OK, ok
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 connection``, ``2 connections``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 @dataclass

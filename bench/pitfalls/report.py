@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
 from bench import plots
-from bench.pitfalls.probe import BROKEN, DEGRADED, ERROR, OK, SKIPPED
+from bench.pitfalls.probe import BROKEN, DEGRADED, ERROR, OK, SKIPPED, plural
 
 OUTCOME_STYLE: dict[str, tuple[str, str]] = {
     OK: ("green", "#b8e0b0"),
@@ -89,10 +89,27 @@ def brief(cell: dict[str, Any]) -> str:
             if numbers.get("leaked_connections"):
                 return f"{text} · {numbers['leaked_connections']} conn leaked"
             if numbers.get("registry_after"):
-                return f"{text} · {numbers['registry_after']} sessions left in registry"
+                return f"{text} · {plural(numbers['registry_after'], 'session')} left in registry"
             return text
     summary = str(cell.get("summary", ""))
     return summary if len(summary) <= 60 else summary[:57] + "…"
+
+
+def findings(doc: dict[str, Any]) -> list[str]:
+    """One line per scenario: which strategies came out ok, degraded, broken (generated)."""
+    lines = []
+    for scenario in doc["settings"]["scenarios"]:
+        cells = [c for c in doc["cells"] if c["scenario"] == scenario]
+        if not cells:
+            continue
+        parts = []
+        for outcome in (BROKEN, DEGRADED, ERROR, OK, SKIPPED):
+            names = [c["variant"] for c in cells if c["outcome"] == outcome]
+            if names:
+                parts.append(f"{outcome}: {', '.join(names)}")
+        label = doc["scenarios"].get(scenario, scenario).split(":")[0]
+        lines.append(f"{label} — " + "; ".join(parts) + ".")
+    return lines
 
 
 def _cells(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -230,6 +247,17 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
         ),
         img(f"{PLOTS}/{written[0].name}", "pitfall matrix, coloured by outcome"),
         table(["scenario", *names], rows),
+        p(
+            "How the lab endpoints use the session (GET /lab/…, mounted by every strategy, "
+            "never part of the contract or the throughput runs): the scoped family uses "
+            "its global session everywhere (also in gathered tasks, background tasks and "
+            "streaming generators); the depends family uses the injected session and hands "
+            "it to background tasks and generators; context opens a session wherever it "
+            "needs one (one per gathered task, one per streamed page, its own in a "
+            "background task)."
+        ),
+        p("In short:"),
+        bullets(findings(doc)),
     ]
     for plot, alt in (
         (restart_plot(doc, folder / PLOTS / "pitfalls-restart.png"), "PostgreSQL restart"),

@@ -26,7 +26,16 @@ from typing import Any
 import variants
 from bench import database, integrity
 from bench.pitfalls import scenarios
-from bench.pitfalls.probe import ERROR, SKIPPED, Outcome, Skip, Target, responsive, settle
+from bench.pitfalls.probe import (
+    ERROR,
+    SKIPPED,
+    Outcome,
+    Skip,
+    Target,
+    plural,
+    responsive,
+    settle,
+)
 from bench.results import environment, now, rounded
 from bench.runner import Interrupted, _ignore_signals, _raise_interrupted
 from bench.server import ServerError, VariantServer
@@ -304,7 +313,7 @@ async def unhealthy(target: Target) -> str | None:
     except Exception as exc:
         return f"/lab/pool failed: {type(exc).__name__}"
     if stats["checked_out"]:
-        return f"{stats['checked_out']} connections still checked out"
+        return f"{plural(stats['checked_out'], 'connection')} still checked out"
     status = await responsive(target, within=target.pool_timeout + 2)
     return None if status == "200" else f"GET /todos/1 answered {status}"
 

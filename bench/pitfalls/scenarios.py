@@ -33,6 +33,7 @@ from bench.pitfalls.probe import (
     loaded,
     marker,
     percentile,
+    plural,
     pool,
     read_random,
     responsive,
@@ -50,11 +51,11 @@ def _leak_reasons(stats: dict[str, Any], act: dict[str, Any]) -> list[str]:
     reasons = []
     if stats["checked_out"]:
         reasons.append(
-            f"{stats['checked_out']} connections never returned to the pool "
+            f"{plural(stats['checked_out'], 'connection')} never returned to the pool "
             f"({act['idle_in_transaction']} idle in transaction)"
         )
     if stats.get("registry"):
-        reasons.append(f"{stats['registry']} sessions left in the scoped registry")
+        reasons.append(f"{plural(stats['registry'], 'session')} left in the scoped registry")
     return reasons
 
 
@@ -119,9 +120,9 @@ async def background(target: Target) -> Outcome:
     """Background task writing after the response (FastAPI BackgroundTasks).
 
     The handler reads its connection's backend pid and schedules a task that waits
-    ``delay`` and then writes a row titled with its own backend pid: same pid = same
-    session. While the task waits, the pool and pg_stat_activity show whether the
-    request's connection is still held.
+    ``delay`` and then writes a row titled with its own backend pid (same pid: the task
+    ran on the request's connection). While the task waits, the pool and
+    pg_stat_activity show whether the request's connection is still held.
     """
     await pool(target)
     requests, delay = target.depth(2, 5), 0.6
@@ -151,7 +152,7 @@ async def background(target: Target) -> Outcome:
         "requests": requests,
         "statuses": statuses(seen),
         "written": len(written),
-        "same_connection_as_request": same,
+        "same_backend_as_request": same,
         "held_while_task_waits": max(held),
         "idle_in_transaction_while_task_waits": max(idle_tx),
         **after,
@@ -164,11 +165,13 @@ async def background(target: Target) -> Outcome:
     if max(held):
         degraded.append(
             f"the request's connection stays checked out while the task waits "
-            f"({max(idle_tx)} idle in transaction); task reuses the request's session "
-            f"{same}/{len(written)}"
+            f"({max(idle_tx)} idle in transaction); the task ran on the request's "
+            f"connection {same}/{len(written)}"
         )
     outcome, summary = verdict(
-        broken, degraded, f"{len(written)}/{requests} written by own session, none held"
+        broken,
+        degraded,
+        f"{len(written)}/{requests} written, no connection held while the task waits",
     )
     return Outcome(outcome, summary, numbers)
 
