@@ -483,7 +483,30 @@ def readme_section(folder: Path, readme: Path) -> str:
         for name in ("throughput-read.png", "latency-read.png", "server-cpu.png"):
             if (folder / PLOTS / name).exists():
                 blocks.append(img(f"{rel}/{PLOTS}/{name}", name.removesuffix(".png")))
+    blocks += _pitfall_findings(folder, rel)
     return to_markdown(blocks).strip()
+
+
+def _pitfall_findings(folder: Path, rel: Path) -> list[Block]:
+    """README's "what we found" under stress and misuse, from *folder*'s pitfalls.json."""
+    from bench.pitfalls.report import findings
+    from bench.pitfalls.runner import PITFALLS_FILE, PitfallRun
+
+    if not (folder / PITFALLS_FILE).exists():
+        return []
+    doc = PitfallRun.load(folder).doc
+    blocks = [
+        h2("What we found under stress, faults and misuse"),
+        p(
+            f"The pitfall matrix of the same reference folder ({doc['settings']['mode']} mode, "
+            f"pool {doc['settings']['pool_size']}): each strategy served the lab endpoints "
+            f"written the way its users would write them. Numbers per cell in the report."
+        ),
+        bullets(findings(doc)),
+    ]
+    if (folder / PLOTS / "pitfalls-matrix.png").exists():
+        blocks.append(img(f"{rel}/{PLOTS}/pitfalls-matrix.png", "pitfall matrix"))
+    return blocks
 
 
 def update_readme(folder: Path, readme: Path) -> None:
