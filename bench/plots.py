@@ -165,6 +165,12 @@ def server_cpu(doc: dict[str, Any], users: int, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _raw_twin(doc: dict[str, Any], series: str) -> str:
+    """The ``raw`` series run with the same axis values as *series* (``raw+pool32`` …)."""
+    variant = doc["variants"].get(series, {}).get("variant", series)
+    return "raw" + series.removeprefix(variant)
+
+
 def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
     """Server CPU per request relative to raw and to the cheapest strategy (1.0 = equal)."""
     fig, axes = plt.subplots(1, 2, figsize=SIZE, dpi=DPI, sharey=False)
@@ -185,7 +191,7 @@ def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
             values: list[tuple[float, float, float] | None] = []
             for scenario in scenarios:
                 if reference == "raw":
-                    base = medians.get(("raw", scenario))
+                    base = medians.get((_raw_twin(doc, variant), scenario))
                 else:
                     candidates = [
                         medians[s, scenario] for s in strategies if (s, scenario) in medians

@@ -137,10 +137,14 @@ class Run:
         self.save()
 
     def save(self) -> None:
-        path = self.folder / RUN_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.doc, indent=1, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
+        write_atomically(self.folder / RUN_FILE, self.doc)
+
+
+def write_atomically(path: Path, doc: dict[str, Any]) -> None:
+    """Write *doc* as JSON to *path* so a reader never sees a half-written file."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
 
 
 def series_names(doc: dict[str, Any]) -> list[str]:

@@ -75,3 +75,11 @@ def test_compare_cli_fail_above_and_bad_input(small_run: Path) -> None:
     assert ok.returncode == 0 and "no significant difference" in ok.stderr
     bad = subprocess.run([*CLI, "compare", "/nonexistent"], capture_output=True, text=True)
     assert bad.returncode == 2 and "'/nonexistent'" in bad.stderr
+
+
+def test_overhead_sets_each_series_against_raw_with_the_same_axis_values() -> None:
+    doc = {"variants": {"context+pool5": {"variant": "context"}, "raw+pool5": {"variant": "raw"},
+                        "context": {"variant": "context"}}}  # fmt: skip
+    assert plots._raw_twin(doc, "context+pool5") == "raw+pool5"
+    assert plots._raw_twin(doc, "context") == "raw"
+    assert plots._raw_twin({"variants": {}}, "depends") == "raw"  # run.json before series

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
@@ -36,7 +35,7 @@ from bench.pitfalls.probe import (
     responsive,
     settle,
 )
-from bench.results import environment, now, rounded
+from bench.results import environment, now, rounded, write_atomically
 from bench.runner import Interrupted, _ignore_signals, _raise_interrupted
 from bench.server import ServerError, VariantServer
 from variants.settings import DatabaseUrl
@@ -107,10 +106,7 @@ class PitfallRun:
         self.save()
 
     def save(self) -> None:
-        path = self.folder / PITFALLS_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.doc, indent=1, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
+        write_atomically(self.folder / PITFALLS_FILE, self.doc)
 
 
 class PitfallRunner:
