@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -104,20 +104,35 @@ def comma_list(item: Callable[[str], Any]) -> Callable[[str], list[Any]]:
     return parse
 
 
-def asgi_server(value: str) -> str:
-    if value not in SERVERS:
-        raise argparse.ArgumentTypeError(f"unknown server {value!r} (known: {', '.join(SERVERS)})")
-    return value
+def one_of(what: str, known: Callable[[], Collection[str]]) -> Callable[[str], str]:
+    """A parser of one name from ``known()`` (called when parsing, so imports stay lazy)."""
+
+    def parse(value: str) -> str:
+        names = known()
+        if value not in names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {value!r} (known: {', '.join(names)})"
+            )
+        return value
+
+    return parse
 
 
-def scenario_name(value: str) -> str:
+def _load_scenarios() -> Collection[str]:
     from bench.load.scenarios import SCENARIOS
 
-    if value not in SCENARIOS:
-        raise argparse.ArgumentTypeError(
-            f"unknown scenario {value!r} (known: {', '.join(SCENARIOS)})"
-        )
-    return value
+    return SCENARIOS
+
+
+def _pitfall_scenarios() -> Collection[str]:
+    from bench.pitfalls.scenarios import SCENARIOS
+
+    return SCENARIOS
+
+
+asgi_server = one_of("server", lambda: SERVERS)
+scenario_name = one_of("scenario", _load_scenarios)
+pitfall_scenario = one_of("pitfall scenario", _pitfall_scenarios)
 
 
 def number(kind: type, minimum: float, *, strict: bool = False) -> Callable[[str], Any]:
@@ -162,16 +177,6 @@ def report_folder(value: str) -> Path:
     if not ((path / "run.json").is_file() or (path / "pitfalls.json").is_file()):
         raise argparse.ArgumentTypeError(f"{value!r} has neither run.json nor pitfalls.json")
     return path
-
-
-def pitfall_scenario(value: str) -> str:
-    from bench.pitfalls.scenarios import SCENARIOS
-
-    if value not in SCENARIOS:
-        raise argparse.ArgumentTypeError(
-            f"unknown pitfall scenario {value!r} (known: {', '.join(SCENARIOS)})"
-        )
-    return value
 
 
 def cmd_pitfalls(args: argparse.Namespace) -> int:

@@ -48,14 +48,19 @@ def footer(doc: dict[str, Any]) -> str:
     )
 
 
+def sign(fig: Figure, doc: dict[str, Any]) -> None:
+    """Put the environment footer on *fig*."""
+    fig.text(0.01, 0.01, footer(doc), fontsize=7, color="#555555")
+
+
 def _figure(title: str, doc: dict[str, Any]) -> tuple[Figure, Any]:
     fig, ax = plt.subplots(figsize=SIZE, dpi=DPI)
     ax.set_title(title, fontsize=12)
-    fig.text(0.01, 0.01, footer(doc), fontsize=7, color="#555555")
+    sign(fig, doc)
     return fig, ax
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path) -> Path:
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -107,7 +112,7 @@ def throughput(doc: dict[str, Any], scenario: str, path: Path) -> Path:
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(title="variant (bars, band: 95 % CI)", fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def latency_spectrum(doc: dict[str, Any], scenario: str, users: int, path: Path) -> Path:
@@ -127,7 +132,7 @@ def latency_spectrum(doc: dict[str, Any], scenario: str, users: int, path: Path)
     ax.set_ylabel("latency, ms (log scale)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(title="variant", fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _grouped_bars(
@@ -162,7 +167,7 @@ def server_cpu(doc: dict[str, Any], users: int, path: Path) -> Path:
     ax.set_ylabel("server CPU µs per request (median, 95 % CI)")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(title="variant", fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _raw_twin(doc: dict[str, Any], series: str) -> str:
@@ -175,7 +180,7 @@ def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
     """Server CPU per request relative to raw and to the cheapest strategy (1.0 = equal)."""
     fig, axes = plt.subplots(1, 2, figsize=SIZE, dpi=DPI, sharey=False)
     fig.suptitle(f"Overhead: server CPU per request relative to a reference — {users} users")
-    fig.text(0.01, 0.01, footer(doc), fontsize=7, color="#555555")
+    sign(fig, doc)
     scenarios = sorted({c["scenario"] for c in _cells(doc, users=users)})
     medians: dict[tuple[str, str], float] = {}
     for variant in _variants(doc):
@@ -207,7 +212,7 @@ def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
         ax.set_ylabel("× server CPU µs/request")
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(title="variant", fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 AXES = {"pool_size": "pool size per server process", "workers": "server worker processes",
@@ -225,7 +230,7 @@ def axis(doc: dict[str, Any], name: str, users: int, path: Path) -> Path:
     scenarios = [s for s in doc["settings"]["scenarios"] if _cells(doc, scenario=s, users=users)]
     fig, axes = plt.subplots(2, len(scenarios), figsize=SIZE, dpi=DPI, squeeze=False)
     fig.suptitle(f"What {AXES[name]} changes — {users} users")
-    fig.text(0.01, 0.01, footer(doc), fontsize=7, color="#555555")
+    sign(fig, doc)
     series = {s: doc["variants"][s] for s in _variants(doc)}
     values = sorted({info[name] for info in series.values()}, key=lambda v: (str(type(v)), v))
     for col, scenario in enumerate(scenarios):
@@ -263,7 +268,7 @@ def axis(doc: dict[str, Any], name: str, users: int, path: Path) -> Path:
             rps_ax.set_ylabel("req/s (median, 95 % CI)")
             p99_ax.set_ylabel("p99 latency, ms (log)")
     axes[0][-1].legend(title="variant", fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def micro(bench_json: dict[str, Any], doc: dict[str, Any], path: Path) -> Path:

@@ -17,7 +17,7 @@ import sys
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 SCHEMA = "sessionbench.run/1"
 RUN_FILE = "run.json"
@@ -93,17 +93,23 @@ def environment() -> dict[str, Any]:
 class Run:
     """A run folder and its ``run.json``, saved after every change."""
 
+    FILE = RUN_FILE
+    SCHEMA = SCHEMA
+
     def __init__(self, folder: Path, document: dict[str, Any]) -> None:
         self.folder = folder
         self.doc = document
 
     @classmethod
-    def create(cls, folder: Path, *, settings: dict[str, Any], env: dict[str, Any]) -> Run:
+    def create(
+        cls, folder: Path, *, settings: dict[str, Any], env: dict[str, Any], **fields: Any
+    ) -> Self:
+        """A new run document (*fields* added at the top level), saved at once."""
         folder.mkdir(parents=True, exist_ok=True)
         run = cls(
             folder,
             {
-                "schema": SCHEMA,
+                "schema": cls.SCHEMA,
                 "run_id": folder.name,
                 "status": "running",
                 "started": now(),
@@ -111,6 +117,7 @@ class Run:
                 "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
                 "settings": settings,
                 "environment": env,
+                **fields,
                 "variants": {},
                 "cells": [],
             },
@@ -119,8 +126,8 @@ class Run:
         return run
 
     @classmethod
-    def load(cls, folder: Path) -> Run:
-        return cls(folder, json.loads((folder / RUN_FILE).read_text()))
+    def load(cls, folder: Path) -> Self:
+        return cls(folder, json.loads((folder / cls.FILE).read_text()))
 
     @property
     def cells(self) -> list[dict[str, Any]]:
@@ -137,7 +144,7 @@ class Run:
         self.save()
 
     def save(self) -> None:
-        write_atomically(self.folder / RUN_FILE, self.doc)
+        write_atomically(self.folder / self.FILE, self.doc)
 
 
 def write_atomically(path: Path, doc: dict[str, Any]) -> None:

@@ -137,11 +137,11 @@ class ConfigError(ValueError):
     """The configured run cannot work here (e.g. more pooled connections than PostgreSQL allows)."""
 
 
-def _raise_interrupted(signum: int, frame: object) -> None:
+def raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
-def _ignore_signals() -> None:
+def ignore_signals() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
 
@@ -158,9 +158,7 @@ class Runner:
 
     def run(self) -> Run:
         config = self.config
-        previous = {
-            s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)
-        }
+        previous = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
         run = Run.create(config.out, settings=config.settings(), env=environment())
         run.doc["command"] = ["sessionbench", *sys.argv[1:]]
         status = "incomplete"
@@ -171,7 +169,7 @@ class Runner:
                 finally:
                     # Servers and locust go before PostgreSQL; a second Ctrl-C must not
                     # cut this short and leave children behind.
-                    _ignore_signals()
+                    ignore_signals()
                     self._stop_children()
         except Interrupted as exc:
             run.doc["interrupted_by"] = str(exc)
@@ -180,7 +178,7 @@ class Runner:
             status = "failed"
             raise
         finally:
-            _ignore_signals()
+            ignore_signals()
             run.finish(status)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

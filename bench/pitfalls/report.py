@@ -161,8 +161,8 @@ def matrix_plot(doc: dict[str, Any], path: Path) -> Path:
         title="outcome (numbers: counts, seconds, MB)",
         title_fontsize=8,
     )
-    fig.text(0.01, 0.01, plots.footer(doc), fontsize=7, color="#555555")
-    return plots._save(fig, path)
+    plots.sign(fig, doc)
+    return plots.save(fig, path)
 
 
 def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
@@ -172,7 +172,7 @@ def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
         return None
     fig, (top, bottom) = plt.subplots(2, 1, figsize=plots.SIZE, dpi=plots.DPI, sharex=True)
     fig.suptitle("PostgreSQL restart under load (4 clients): requests per second")
-    fig.text(0.01, 0.01, plots.footer(doc), fontsize=7, color="#555555")
+    plots.sign(fig, doc)
     for i, cell in enumerate(runs):
         timeline = cell["series"]["restart"]
         step = timeline["bucket_s"]
@@ -188,7 +188,7 @@ def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
     bottom.set_ylabel("failed, req/s")
     bottom.set_xlabel("seconds since the load started (grey: PostgreSQL stopping → ready)")
     top.legend(title="variant", fontsize=8)
-    return plots._save(fig, path)
+    return plots.save(fig, path)
 
 
 def soak_plot(doc: dict[str, Any], path: Path) -> Path | None:
@@ -198,7 +198,7 @@ def soak_plot(doc: dict[str, Any], path: Path) -> Path | None:
         return None
     fig, (top, bottom) = plt.subplots(2, 1, figsize=plots.SIZE, dpi=plots.DPI, sharex=True)
     fig.suptitle("Soak: server memory and scoped-session registry under mixed load (8 clients)")
-    fig.text(0.01, 0.01, plots.footer(doc), fontsize=7, color="#555555")
+    plots.sign(fig, doc)
     for i, cell in enumerate(runs):
         trace = cell["series"]["soak"]
         xs = [row[0] for row in trace]
@@ -214,7 +214,7 @@ def soak_plot(doc: dict[str, Any], path: Path) -> Path | None:
         bottom.legend(title="scoped variants", fontsize=8)
     for ax in (top, bottom):
         ax.grid(True, alpha=0.3)
-    return plots._save(fig, path)
+    return plots.save(fig, path)
 
 
 def section(folder: Path) -> tuple[list[Any], list[Path]]:

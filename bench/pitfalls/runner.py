@@ -13,7 +13,6 @@ run goes on. Ctrl-C or SIGTERM: every child stopped, status ``incomplete``.
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
 import time
@@ -35,8 +34,8 @@ from bench.pitfalls.probe import (
     responsive,
     settle,
 )
-from bench.results import environment, now, rounded, write_atomically
-from bench.runner import Interrupted, _ignore_signals, _raise_interrupted
+from bench.results import Run, environment
+from bench.runner import Interrupted, ignore_signals, raise_interrupted
 from bench.server import ServerError, VariantServer
 from variants.settings import DatabaseUrl
 
@@ -61,52 +60,11 @@ class PitfallConfig:
         return settings
 
 
-class PitfallRun:
-    """``pitfalls.json``: settings, environment, variants and one record per cell."""
+class PitfallRun(Run):
+    """``pitfalls.json``: settings, environment, scenario labels, variants, one record per cell."""
 
-    def __init__(self, folder: Path, doc: dict[str, Any]) -> None:
-        self.folder = folder
-        self.doc = doc
-
-    @classmethod
-    def create(
-        cls, folder: Path, *, settings: dict[str, Any], env: dict[str, Any], labels: dict[str, str]
-    ) -> PitfallRun:
-        folder.mkdir(parents=True, exist_ok=True)
-        run = cls(
-            folder,
-            {
-                "schema": SCHEMA,
-                "run_id": folder.name,
-                "status": "running",
-                "started": now(),
-                "finished": None,
-                "command": ["sessionbench", *sys.argv[1:]],
-                "settings": settings,
-                "environment": env,
-                "scenarios": labels,
-                "variants": {},
-                "cells": [],
-            },
-        )
-        run.save()
-        return run
-
-    @classmethod
-    def load(cls, folder: Path) -> PitfallRun:
-        return cls(folder, json.loads((folder / PITFALLS_FILE).read_text()))
-
-    def add(self, cell: dict[str, Any]) -> None:
-        self.doc["cells"].append(rounded(cell))
-        self.save()
-
-    def finish(self, status: str) -> None:
-        self.doc["status"] = status
-        self.doc["finished"] = now()
-        self.save()
-
-    def save(self) -> None:
-        write_atomically(self.folder / PITFALLS_FILE, self.doc)
+    FILE = PITFALLS_FILE
+    SCHEMA = SCHEMA
 
 
 class PitfallRunner:
@@ -126,13 +84,12 @@ class PitfallRunner:
         self.postgres: database.EmbeddedPostgres | None = None
 
     def run(self) -> PitfallRun:
-        previous = {
-            s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)
-        }
+        previous = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
         labels = {name: scenarios.label(self.registry[name]) for name in self.config.scenarios}
         run = PitfallRun.create(
-            self.config.out, settings=self.config.settings(), env=environment(), labels=labels
+            self.config.out, settings=self.config.settings(), env=environment(), scenarios=labels
         )
+        run.doc["command"] = ["sessionbench", *sys.argv[1:]]
         status = "incomplete"
         try:
             with database.database_url_or_embedded() as (url, embedded):
@@ -140,7 +97,7 @@ class PitfallRunner:
                 try:
                     status = self._run(run, url)
                 finally:
-                    _ignore_signals()  # a second Ctrl-C must not leave children behind
+                    ignore_signals()  # a second Ctrl-C must not leave children behind
                     for server in self.servers.values():
                         server.stop()
         except Interrupted as exc:
@@ -150,7 +107,7 @@ class PitfallRunner:
             status = "failed"
             raise
         finally:
-            _ignore_signals()
+            ignore_signals()
             run.finish(status)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -195,7 +152,7 @@ class PitfallRunner:
         for scenario in config.scenarios:
             for name in config.variants:
                 self.progress(f"{scenario} · {name}", done, total)
-                run.add(self._cell(run, name, scenario, url))
+                run.add_cell(self._cell(run, name, scenario, url))
                 done += 1
         self.progress("done", done, total)
         return "complete"
@@ -297,7 +254,7 @@ async def _interruptible(scenario: Coroutine[Any, Any, Outcome]) -> Outcome:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-            signal.signal(sig, _raise_interrupted)  # removing left the default behind
+            signal.signal(sig, raise_interrupted)  # removing left the default behind
 
 
 async def unhealthy(target: Target) -> str | None:
