@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
 from bench import plots
+from bench.blocks import register_section
 from bench.pitfalls.probe import BROKEN, DEGRADED, ERROR, OK, SKIPPED, plural
 
 OUTCOME_STYLE: dict[str, tuple[str, str]] = {
@@ -217,10 +218,11 @@ def soak_plot(doc: dict[str, Any], path: Path) -> Path | None:
     return plots.save(fig, path)
 
 
+@register_section("pitfalls")
 def section(folder: Path) -> tuple[list[Any], list[Path]]:
     """Report blocks and written plots for *folder*'s pitfalls.json (nothing if it has none)."""
+    from bench.blocks import PLOTS, bullets, h2, img, p, table
     from bench.pitfalls.runner import PITFALLS_FILE, PitfallRun
-    from bench.report import PLOTS, bullets, h2, img, p, table
 
     if not (folder / PITFALLS_FILE).exists():
         return [], []
@@ -289,8 +291,8 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
 
 def build_alone(folder: Path) -> list[Path]:
     """report.md and index.html for a folder with a pitfalls.json and no load run."""
+    from bench.blocks import bullets, h1, h2, p, to_html, to_markdown
     from bench.pitfalls.runner import PitfallRun
-    from bench.report import bullets, h1, h2, p, to_html, to_markdown
 
     doc = PitfallRun.load(folder).doc
     env = doc["environment"]

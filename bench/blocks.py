@@ -1,0 +1,132 @@
+"""Report building blocks: headings, paragraphs, tables, images, lists, rendered to Markdown
+and to self-contained HTML, and the registry of report sections.
+
+A command whose results belong in the report (the pitfall matrix, the cost table, the
+pool histograms) builds its own section from these blocks and registers it with
+:func:`register_section`; ``sessionbench report`` renders every registered section whose
+data is in the run folder. So the report never imports a command, and no command
+imports the report.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+PLOTS = "plots"
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: str  # h1 h2 p table img list
+    text: str = ""
+    headers: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
+    items: tuple[str, ...] = ()
+
+
+def h1(text: str) -> Block:
+    return Block("h1", text)
+
+
+def h2(text: str) -> Block:
+    return Block("h2", text)
+
+
+def p(text: str) -> Block:
+    return Block("p", text)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> Block:
+    return Block("table", headers=tuple(headers), rows=tuple(tuple(r) for r in rows))
+
+
+def img(path: str, alt: str) -> Block:
+    return Block("img", path, items=(alt,))
+
+
+def bullets(items: list[str]) -> Block:
+    return Block("list", items=tuple(items))
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for b in blocks:
+        if b.kind == "h1":
+            out.append(f"# {b.text}")
+        elif b.kind == "h2":
+            out.append(f"## {b.text}")
+        elif b.kind == "p":
+            out.append(b.text)
+        elif b.kind == "table":
+            out.append("| " + " | ".join(b.headers) + " |")
+            out.append("|" + "---|" * len(b.headers))
+            out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in b.rows]
+        elif b.kind == "img":
+            out.append(f"![{b.items[0]}]({b.text})")
+        elif b.kind == "list":
+            out += [f"- {item}" for item in b.items]
+        out.append("")
+    return "\n".join(out)
+
+
+def to_html(blocks: list[Block], title: str) -> str:
+    e = html.escape
+    body: list[str] = []
+    for b in blocks:
+        if b.kind in ("h1", "h2"):
+            body.append(f"<{b.kind}>{e(b.text)}</{b.kind}>")
+        elif b.kind == "p":
+            body.append(f"<p>{e(b.text)}</p>")
+        elif b.kind == "table":
+            head = "".join(f"<th>{e(h)}</th>" for h in b.headers)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in b.rows
+            )
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif b.kind == "img":
+            body.append(f'<figure><img src="{e(b.text)}" alt="{e(b.items[0])}"></figure>')
+        elif b.kind == "list":
+            body.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in b.items) + "</ul>")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+        "color:#222}table{border-collapse:collapse;margin:1em 0;font-size:.9em}"
+        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}"
+        "img{max-width:100%;border:1px solid #ddd}figure{margin:1em 0}"
+    )
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{e(title)}</title><style>{style}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+Section = Callable[[Path], tuple[list[Block], list[Path]]]
+"""Given a run folder: the blocks of a report section and the files (plots) it wrote."""
+
+SECTIONS: dict[str, Section] = {}
+
+
+def register_section(name: str) -> Callable[[Section], Section]:
+    """Decorator: add a report section, rendered in registration order after the load run's."""
+
+    def add(section: Section) -> Section:
+        SECTIONS[name] = section
+        return section
+
+    return add
+
+
+SECTION_MODULES = ("bench.pitfalls.report",)
+"""Modules that register report sections when imported (one line per command that has one)."""
+
+
+def sections() -> dict[str, Section]:
+    """Every registered report section, its modules imported."""
+    for module in SECTION_MODULES:
+        importlib.import_module(module)
+    return SECTIONS
