@@ -1,8 +1,10 @@
 """``sessionbench compare``: strategies within a run, or the same cells between two runs.
 
-Within one run every variant is set against ``--baseline`` in each (scenario, users);
-between two runs every cell of B against the same cell of A. Only valid trials count.
-``--fail-above PCT`` exits 1 when a significant cost increase exceeds PCT (for CI).
+Within one run every variant is set against ``--baseline`` in each (scenario, users),
+paired by round (the cell's ``trial``: each series ran once per round); between two runs
+every cell of B against the same cell of A, unpaired. Only valid trials count. Changes are
+in the metric itself (req/s: + is more requests per second). ``--fail-above PCT`` exits 1
+when B is significantly worse than A by more than PCT % of the metric (for CI).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from rich.table import Table
 
 from bench.console import console
 from bench.results import Run, latest_run, series_names
-from bench.stats import Comparison, compare
+from bench.stats import Comparison, compare, compare_paired
 
 Cell = dict[str, Any]
 
@@ -27,19 +29,16 @@ Cell = dict[str, Any]
 class Metric:
     name: str
     unit: str
-    value: Callable[[Cell], float]  # the natural value shown
-    cost: Callable[[Cell], float]  # lower is better, compared
+    value: Callable[[Cell], float]  # the value shown and compared
+    higher_is_better: bool = False  # req/s; costs (µs/request, latency) are lower-is-better
 
 
 METRICS = {
-    "rps": Metric("req/s", "req/s", lambda c: c["rps"], lambda c: 1e6 / c["rps"]),
-    "cpu": Metric(
-        "server CPU", "µs/req",
-        lambda c: c["cpu_us_per_request"]["server"], lambda c: c["cpu_us_per_request"]["server"],
-    ),
-    "p50": Metric("p50", "µs", lambda c: c["latency_us"]["p50"], lambda c: c["latency_us"]["p50"]),
-    "p99": Metric("p99", "µs", lambda c: c["latency_us"]["p99"], lambda c: c["latency_us"]["p99"]),
-}  # fmt: skip
+    "rps": Metric("req/s", "req/s", lambda c: c["rps"], higher_is_better=True),
+    "cpu": Metric("server CPU", "µs/req", lambda c: c["cpu_us_per_request"]["server"]),
+    "p50": Metric("p50", "µs", lambda c: c["latency_us"]["p50"]),
+    "p99": Metric("p99", "µs", lambda c: c["latency_us"]["p99"]),
+}
 
 
 @dataclass(frozen=True)
@@ -62,12 +61,28 @@ def _valid(cells: list[Cell]) -> dict[tuple[str, str, int], list[Cell]]:
 
 
 def _row(
-    scenario: str, users: int, a: str, b: str, ca: list[Cell], cb: list[Cell], m: Metric
+    scenario: str,
+    users: int,
+    a: str,
+    b: str,
+    ca: list[Cell],
+    cb: list[Cell],
+    m: Metric,
+    *,
+    paired: bool,
 ) -> Row:
+    """B against A; *paired*: by round (``trial``) where both have a valid cell in it."""
+    by_round = {c["trial"]: c for c in ca if "trial" in c}
+    pairs = [(m.value(by_round[c["trial"]]), m.value(c)) for c in cb if c.get("trial") in by_round]
+    if paired and len(pairs) >= 2:
+        comparison = compare_paired(pairs, higher_is_better=m.higher_is_better, unit=m.unit)
+    else:
+        a_values, b_values = [m.value(c) for c in ca], [m.value(c) for c in cb]
+        comparison = compare(a_values, b_values, higher_is_better=m.higher_is_better, unit=m.unit)
     return Row(
         scenario, users, a, b,
         statistics.median(m.value(c) for c in ca), statistics.median(m.value(c) for c in cb),
-        compare([m.cost(c) for c in ca], [m.cost(c) for c in cb]),
+        comparison,
     )  # fmt: skip
 
 
@@ -78,7 +93,7 @@ def within(run: Run, baseline: str, metric: Metric) -> list[Row]:
         base = groups.get((baseline, scenario, users))
         if variant == baseline or not base:
             continue
-        rows.append(_row(scenario, users, baseline, variant, base, cells, metric))
+        rows.append(_row(scenario, users, baseline, variant, base, cells, metric, paired=True))
     return rows
 
 
@@ -89,7 +104,16 @@ def between(run_a: Run, run_b: Run, metric: Metric) -> list[Row]:
         if key in groups_a:
             variant, scenario, users = key
             rows.append(
-                _row(scenario, users, variant, variant, groups_a[key], groups_b[key], metric)
+                _row(
+                    scenario,
+                    users,
+                    variant,
+                    variant,
+                    groups_a[key],
+                    groups_b[key],
+                    metric,
+                    paired=False,  # trials of two runs share no round
+                )
             )
     return rows
 
@@ -109,6 +133,7 @@ def table(rows: list[Row], metric: Metric, title: str) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Metrics that are not load-cell fields (e.g. instructions) dispatch here to their module.
     paths: list[Path] = args.runs or [latest_run()]
     runs = [Run.load(path) for path in paths]
     metric = METRICS[args.metric]
@@ -120,10 +145,13 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"sessionbench: error: --baseline {baseline!r} is not in {paths[0]}")
             return 2
         rows = within(only, baseline, metric)
-        title = f"{paths[0].name}: {metric.name}, every variant (B) against {baseline} (A)"
+        title = (
+            f"{paths[0].name}: {metric.name}, every variant (B) against {baseline} (A), "
+            "paired by round"
+        )
     else:
         rows = between(runs[0], runs[1], metric)
-        title = f"{metric.name}: {paths[1].name} (B) against {paths[0].name} (A)"
+        title = f"{metric.name}: {paths[1].name} (B) against {paths[0].name} (A), unpaired"
     if not rows:
         console.print("sessionbench: nothing to compare (no valid cells in common)")
         return 1
@@ -131,8 +159,11 @@ def run(args: argparse.Namespace) -> int:
     if args.fail_above is not None:
         regressions = [
             r for r in rows
-            if r.comparison.significant and r.comparison.change_percent > args.fail_above
+            if r.comparison.significant and r.comparison.regression_percent > args.fail_above
         ]  # fmt: skip
+        unresolved = sum(not (r.comparison.significant or r.comparison.equivalent) for r in rows)
+        if unresolved:
+            console.print(f"{unresolved} of {len(rows)} comparisons not resolved by these runs")
         for r in regressions:
             console.print(
                 f"regression: {r.b} {r.scenario} {r.users} users: {r.comparison.verdict()}"

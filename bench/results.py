@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Self
 
+from bench.stats import detectable_percent, median_ci, median_interval
+
 SCHEMA = "sessionbench.run/1"
 RUN_FILE = "run.json"
 PACKAGES = [
@@ -161,8 +163,36 @@ def series_names(doc: dict[str, Any]) -> list[str]:
     return [name for name in declared if name in present]
 
 
+def percentile(cells: list[dict[str, Any]], key: str) -> tuple[float, float, float]:
+    """A cell group's latency percentile *key* (``"p99"``, ``"p99.9"``, …) in µs: THE definition.
+
+    The median over the group's valid trials of each trial's percentile (``latency_us``:
+    censored requests included at their age where the run recorded them), with the
+    order-statistic interval of :func:`bench.stats.median_interval` (coverage stated there).
+    Tables and plots both call this; a pooled histogram gives a different number.
+    """
+    values = [c["latency_us"][key] for c in cells if c["status"] == "ok"]
+    if not values:
+        raise ValueError(f"no valid trial with latency {key}")
+    return median_ci(values)
+
+
+def tail_resolved(cells: list[dict[str, Any]]) -> bool | None:
+    """Whether every valid trial's tail is resolved (None: the run did not record it)."""
+    flags = [c.get("tail_resolved") for c in cells if c["status"] == "ok"]
+    if not flags or any(f is None for f in flags):
+        return None
+    return all(flags)
+
+
 def group_summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (variant, scenario, users): medians over valid trials, with spread."""
+    """Per (variant, scenario, users): medians over valid trials, with spread and intervals.
+
+    ``*_ci`` are the order-statistic intervals of those medians (``ci_coverage`` their exact
+    coverage at this group's trial count); ``resolves_percent`` the minimum req/s difference
+    a comparison with a series as noisy as this one would detect from these trials, unpaired
+    (paired verdicts, per comparison, usually resolve less: see ``Comparison.detectable_percent``).
+    """
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for cell in cells:
         groups.setdefault((cell["variant"], cell["scenario"], cell["users"]), []).append(cell)
@@ -180,13 +210,21 @@ def group_summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if valid:
             rps = [c["rps"] for c in valid]
             cpu = [c["cpu_us_per_request"]["server"] for c in valid]
+            rps_interval = median_interval(rps)
+            p99, p99_low, p99_high = percentile(valid, "p99")
+            log_sd = statistics.stdev(math.log(v) for v in rps) if len(rps) > 1 else math.nan
             row |= {
                 "rps": statistics.median(rps),
                 "rps_cv": _cv(rps),
+                "rps_ci": (rps_interval.low, rps_interval.high),
+                "ci_coverage": rps_interval.coverage,
+                "resolves_percent": detectable_percent(log_sd, len(rps), paired=False),
                 "server_us": statistics.median(cpu),
                 "server_us_cv": _cv(cpu),
-                "p50_us": statistics.median(c["latency_us"]["p50"] for c in valid),
-                "p99_us": statistics.median(c["latency_us"]["p99"] for c in valid),
+                "p50_us": percentile(valid, "p50")[0],
+                "p99_us": p99,
+                "p99_ci": (p99_low, p99_high),
+                "tail_resolved": tail_resolved(valid),
                 "jain": statistics.median(
                     c.get("fairness", {}).get("jain", math.nan) for c in valid
                 ),

@@ -1,65 +1,295 @@
-"""Statistics for comparisons: ratio of medians with a bootstrap CI, Mann-Whitney U, a verdict.
+"""Statistics for comparisons and error bars: intervals whose coverage is stated, and verdicts.
 
-Every metric is compared as a *cost* (lower is better): time per request (1 / req/s),
-server CPU µs per request, or a latency percentile. A ratio above 1 means B costs more
-than A ("slower"). A difference is significant only when the two-sided Mann-Whitney U
-test rejects equality at ``alpha`` *and* the bootstrap CI of the ratio excludes 1.
+**Interval of one median** (error bars, tables, rankings): the distribution-free
+order-statistic interval ``[x(k), x(n+1-k)]`` of the sorted trials. Its coverage of the true
+median is exact for any continuous distribution, ``1 − 2·P(Binomial(n, ½) < k)``; ``k`` is the
+largest rank whose coverage is ≥ 95 %, or 1 (``[min, max]``) when no rank reaches it:
+at n = 3 that is 75 %, at n = 4 87.5 %, at n = 5 93.75 %, at n = 6 96.9 %. The coverage is
+returned with the interval so it can be printed.
+
+**B against A** (verdicts): the ratio B/A *in the metric itself* (req/s: a ratio of 2.4 is
++140 % req/s, "2.40x faster"; a cost such as µs/request or latency: a ratio of 0.8 is −20 %,
+"1.25x faster"). Within one run trials run in rounds (each series once per round), so B and
+A are *paired by round*: the ratio is the geometric mean of the per-round ratios and its
+95 % CI a t-interval on the log ratios, assuming the log ratios of the rounds are
+independent and roughly normal. Between two runs nothing pairs the trials: the ratio of
+geometric means with a Welch t-interval on log values (same assumption for each side).
+
+A comparison says one of three things: B is faster/slower (the CI excludes 1), there is no
+difference within ±``MARGIN_PERCENT`` (the whole CI lies inside that band: equivalence), or
+the run did not resolve it, with how many trials would, from the measured spread. The
+*minimum detectable difference* is the true change this comparison would call at 95 %
+confidence with 80 % power, from its measured spread. Identical values measure no noise:
+such a comparison is "not resolved", never significant.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import numpy as np
 from scipy import stats
 
-ALPHA = 0.05
 CONFIDENCE = 0.95
-RESAMPLES = 4000
+POWER = 0.80
+MARGIN_PERCENT = 5.0  # the difference a verdict is asked to resolve (and the equivalence band)
+MAX_TRIALS = 1000
+
+VERDICT_METHOD = (
+    "B/A in the metric itself; within a run paired by round (geometric mean of per-round "
+    "ratios, 95 % t-interval on log ratios), between runs unpaired (Welch t-interval on log "
+    f"values); 'no difference' only when the CI lies within ±{MARGIN_PERCENT:g} %"
+)
+
+
+# --- the interval of one median --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A median and its distribution-free order-statistic interval with exact coverage."""
+
+    median: float
+    low: float
+    high: float
+    coverage: float  # probability that [low, high] holds the true median (0 for n < 2)
+    n: int
+
+    def overlaps(self, other: Interval) -> bool:
+        return self.low <= other.high and other.low <= self.high
+
+
+def order_coverage(n: int, k: int) -> float:
+    """Coverage of ``[x(k), x(n+1-k)]`` for the median of *n* continuous values."""
+    return float(1 - 2 * stats.binom.cdf(k - 1, n, 0.5))
+
+
+def median_interval(values: Sequence[float]) -> Interval:
+    """The median of *values* and its order-statistic interval (see the module docstring)."""
+    if not values:
+        raise ValueError("no values")
+    xs = sorted(float(v) for v in values)
+    n = len(xs)
+    median = float(statistics.median(xs))
+    if n < 2:
+        return Interval(median, median, median, 0.0, n)
+    k = 1
+    while k + 1 <= (n + 1) // 2 and order_coverage(n, k + 1) >= CONFIDENCE:
+        k += 1
+    return Interval(median, xs[k - 1], xs[n - k], order_coverage(n, k), n)
+
+
+def median_ci(values: Sequence[float], **_: object) -> tuple[float, float, float]:
+    """(median, low, high) of :func:`median_interval` (the interval plots and tables draw)."""
+    interval = median_interval(values)
+    return interval.median, interval.low, interval.high
+
+
+def coverage_text(n: int) -> str:
+    """E.g. ``93.75 %`` for the interval drawn from *n* trials."""
+    return f"{100 * median_interval(range(n)).coverage:.4g} %" if n >= 2 else "none (n < 2)"
+
+
+# --- B against A -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """B against A on a cost metric."""
+    """B against A on one metric, in that metric's own direction."""
 
-    ratio: float  # median(B) / median(A)
-    low: float | None  # CI of the ratio (None: too few samples)
+    ratio: float  # B / A: geometric mean of per-round ratios (paired) or of the trials
+    low: float | None  # 95 % CI of the ratio (None: the noise could not be estimated)
     high: float | None
-    p_value: float | None
+    p_value: float | None  # two-sided t-test on the log values
     n_a: int
     n_b: int
+    paired: bool = False
+    higher_is_better: bool = False  # req/s: True; µs/request, latency: False
+    unit: str = ""
+    detectable_percent: float | None = None  # minimum detectable difference (95 %, 80 % power)
+    trials_needed: int | None = None  # rounds (paired) or trials per side to resolve the margin
+    margin_percent: float = MARGIN_PERCENT
+    note: str = ""  # why there is no interval
 
     @property
     def significant(self) -> bool:
+        return self.low is not None and self.high is not None and not self.low <= 1 <= self.high
+
+    @property
+    def equivalent(self) -> bool:
+        """The whole CI lies within ±margin: no difference that large."""
+        m = self.margin_percent / 100
         return (
-            self.p_value is not None
-            and self.p_value < ALPHA
-            and self.low is not None
+            self.low is not None
             and self.high is not None
-            and not self.low <= 1.0 <= self.high
+            and 1 - m <= self.low <= self.high <= 1 + m
         )
 
     @property
     def change_percent(self) -> float:
+        """Change of B against A in the metric (req/s: + means more requests per second)."""
         return 100 * (self.ratio - 1)
 
+    @property
+    def better(self) -> bool:
+        return self.ratio > 1 if self.higher_is_better else self.ratio < 1
+
+    @property
+    def regression_percent(self) -> float:
+        """How much worse B is, in percent of the metric (negative when B is better)."""
+        return -self.change_percent if self.higher_is_better else self.change_percent
+
+    def _how(self) -> str:
+        return (
+            f"paired by round, n={self.n_a}"
+            if self.paired
+            else f"unpaired, n={self.n_a}/{self.n_b}"
+        )
+
     def verdict(self) -> str:
-        """E.g. ``1.07x slower (+7 %, CI +3…+11 %)`` or ``~ no significant difference``."""
-        ci = ""
+        """E.g. ``2.40x faster (+140 % req/s, CI +131…+149 %; paired by round, n=5; …)``."""
+        unit = f" {self.unit}" if self.unit else ""
+        detail = f"{_signed(self.change_percent)} %{unit}"
         if self.low is not None and self.high is not None:
-            ci = f", CI {_signed(100 * (self.low - 1))}…{_signed(100 * (self.high - 1))} %"
-        detail = f"({_signed(self.change_percent)} %{ci})"
-        if not self.significant:
-            if self.p_value is None:
-                why = f"; n={self.n_a}/{self.n_b}: too few trials to test"
-            else:
-                why = f"; p={self.p_value:.2f}, n={self.n_a}/{self.n_b}"
-            return f"~ no significant difference {detail[:-1]}{why})"
-        if self.ratio >= 1:
-            return f"{self.ratio:.2f}x slower {detail}"
-        return f"{1 / self.ratio:.2f}x faster {detail}"
+            detail += f", CI {_signed(100 * (self.low - 1))}…{_signed(100 * (self.high - 1))} %"
+        detail += f"; {self._how()}"
+        if self.detectable_percent is not None:
+            detail += f"; min. detectable {_percent(self.detectable_percent)}"
+        if self.significant:
+            factor = self.ratio if self.ratio >= 1 else 1 / self.ratio
+            word = "faster" if self.better else "slower"
+            return f"{factor:.2f}x {word} ({detail})"
+        if self.equivalent:
+            return f"no difference within ±{self.margin_percent:g} % ({detail})"
+        if self.note:
+            why = self.note
+        elif self.trials_needed is None:
+            why = f">{MAX_TRIALS} trials would resolve a {self.margin_percent:g} % difference"
+        else:
+            each = "rounds" if self.paired else "trials per side"
+            why = (
+                f"~{self.trials_needed} {each} would resolve a {self.margin_percent:g} % difference"
+            )
+        return f"not resolved by this run ({detail}; {why})"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.0f}".replace("-", "−")
+
+
+def _percent(value: float) -> str:
+    return f"{value:.2g} %" if value < 10 else f"{value:.0f} %"
+
+
+def _t(q: float, df: float) -> float:
+    return float(stats.t.ppf(q, df))
+
+
+def _detectable(se: float, df: float) -> float:
+    """Minimum detectable change in percent for a log-scale standard error *se*."""
+    return 100 * math.expm1((_t(1 - (1 - CONFIDENCE) / 2, df) + _t(POWER, df)) * se)
+
+
+def trials_to_resolve(
+    sd: float, *, paired: bool, margin_percent: float = MARGIN_PERCENT
+) -> int | None:
+    """Rounds (paired; *sd* of the log ratios) or trials per side (unpaired; *sd* the root of
+    the two sides' summed log variances) for a minimum detectable change of *margin_percent*.
+    """
+    if sd <= 0:
+        return 2
+    for n in range(2, MAX_TRIALS + 1):
+        df = n - 1 if paired else 2 * n - 2
+        if _detectable(sd / math.sqrt(n), df) <= margin_percent:
+            return n
+    return None
+
+
+def detectable_percent(log_sd: float, n: int, *, paired: bool) -> float | None:
+    """Minimum detectable change of a comparison of *n* rounds (or trials per side) whose log
+    values (or, paired, log ratios) spread by *log_sd* — a series against its like when unpaired.
+    """
+    if n < 2 or not log_sd > 0:
+        return None
+    if paired:
+        return _detectable(log_sd / math.sqrt(n), n - 1)
+    return _detectable(log_sd * math.sqrt(2 / n), 2 * n - 2)
+
+
+def _logs(values: Sequence[float]) -> list[float]:
+    if any(v <= 0 for v in values):
+        raise ValueError("values must be positive")
+    return [math.log(v) for v in values]
+
+
+def compare(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    higher_is_better: bool = False,
+    unit: str = "",
+    margin_percent: float = MARGIN_PERCENT,
+) -> Comparison:
+    """B against A from unpaired trials (each side ≥ 1 value, all > 0)."""
+    if not a or not b:
+        raise ValueError("both samples need at least one value")
+    la, lb = _logs(a), _logs(b)
+    na, nb = len(la), len(lb)
+    diff = statistics.fmean(lb) - statistics.fmean(la)
+    bare = Comparison(
+        math.exp(diff), None, None, None, na, nb, higher_is_better=higher_is_better,
+        unit=unit, margin_percent=margin_percent,
+    )  # fmt: skip
+    if na < 2 or nb < 2:
+        return replace(bare, note="n=1 on a side: no spread to judge by")
+    va, vb = statistics.variance(la), statistics.variance(lb)
+    if va == 0 and vb == 0:
+        return replace(bare, note="identical values on each side: no noise measured")
+    se = math.sqrt(va / na + vb / nb)
+    df = se**4 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
+    return _with_interval(bare, diff, se, df, math.sqrt(va + vb))
+
+
+def compare_paired(
+    pairs: Sequence[tuple[float, float]],
+    *,
+    higher_is_better: bool = False,
+    unit: str = "",
+    margin_percent: float = MARGIN_PERCENT,
+) -> Comparison:
+    """B against A from (a, b) pairs measured in the same round (all values > 0)."""
+    if not pairs:
+        raise ValueError("no pairs")
+    logs = [math.log(b / a) for a, b in pairs if a > 0 < b]
+    if len(logs) < len(pairs):
+        raise ValueError("values must be positive")
+    n = len(logs)
+    mean = statistics.fmean(logs)
+    bare = Comparison(
+        math.exp(mean), None, None, None, n, n, paired=True, higher_is_better=higher_is_better,
+        unit=unit, margin_percent=margin_percent,
+    )  # fmt: skip
+    if n < 2:
+        return replace(bare, note="one round: no spread to judge by")
+    sd = statistics.stdev(logs)
+    if sd == 0:
+        return replace(bare, note="the same ratio in every round: no noise measured")
+    return _with_interval(bare, mean, sd / math.sqrt(n), n - 1, sd)
+
+
+def _with_interval(bare: Comparison, diff: float, se: float, df: float, sd: float) -> Comparison:
+    """*bare* with the t-interval of the log ratio *diff* (standard error *se*)."""
+    half = _t(1 - (1 - CONFIDENCE) / 2, df) * se
+    return replace(
+        bare,
+        low=math.exp(diff - half),
+        high=math.exp(diff + half),
+        p_value=float(2 * stats.t.sf(abs(diff) / se, df)),
+        detectable_percent=_detectable(se, df),
+        trials_needed=trials_to_resolve(sd, paired=bare.paired, margin_percent=bare.margin_percent),
+    )
 
 
 def fairness(per_user: Sequence[int], users: int) -> dict[str, float]:
@@ -73,52 +303,3 @@ def fairness(per_user: Sequence[int], users: int) -> dict[str, float]:
     squares = sum(c * c for c in counts)
     jain = total * total / (len(counts) * squares) if squares else 0.0
     return {"jain": jain, "min": min(counts, default=0), "max": max(counts, default=0)}
-
-
-def _signed(value: float) -> str:
-    return f"{value:+.0f}".replace("-", "−")
-
-
-def _ratio_of_medians(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.asarray(np.median(b, axis=axis) / np.median(a, axis=axis))
-
-
-def compare(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> Comparison:
-    """B's cost relative to A's, from their trials (each needs ≥ 1 value)."""
-    if not a or not b:
-        raise ValueError("both samples need at least one value")
-    ratio = statistics.median(b) / statistics.median(a)
-    if len(a) < 2 or len(b) < 2:
-        return Comparison(ratio, None, None, None, len(a), len(b))
-    if len(set(a)) == 1 and len(set(b)) == 1:
-        # Degenerate (identical values): the bootstrap has no spread to resample.
-        p = 1.0 if a[0] == b[0] else 0.0
-        return Comparison(ratio, ratio, ratio, p, len(a), len(b))
-    result = stats.bootstrap(
-        (np.asarray(a, dtype=float), np.asarray(b, dtype=float)),
-        _ratio_of_medians,
-        n_resamples=RESAMPLES,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(seed),
-    )
-    p_value = float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    low, high = result.confidence_interval
-    return Comparison(ratio, float(low), float(high), p_value, len(a), len(b))
-
-
-def median_ci(values: Sequence[float], *, seed: int = 0) -> tuple[float, float, float]:
-    """(median, CI low, CI high) by bootstrap; the CI collapses to the value for n < 2."""
-    median = float(statistics.median(values))
-    if len(values) < 2 or len(set(values)) == 1:
-        return median, median, median
-    result = stats.bootstrap(
-        (np.asarray(values, dtype=float),),
-        np.median,
-        n_resamples=RESAMPLES,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return median, float(result.confidence_interval.low), float(result.confidence_interval.high)
