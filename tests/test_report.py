@@ -72,9 +72,53 @@ def test_compare_within_and_between_runs(small_run: Path) -> None:
 def test_compare_cli_fail_above_and_bad_input(small_run: Path) -> None:
     ok = subprocess.run([*CLI, "compare", str(small_run), str(small_run), "--fail-above", "5"],
                         capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert ok.returncode == 0 and "no significant difference" in ok.stderr
+    assert ok.returncode == 0 and "unpaired" in ok.stderr
+    assert "no significant difference" not in ok.stderr
     bad = subprocess.run([*CLI, "compare", "/nonexistent"], capture_output=True, text=True)
     assert bad.returncode == 2 and "'/nonexistent'" in bad.stderr
+
+
+def test_fail_above_exits_1_on_a_real_regression(small_run: Path) -> None:
+    """depends serves far fewer req/s than raw in the same rounds: measured, not made up."""
+    rows = within(Run.load(small_run), "raw", METRICS["rps"])
+    assert rows and all(r.comparison.paired for r in rows)
+    assert any(r.comparison.significant and r.comparison.regression_percent > 20 for r in rows)
+    worse = subprocess.run(
+        [*CLI, "compare", str(small_run), "--baseline", "raw", "--fail-above", "20"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert worse.returncode == 1, worse.stderr
+    assert re.search(
+        r"regression: depends read \d users: \d\.\d\dx slower \(−\d\d % req/s", worse.stderr
+    )
+    better = subprocess.run(
+        [*CLI, "compare", str(small_run), "--baseline", "depends", "--fail-above", "20"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert better.returncode == 0 and "regression" not in better.stderr, better.stderr
+
+
+def test_fail_above_exits_1_when_one_variant_of_the_reference_is_slowed(tmp_path: Path) -> None:
+    """B = the committed reference with fastapi_sqla's cells 20 % slower, the rest as measured."""
+    reference = Path(__file__).resolve().parent.parent / "results" / "reference"
+    doc = json.loads((reference / "run.json").read_text())
+    for cell in doc["cells"]:
+        if cell["variant"] == "fastapi_sqla":
+            cell["rps"] *= 0.8
+            cell["cpu_us_per_request"]["server"] /= 0.8
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "run.json").write_text(json.dumps(doc))
+    for metric in ("rps", "cpu"):
+        slowed = subprocess.run(
+            [*CLI, "compare", str(reference), str(tmp_path / "b"), "--metric", metric,
+             "--fail-above", "10"], capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert slowed.returncode == 1, slowed.stderr
+        flagged = re.findall(r"^regression: (\w+) (\w+) (\d+) users", slowed.stderr, re.M)
+        assert flagged and {name for name, _, _ in flagged} == {"fastapi_sqla"}
+    same = subprocess.run([*CLI, "compare", str(reference), str(reference), "--fail-above", "10"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert same.returncode == 0 and "regression" not in same.stderr
 
 
 def test_overhead_sets_each_series_against_raw_with_the_same_axis_values() -> None:

@@ -3,7 +3,9 @@
 import json
 from pathlib import Path
 
-from bench.results import SCHEMA, Run, group_summary, rounded
+import pytest
+
+from bench.results import SCHEMA, Run, group_summary, percentile, rounded, tail_resolved
 
 
 def test_floats_are_rounded_to_significant_digits() -> None:
@@ -24,11 +26,13 @@ def test_run_is_saved_after_each_cell_and_marked(tmp_path: Path) -> None:
     assert not list((tmp_path / "r").glob("*.tmp"))
 
 
-def cell(variant: str, rps: float, status: str = "ok") -> dict[str, object]:
+def cell(
+    variant: str, rps: float, status: str = "ok", p99: float = 5000, **extra: object
+) -> dict[str, object]:
     return {
         "variant": variant, "scenario": "read", "users": 8, "status": status, "rps": rps,
         "reasons": [] if status == "ok" else ["bad"], "cpu_us_per_request": {"server": 1e6 / rps},
-        "latency_us": {"p50": 1000, "p99": 5000},
+        "latency_us": {"p50": 1000, "p99": p99}, **extra,
     }  # fmt: skip
 
 
@@ -40,3 +44,30 @@ def test_summary_uses_valid_trials_only() -> None:
     assert row["rps"] == 110 and row["valid"] == 3 and row["trials"] == 4
     assert row["reasons"] == ["bad"]
     assert 8 < row["rps_cv"] < 10
+
+
+def test_one_p99_the_median_of_the_valid_trials_percentiles_with_its_interval() -> None:
+    cells = [cell("a", 100, p99=p) for p in (9000, 3000, 5000, 4000, 310_000)]
+    cells.append(cell("a", 100, "invalid", p99=10**7))
+    assert percentile(cells, "p99") == (5000, 3000, 310_000)  # n = 5: [min, max], 93.75 %
+    (row,) = group_summary(cells)
+    assert row["p99_us"] == 5000 and row["p99_ci"] == (3000, 310_000)
+    with pytest.raises(ValueError):
+        percentile([cell("a", 1, "invalid")], "p99")
+
+
+def test_summary_states_interval_coverage_and_what_the_trials_resolve() -> None:
+    (row,) = group_summary([cell("a", r) for r in (1000, 1040, 960, 1010, 990)])
+    assert row["rps_ci"] == (960, 1040) and row["ci_coverage"] == 0.9375
+    assert 3 < row["resolves_percent"] < 10  # ±3 % trials: a comparison resolves ~5 %
+    (same,) = group_summary([cell("a", 1000), cell("a", 1000)])
+    assert same["resolves_percent"] is None  # no spread: nothing known about the noise
+
+
+def test_a_groups_tail_is_resolved_only_if_every_trial_says_so() -> None:
+    assert tail_resolved([cell("a", 1, tail_resolved=True)] * 3) is True
+    assert (
+        tail_resolved([cell("a", 1, tail_resolved=True), cell("a", 1, tail_resolved=False)])
+        is False
+    )
+    assert tail_resolved([cell("a", 1)]) is None  # a run recorded before the field existed
