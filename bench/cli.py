@@ -319,10 +319,11 @@ def build_parser() -> Parser:
     p.add_argument("runs", nargs="*", type=run_folder, metavar="RUN_DIR",
                    help="none: latest run; one: within it; two: B against A")  # fmt: skip
     p.add_argument("--metric", choices=["rps", "cpu", "p50", "p99"], default="rps",
-                   help="what to compare (default rps; compared as a cost)")  # fmt: skip
+                   help="what to compare (default rps; changes in its own unit)")  # fmt: skip
     p.add_argument("--baseline", help="variant the others are set against (default raw)")
     p.add_argument("--fail-above", type=number(float, 0), metavar="PCT",
-                   help="exit 1 when a significant cost increase exceeds PCT %%")  # fmt: skip
+                   help="exit 1 when B is significantly worse than A by more than PCT %% "
+                        "of the metric (req/s lower; µs higher)")  # fmt: skip
 
     p = add("micro", cmd_micro, "Run the session micro-benchmarks (pytest-benchmark JSON).")
     p.add_argument(

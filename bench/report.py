@@ -27,9 +27,10 @@ from bench.blocks import (
     to_markdown,
 )
 from bench.compare_command import METRICS, within
+from bench.micro import GROUPS as MICRO_GROUPS
 from bench.micro_command import MICRO_FILE
 from bench.results import Run, group_summary, series_names
-from bench.stats import median_ci
+from bench.stats import VERDICT_METHOD, coverage_text, median_ci
 
 # --- content ---------------------------------------------------------------------------------
 
@@ -111,10 +112,12 @@ def headline(run: Run) -> tuple[list[Block], int]:
     blocks = [
         h2(f"Headline: {top} concurrent users"),
         p(
-            f"Median over valid trials; req/s with its 95 % bootstrap CI; fairness is Jain's "
+            f"Median over valid trials; req/s with the order-statistic interval of the median "
+            f"(exact coverage {coverage_text(doc['settings']['trials'])} at "
+            f"{doc['settings']['trials']} trials); fairness is Jain's "
             f"index of requests completed per user (1.00: every user served alike; low: some "
             f"users starve while others are served fast). The last column sets req/s against "
-            f"{base} (ratio of medians, bootstrap CI, Mann-Whitney U at 5 %)."
+            f"{base} ({VERDICT_METHOD})."
         ),
         table([*HEADLINE, f"req/s vs {base}"], rows),
     ]
@@ -138,9 +141,10 @@ def rankings(doc: dict[str, Any], users: int) -> list[Block]:
     blocks = [
         h2(f"Rankings at {users} users"),
         p(
-            "Lower is better. Median over valid trials of each trial's value, with the 95 % "
-            "bootstrap CI of that median in brackets; overlapping CIs mean the order of those "
-            "two is not established by this run."
+            "Lower is better. Median over valid trials of each trial's value, with the "
+            "order-statistic interval of that median in brackets (exact coverage "
+            f"{coverage_text(doc['settings']['trials'])} at {doc['settings']['trials']} trials); "
+            "overlapping intervals mean the order of those two is not established by this run."
         ),
     ]
     for metric, value in RANKED.items():
@@ -306,9 +310,10 @@ def micro_section(folder: Path, doc: dict[str, Any]) -> list[Block]:
         h2("Micro-benchmarks"),
         p(
             "Per-operation cost (pytest-benchmark, batches on one uvloop loop, timer divided by "
-            "the batch). CI half-width: the wider side of the 95 % bootstrap CI of the median "
-            "over rounds, relative to the median."
+            "the batch). CI half-width: the wider side of the order-statistic interval of the "
+            "median over rounds (≥ 95 % coverage from 6 rounds), relative to the median."
         ),
+        bullets([f"{group}: {what}" for group, what in MICRO_GROUPS.items()]),
         img(f"{PLOTS}/{plot.name}", "micro-benchmark costs per operation"),
         table(["group", "benchmark", "median", "IQR", "CI half-width", "rounds"], rows),
     ]

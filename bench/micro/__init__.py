@@ -12,6 +12,14 @@ rounds (30; 5 with ``--quick``). The process is pinned to one core and PostgreSQ
 Groups: ``lifecycle`` (construct + close, no I/O), ``select1`` and ``get`` (with one
 ``SELECT 1`` / one primary-key ``get``), ``registry`` (the scoped proxy on a hit),
 ``machinery`` (one ASGI call of a no-op endpoint: middleware or dependency solving
-alone), ``request-<endpoint>`` (one full in-process request through
-``httpx.ASGITransport`` per variant).
+alone), ``request-<endpoint>`` (see ``GROUPS``).
 """
+
+GROUPS = {
+    "request-*": (
+        "wall-clock time per HTTP request served in-process (httpx.ASGITransport: no network, "
+        "no uvicorn), including the app's PostgreSQL round trips; request-write is the mean of "
+        "the POST, PATCH and DELETE of a write cycle (the cycle's time / 3)"
+    ),
+}
+"""What each group measures, where its name alone would mislead (the report prints it)."""

@@ -76,16 +76,20 @@ def measure(
 ) -> Callable[..., None]:
     quick = request.config.getoption("--micro-quick")
 
-    def run(op: Op, *, batch: int, rounds: int = 30) -> None:
-        """Time *op* in rounds of *batch* calls; with --benchmark-disable, one untimed batch."""
+    def run(op: Op, *, batch: int, rounds: int = 30, per_call: int = 1) -> None:
+        """Time *op* in rounds of *batch* calls; with --benchmark-disable, one untimed batch.
+
+        *per_call*: operations one call of *op* performs (a write cycle is three requests);
+        the timer divides by ``batch * per_call`` so the result is per operation.
+        """
 
         async def many() -> None:
             for _ in range(batch):
                 await op()
 
         loop.run_until_complete(many())  # warm-up: connections, caches, compiled statements
-        benchmark._timer = PerOpTimer(batch)  # pinned pytest-benchmark: the runner reads _timer
-        benchmark.extra_info["ops_per_round"] = batch
+        benchmark._timer = PerOpTimer(batch * per_call)  # pinned pytest-benchmark reads _timer
+        benchmark.extra_info["ops_per_round"] = batch * per_call
         benchmark.pedantic(
             loop.run_until_complete, args=(), setup=lambda: ((many(),), {}),
             rounds=5 if quick else rounds, iterations=1,

@@ -1,8 +1,8 @@
 """One full in-process request per variant and endpoint of the load scenarios (httpx.ASGITransport).
 
-No network and no uvicorn: what is left is the app's own cost per request, to set
-beside the server CPU µs/request of the load benchmark. ``write`` is one POST, PATCH
-and DELETE cycle (three requests), as in the write scenario.
+No network and no uvicorn, but the PostgreSQL round trips are in: the wall-clock time per
+request of the app and its database, one request at a time. ``write`` runs POST, PATCH and
+DELETE cycles as in the write scenario and is reported per request (a cycle's time / 3).
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ async def write(client: httpx.AsyncClient) -> None:
     assert (await client.delete(url)).status_code == 204
 
 
-ENDPOINTS: dict[str, tuple[Call, int]] = {
-    "get": (get_one, 100), "list": (list_page, 50), "multi": (multi, 30), "write": (write, 30),
+# endpoint: (call, calls per round, requests per call)
+ENDPOINTS: dict[str, tuple[Call, int, int]] = {
+    "get": (get_one, 100, 1), "list": (list_page, 50, 1), "multi": (multi, 30, 1),
+    "write": (write, 30, 3),
 }  # fmt: skip
 
 
@@ -51,9 +53,10 @@ ENDPOINTS: dict[str, tuple[Call, int]] = {
 # In-process: only the variants of this environment (one with its own cannot be imported here).
 @pytest.mark.parametrize("name", [n for n, v in variants.VARIANTS.items() if v.environment is None])
 def test_request(name: str, endpoint: str, measure, benchmark, loop) -> None:
-    call, batch = ENDPOINTS[endpoint]
+    call, batch, requests = ENDPOINTS[endpoint]
     benchmark.group = f"request-{endpoint}"
-    benchmark.extra_info["label"] = f"{name}: {call.__name__} in-process"
+    benchmark.extra_info["label"] = f"{name}: {call.__name__} in-process, per request"
+    benchmark.extra_info["requests_per_call"] = requests
     app = importlib.import_module(variants.get(name).module).app
 
     async def start() -> tuple[httpx.AsyncClient, AbstractAsyncContextManager[None]]:
@@ -64,7 +67,7 @@ def test_request(name: str, endpoint: str, measure, benchmark, loop) -> None:
 
     client, lifespan = loop.run_until_complete(start())
     try:
-        measure(lambda: call(client), batch=batch)
+        measure(lambda: call(client), batch=batch, per_call=requests)
     finally:
         loop.run_until_complete(client.aclose())
         loop.run_until_complete(lifespan.__aexit__(None, None, None))

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.pool import QueuePool
 
 from variants.models import Todo
 
@@ -77,12 +78,42 @@ BATCH = {"lifecycle": 1000, "select1": 200, "get": 200}
 @pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda f: f.__name__)
 @pytest.mark.parametrize("group", list(USES))
 def test_session(
-    strategy: Callable[[Use], Awaitable[None]], group: str, measure, benchmark
+    strategy: Callable[[Use], Awaitable[None]], group: str, measure, benchmark, loop
 ) -> None:
     benchmark.group = group
     benchmark.extra_info["label"] = strategy.__doc__
     use = USES[group]
     measure(lambda: strategy(use), batch=BATCH[group])
+    check_strategy(strategy, group, loop)
+
+
+def checked_out() -> int:
+    """Connections the shared engine's pool has lent out now."""
+    from variants.engine import engine
+
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedout()
+
+
+def check_strategy(strategy: Callable[[Use], Awaitable[None]], group: str, loop) -> None:
+    """What was timed did its job: the use ran on a live session, and the strategy gave the
+    connection back to the pool when it ended the session."""
+
+    seen: list[AsyncSession] = []
+
+    async def checked(session: AsyncSession) -> None:
+        await USES[group](session)
+        seen.append(session)
+        if group == "lifecycle":
+            assert not session.in_transaction()  # no I/O: no connection taken
+        else:  # the SELECT / get went to PostgreSQL on one pooled connection
+            assert session.in_transaction() and checked_out() == 1
+
+    before = checked_out()
+    loop.run_until_complete(strategy(checked))
+    assert len(seen) == 1 and before == checked_out() == 0
+    assert not seen[0].in_transaction()  # ended: closed or rolled back
 
 
 async def core_select1() -> None:
@@ -93,10 +124,18 @@ async def core_select1() -> None:
         await conn.execute(select(literal(1)))
 
 
-def test_core_select1(measure, benchmark) -> None:
+def test_core_select1(measure, benchmark, loop) -> None:
+    from variants.engine import engine
+
     benchmark.group = "select1"
     benchmark.extra_info["label"] = core_select1.__doc__
     measure(core_select1, batch=200)
+
+    async def one() -> object:
+        async with engine.connect() as conn:
+            return (await conn.execute(select(literal(1)))).scalar_one()
+
+    assert loop.run_until_complete(one()) == 1 and checked_out() == 0
 
 
 def test_raw_select1(measure, benchmark, loop, micro_db) -> None:
@@ -115,8 +154,14 @@ def test_raw_select1(measure, benchmark, loop, micro_db) -> None:
         async with pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
 
+    async def one() -> object:
+        async with pool.acquire() as conn:
+            return await conn.fetchval("SELECT 1")
+
     try:
         measure(op, batch=200)
+        assert loop.run_until_complete(one()) == 1
+        assert pool.get_size() == 1 and pool.get_idle_size() == 1  # released after each op
     finally:
         loop.run_until_complete(pool.close())
 
@@ -139,8 +184,12 @@ def test_scoped_registry_hit(what: str, measure, benchmark, loop) -> None:
         read()
 
     with set_scoped_context():
-        session()
+        first = session()
         try:
             measure(op, batch=10_000)
+            # A hit: the same session every time, none created by the timed reads.
+            assert session.registry.has() and session() is first and session.registry() is first
+            assert session.is_active is first.is_active is True
         finally:
             loop.run_until_complete(session.remove())
+        assert not session.registry.has()
