@@ -176,7 +176,8 @@ class Comparison:
 
 
 def _signed(value: float) -> str:
-    return f"{value:+.0f}".replace("-", "−")
+    """Whole percent, one decimal below 1 (no "−0 %")."""
+    return (f"{value:+.1f}" if abs(value) < 0.95 else f"{value:+.0f}").replace("-", "−")
 
 
 def _percent(value: float) -> str:
