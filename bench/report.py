@@ -277,9 +277,10 @@ HOW_TO_READ = [
     "req/s is what one server process (one core) sustained; server CPU µs/request is the "
     "CPU that process spent per request, the less noisy of the two. Compare strategies on "
     "both; raw (asyncpg, no SQLAlchemy) and core (no ORM session) are ceilings, not contenders.",
-    "A difference counts only when it is marked significant: the bootstrap CI of the ratio "
-    "excludes 1 and Mann-Whitney U rejects equality. With 3 trials no difference can be "
-    "significant; use --full (5 trials) or more --trials.",
+    "A verdict is faster/slower when the 95 % CI of the ratio (paired by round) excludes 1, "
+    "'no difference within ±5 %' when the whole CI lies inside ±5 %, and otherwise 'not "
+    "resolved by this run' with the rounds that would resolve 5 %; each gives its minimum "
+    "detectable difference. Use more --trials where a verdict is not resolved.",
     "p99 and above show queueing and pauses: a strategy can have the same throughput and a "
     "far worse tail (see the latency spectrum).",
     "Cells marked invalid (failed requests, saturated load generator or core, failed "
