@@ -51,6 +51,7 @@ from variants.settings import DatabaseUrl
 
 LOCUST_CPU_LIMIT = 90.0  # % of one core: above it the load generator is the bottleneck
 CORE_BUSY_LIMIT = 95.0  # % busy on a non-server core: it is saturated
+PHASES = ("warmup", "window", "stop")
 STOP_TIMEOUT = 10  # s locust gives users to finish their task (so writes are acknowledged)
 
 
@@ -338,22 +339,19 @@ class Runner:
         if not server.alive():
             cell["reasons"].append(f"server died:\n{server.log_tail()}")
             return cell
-        recorded = _wait_for_results(raw, config.locust_processes)
-        if not recorded:
+        recorded = _read_result(raw)
+        if recorded is None:
             cell["reasons"].append(
                 f"locust wrote no results:\n{processes.tail(raw / 'locust.log')}"
             )
             return cell
-        merged = histograms.merge(r["histogram"] for r in recorded)
-        censored = histograms.merge(r["censored_histogram"] for r in recorded)
-        counts: Counter[str] = sum((Counter(r["counts"]) for r in recorded), Counter())
-        by_phase = {
-            phase: dict(sum((Counter(r["failures_by_phase"][phase]) for r in recorded), Counter()))
-            for phase in ("warmup", "window", "stop")
-        }
-        per_user = [n for r in recorded for n in r.get("per_user", [])]
-        unsure = {i for r in recorded for i in r["unsure"]}
-        patched = {i: t for r in recorded for i, t in r["patched"].items() if i not in unsure}
+        merged = histograms.merge([recorded["histogram"]])
+        censored = histograms.merge([recorded["censored_histogram"]])
+        counts: Counter[str] = Counter(recorded["counts"])
+        by_phase = {p: recorded["failures_by_phase"].get(p, {}) for p in PHASES}
+        per_user = recorded["per_user"]
+        unsure = set(recorded["unsure"])
+        patched = {i: t for i, t in recorded["patched"].items() if i not in unsure}
         observed = monitor.observe(server.app_name, peak_connections=peak, todo_ids=patched)
         checks = integrity.check_cell(
             counts,
@@ -394,9 +392,9 @@ class Runner:
             "histogram": histograms.encode(merged),
         }
         expected = config.locust_processes + 1 if config.locust_processes > 1 else 1
-        if len(recorded) < expected:
+        if recorded["processes"] != expected:
             cell["reasons"].append(
-                f"results of {len(recorded)} locust processes, expected {expected}"
+                f"results of {recorded['processes']} locust processes, expected {expected}"
             )
         cell["reasons"] += validity_reasons(
             cell, placement, locust_processes=config.locust_processes
@@ -517,19 +515,13 @@ def _wait_for_start(raw: Path, locust: subprocess.Popen[bytes], timeout: float) 
         time.sleep(0.02)
 
 
-def _wait_for_results(raw: Path, processes: int, timeout: float = 15) -> list[dict[str, Any]]:
-    """Every locust process's result file (the master exits before its workers finish)."""
-    expected = processes + 1 if processes > 1 else 1
-    deadline = time.monotonic() + timeout
-    while True:
-        found = sorted(raw.glob("[0-9]*.json"))
-        if len(found) >= expected or time.monotonic() > deadline:
-            results = []
-            for path in found:
-                with contextlib.suppress(json.JSONDecodeError):
-                    results.append(json.loads(path.read_text()))
-            return results
-        time.sleep(0.05)
+def _read_result(raw: Path) -> dict[str, Any] | None:
+    """The master's (or only) locust process's ``result.json``: every process merged."""
+    try:
+        result: dict[str, Any] = json.loads((raw / "result.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return result
 
 
 def _sample_until(deadline: float, sample: Callable[[], int], every: float = 0.1) -> int:

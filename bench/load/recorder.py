@@ -3,8 +3,11 @@
 **The window.** The master (or the only) locust process sets the measurement window
 ``[test start + warm-up, + duration)`` on its clock, writes it to ``start.json`` for the
 runner (CPU snapshots are taken at its edges) and broadcasts it to its workers with
-locust's own messages, so every process measures the same window; it ends the run right
-after the window.
+locust's own messages, so every process measures the same window. Right after the window
+it stops the users (each finishes its task, up to locust's stop timeout); each worker
+then sends what it recorded to the master, again as a locust message, and the master
+alone merges it all into ``result.json`` (``processes``: how many it merged) and quits.
+This is also how a distributed locust (workers on other machines) would report.
 
 **Per request.** ``FastHttpSession.request`` is wrapped so that every user greenlet's
 request in flight has a start time. A request that completes inside the window goes, in
@@ -16,8 +19,7 @@ status (integrity), every failure by phase (``warmup``, ``window``, ``stop``), a
 acknowledged PATCH by todo id with the title it set (lost-update check; ids with a
 PATCH or DELETE whose outcome the client does not know are listed as unsure).
 
-At exit each locust process writes ``<pid>.json`` into ``$SESSIONBENCH_OUT``; the runner
-merges them. Configured by environment variables set by the runner: SESSIONBENCH_OUT,
+Configured by environment variables set by the runner: SESSIONBENCH_OUT,
 SESSIONBENCH_WARMUP, SESSIONBENCH_DURATION.
 """
 
@@ -42,6 +44,8 @@ from bench.histograms import HIST_RANGE
 
 SEED_ROWS = int(os.environ.get("SESSIONBENCH_SEED_ROWS", "10000"))
 WINDOW_MESSAGE = "sessionbench-window"
+RESULT_MESSAGE = "sessionbench-result"
+RESULT_TIMEOUT = 15.0  # s the master waits for workers' results after they stopped
 
 _warmup = float(os.environ.get("SESSIONBENCH_WARMUP", "0"))
 _duration = float(os.environ.get("SESSIONBENCH_DURATION", "1e9"))
@@ -55,7 +59,8 @@ counts: Counter[str] = Counter()  # "POST /todos 201" -> n, whole run
 failures: dict[str, Counter[str]] = {p: Counter() for p in ("warmup", "window", "stop")}
 patched: dict[str, str] = {}  # todo id -> title of its last acknowledged PATCH
 unsure: set[str] = set()  # ids whose last PATCH/DELETE got no acknowledgement
-state: dict[str, Any] = {"start": None, "window": None}
+state: dict[str, Any] = {"start": None, "window": None, "sent": False, "written": False}
+worker_results: list[dict[str, Any]] = []  # on the master: what each worker sent
 
 
 class InFlight:
@@ -128,9 +133,14 @@ def _phase(now: float) -> str:
 
 @events.init.add_listener
 def _on_init(environment: Environment, **kwargs: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner):
-        environment.runner.register_message(
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.register_message(
             WINDOW_MESSAGE, lambda environment, msg, **kw: _set_window(tuple(msg.data["window"]))
+        )
+    elif isinstance(runner, MasterRunner):
+        runner.register_message(
+            RESULT_MESSAGE, lambda environment, msg, **kw: worker_results.append(msg.data)
         )
 
 
@@ -147,7 +157,7 @@ def _on_test_start(environment: Environment, **kwargs: Any) -> None:
         runner.send_message(WINDOW_MESSAGE, {"window": window})
     # End the run right after the window (locust's own -t takes whole seconds only).
     if runner is not None:
-        gevent.spawn_later(_warmup + _duration + 0.05, runner.quit)
+        gevent.spawn_later(_warmup + _duration + 0.05, _end_run, environment)
     if _out:
         (Path(_out) / "start.json").write_text(json.dumps({"start": start, "window": window}))
 
@@ -179,13 +189,29 @@ def _on_request(
         per_user[id(gevent.getcurrent())] += 1  # each locust user runs in its own greenlet
 
 
-@events.quitting.add_listener
-def _on_quitting(environment: Environment, **kwargs: Any) -> None:
-    if not _out:
-        return
-    result = {
+def _end_run(environment: Environment) -> None:
+    """Master or only process: stop the users, gather every process's results, quit."""
+    runner = environment.runner
+    assert runner is not None
+    runner.stop()  # a master waits until every worker's users have stopped
+    if isinstance(runner, MasterRunner):
+        deadline = time.time() + RESULT_TIMEOUT
+        while len(worker_results) < runner.worker_count and time.time() < deadline:
+            gevent.sleep(0.05)
+    _write_result()
+    runner.quit()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **kwargs: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner) and not state["sent"]:
+        state["sent"] = True  # sent before locust's "client_stopped", so the master has it
+        environment.runner.send_message(RESULT_MESSAGE, _own_result())
+
+
+def _own_result() -> dict[str, Any]:
+    return {
         "pid": os.getpid(),
-        "role": type(environment.runner).__name__,
         "window": state["window"],
         "histogram": histogram.encode().decode(),
         "censored_histogram": censored.encode().decode(),
@@ -195,4 +221,45 @@ def _on_quitting(environment: Environment, **kwargs: Any) -> None:
         "patched": patched,
         "unsure": sorted(unsure),
     }
-    (Path(_out) / f"{os.getpid()}.json").write_text(json.dumps(result))
+
+
+def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from every process's: histograms added, counts summed, lists joined."""
+    merged_hist = HdrHistogram(*HIST_RANGE)
+    merged_censored = HdrHistogram(*HIST_RANGE)
+    total: Counter[str] = Counter()
+    by_phase: dict[str, Counter[str]] = {p: Counter() for p in failures}
+    for result in results:
+        merged_hist.add(HdrHistogram.decode(result["histogram"]))
+        merged_censored.add(HdrHistogram.decode(result["censored_histogram"]))
+        total.update(result["counts"])
+        for phase, failed in result["failures_by_phase"].items():
+            by_phase[phase].update(failed)
+    return {
+        "processes": len(results),
+        "pids": [r["pid"] for r in results],
+        "windows": [r["window"] for r in results],
+        "window": state["window"],
+        "histogram": merged_hist.encode().decode(),
+        "censored_histogram": merged_censored.encode().decode(),
+        "per_user": sorted(n for r in results for n in r["per_user"]),
+        "counts": dict(total),
+        "failures_by_phase": {phase: dict(c) for phase, c in by_phase.items()},
+        "patched": {i: t for r in results for i, t in r["patched"].items()},
+        "unsure": sorted({i for r in results for i in r["unsure"]}),
+    }
+
+
+def _write_result() -> None:
+    if not _out or state["written"]:
+        return
+    state["written"] = True
+    results = [_own_result(), *worker_results]
+    (Path(_out) / "result.json").write_text(json.dumps(merge_results(results)))
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Environment, **kwargs: Any) -> None:
+    # Ended some other way (locust's -t safety net): still leave what was recorded.
+    if not isinstance(environment.runner, WorkerRunner):
+        _write_result()
