@@ -3,32 +3,60 @@
 A process tree's CPU time is the process's own, its live descendants', and what its
 reaped children left in ``children_user``/``children_system`` (PostgreSQL backends
 come and go; the postmaster reaps them).
+
+Living processes are read at nanosecond resolution: the kernel's scheduler clock of the
+whole thread group (``clock_gettime`` on the process's CPU clock, the sum of
+``sum_exec_runtime`` over its threads, exited threads included), falling back to the sum
+of ``/proc/<pid>/task/*/schedstat`` (first field: ns on CPU) where that clock cannot be
+read. Reaped children are only visible in ``/proc/<pid>/stat`` in clock ticks (10 ms):
+they keep that resolution. Within a cell the persistent pool connections' backends and
+the server process live through the whole window, so only short-lived backends (none,
+normally) are counted in ticks.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
 
+def process_cpu_ns(pid: int) -> int:
+    """Nanoseconds *pid* (all its threads, exited ones included) has run on a CPU."""
+    try:
+        # Linux encodes a process's CPU clock as ~pid << 3 | CPUCLOCK_SCHED (2).
+        return time.clock_gettime_ns(((~pid) << 3) | 2)
+    except OSError:
+        pass
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    if not total and not Path(f"/proc/{pid}").exists():
+        raise psutil.NoSuchProcess(pid)
+    return total
+
+
 def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of *pid* and all its descendants, living or reaped."""
+    """CPU seconds of *pid* and all its descendants, living (ns) or reaped (ticks)."""
     try:
         root = psutil.Process(pid)
         times = root.cpu_times()
-        total = times.user + times.system + times.children_user + times.children_system
+        total = process_cpu_ns(pid) / 1e9 + times.children_user + times.children_system
         children = root.children(recursive=True)
     except psutil.NoSuchProcess:
         return 0.0
     for child in children:
         try:
-            child_times = child.cpu_times()
+            total += process_cpu_ns(child.pid) / 1e9
         except psutil.NoSuchProcess:
             continue
-        total += child_times.user + child_times.system
     return total
 
 

@@ -33,7 +33,17 @@ from pathlib import Path
 from typing import Any
 
 import variants
-from bench import cpu, database, environments, histograms, integrity, processes, stats, verify
+from bench import (
+    cpu,
+    database,
+    environments,
+    histograms,
+    integrity,
+    processes,
+    stats,
+    tails,
+    verify,
+)
 from bench.load.scenarios import SCENARIOS
 from bench.results import Run, environment
 from bench.server import ServerError, VariantServer
@@ -41,6 +51,7 @@ from variants.settings import DatabaseUrl
 
 LOCUST_CPU_LIMIT = 90.0  # % of one core: above it the load generator is the bottleneck
 CORE_BUSY_LIMIT = 95.0  # % busy on a non-server core: it is saturated
+PHASES = ("warmup", "window", "stop")
 STOP_TIMEOUT = 10  # s locust gives users to finish their task (so writes are acknowledged)
 
 
@@ -314,10 +325,10 @@ class Runner:
             cell["reasons"].append(str(exc))
             processes.stop(locust)
             return cell
-        window = start_file["window"]
+        window = start_file["window"]  # the master's: every locust process measures it
         _sleep_until(window[0])
         before = cpu.Snapshot.take(groups)
-        _sleep_until(window[1])
+        peak = _sample_until(window[1], lambda: monitor.connections(server.app_name))
         after = cpu.Snapshot.take(groups)
         try:
             locust.wait(config.warmup + config.duration + STOP_TIMEOUT + 30)
@@ -328,33 +339,40 @@ class Runner:
         if not server.alive():
             cell["reasons"].append(f"server died:\n{server.log_tail()}")
             return cell
-        recorded = [json.loads(p.read_text()) for p in raw.glob("[0-9]*.json")]
-        if not recorded:
+        recorded = _read_result(raw)
+        if recorded is None:
             cell["reasons"].append(
                 f"locust wrote no results:\n{processes.tail(raw / 'locust.log')}"
             )
             return cell
-        merged = histograms.merge(r["histogram"] for r in recorded)
-        counts: Counter[str] = sum((Counter(r["counts"]) for r in recorded), Counter())
-        failures: Counter[str] = sum((Counter(r["window_failures"]) for r in recorded), Counter())
-        per_user = [n for r in recorded for n in r.get("per_user", [])]
-        observed = monitor.observe(server.app_name)
+        merged = histograms.merge([recorded["histogram"]])
+        censored = histograms.merge([recorded["censored_histogram"]])
+        counts: Counter[str] = Counter(recorded["counts"])
+        by_phase = {p: recorded["failures_by_phase"].get(p, {}) for p in PHASES}
+        per_user = recorded["per_user"]
+        unsure = set(recorded["unsure"])
+        patched = {i: t for i, t in recorded["patched"].items() if i not in unsure}
+        observed = monitor.observe(server.app_name, peak_connections=peak, todo_ids=patched)
         checks = integrity.check_cell(
             counts,
             observed,
             seed_rows=monitor.seed_rows,
             pool_limit=(series.pool_size + config.max_overflow) * series.workers,
             orm=variants.get(series.variant).kind != "baseline",
+            patched=patched,
         )
         spent = before.until(after)
         elapsed = window[1] - window[0]
         requests = merged.get_total_count()
         total_requests = sum(counts.values())
+        tail = tails.censoring(merged, censored)
+        rps = requests / elapsed
         cell |= {
             "requests": requests,
-            "errors": sum(failures.values()),
-            "rps": requests / elapsed,
-            "latency_us": histograms.summary(merged),
+            "errors": sum(by_phase["window"].values()),
+            "rps": rps,
+            **tail,
+            "littles_law": tails.littles_law(users, rps, tail["latency_us"]["mean"]),
             "fairness": stats.fairness(per_user, users),
             "cpu_us_per_request": {
                 group: (seconds * 1e6 / requests if requests else None)
@@ -368,14 +386,20 @@ class Runner:
                 "all": _per(observed.all_statements, total_requests),
             },
             "requests_all_phases": total_requests,
-            "failures": dict(failures),
+            "failures": by_phase["window"],
+            "failures_by_phase": by_phase,
             "integrity": [c.as_dict() for c in checks],
-            "locust_cpu_warning": any(r["cpu_warning"] for r in recorded),
             "histogram": histograms.encode(merged),
         }
-        cell["reasons"] = validity_reasons(
+        expected = config.locust_processes + 1 if config.locust_processes > 1 else 1
+        if recorded["processes"] != expected:
+            cell["reasons"].append(
+                f"results of {recorded['processes']} locust processes, expected {expected}"
+            )
+        cell["reasons"] += validity_reasons(
             cell, placement, locust_processes=config.locust_processes
         )
+        cell["warnings"] = warnings(cell)
         cell["status"] = "invalid" if cell["reasons"] else "ok"
         return cell
 
@@ -422,11 +446,12 @@ def validity_reasons(
     reasons = []
     if not cell["requests"]:
         reasons.append("no requests completed in the measurement window")
-    if cell["errors"]:
-        top = max(cell["failures"], key=cell["failures"].get)
-        reasons.append(f"{cell['errors']} failed requests (most: {top})")
-    if cell["locust_cpu_warning"]:
-        reasons.append("locust warned that its CPU was above 90 %")
+    phases = cell.get("failures_by_phase") or {"window": cell["failures"]}
+    for phase, failed in phases.items():
+        if failed:
+            top = max(failed, key=failed.get)
+            where = "" if phase == "window" else f" in the {phase} phase"
+            reasons.append(f"{sum(failed.values())} failed requests{where} (most: {top})")
     if cell["cpu_percent"].get("locust", 0) > LOCUST_CPU_LIMIT * locust_processes:
         reasons.append(f"locust used {cell['cpu_percent']['locust']:.0f} % of a core")
     if placement.server != placement.others:
@@ -436,6 +461,23 @@ def validity_reasons(
                 reasons.append(f"core {core} (locust, PostgreSQL) was {busy:.0f} % busy")
     reasons += [f"integrity: {c['name']}: {c['detail']}" for c in cell["integrity"] if not c["ok"]]
     return reasons
+
+
+def warnings(cell: dict[str, Any]) -> list[str]:
+    """What a valid cell's reader should know: it is a real result, but read it with care."""
+    notes = []
+    law = cell.get("littles_law")
+    if law and not law["ok"]:
+        notes.append(
+            f"Little's law: recorded mean latency is {law['ratio']:.2f} × users / req/s "
+            f"(tolerance ±{tails.LITTLE_TOLERANCE:.0%}): latencies leave out waiting time"
+        )
+    if cell.get("tail_resolved") is False:
+        notes.append(
+            f"tail not resolved: {cell['censored']['count']} requests censored at the window's "
+            f"end, oldest {cell['censored']['max_age_us'] / 1000:.0f} ms"
+        )
+    return notes
 
 
 def _connection_shortfall(config: RunConfig, postgres: dict[str, Any]) -> str | None:
@@ -457,12 +499,12 @@ def _per(count: int | None, requests: int) -> float | None:
 
 
 def _wait_for_start(raw: Path, locust: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    """The window the master (or only) locust process set, from its ``start.json``."""
     deadline = time.monotonic() + timeout
     while True:
-        found = list(raw.glob("start-*.json"))
-        if found:
+        if (raw / "start.json").exists():
             with contextlib.suppress(json.JSONDecodeError):
-                data: dict[str, Any] = json.loads(found[0].read_text())
+                data: dict[str, Any] = json.loads((raw / "start.json").read_text())
                 return data
         if locust.poll() is not None:
             raise RuntimeError(
@@ -471,6 +513,25 @@ def _wait_for_start(raw: Path, locust: subprocess.Popen[bytes], timeout: float) 
         if time.monotonic() > deadline:
             raise RuntimeError(f"locust did not start within {timeout:.0f} s")
         time.sleep(0.02)
+
+
+def _read_result(raw: Path) -> dict[str, Any] | None:
+    """The master's (or only) locust process's ``result.json``: every process merged."""
+    try:
+        result: dict[str, Any] = json.loads((raw / "result.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return result
+
+
+def _sample_until(deadline: float, sample: Callable[[], int], every: float = 0.1) -> int:
+    """The largest value *sample* returns until *deadline* (epoch s); 0 if never sampled."""
+    peak = 0
+    while time.time() + every / 2 < deadline:
+        peak = max(peak, sample())
+        time.sleep(max(0.0, min(every, deadline - time.time())))
+    _sleep_until(deadline)
+    return peak
 
 
 def _sleep_until(timestamp: float) -> None:

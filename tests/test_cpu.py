@@ -43,3 +43,28 @@ def test_server_gets_a_core_of_its_own() -> None:
     assert server and others
     if server != others:
         assert not server & others
+
+
+THREADS = """
+import sys, threading, time
+def burn(s):
+    t = time.thread_time()
+    while time.thread_time() - t < s: pass
+worker = threading.Thread(target=burn, args=(0.2,)); worker.start(); worker.join()
+burn(0.1234)
+print(time.process_time(), flush=True)
+time.sleep(30)
+"""
+
+
+def test_cpu_time_is_read_at_nanosecond_resolution_exited_threads_included() -> None:
+    child = subprocess.Popen([sys.executable, "-c", THREADS], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        own = float(child.stdout.readline())  # the child's own clock, after both burns
+        seen = cpu.tree_cpu_seconds(child.pid)
+        # 10 ms ticks (the old accounting) cannot come this close to 0.3234 s and more
+        assert own >= 0.3234 and abs(seen - own) < 0.002, (seen, own)
+    finally:
+        child.kill()
+        child.wait()

@@ -1,7 +1,5 @@
 """Integrity checks: from request counts and PostgreSQL's own view to named verdicts."""
 
-import asyncio
-
 import asyncpg
 import pytest
 
@@ -15,22 +13,31 @@ WRITES = {"POST /todos 201": 100, "PATCH /todos/{id} 200": 100, "DELETE /todos/{
 def observed(**overrides: object) -> Observed:
     values: dict[str, object] = {
         "todo_statements": 100 + 2 * 100 + 2 * 90, "all_statements": 900,
-        "activity": {"idle": 10}, "seed_rows": 50, "extra_rows": 10,
+        "activity": {"idle": 10}, "seed_rows": 50, "extra_rows": 10, "peak_connections": 10,
+        "titles": {"10051": "edit 1", "10052": "edit 7"},
     }  # fmt: skip
     return Observed(**{**values, **overrides})  # type: ignore[arg-type]
 
 
+PATCHED = {"10051": "edit 1", "10052": "edit 7"}
+
+
 def verdicts(
-    obs: Observed, *, orm: bool = True, counts: dict[str, int] = WRITES
+    obs: Observed,
+    *,
+    orm: bool = True,
+    counts: dict[str, int] = WRITES,
+    patched: dict[str, str] | None = PATCHED,
 ) -> dict[str, bool]:
-    checks = check_cell(counts, obs, seed_rows=50, pool_limit=10, orm=orm)
+    checks = check_cell(counts, obs, seed_rows=50, pool_limit=10, orm=orm, patched=patched)
     return {c.name: c.ok for c in checks}
 
 
 def test_consistent_cell_passes_every_check() -> None:
     assert verdicts(observed()) == {
         "acknowledged_writes": True, "no_idle_in_transaction": True,
-        "connections_within_pool": True, "statements_as_expected": True,
+        "acknowledged_updates": True, "connections_within_pool": True,
+        "statements_as_expected": True,
     }  # fmt: skip
 
 
@@ -42,6 +49,11 @@ def test_consistent_cell_passes_every_check() -> None:
         ({"seed_rows": 49}, "acknowledged_writes"),
         ({"activity": {"idle": 9, "idle in transaction": 1}}, "no_idle_in_transaction"),
         ({"activity": {"idle": 11}}, "connections_within_pool"),
+        # 12 connections while the load ran, back to 10 when it was sampled afterwards
+        ({"peak_connections": 12}, "connections_within_pool"),
+        # a PATCH answered 200 and rolled back: the row keeps its old title
+        ({"titles": {"10051": "edit 1", "10052": "edit 6"}}, "acknowledged_updates"),
+        ({"titles": {"10051": "edit 1", "10052": None}}, "acknowledged_updates"),  # row gone
         ({"todo_statements": 479}, "statements_as_expected"),
     ],
 )
@@ -54,9 +66,30 @@ def test_plain_sql_variants_expect_one_statement_per_write() -> None:
     assert verdicts(observed(todo_statements=290), orm=False)["statements_as_expected"]
 
 
-def test_unknown_endpoints_skip_the_statement_check() -> None:
-    result = verdicts(observed(), counts={**WRITES, "GET /elsewhere 200": 5})
-    assert "statements_as_expected" not in result
+def test_an_unknown_request_name_fails_the_statement_check() -> None:
+    counts = {**WRITES, "GET /elsewhere 200": 5}
+    checks = check_cell(counts, observed(), seed_rows=50, pool_limit=10, orm=True)
+    check = next(c for c in checks if c.name == "statements_as_expected")
+    assert not check.ok and "/elsewhere" in check.detail
+
+
+def test_every_request_name_the_locustfiles_send_is_in_the_statement_table() -> None:
+    import ast
+
+    from bench.load.scenarios import SCENARIOS
+
+    for scenario in SCENARIOS.values():
+        tree = ast.parse(scenario.locustfile.read_text())
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute):
+                name = next((k.value for k in call.keywords if k.arg == "name"), None)
+                if isinstance(name, ast.Constant):
+                    endpoint = f"{call.func.attr.upper()} {name.value}"
+                    assert endpoint in integrity.ENDPOINT_STATEMENTS, (scenario.name, endpoint)
+
+
+def test_without_acknowledged_patches_there_is_no_update_check() -> None:
+    assert "acknowledged_updates" not in verdicts(observed(), patched=None)
 
 
 def test_monitor_sees_what_postgres_sees(db: DatabaseUrl) -> None:
@@ -79,9 +112,11 @@ def test_monitor_sees_what_postgres_sees(db: DatabaseUrl) -> None:
 
         conn = monitor._run(stuck_transaction())
         monitor._run(committed())
-        seen = monitor.observe("sessionbench-probe")
+        assert monitor.connections("sessionbench-probe") == 1
+        seen = monitor.observe("sessionbench-probe", peak_connections=3, todo_ids=["1", "999999"])
         monitor._run(conn.close())
-        assert seen.activity == {"idle in transaction": 1}
+        assert seen.activity == {"idle in transaction": 1} and seen.peak_connections == 3
+        assert seen.titles["999999"] is None and isinstance(seen.titles["1"], str)
         assert (seen.seed_rows, seen.extra_rows) == (10_000, 1)
         if monitor.has_statements:
             assert seen.todo_statements == 2  # two INSERTs since the reset
@@ -94,4 +129,3 @@ def test_monitor_sees_what_postgres_sees(db: DatabaseUrl) -> None:
 def test_request_counts_parse_status() -> None:
     parsed = integrity.request_counts({"GET /todos/{id} 200": 3, "GET /todos/{id} 0": 1})
     assert parsed == {("GET /todos/{id}", 200): 3, ("GET /todos/{id}", 0): 1}
-    assert asyncio.iscoroutinefunction(asyncpg.connect)

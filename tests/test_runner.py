@@ -14,7 +14,7 @@ import pytest
 
 from bench.report import build
 from bench.results import SCHEMA
-from bench.runner import Placement, RunConfig, validity_reasons
+from bench.runner import Placement, RunConfig, validity_reasons, warnings
 
 
 def config(**overrides: Any) -> RunConfig:
@@ -67,7 +67,8 @@ def test_locust_cpu_limit_scales_with_its_processes() -> None:
 
 def measured(**overrides: Any) -> dict[str, Any]:
     cell: dict[str, Any] = {
-        "requests": 1000, "errors": 0, "failures": {}, "locust_cpu_warning": False,
+        "requests": 1000, "errors": 0, "failures": {},
+        "failures_by_phase": {"warmup": {}, "window": {}, "stop": {}},
         "cpu_percent": {"server": 99.0, "locust": 40.0, "postgres": 20.0},
         "core_busy_percent": [99.0, 70.0], "integrity": [{"name": "x", "ok": True, "detail": ""}],
     }  # fmt: skip
@@ -85,8 +86,12 @@ def test_a_clean_cell_is_valid() -> None:
     ("overrides", "reason"),
     [
         ({"requests": 0}, "no requests"),
-        ({"errors": 3, "failures": {"GET /todos/{id}: 500": 3}}, "3 failed requests"),
-        ({"locust_cpu_warning": True}, "locust warned"),
+        ({"failures_by_phase": {"warmup": {}, "window": {"GET /todos/{id}: 500": 3}, "stop": {}}},
+         "3 failed requests (most"),
+        ({"failures_by_phase": {"warmup": {"GET /todos/{id}: 503": 2}, "window": {}, "stop": {}}},
+         "2 failed requests in the warmup phase"),
+        ({"failures_by_phase": {"warmup": {}, "window": {}, "stop": {"POST /todos: reset": 1}}},
+         "1 failed requests in the stop phase"),
         ({"cpu_percent": {"server": 99.0, "locust": 93.0}}, "locust used 93 %"),
         ({"core_busy_percent": [99.0, 97.0]}, "core 1 (locust, PostgreSQL) was 97 % busy"),
         ({"integrity": [{"name": "no_idle_in_transaction", "ok": False, "detail": "2 idle"}]},
@@ -98,6 +103,25 @@ def test_invalid_cells_say_why(overrides: dict[str, Any], reason: str) -> None:
     assert any(reason in r for r in reasons), reasons
 
 
+def test_locust_s_own_cpu_warning_is_no_rule() -> None:
+    # locust samples its CPU first after 10 s: the flag was always false and is gone
+    cell = measured()
+    assert "locust_cpu_warning" not in cell and validity_reasons(cell, PINNED) == []
+
+
+def test_littles_law_and_censored_tails_warn_without_invalidating() -> None:
+    starved = measured(
+        littles_law={"ratio": 0.39, "ok": False},
+        tail_resolved=False,
+        censored={"count": 128, "max_age_us": 11_000_000},
+    )
+    assert validity_reasons(starved, PINNED) == []  # a starving strategy is a real result
+    notes = warnings(starved)
+    assert any("Little's law" in n and "0.39" in n for n in notes), notes
+    assert any("128 requests censored" in n and "11000 ms" in n for n in notes), notes
+    assert warnings(measured(littles_law={"ratio": 1.02, "ok": True}, tail_resolved=True)) == []
+
+
 def test_core_saturation_is_not_judged_without_separate_cores() -> None:
     shared = Placement({0}, {0})
     assert validity_reasons(measured(core_busy_percent=[100.0]), shared) == []
@@ -106,13 +130,13 @@ def test_core_saturation_is_not_judged_without_separate_cores() -> None:
 CLI = [sys.executable, "-m", "bench.cli"]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
     out = tmp_path / "run"
     result = subprocess.run(
-        [*CLI, "run", "--variants", "context,raw", "--scenarios", "write", "--users", "4",
-         "--trials", "1", "--duration", "1", "--warmup", "0.5", "--out", str(out)],
-        capture_output=True, text=True, timeout=150,
+        [*CLI, "run", "--variants", "context,raw", "--scenarios", "write,mixed,multi",
+         "--users", "4", "--trials", "1", "--duration", "1", "--warmup", "0.5", "--out", str(out)],
+        capture_output=True, text=True, timeout=280,
         env={**os.environ, "DATABASE_URL": db.url},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -124,13 +148,26 @@ def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
         "context": True,
         "raw": True,
     }
-    assert [c["variant"] for c in doc["cells"]] == ["context", "raw"]
+    assert [(c["scenario"], c["variant"]) for c in doc["cells"]] == [
+        (s, v) for s in ("write", "mixed", "multi") for v in ("context", "raw")
+    ]
     for cell in doc["cells"]:
         assert cell["requests"] > 0 and cell["errors"] == 0
         assert all(check["ok"] for check in cell["integrity"]), cell["integrity"]
-        assert {c["name"] for c in cell["integrity"]} >= {
+        names = {c["name"] for c in cell["integrity"]}
+        assert names >= {
             "acknowledged_writes", "no_idle_in_transaction", "connections_within_pool",
         }  # fmt: skip
+        if doc["environment"]["statement_counts"]:  # every request name is in its table
+            assert "statements_as_expected" in names
+        if cell["scenario"] == "write":  # each user's last edit stays and is checked
+            updates = next(c for c in cell["integrity"] if c["name"] == "acknowledged_updates")
+            assert not updates["detail"].startswith("0 of 0"), updates
+        assert set(cell["failures_by_phase"]) == {"warmup", "window", "stop"}
+        assert not any(cell["failures_by_phase"].values())
+        assert 0 < cell["censored"]["count"] <= 4 and cell["tail_check"]["rule"]
+        assert cell["latency_completed_us"]["p50"] > 0 and cell["censored_histogram"]
+        assert cell["littles_law"]["expected_mean_us"] > 0 and cell["littles_law"]["ratio"] > 0
         lat = cell["latency_us"]
         assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
         assert cell["cpu_us_per_request"]["server"] > 0
@@ -166,8 +203,13 @@ def test_axes_run_every_series_on_its_own_server(tmp_path: Path, db) -> None:
         pool = doc["variants"][cell["variant"]]["pool_size"]
         within = next(c for c in cell["integrity"] if c["name"] == "connections_within_pool")
         assert within["ok"] and str(pool * 2) in within["detail"], within
-    raw = sorted((out / "raw").iterdir())[0]
-    assert len(list(raw.glob("[0-9]*.json"))) == 3  # locust master + 2 workers, merged
+    for raw in sorted((out / "raw").iterdir()):
+        result = json.loads((raw / "result.json").read_text())  # the master's, merged
+        assert result["processes"] == 3  # locust master + 2 workers
+        start = json.loads((raw / "start.json").read_text())
+        # one window, the master's, in every process (and in the CPU accounting)
+        assert result["windows"] == [start["window"]] * 3, (start, result["windows"])
+        assert sum(result["per_user"]) > 0
     written = {p.name for p in build(out)}
     assert {
         "axis-pool_size.png",
@@ -254,3 +296,93 @@ def test_a_dying_server_fails_its_cell_and_the_run_goes_on(tmp_path: Path, db) -
     assert len(failed) == 1 and "server died" in failed[0]["reasons"][0]
     later = [c for c in doc["cells"] if c["order"] > failed[0]["order"]]
     assert later and all(c["requests"] > 0 for c in later)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_starving_strategy_s_tail_is_censored_and_a_fair_one_s_is_resolved(
+    tmp_path: Path, db
+) -> None:
+    """Issue 11's done-when: read, 128 users, pool 10, a 10 s window."""
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [*CLI, "run", "--variants", "scoped,context", "--scenarios", "read", "--users", "128",
+         "--trials", "1", "--duration", "10", "--warmup", "2", "--pool-size", "10",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=280,
+        env={**os.environ, "DATABASE_URL": db.url},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    cells = {c["variant"]: c for c in json.loads((out / "run.json").read_text())["cells"]}
+    scoped, context = cells["scoped"], cells["context"]
+    assert scoped["tail_resolved"] is False, scoped["tail_check"]
+    # clients still waiting at the window's end are older than anything that completed
+    assert scoped["censored"]["max_age_us"] > scoped["latency_completed_us"]["max"]
+    assert scoped["latency_us"]["max"] >= scoped["censored"]["max_age_us"] * 0.999
+    assert context["tail_resolved"] is True, context["tail_check"]
+    assert context["censored"]["count"] > 0  # in flight at the end, but as young as the rest
+
+
+def test_the_summary_prints_an_unresolved_tail_as_a_lower_bound() -> None:
+    from rich.console import Console
+
+    from bench.console import summary_table
+
+    def cell(variant: str, resolved: bool) -> dict[str, Any]:
+        return {
+            "variant": variant, "scenario": "read", "users": 128, "status": "ok", "rps": 2000.0,
+            "cpu_us_per_request": {"server": 480.0}, "fairness": {"jain": 0.8},
+            "latency_us": {"p50": 4000, "p99": 1_234_000}, "tail_resolved": resolved,
+        }  # fmt: skip
+
+    console = Console(record=True, width=200)
+    console.print(summary_table([cell("scoped", False), cell("context", True)]))
+    lines = console.export_text().splitlines()
+    assert "≥ 1234.00 (censored)" in next(line for line in lines if "scoped" in line)
+    context = next(line for line in lines if "context" in line)
+    assert "1234.00" in context and "censored" not in context
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_with_the_embedded_database_leaves_nothing_running(
+    sig: signal.Signals, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # the runner's own PG
+    proc = subprocess.Popen(
+        [*CLI, "run", "--variants", "raw", "--scenarios", "read", "--users", "2",
+         "--trials", "20", "--duration", "1", "--warmup", "0.2", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 150
+    while True:  # until a cell is under load: PostgreSQL, the server and locust all up
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "no cell started in time"
+        children = psutil.Process(proc.pid).children(recursive=True)
+        cmdlines = [" ".join(_cmdline(p)) for p in children]
+        if any("locust" in c for c in cmdlines) and any("postgres" in c for c in cmdlines):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    pgdata = next(
+        Path(c.split(" -D ", 1)[1].split()[0])
+        for c in (" ".join(_cmdline(p)) for p in children) if " -D " in c
+    )  # fmt: skip
+    assert pgdata.exists() and any("serve" in _cmdline(p) for p in children)
+    proc.send_signal(sig)
+    assert proc.wait(90) == 130
+    _gone, alive = psutil.wait_procs(children, timeout=20)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
+    assert not pgdata.exists()  # the embedded database is deleted too
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["status"] == "incomplete" and doc["interrupted_by"] == sig.name
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []

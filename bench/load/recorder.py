@@ -1,10 +1,24 @@
 """Locust plug-in imported by every locustfile: records what locust's own stats round away.
 
-Every request's latency goes, in microseconds, into an HdrHistogram when it completes
-inside the measurement window ``[test start + warm-up, + duration)``, and is counted for
-its user (for fairness); every request of the whole run (warm-up and stop phase
-included) is counted by name and status, for the integrity checks. At exit each locust
-process writes ``<pid>.json`` into ``$SESSIONBENCH_OUT``; the runner merges them.
+**The window.** The master (or the only) locust process sets the measurement window
+``[test start + warm-up, + duration)`` on its clock, writes it to ``start.json`` for the
+runner (CPU snapshots are taken at its edges) and broadcasts it to its workers with
+locust's own messages, so every process measures the same window. Right after the window
+it stops the users (each finishes its task, up to locust's stop timeout); each worker
+then sends what it recorded to the master, again as a locust message, and the master
+alone merges it all into ``result.json`` (``processes``: how many it merged) and quits.
+This is also how a distributed locust (workers on other machines) would report.
+
+**Per request.** ``FastHttpSession.request`` is wrapped so that every user greenlet's
+request in flight has a start time. A request that completes inside the window goes, in
+microseconds, into an HdrHistogram and is counted for its user (fairness). A request
+still in flight when the window closes is *censored*: its age at the window's end (a
+lower bound of its latency) goes into a second histogram, once, whether it completes
+later in the stop phase or never. Every request of the whole run is counted by name and
+status (integrity), every failure by phase (``warmup``, ``window``, ``stop``), and every
+acknowledged PATCH by todo id with the title it set (lost-update check; ids with a
+PATCH or DELETE whose outcome the client does not know are listed as unsure).
+
 Configured by environment variables set by the runner: SESSIONBENCH_OUT,
 SESSIONBENCH_WARMUP, SESSIONBENCH_DURATION.
 """
@@ -13,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,34 +36,130 @@ from typing import Any
 import gevent
 from hdrh.histogram import HdrHistogram
 from locust import events
+from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
 
 from bench.histograms import HIST_RANGE
 
 SEED_ROWS = int(os.environ.get("SESSIONBENCH_SEED_ROWS", "10000"))
+WINDOW_MESSAGE = "sessionbench-window"
+RESULT_MESSAGE = "sessionbench-result"
+RESULT_TIMEOUT = 15.0  # s the master waits for workers' results after they stopped
 
 _warmup = float(os.environ.get("SESSIONBENCH_WARMUP", "0"))
 _duration = float(os.environ.get("SESSIONBENCH_DURATION", "1e9"))
 _out = os.environ.get("SESSIONBENCH_OUT")
+_todo_url = re.compile(r"/todos/(\d+)$")
 
-histogram = HdrHistogram(*HIST_RANGE)
+histogram = HdrHistogram(*HIST_RANGE)  # completed in the window, µs
+censored = HdrHistogram(*HIST_RANGE)  # in flight at the window's end: age then, µs
 per_user: Counter[int] = Counter()  # user greenlet -> requests completed in the window
 counts: Counter[str] = Counter()  # "POST /todos 201" -> n, whole run
-window_failures: Counter[str] = Counter()  # "POST /todos: <error>" -> n, in the window
-state: dict[str, Any] = {"start": None, "window": None}
+failures: dict[str, Counter[str]] = {p: Counter() for p in ("warmup", "window", "stop")}
+patched: dict[str, str] = {}  # todo id -> title of its last acknowledged PATCH
+unsure: set[str] = set()  # ids whose last PATCH/DELETE got no acknowledgement
+state: dict[str, Any] = {"start": None, "window": None, "sent": False, "written": False}
+worker_results: list[dict[str, Any]] = []  # on the master: what each worker sent
+
+
+class InFlight:
+    """One user's request in flight: its start (epoch s) and whether it was censored."""
+
+    __slots__ = ("censored", "start")
+
+    def __init__(self) -> None:
+        self.start = time.time()
+        self.censored = False
+
+
+_in_flight: dict[Any, InFlight] = {}  # user greenlet -> its request in flight
+_original_request = FastHttpSession.request
+
+
+def _tracked_request(
+    self: FastHttpSession, method: str, url: str, *args: Any, **kwargs: Any
+) -> Any:
+    me = gevent.getcurrent()
+    _in_flight[me] = InFlight()
+    match = _todo_url.search(url) if method in ("PATCH", "DELETE") else None
+    if match:
+        unsure.add(match[1])
+    try:
+        response = _original_request(self, method, url, *args, **kwargs)
+    finally:
+        _in_flight.pop(me, None)
+    if match:
+        _acknowledged(method, match[1], getattr(response, "status_code", 0), kwargs.get("json"))
+    return response
+
+
+FastHttpSession.request = _tracked_request  # type: ignore[method-assign]
+
+
+def _acknowledged(method: str, todo: str, status: int, body: Any) -> None:
+    if method == "DELETE" and status == 204:
+        patched.pop(todo, None)
+        unsure.discard(todo)
+    elif method == "PATCH" and status == 200 and isinstance(body, dict) and "title" in body:
+        patched[todo] = body["title"]
+        unsure.discard(todo)
+
+
+def _set_window(window: tuple[float, float]) -> None:
+    state["window"] = window
+    gevent.spawn_later(max(0.0, window[1] - time.time()), _censor_in_flight)
+
+
+def _censor(entry: InFlight, end: float) -> None:
+    entry.censored = True
+    censored.record_value(max(1, round((end - entry.start) * 1e6)))
+
+
+def _censor_in_flight() -> None:
+    """At the window's end: every request still in flight is censored at its age."""
+    end = state["window"][1]
+    for entry in list(_in_flight.values()):
+        if not entry.censored and entry.start < end:
+            _censor(entry, end)
+
+
+def _phase(now: float) -> str:
+    window = state["window"]
+    if window is None or now < window[0]:
+        return "warmup"
+    return "window" if now < window[1] else "stop"
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **kwargs: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.register_message(
+            WINDOW_MESSAGE, lambda environment, msg, **kw: _set_window(tuple(msg.data["window"]))
+        )
+    elif isinstance(runner, MasterRunner):
+        runner.register_message(
+            RESULT_MESSAGE, lambda environment, msg, **kw: worker_results.append(msg.data)
+        )
 
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **kwargs: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        return  # the master's window arrives as a message
     start = time.time()
     state["start"] = start
-    state["window"] = (start + _warmup, start + _warmup + _duration)
+    window = (start + _warmup, start + _warmup + _duration)
+    _set_window(window)
+    if isinstance(runner, MasterRunner):
+        runner.send_message(WINDOW_MESSAGE, {"window": window})
     # End the run right after the window (locust's own -t takes whole seconds only).
-    if environment.runner is not None:
-        gevent.spawn_later(_warmup + _duration + 0.05, environment.runner.quit)
+    if runner is not None:
+        gevent.spawn_later(_warmup + _duration + 0.05, _end_run, environment)
     if _out:
-        path = Path(_out) / f"start-{os.getpid()}.json"
-        path.write_text(json.dumps({"start": start, "window": state["window"]}))
+        (Path(_out) / "start.json").write_text(json.dumps({"start": start, "window": window}))
 
 
 @events.request.add_listener
@@ -60,29 +171,95 @@ def _on_request(
     exception: BaseException | None,
     **kwargs: Any,
 ) -> None:
+    now = time.time()
     status = getattr(response, "status_code", 0) or 0
     counts[f"{request_type} {name} {status}"] += 1
+    if exception is not None:
+        failures[_phase(now)][f"{request_type} {name}: {str(exception)[:120]}"] += 1
     window = state["window"]
-    if window is not None and window[0] <= time.time() < window[1]:
+    if window is None:
+        return
+    entry = _in_flight.get(gevent.getcurrent())
+    if entry is not None and entry.censored:
+        return  # counted at its age when the window closed
+    if entry is not None and entry.start < window[1] <= now:
+        _censor(entry, window[1])  # completed after the window closed, before the snapshot ran
+    elif window[0] <= now < window[1]:
         histogram.record_value(max(1, round(response_time * 1000)))
         per_user[id(gevent.getcurrent())] += 1  # each locust user runs in its own greenlet
-        if exception is not None:
-            window_failures[f"{request_type} {name}: {str(exception)[:120]}"] += 1
+
+
+def _end_run(environment: Environment) -> None:
+    """Master or only process: stop the users, gather every process's results, quit."""
+    runner = environment.runner
+    assert runner is not None
+    runner.stop()  # a master waits until every worker's users have stopped
+    if isinstance(runner, MasterRunner):
+        deadline = time.time() + RESULT_TIMEOUT
+        while len(worker_results) < runner.worker_count and time.time() < deadline:
+            gevent.sleep(0.05)
+    _write_result()
+    runner.quit()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **kwargs: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner) and not state["sent"]:
+        state["sent"] = True  # sent before locust's "client_stopped", so the master has it
+        environment.runner.send_message(RESULT_MESSAGE, _own_result())
+
+
+def _own_result() -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "window": state["window"],
+        "histogram": histogram.encode().decode(),
+        "censored_histogram": censored.encode().decode(),
+        "per_user": sorted(per_user.values()),
+        "counts": dict(counts),
+        "failures_by_phase": {phase: dict(c) for phase, c in failures.items()},
+        "patched": patched,
+        "unsure": sorted(unsure),
+    }
+
+
+def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from every process's: histograms added, counts summed, lists joined."""
+    merged_hist = HdrHistogram(*HIST_RANGE)
+    merged_censored = HdrHistogram(*HIST_RANGE)
+    total: Counter[str] = Counter()
+    by_phase: dict[str, Counter[str]] = {p: Counter() for p in failures}
+    for result in results:
+        merged_hist.add(HdrHistogram.decode(result["histogram"]))
+        merged_censored.add(HdrHistogram.decode(result["censored_histogram"]))
+        total.update(result["counts"])
+        for phase, failed in result["failures_by_phase"].items():
+            by_phase[phase].update(failed)
+    return {
+        "processes": len(results),
+        "pids": [r["pid"] for r in results],
+        "windows": [r["window"] for r in results],
+        "window": state["window"],
+        "histogram": merged_hist.encode().decode(),
+        "censored_histogram": merged_censored.encode().decode(),
+        "per_user": sorted(n for r in results for n in r["per_user"]),
+        "counts": dict(total),
+        "failures_by_phase": {phase: dict(c) for phase, c in by_phase.items()},
+        "patched": {i: t for r in results for i, t in r["patched"].items()},
+        "unsure": sorted({i for r in results for i in r["unsure"]}),
+    }
+
+
+def _write_result() -> None:
+    if not _out or state["written"]:
+        return
+    state["written"] = True
+    results = [_own_result(), *worker_results]
+    (Path(_out) / "result.json").write_text(json.dumps(merge_results(results)))
 
 
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **kwargs: Any) -> None:
-    if not _out:
-        return
-    runner = environment.runner
-    result = {
-        "pid": os.getpid(),
-        "start": state["start"],
-        "window": state["window"],
-        "histogram": histogram.encode().decode(),
-        "per_user": sorted(per_user.values()),
-        "counts": dict(counts),
-        "window_failures": dict(window_failures),
-        "cpu_warning": bool(runner and runner.cpu_warning_emitted),
-    }
-    (Path(_out) / f"{os.getpid()}.json").write_text(json.dumps(result))
+    # Ended some other way (locust's -t safety net): still leave what was recorded.
+    if not isinstance(environment.runner, WorkerRunner):
+        _write_result()
