@@ -22,16 +22,22 @@ With ``SESSIONBENCH_POOL_STATS`` set, the queue also times every checkout and ch
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 from typing import Any
 
+from sqlalchemy.dialects import plugins
+from sqlalchemy.engine import CreateEnginePlugin
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import queue as sqla_queue
 from sqlalchemy.util.concurrency import await_
 
 from variants.pool_stats import STATS, PoolStats
 from variants.settings import POOL_QUEUES as QUEUES
+
+PLUGIN = "sessionbench_pool"
+"""Engine plugin name: ``?plugin=sessionbench_pool`` in a URL picks the pool class below."""
 
 HYBRID_THRESHOLD = 0.005
 """Seconds the oldest waiter may wait before returns are handed off in order (see README)."""
@@ -211,3 +217,20 @@ def pool_class(name: str, stats: PoolStats | None = STATS) -> type[AsyncAdaptedQ
     if queue is sqla_queue.AsyncAdaptedQueue:
         return AsyncAdaptedQueuePool
     return type(f"{queue.__name__}Pool", (AsyncAdaptedQueuePool,), {"_queue_class": queue})
+
+
+class PoolQueuePlugin(CreateEnginePlugin):
+    """Engine plugin (URL ``?plugin=sessionbench_pool``) setting ``poolclass`` from the settings.
+
+    For engines this code does not create itself: fastapi-sqla builds its engine from
+    environment variables, which can name a URL but not a pool class.
+    """
+
+    def __init__(self, url: Any, kwargs: dict[str, Any]) -> None:
+        super().__init__(url, kwargs)
+        kwargs.setdefault(
+            "poolclass", pool_class(os.environ.get("SESSIONBENCH_POOL_QUEUE", "sqlalchemy"))
+        )
+
+
+plugins.register(PLUGIN, __name__, "PoolQueuePlugin")
