@@ -28,7 +28,7 @@ from collections import deque
 from typing import Any
 
 from sqlalchemy.dialects import plugins
-from sqlalchemy.engine import CreateEnginePlugin
+from sqlalchemy.engine import URL, CreateEnginePlugin
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import queue as sqla_queue
 from sqlalchemy.util.concurrency import await_
@@ -231,6 +231,9 @@ class PoolQueuePlugin(CreateEnginePlugin):
         kwargs.setdefault(
             "poolclass", pool_class(os.environ.get("SESSIONBENCH_POOL_QUEUE", "sqlalchemy"))
         )
+
+    def update_url(self, url: URL) -> URL:
+        return url  # the plugin takes no URL parameters of its own
 
 
 plugins.register(PLUGIN, __name__, "PoolQueuePlugin")
