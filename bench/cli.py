@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import variants
+from variants.settings import POOL_QUEUES
 
 EXIT_USAGE = 2
 SERVERS = ("uvicorn", "granian")
@@ -297,6 +298,13 @@ def build_parser() -> Parser:
         default=["uvicorn"],
         metavar="NAME[,NAME…]",
         help="uvicorn and/or granian (default uvicorn)",
+    )
+    p.add_argument(
+        "--pool-queue",
+        type=comma_list(one_of("pool queue", lambda: POOL_QUEUES)),
+        default=["sqlalchemy"],
+        metavar="NAME[,NAME…]",
+        help="how the pool hands out connections: sqlalchemy, fifo, hybrid (default sqlalchemy)",
     )
     p.add_argument(
         "--locust-processes",

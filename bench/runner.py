@@ -45,6 +45,7 @@ from bench import (
     verify,
 )
 from bench.load.scenarios import SCENARIOS
+from bench.pool import stats as pool_stats
 from bench.results import Run, environment
 from bench.server import ServerError, VariantServer
 from variants.settings import DatabaseUrl
@@ -64,6 +65,7 @@ class Series:
     pool_size: int
     workers: int
     server: str
+    pool_queue: str = "sqlalchemy"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ class RunConfig:
     workers: list[int] = field(default_factory=lambda: [1])
     asgi_servers: list[str] = field(default_factory=lambda: ["uvicorn"])
     locust_processes: int = 1
+    pool_queues: list[str] = field(default_factory=lambda: ["sqlalchemy"])
+    pool_stats: bool = True
+    """Servers record pool wait/hold/barging (variants/pool_stats.py) into each cell."""
 
     def settings(self) -> dict[str, Any]:
         settings = asdict(self)
@@ -90,19 +95,21 @@ class RunConfig:
 
     def series(self) -> list[Series]:
         """Every variant × axis value; an axis with several values is named in the series."""
-        axes = product(self.pool_sizes, self.workers, self.asgi_servers)
+        axes = product(self.pool_sizes, self.workers, self.asgi_servers, self.pool_queues)
         return [
             Series(
                 name=variant
                 + (f"+pool{pool}" if len(self.pool_sizes) > 1 else "")
                 + (f"+w{workers}" if len(self.workers) > 1 else "")
-                + (f"+{server}" if len(self.asgi_servers) > 1 else ""),
+                + (f"+{server}" if len(self.asgi_servers) > 1 else "")
+                + (f"+{queue}" if len(self.pool_queues) > 1 else ""),
                 variant=variant,
                 pool_size=pool,
                 workers=workers,
                 server=server,
+                pool_queue=queue,
             )
-            for pool, workers, server in axes
+            for pool, workers, server, queue in axes
             for variant in self.variants
         ]
 
@@ -247,10 +254,19 @@ class Runner:
             env={
                 "SESSIONBENCH_POOL_SIZE": str(series.pool_size),
                 "SESSIONBENCH_MAX_OVERFLOW": str(self.config.max_overflow),
+                "SESSIONBENCH_POOL_QUEUE": series.pool_queue,
+                **(
+                    {pool_stats.ENV: str(self._pool_dir(series.name))}
+                    if self.config.pool_stats
+                    else {}
+                ),
             },
             workers=series.workers,
             server=series.server,
         )
+
+    def _pool_dir(self, name: str) -> Path:
+        return self.config.out / "raw" / "pool-stats" / name
 
     def _start_variants(self, run: Run, url: DatabaseUrl, placement: Placement) -> list[str]:
         ready = []
@@ -328,8 +344,10 @@ class Runner:
         window = start_file["window"]  # the master's: every locust process measures it
         _sleep_until(window[0])
         before = cpu.Snapshot.take(groups)
+        recorders = pool_stats.reset(self._pool_dir(name), server.pid)
         peak = _sample_until(window[1], lambda: monitor.connections(server.app_name))
         after = cpu.Snapshot.take(groups)
+        cell |= pool_stats.collect(self._pool_dir(name), recorders)
         try:
             locust.wait(config.warmup + config.duration + STOP_TIMEOUT + 30)
         except subprocess.TimeoutExpired:

@@ -1,4 +1,8 @@
-"""The one engine and session factory the SQLAlchemy variants share (pool settings set once)."""
+"""The one engine and session factory the SQLAlchemy variants share (pool settings set once).
+
+The pool class comes from ``variants/pool.py``: the queue named by ``SESSIONBENCH_POOL_QUEUE``,
+timed when ``SESSIONBENCH_POOL_STATS`` is set.
+"""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -6,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from variants.pool import pool_class
 from variants.settings import Settings
 
 settings = Settings.from_env()
@@ -15,6 +20,7 @@ engine = create_async_engine(
     pool_size=settings.pool_size,
     max_overflow=settings.max_overflow,
     pool_timeout=settings.pool_timeout,
+    poolclass=pool_class(settings.pool_queue),
     connect_args={"server_settings": {"application_name": settings.app_name}},
 )
 Session = async_sessionmaker(engine, expire_on_commit=False)

@@ -18,7 +18,9 @@ variant's versions. Compare it with the others knowing that.
 
 Configuration is environment variables only (``sqlalchemy_url``, ``sqlalchemy_pool_size``,
 …, passed to ``create_engine``), set here from the shared settings, so its engine gets
-the same pool. Environment variables cannot carry ``connect_args``: the
+the same pool; the URL names this suite's engine plugin (``variants/pool.py``), which sets
+the pool class (``--pool-queue``, pool stats) as ``variants/engine.py`` does for the
+others. Environment variables cannot carry ``connect_args``: the
 ``application_name`` the runner finds connections by is set by a ``do_connect`` listener
 on the Engine class (this process has no other engine). The library hard-codes
 ``expire_on_commit=False`` and never disposes its engine (connections close when the
@@ -34,13 +36,16 @@ import fastapi_sqla
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from variants import pool
 from variants.app import create_app
 from variants.routes import injected_session_router
 from variants.settings import Settings
 
 settings = Settings.from_env()
 os.environ |= {
-    "sqlalchemy_url": settings.url.sqlalchemy,
+    # the plugin sets the pool class (queue, stats) by configuration: variants/pool.py
+    "sqlalchemy_url": f"{settings.url.sqlalchemy}{'&' if '?' in settings.url.url else '?'}"
+    f"plugin={pool.PLUGIN}",
     "sqlalchemy_pool_size": str(settings.pool_size),
     "sqlalchemy_max_overflow": str(settings.max_overflow),
     "sqlalchemy_pool_timeout": f"{settings.pool_timeout:g}",  # parsed as an int

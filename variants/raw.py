@@ -13,6 +13,7 @@ from fastapi import APIRouter, Response
 
 from variants import raw_queries as queries
 from variants.app import create_app, location
+from variants.pool_stats import acquire
 from variants.schemas import (
     Limit,
     Offset,
@@ -48,7 +49,7 @@ router = APIRouter()
 
 @router.post("/todos", status_code=201, response_model=TodoOut)
 async def create_todo(data: TodoCreate, response: Response) -> Any:
-    async with pool.acquire(timeout=settings.pool_timeout) as conn:
+    async with acquire(pool, settings.pool_timeout) as conn:
         todo = await queries.create_todo(conn, data=data)
     response.headers["Location"] = location(todo["id"])
     return todo
@@ -56,31 +57,31 @@ async def create_todo(data: TodoCreate, response: Response) -> Any:
 
 @router.get("/todos", response_model=list[TodoOut])
 async def list_todos(limit: Limit = 20, offset: Offset = 0) -> Any:
-    async with pool.acquire(timeout=settings.pool_timeout) as conn:
+    async with acquire(pool, settings.pool_timeout) as conn:
         return await queries.list_todos(conn, limit=limit, offset=offset)
 
 
 @router.get("/todos/{todo_id}", response_model=TodoOut)
 async def get_todo(todo_id: TodoId) -> Any:
-    async with pool.acquire(timeout=settings.pool_timeout) as conn:
+    async with acquire(pool, settings.pool_timeout) as conn:
         return await queries.get_todo(conn, todo_id=todo_id)
 
 
 @router.patch("/todos/{todo_id}", response_model=TodoOut)
 async def update_todo(todo_id: TodoId, data: TodoUpdate) -> Any:
-    async with pool.acquire(timeout=settings.pool_timeout) as conn:
+    async with acquire(pool, settings.pool_timeout) as conn:
         return await queries.update_todo(conn, todo_id=todo_id, data=data)
 
 
 @router.delete("/todos/{todo_id}", status_code=204)
 async def delete_todo(todo_id: TodoId) -> None:
-    async with pool.acquire(timeout=settings.pool_timeout) as conn:
+    async with acquire(pool, settings.pool_timeout) as conn:
         await queries.delete_todo(conn, todo_id=todo_id)
 
 
 @router.get("/todos/{todo_id}/multi", response_model=list[TodoOut])
 async def multi_todos(todo_id: TodoId, count: QueryCount = None) -> Any:
-    async with pool.acquire(timeout=settings.pool_timeout) as conn:
+    async with acquire(pool, settings.pool_timeout) as conn:
         return await queries.multi_todos(conn, ids=multi_ids(todo_id, count))
 
 

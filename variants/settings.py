@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _SCHEMES = {"postgresql", "postgres", "postgresql+asyncpg"}
+POOL_QUEUES = ("sqlalchemy", "fifo", "hybrid")
+"""How a pool hands out returned connections (``variants/pool.py``)."""
 
 
 class InvalidDatabaseUrl(ValueError):
@@ -69,6 +71,8 @@ class Settings:
     pool_size: int = 10
     max_overflow: int = 0
     pool_timeout: float = 30.0
+    pool_queue: str = "sqlalchemy"
+    """The pool's queue, one of POOL_QUEUES (``SESSIONBENCH_POOL_QUEUE``)."""
     app_name: str = "sessionbench"
     """PostgreSQL ``application_name`` of the pool's connections (lets the runner find them)."""
 
@@ -80,8 +84,14 @@ class Settings:
                 "DATABASE_URL is not set: start variants with `sessionbench serve`, "
                 "which provides an embedded PostgreSQL"
             )
+        queue = os.environ.get("SESSIONBENCH_POOL_QUEUE", cls.pool_queue)
+        if queue not in POOL_QUEUES:
+            raise ValueError(
+                f"SESSIONBENCH_POOL_QUEUE {queue!r} is not one of {', '.join(POOL_QUEUES)}"
+            )
         return cls(
             url=DatabaseUrl.parse(raw),
+            pool_queue=queue,
             pool_size=int(os.environ.get("SESSIONBENCH_POOL_SIZE", cls.pool_size)),
             max_overflow=int(os.environ.get("SESSIONBENCH_MAX_OVERFLOW", cls.max_overflow)),
             pool_timeout=float(os.environ.get("SESSIONBENCH_POOL_TIMEOUT", cls.pool_timeout)),
