@@ -216,3 +216,51 @@ def latest_run(root: Path | None = None) -> Path:
     if not runs:
         raise FileNotFoundError(f"no run with load results under {base}")
     return max(runs)[1]
+
+
+def percentile(cells: list[dict[str, Any]], key: str) -> tuple[float, float, float]:
+    """A cell group's latency percentile *key* ("p99", "p99.9", …) in µs: (median, low, high).
+
+    The one definition used by tables and plots alike: the median over the group's valid
+    trials of each trial's own percentile (``latency_us``, censored requests counted at
+    their age where the run recorded them), with the interval of that median.
+    """
+    from bench.stats import median_ci
+
+    values = [float(c["latency_us"][key]) for c in cells if c["status"] == "ok"]
+    if not values:
+        raise ValueError(f"no valid trial with latency {key}")
+    return median_ci(values)
+
+
+def tail_resolved(cells: list[dict[str, Any]]) -> bool | None:
+    """Whether a group's tail is resolved: every valid trial's ``tail_resolved`` is true.
+
+    None when the run did not record censoring (run.json before ``tail_resolved``).
+    """
+    flags = [c.get("tail_resolved") for c in cells if c["status"] == "ok"]
+    if not flags or any(f is None for f in flags):
+        return None
+    return all(flags)
+
+
+TAIL_KEYS = ("p99", "p99.9", "max")
+
+
+def censored_percentiles(cells: list[dict[str, Any]]) -> set[str]:
+    """The latency keys of a group that are only lower bounds ("≥ X (censored)").
+
+    Empty when the tail is resolved or censoring was not recorded. Otherwise the keys at
+    which some trial's value with censored requests (``latency_us``) exceeds its value over
+    completed requests (``latency_completed_us``); without the latter, the tail keys.
+    """
+    if tail_resolved(cells) is not False:
+        return set()
+    valid = [c for c in cells if c["status"] == "ok"]
+    if not all("latency_completed_us" in c for c in valid):
+        return set(TAIL_KEYS)
+    keys = {
+        k for c in valid for k, v in c["latency_us"].items()
+        if k != "mean" and v > c["latency_completed_us"].get(k, v)
+    }  # fmt: skip
+    return keys or set(TAIL_KEYS)
