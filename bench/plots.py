@@ -36,6 +36,7 @@ PALETTE = [
 MARKERS = ["o", "s", "^", "D", "v", "P", "*", "<", ">", "h", "p", "d"]
 """With the colour, a marker per variant, so no two variants look alike even in grey."""
 AXIS_LINESTYLES = ["--", ":", "-."]
+"""Line styles of a variant's second, third, fourth series (other axis values)."""
 
 Cell = dict[str, Any]
 
@@ -66,15 +67,25 @@ def style(series: str) -> tuple[str, str]:
     return free[zlib.crc32(variant.encode()) % len(free)]
 
 
-def line_style(series: str) -> dict[str, Any]:
-    """Matplotlib keyword arguments for *series*: its variant's colour and marker; a series
-    with varied axes (``scoped+pool32``) draws dashed with a hollow marker."""
+def line_style(series: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Matplotlib keyword arguments for *series*: its variant's colour and marker.
+
+    Series of one variant with different axis values (``scoped+pool10``, ``scoped+pool32``)
+    keep the colour and marker; in the order *doc* declares them, the first draws solid and
+    filled, the next dashed and hollow, then dotted, dash-dotted. Without *doc*, a series
+    with axis values draws dashed and hollow.
+    """
     colour, marker = style(series)
-    kwargs: dict[str, Any] = {"color": colour, "marker": marker}
-    if "+" in series:
-        extra = series.count("+") + (len(series) % 2)  # stable per series name
+    kwargs: dict[str, Any] = {"color": colour, "marker": marker, "linestyle": "-"}
+    if doc is not None:
+        variant = variant_of(series)
+        siblings = [s for s in _variants(doc) if variant_of(s) == variant]
+        rank = siblings.index(series) if series in siblings else 0
+    else:
+        rank = 1 if "+" in series else 0
+    if rank:
         kwargs |= {
-            "linestyle": AXIS_LINESTYLES[extra % len(AXIS_LINESTYLES)],
+            "linestyle": AXIS_LINESTYLES[(rank - 1) % len(AXIS_LINESTYLES)],
             "markerfacecolor": "white",
         }
     return kwargs
@@ -145,13 +156,13 @@ Ranked = list[tuple[str, tuple[float, float, float] | None, list[float]]]
 """Rows of a ranked dot plot: series, (median, low, high) of valid trials, invalid values."""
 
 
-def _ranked_panel(ax: Any, ranked: Ranked, *, invalid_label: bool) -> bool:
+def _ranked_panel(ax: Any, ranked: Ranked, doc: dict[str, Any], *, invalid_label: bool) -> bool:
     """Draw *ranked* top to bottom as dots with CI whiskers; True if it drew invalid trials."""
     drew_invalid = False
     for y, (series, mid, bad) in enumerate(reversed(ranked)):
         if mid is not None:
             m, lo, hi = mid
-            kw = line_style(series)
+            kw = line_style(series, doc)
             ax.errorbar(
                 [m], [y], xerr=[[m - lo], [hi - m]], capsize=3, markersize=7,
                 linestyle="none", color=kw["color"], marker=kw["marker"],
@@ -209,7 +220,7 @@ def throughput(doc: dict[str, Any], scenario: str, path: Path) -> Path:
     for ax, n in zip(axes[0], users, strict=True):
         rows = _ranked_rows(doc, lambda c: c.get("rps"), descending=True,
                             scenario=scenario, users=n)  # fmt: skip
-        drew_invalid |= _ranked_panel(ax, rows, invalid_label=not drew_invalid)
+        drew_invalid |= _ranked_panel(ax, rows, doc, invalid_label=not drew_invalid)
         ax.set_title(f"{n} concurrent users", fontsize=10)
         ax.set_xlabel("requests per second")
     _value_room(axes[0][-1:])
@@ -233,7 +244,7 @@ def latency_spectrum(doc: dict[str, Any], scenario: str, users: int, path: Path)
         valid = _ok(group)
         if not valid:
             continue
-        kw = line_style(series)
+        kw = line_style(series, doc)
         censored = censored_percentiles(group)
         ys = {k: percentile(group, k)[0] / 1000 for k in SPECTRUM}
         ax.plot(
@@ -268,13 +279,16 @@ def latency_spectrum(doc: dict[str, Any], scenario: str, users: int, path: Path)
 
 
 def _grouped_dots(
-    ax: Any, groups: list[str], series: dict[str, list[tuple[float, float, float] | None]]
+    ax: Any,
+    groups: list[str],
+    series: dict[str, list[tuple[float, float, float] | None]],
+    doc: dict[str, Any],
 ) -> None:
     """One column of dots per group, one dot per series (its colour and marker), CI whiskers."""
     width = 0.8 / max(len(series), 1)
     for i, (name, values) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
-        kw = line_style(name)
+        kw = line_style(name, doc)
         for x, v in zip(xs, values, strict=True):
             if v is None:
                 continue
@@ -312,7 +326,7 @@ def server_cpu(doc: dict[str, Any], users: int, path: Path) -> Path:
             doc, lambda c: c.get("cpu_us_per_request", {}).get("server"), descending=False,
             scenario=scenario, users=users,
         )  # fmt: skip
-        _ranked_panel(ax, rows, invalid_label=False)
+        _ranked_panel(ax, rows, doc, invalid_label=False)
         ax.set_title(scenario, fontsize=10)
         ax.set_xlabel("server CPU µs / request")
     _value_room(axes[0][: len(scenarios)])
@@ -354,7 +368,7 @@ def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
                 value = medians.get((variant, scenario))
                 values.append((value / base,) * 3 if value and base else None)
             series[variant] = values
-        _grouped_dots(ax, scenarios, series)
+        _grouped_dots(ax, scenarios, series, doc)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_title(f"relative to {reference}", fontsize=10)
         ax.set_xlabel("scenario")

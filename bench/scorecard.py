@@ -138,13 +138,13 @@ def scores(folder: Path) -> tuple[list[Score], dict[str, Any]]:
     instructions = _get_instructions(folder)
     context["cost_unit"] = "instructions/GET" if instructions else "server CPU µs/req"
     context["tail_recorded"] = any("tail_resolved" in c for c in doc["cells"])
-    verdicts: dict[str, Any] = {}
+    verdicts: dict[tuple[str, str], Any] = {}
     names = series_names(doc)
     for base in {_twin(doc, s, BASELINE) for s in names}:
         if base in names:
             for row in within(run, base, METRICS["rps"]):
                 if row.scenario == scenario and row.users == top:
-                    verdicts[row.b] = row
+                    verdicts[base, row.b] = row
     out = []
     for name in names:
         group = [c for c in doc["cells"] if (c["variant"], c["scenario"], c["users"]) == (
@@ -162,7 +162,7 @@ def scores(folder: Path) -> tuple[list[Score], dict[str, Any]]:
             score.p999_censored = "p99.9" in censored_percentiles(group)
             jain = [c["fairness"]["jain"] for c in valid if "fairness" in c]
             score.fairness = statistics.median(jain) if jain else None
-        compared = verdicts.get(name)
+        compared = verdicts.get((_twin(doc, name, BASELINE), name))
         if compared is not None:
             score.verdict = compared.comparison.verdict()
             # Computed from the medians of req/s themselves, whatever sign the verdict uses.
