@@ -28,7 +28,10 @@ PROBE = """<script>
 const sbErrors = [];
 for (const level of ['error', 'warn']) {
   const original = console[level];
-  console[level] = (...args) => { sbErrors.push(level + ': ' + args.join(' ')); original(...args); };
+  console[level] = (...args) => {
+    sbErrors.push(level + ': ' + args.join(' '));
+    original(...args);
+  };
 }
 window.addEventListener('error', e => sbErrors.push('error: ' + (e.message ||
   (e.target && (e.target.src || e.target.href)) || 'unknown')), true);
