@@ -92,7 +92,9 @@ def line_style(series: str, doc: dict[str, Any] | None = None) -> dict[str, Any]
 
 
 def legend_outside(ax: Any, title: str, **kwargs: Any) -> None:
-    """A legend right of the axes, never over the data."""
+    """A legend right of the axes, never over the data (none when nothing is labelled)."""
+    if not ax.get_legend_handles_labels()[0]:
+        return
     ax.legend(
         title=title, fontsize=8, title_fontsize=8, loc="upper left",
         bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs,

@@ -259,7 +259,7 @@ def validity(doc: dict[str, Any]) -> list[Block]:
         p(
             f"{len(cells)} cells: {counts['ok']} valid, {counts['invalid']} invalid, "
             f"{counts['failed']} failed. Invalid and failed cells are left out of every median, "
-            "line and bar above; the throughput plots show invalid trials as red crosses."
+            "dot and line above; the throughput plots show invalid trials as grey crosses."
         ),
     ]
     bad = [c for c in cells if c["status"] != "ok"]
