@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bench.results import group_summary
+from bench.results import censored_percentiles, group_summary
 
 console = Console(stderr=True)
 if not console.is_terminal:
@@ -58,11 +58,19 @@ def summary_table(cells: list[dict[str, Any]]) -> Table:
             f"{row['server_us']:.0f}" if measured else "–",
             f"{row['server_us_cv']:.1f} %" if measured else "",
             f"{row['p50_us'] / 1000:.2f}" if measured else "–",
-            f"{row['p99_us'] / 1000:.2f}" if measured else "–",
+            _p99(cells, row) if measured else "–",
             f"{row['jain']:.2f}" if measured and row["jain"] == row["jain"] else "–",
             _short(row["reasons"]),
         )
     return table
+
+
+def _p99(cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
+    """The group's p99 in ms; "≥ X (censored)" when it is only a lower bound."""
+    group = [c for c in cells if (c["variant"], c["scenario"], c["users"]) == (
+        row["variant"], row["scenario"], row["users"])]  # fmt: skip
+    text = f"{row['p99_us'] / 1000:.2f}"
+    return f"≥ {text} (censored)" if "p99" in censored_percentiles(group) else text
 
 
 def _short(reasons: list[str], width: int = 60) -> str:

@@ -148,3 +148,17 @@ def test_advice_follows_the_rules() -> None:
     assert "req/s" not in advice(unresolved)  # a difference the run did not resolve is no reason
     censored = Score("v", "strategy", fairness=0.95, p999_censored=True)
     assert advice(censored).startswith("avoid when users can outnumber the pool")
+
+
+def test_console_summary_marks_a_censored_p99() -> None:
+    from rich.console import Console
+
+    from bench.console import summary_table
+
+    doc = fake_doc({"scoped": 1000.0, "context": 1000.0},
+                   extra={"scoped": {"tail_resolved": False}})  # fmt: skip
+    out = Console(width=250, record=True)
+    out.print(summary_table(doc["cells"]))
+    lines = out.export_text().splitlines()
+    assert all("≥ 10.00 (censored)" in line for line in lines if " scoped " in line)
+    assert not any("≥" in line for line in lines if " context " in line)
