@@ -7,6 +7,7 @@ Only the fields the report reads; ``extra`` per series adds the newer cell field
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import variants
 
 
 def fake_doc(
-    rps: dict[str, float],
+    rps: Mapping[str, float],
     *,
     users: tuple[int, ...] = (4, 16),
     trials: int = 3,

@@ -96,7 +96,7 @@ def test_latency_spectrum_draws_a_censored_tail_as_a_lower_bound(
     scoped_colour = plots.style("scoped")[0]
     # p99 and p99.9 (and only scoped's) are drawn as lower bounds: arrow up, hollow marker
     assert len(arrows) == 2
-    assert all(_hex(a.arrow_patch.get_edgecolor()) == _hex(scoped_colour) for a in arrows)
+    assert all(_hex(a.arrow_patch.get_edgecolor()) == _hex(scoped_colour) for a in arrows)  # type: ignore[attr-defined]
     hollow = [
         line for line in ax.get_lines()
         if line.get_markerfacecolor() == "white" and _hex(line.get_color()) == _hex(scoped_colour)

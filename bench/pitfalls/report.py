@@ -203,7 +203,8 @@ def soak_plot(doc: dict[str, Any], path: Path) -> Path | None:
     for cell in runs:
         trace = cell["series"]["soak"]
         xs = [row[0] for row in trace]
-        style = {"label": cell["variant"], **plots.line_style(cell["variant"]), "markersize": 3}
+        style = {"label": cell["variant"], **plots.line_style(cell["variant"]), "markersize": 4,
+                 "markevery": max(1, len(trace) // 12)}  # fmt: skip
         top.plot(xs, [row[1] for row in trace], **style)
         if any(row[2] is not None for row in trace):
             bottom.plot(xs, [row[2] for row in trace], **style)
