@@ -292,14 +292,8 @@ def blocks(folder: Path) -> list[Block]:
     return [
         p(
             f"Scorecard — {ctx['scenario']} scenario at {ctx['users']} concurrent users (the "
-            f"highest concurrency of the run); {cost_note}, relative to the cheapest strategy "
-            f"(×1.00); req/s (median of valid trials) with the verdict against {BASELINE}; "
-            f"p99.9 (median over valid trials of each trial's) and fairness (Jain's index of "
-            f"requests per user, 1.00 = all served alike); pitfall matrix outcomes. {note}"
-            f"The last column follows fixed rules (bench/scorecard.py): avoid when a pitfall "
-            f"is broken or fairness < {FAIR_MIN:.2f}; care when req/s is "
-            f"{SLOWER_PERCENT:g} % or more below {BASELINE} (resolved), cost ≥ ×{COSTLIER:.2f},"
-            f" or a pitfall degraded."
+            f"run's highest concurrency); cost relative to the cheapest strategy; req/s with "
+            f"its verdict against {BASELINE}. How each column is read: below the table."
         ),
         table(
             [
@@ -312,5 +306,15 @@ def blocks(folder: Path) -> list[Block]:
                 "use it?",
             ],
             body,
+        ),
+        p(
+            f"{cost_note[0].upper()}{cost_note[1:]}, relative to the cheapest strategy "
+            f"(×1.00). req/s: median of valid trials, with the statistics module's verdict "
+            f"against {BASELINE}. p99.9: median over valid trials of each trial's; fairness: "
+            f"Jain's index of requests per user (1.00 = all served alike). Pitfalls: the "
+            f"pitfall matrix's outcomes. {note}The last column follows fixed rules "
+            f"(bench/scorecard.py): avoid when a pitfall is broken, fairness < {FAIR_MIN:.2f} or "
+            f"the tail is censored; care when req/s is resolved {SLOWER_PERCENT:g} % or more "
+            f"below {BASELINE}, the cost ≥ ×{COSTLIER:.2f}, or a pitfall degraded."
         ),
     ]
