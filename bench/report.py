@@ -150,6 +150,7 @@ def rankings(doc: dict[str, Any], users: int) -> list[Block]:
             "two is not established by this run."
         ),
     ]
+    groups = _groups(doc)
     for metric, value in RANKED.items():
         columns: list[list[str]] = []
         for scenario in scenarios:
@@ -160,10 +161,15 @@ def rankings(doc: dict[str, Any], users: int) -> list[Block]:
                     if (c["variant"], c["scenario"], c["users"], c["status"])
                     == (name, scenario, users, "ok") and (v := value(c)) is not None
                 ]  # fmt: skip
+                group = groups.get((scenario, users, name), [])
+                lower = metric.startswith("p99") and "p99" in censored_percentiles(group)
                 if values:
-                    ranked.append((name, *median_ci(values)))
+                    ranked.append((name, *median_ci(values), "≥ " if lower else ""))
             ranked.sort(key=lambda r: r[1])
-            columns.append([f"{n} {_num(m)} ({_num(lo)}–{_num(hi)})" for n, m, lo, hi in ranked])
+            columns.append([
+                f"{n} {bound}{_num(m)} ({'censored; ' if bound else ''}{_num(lo)}–{_num(hi)})"
+                for n, m, lo, hi, bound in ranked
+            ])  # fmt: skip
         depth = max((len(c) for c in columns), default=0)
         rows = [
             [str(rank + 1), *(c[rank] if rank < len(c) else "" for c in columns)]

@@ -74,6 +74,8 @@ def test_unresolved_tails_are_printed_as_lower_bounds(tmp_path: Path) -> None:
     cells = _section(report, "Every cell")
     assert "| read | 16 | scoped | 3/3 |" in cells
     assert cells.count("(censored)") == 4  # p99 and p99.9 of scoped at 4 and 16 users
+    ranks = _section(report, "Rankings")
+    assert "scoped ≥ 8 (censored; " in ranks and "context ≥" not in ranks
     assert "less noisy" not in report
 
 
