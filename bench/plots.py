@@ -246,13 +246,14 @@ def latency_spectrum(doc: dict[str, Any], scenario: str, users: int, path: Path)
             continue
         kw = line_style(series, doc)
         censored = censored_percentiles(group)
-        ys = {k: percentile(group, k)[0] / 1000 for k in SPECTRUM}
+        keys = [k for k in SPECTRUM if all(k in c["latency_us"] for c in valid)]
+        ys = {k: percentile(group, k)[0] / 1000 for k in keys}
         highest = max(highest, *ys.values())
         ax.plot(
-            [xs[k] for k in SPECTRUM], [ys[k] for k in SPECTRUM], markersize=6,
+            [xs[k] for k in keys], [ys[k] for k in keys], markersize=6,
             label=f"{series} ({len(valid)} trials)", **kw,
         )  # fmt: skip
-        for k in SPECTRUM:
+        for k in keys:
             if k in censored:
                 any_censored = True
                 ax.plot([xs[k]], [ys[k]], marker=kw["marker"], markersize=9,

@@ -158,8 +158,9 @@ def scores(folder: Path) -> tuple[list[Score], dict[str, Any]]:
             else:
                 cpu = [c["cpu_us_per_request"]["server"] for c in valid]
                 score.cost = statistics.median(cpu)
-            score.p999_us = percentile(group, "p99.9")[0]
-            score.p999_censored = "p99.9" in censored_percentiles(group)
+            if all("p99.9" in c["latency_us"] for c in valid):
+                score.p999_us = percentile(group, "p99.9")[0]
+                score.p999_censored = "p99.9" in censored_percentiles(group)
             jain = [c["fairness"]["jain"] for c in valid if "fairness" in c]
             score.fairness = statistics.median(jain) if jain else None
         compared = verdicts.get((_twin(doc, name, BASELINE), name))
