@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bench.results import group_summary
+from bench.results import censored_percentiles, group_summary
 
 console = Console(stderr=True)
 if not console.is_terminal:
@@ -46,7 +46,6 @@ def summary_table(cells: list[dict[str, Any]]) -> Table:
                    "CV ", "p50 ms", "p99 ms", "fair", "notes"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("variant", "notes") else "right")
     rows = sorted(group_summary(cells), key=lambda r: (r["scenario"], r["users"], -r.get("rps", 0)))
-    resolved = _tails_resolved(cells)
     for row in rows:
         measured = "rps" in row
         table.add_row(
@@ -59,28 +58,19 @@ def summary_table(cells: list[dict[str, Any]]) -> Table:
             f"{row['server_us']:.0f}" if measured else "–",
             f"{row['server_us_cv']:.1f} %" if measured else "",
             f"{row['p50_us'] / 1000:.2f}" if measured else "–",
-            _tail(row["p99_us"], resolved[row["variant"], row["scenario"], row["users"]])
-            if measured
-            else "–",
+            _p99(cells, row) if measured else "–",
             f"{row['jain']:.2f}" if measured and row["jain"] == row["jain"] else "–",
             _short(row["reasons"]),
         )
     return table
 
 
-def _tails_resolved(cells: list[dict[str, Any]]) -> dict[tuple[str, str, int], bool]:
-    """Per group: is every valid trial's tail resolved (cells without the field count as yes)?"""
-    resolved: dict[tuple[str, str, int], bool] = {}
-    for cell in cells:
-        key = (cell["variant"], cell["scenario"], cell["users"])
-        ok = cell["status"] != "ok" or cell.get("tail_resolved", True)
-        resolved[key] = resolved.get(key, True) and ok
-    return resolved
-
-
-def _tail(value_us: float, resolved: bool) -> str:
-    """A tail figure in ms; a censored one is a lower bound and says so."""
-    return f"{value_us / 1000:.2f}" if resolved else f"≥ {value_us / 1000:.2f} (censored)"
+def _p99(cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
+    """The group's p99 in ms; "≥ X (censored)" when it is only a lower bound."""
+    group = [c for c in cells if (c["variant"], c["scenario"], c["users"]) == (
+        row["variant"], row["scenario"], row["users"])]  # fmt: skip
+    text = f"{row['p99_us'] / 1000:.2f}"
+    return f"≥ {text} (censored)" if "p99" in censored_percentiles(group) else text
 
 
 def _short(reasons: list[str], width: int = 60) -> str:

@@ -19,16 +19,91 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from bench import histograms
-from bench.results import series_names
-from bench.stats import median_ci
+from bench import stats
+from bench.results import censored_percentiles, percentile, series_names
 
 SIZE = (10.0, 5.6)  # inches
 DPI = 100  # → 1000 × 560 px
-SPECTRUM = [50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99]
-INVALID = {"color": "#d62728", "marker": "x", "linestyle": "none", "markersize": 9}
+SPECTRUM = ["p50", "p90", "p99", "p99.9"]
+"""Percentiles every cell records (``latency_us``); the spectrum draws exactly these."""
+INVALID = {"color": "#555555", "marker": "x", "linestyle": "none", "markersize": 8}
+
+PALETTE = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#7f7f7f", "#000000",
+    "#e377c2", "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#7b4173", "#d6a100",
+]  # fmt: skip
+"""One colour per variant, in registry order (16: room for new variants)."""
+MARKERS = ["o", "s", "^", "D", "v", "P", "*", "<", ">", "h", "p", "d"]
+"""With the colour, a marker per variant, so no two variants look alike even in grey."""
+AXIS_LINESTYLES = ["--", ":", "-."]
+"""Line styles of a variant's second, third, fourth series (other axis values)."""
 
 Cell = dict[str, Any]
+
+
+def variant_of(series: str) -> str:
+    """The variant a series belongs to: ``scoped+pool32`` → ``scoped``."""
+    return series.split("+", 1)[0]
+
+
+def style(series: str) -> tuple[str, str]:
+    """(colour, marker) of *series*' variant: fixed by registry order, never shared.
+
+    A variant outside the registry gets a combination after the registry's, picked by a
+    stable hash of its name.
+    """
+    import zlib
+
+    import variants
+
+    names = list(variants.VARIANTS)
+    variant = variant_of(series)
+    if variant in names:
+        i = names.index(variant)
+        return PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+    combos = [(c, m) for c in PALETTE for m in MARKERS]
+    taken = {style(n) for n in names}
+    free = [combo for combo in combos if combo not in taken]
+    return free[zlib.crc32(variant.encode()) % len(free)]
+
+
+def line_style(series: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Matplotlib keyword arguments for *series*: its variant's colour and marker.
+
+    Series of one variant with different axis values (``scoped+pool10``, ``scoped+pool32``)
+    keep the colour and marker; in the order *doc* declares them, the first draws solid and
+    filled, the next dashed and hollow, then dotted, dash-dotted. Without *doc*, a series
+    with axis values draws dashed and hollow.
+    """
+    colour, marker = style(series)
+    kwargs: dict[str, Any] = {"color": colour, "marker": marker, "linestyle": "-"}
+    if doc is not None:
+        variant = variant_of(series)
+        siblings = [s for s in _variants(doc) if variant_of(s) == variant]
+        rank = siblings.index(series) if series in siblings else 0
+    else:
+        rank = 1 if "+" in series else 0
+    if rank:
+        kwargs |= {
+            "linestyle": AXIS_LINESTYLES[(rank - 1) % len(AXIS_LINESTYLES)],
+            "markerfacecolor": "white",
+        }
+    return kwargs
+
+
+def legend_outside(ax: Any, title: str, **kwargs: Any) -> None:
+    """A legend right of the axes, never over the data (none when nothing is labelled)."""
+    if not ax.get_legend_handles_labels()[0]:
+        return
+    ax.legend(
+        title=title, fontsize=8, title_fontsize=8, loc="upper left",
+        bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs,
+    )  # fmt: skip
+
+
+def interval(values: list[float]) -> tuple[float, float, float]:
+    """(median, low, high) of trials: the statistics module's interval of a median."""
+    return stats.median_ci(values)
 
 
 def footer(doc: dict[str, Any]) -> str:
@@ -79,94 +154,189 @@ def _ok(cells: Iterable[Cell]) -> list[Cell]:
     return [c for c in cells if c["status"] == "ok"]
 
 
+Ranked = list[tuple[str, tuple[float, float, float] | None, list[float]]]
+"""Rows of a ranked dot plot: series, (median, low, high) of valid trials, invalid values."""
+
+
+def _ranked_panel(ax: Any, ranked: Ranked, doc: dict[str, Any], *, invalid_label: bool) -> bool:
+    """Draw *ranked* top to bottom as dots with CI whiskers; True if it drew invalid trials."""
+    drew_invalid = False
+    for y, (series, mid, bad) in enumerate(reversed(ranked)):
+        if mid is not None:
+            m, lo, hi = mid
+            kw = line_style(series, doc)
+            ax.errorbar(
+                [m], [y], xerr=[[m - lo], [hi - m]], capsize=3, markersize=7,
+                linestyle="none", color=kw["color"], marker=kw["marker"],
+                markerfacecolor=kw.get("markerfacecolor", kw["color"]),
+            )  # fmt: skip
+            ax.annotate(
+                f"{m:,.0f}", (hi, y), xytext=(4, 0), textcoords="offset points",
+                va="center", fontsize=7, color="#333333",
+            )  # fmt: skip
+        if bad:
+            label = (
+                "invalid trial (not in the median)" if invalid_label and not drew_invalid else None
+            )
+            ax.plot(bad, [y] * len(bad), label=label, **INVALID)
+            drew_invalid = True
+    names = [r[0] for r in reversed(ranked)]
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    for tick, series in zip(ax.get_yticklabels(), names, strict=True):
+        tick.set_color(style(series)[0])
+    ax.set_ylim(-0.7, len(names) - 0.3)
+    ax.set_xlim(left=0)
+    ax.grid(True, axis="x", alpha=0.3)
+    return drew_invalid
+
+
+def _ranked_rows(doc: dict[str, Any], value: Any, *, descending: bool, **match: Any) -> Ranked:
+    rows: Ranked = []
+    for series in _variants(doc):
+        group = _cells(doc, variant=series, **match)
+        valid = [v for c in _ok(group) if (v := value(c)) is not None]
+        bad = [v for c in group if c["status"] != "ok" and (v := value(c))]
+        if valid or bad:
+            rows.append((series, interval(valid) if valid else None, bad))
+    missing = -math.inf if descending else math.inf
+    rows.sort(key=lambda r: r[1][0] if r[1] else missing, reverse=descending)
+    return rows
+
+
+def _value_room(axes: Iterable[Any]) -> None:
+    for ax in axes:
+        ax.set_xlim(right=ax.get_xlim()[1] * 1.1)  # room for the value labels
+
+
 def throughput(doc: dict[str, Any], scenario: str, path: Path) -> Path:
-    """req/s against concurrency, one line per variant with a 95 % bootstrap CI band."""
-    fig, ax = _figure(f"Throughput vs concurrency — {scenario} scenario", doc)
+    """req/s per series, ranked, one panel per concurrency: dot = median, whiskers = CI."""
     users = sorted({c["users"] for c in _cells(doc, scenario=scenario)})
-    marked_invalid = False
-    for variant in _variants(doc):
-        xs, mid, low, high = [], [], [], []
-        for n in users:
-            group = _cells(doc, scenario=scenario, variant=variant, users=n)
-            valid = [c["rps"] for c in _ok(group)]
-            if valid:
-                m, lo, hi = median_ci(valid)
-                xs.append(n)
-                mid.append(m)
-                low.append(lo)
-                high.append(hi)
-            bad = [c["rps"] for c in group if c["status"] != "ok" and c.get("rps")]
-            if bad:
-                label = None if marked_invalid else "invalid trial (not in the lines)"
-                ax.plot([n] * len(bad), bad, label=label, **INVALID)
-                marked_invalid = True
-        if xs:
-            errors = [[m - lo for m, lo in zip(mid, low, strict=True)],
-                      [hi - m for m, hi in zip(mid, high, strict=True)]]  # fmt: skip
-            bars = ax.errorbar(xs, mid, yerr=errors, marker="o", capsize=3, label=variant)
-            ax.fill_between(xs, low, high, color=bars.lines[0].get_color(), alpha=0.2)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(users, [str(u) for u in users])
-    ax.set_xlabel("concurrent users (log₂ scale)")
-    ax.set_ylabel("requests per second (median of valid trials)")
-    ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.3)
-    ax.legend(title="variant (bars, band: 95 % CI)", fontsize=8)
+    fig, axes = plt.subplots(1, len(users), figsize=SIZE, dpi=DPI, sharex=True, squeeze=False)
+    fig.suptitle(
+        f"Throughput — {scenario} scenario: req/s per series, fastest on top "
+        f"(dot: median of valid trials, whiskers: 95 % CI)",
+        fontsize=11,
+    )
+    sign(fig, doc)
+    drew_invalid = False
+    for ax, n in zip(axes[0], users, strict=True):
+        rows = _ranked_rows(doc, lambda c: c.get("rps"), descending=True,
+                            scenario=scenario, users=n)  # fmt: skip
+        drew_invalid |= _ranked_panel(ax, rows, doc, invalid_label=not drew_invalid)
+        ax.set_title(f"{n} concurrent users", fontsize=10)
+        ax.set_xlabel("requests per second")
+    _value_room(axes[0][-1:])
+    if drew_invalid:
+        fig.legend(loc="lower right", fontsize=8)
     return save(fig, path)
 
 
 def latency_spectrum(doc: dict[str, Any], scenario: str, users: int, path: Path) -> Path:
-    """Latency percentiles p50…p99.99 from the merged histograms of valid trials."""
+    """Latency percentiles p50…p99.9 per series: median over valid trials of each trial's
+    percentile (``results.percentile``); censored values drawn hollow with an arrow up."""
     fig, ax = _figure(f"Latency spectrum — {scenario} scenario, {users} users", doc)
-    xs = [-math.log10(1 - p / 100) for p in SPECTRUM]
-    for variant in _variants(doc):
-        valid = _ok(_cells(doc, scenario=scenario, variant=variant, users=users))
+    xs = {k: -math.log10(1 - float(k[1:]) / 100) for k in SPECTRUM}
+    recorded = any("tail_resolved" in c for c in doc["cells"])
+    any_censored = False
+    highest = 0.0
+    for series in _variants(doc):
+        group = _cells(doc, scenario=scenario, variant=series, users=users)
+        valid = _ok(group)
         if not valid:
             continue
-        merged = histograms.merge(c["histogram"] for c in valid)
-        ys = [merged.get_value_at_percentile(p) / 1000 for p in SPECTRUM]
-        ax.plot(xs, ys, marker="o", label=f"{variant} ({len(valid)} trials)")
-    ax.set_xticks(xs, [f"p{p:g}" for p in SPECTRUM])
+        kw = line_style(series, doc)
+        censored = censored_percentiles(group)
+        keys = [k for k in SPECTRUM if all(k in c["latency_us"] for c in valid)]
+        ys = {k: percentile(group, k)[0] / 1000 for k in keys}
+        highest = max(highest, *ys.values())
+        ax.plot(
+            [xs[k] for k in keys], [ys[k] for k in keys], markersize=6,
+            label=f"{series} ({len(valid)} trials)", **kw,
+        )  # fmt: skip
+        for k in keys:
+            if k in censored:
+                any_censored = True
+                ax.plot([xs[k]], [ys[k]], marker=kw["marker"], markersize=9,
+                        markerfacecolor="white", color=kw["color"], linestyle="none")  # fmt: skip
+                ax.annotate(
+                    "", xy=(xs[k], ys[k] * 1.8), xytext=(xs[k], ys[k] * 1.08),
+                    arrowprops={"arrowstyle": "->", "color": kw["color"], "lw": 1.2},
+                )  # fmt: skip
+    ax.set_xticks(list(xs.values()), list(xs))
+    ax.set_xlim(0, max(xs.values()) + 0.3)
     ax.set_yscale("log")
-    ax.set_xlabel("percentile (each step: one more nine)")
+    ax.set_xlabel("percentile (each step: one more nine) — median over valid trials")
     ax.set_ylabel("latency, ms (log scale)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title="variant", fontsize=8)
+    if any_censored:
+        ax.plot([], [], marker="o", markerfacecolor="white", color="#333333", linestyle="none",
+                label="≥ censored: at least this")  # fmt: skip
+        ax.set_ylim(top=highest * 2.5)  # room for the arrows
+        ax.text(
+            0.01, 0.98, "hollow ↑: a lower bound (requests still waiting when the window closed)",
+            transform=ax.transAxes, fontsize=7, va="top", color="#555555",
+        )  # fmt: skip
+    elif not recorded:
+        ax.text(
+            0.01, 0.98, "this run did not record censoring: tails count completed requests only",
+            transform=ax.transAxes, fontsize=7, va="top", color="#555555",
+        )  # fmt: skip
+    legend_outside(ax, "series (trials)")
     return save(fig, path)
 
 
-def _grouped_bars(
-    ax: Any, groups: list[str], series: dict[str, list[tuple[float, float, float] | None]]
+def _grouped_dots(
+    ax: Any,
+    groups: list[str],
+    series: dict[str, list[tuple[float, float, float] | None]],
+    doc: dict[str, Any],
 ) -> None:
+    """One column of dots per group, one dot per series (its colour and marker), CI whiskers."""
     width = 0.8 / max(len(series), 1)
     for i, (name, values) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
-        mids = [v[0] if v else math.nan for v in values]
-        errs = [
-            [v[0] - v[1] if v else 0 for v in values],
-            [v[2] - v[0] if v else 0 for v in values],
-        ]
-        ax.bar(xs, mids, width, yerr=errs, capsize=3, label=name)
+        kw = line_style(name, doc)
+        for x, v in zip(xs, values, strict=True):
+            if v is None:
+                continue
+            ax.errorbar(
+                [x], [v[0]], yerr=[[v[0] - v[1]], [v[2] - v[0]]], capsize=2, markersize=6,
+                linestyle="none", color=kw["color"], marker=kw["marker"],
+                markerfacecolor=kw.get("markerfacecolor", kw["color"]),
+            )  # fmt: skip
+        ax.plot([], [], linestyle="none", label=name,
+                **{k: v for k, v in kw.items() if k != "linestyle"})  # fmt: skip
     ax.set_xticks(range(len(groups)), groups)
+    for g in range(1, len(groups)):
+        ax.axvline(g - 0.5, color="#dddddd", linewidth=0.8)
 
 
 def server_cpu(doc: dict[str, Any], users: int, path: Path) -> Path:
-    """Server CPU µs per request per scenario and variant (median, 95 % CI error bars)."""
-    fig, ax = _figure(f"Server CPU per request — {users} users", doc)
-    scenarios = sorted({c["scenario"] for c in _cells(doc, users=users)})
-    series: dict[str, list[tuple[float, float, float] | None]] = {}
-    for variant in _variants(doc):
-        values = []
-        for scenario in scenarios:
-            valid = _ok(_cells(doc, scenario=scenario, variant=variant, users=users))
-            cpu = [c["cpu_us_per_request"]["server"] for c in valid]
-            values.append(median_ci(cpu) if cpu else None)
-        series[variant] = values
-    _grouped_bars(ax, scenarios, series)
-    ax.set_xlabel("scenario")
-    ax.set_ylabel("server CPU µs per request (median, 95 % CI)")
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(title="variant", fontsize=8)
+    """Server CPU µs per request, ranked per scenario (median, 95 % CI whiskers)."""
+    scenarios = [s for s in doc["settings"]["scenarios"] if _cells(doc, scenario=s, users=users)]
+    cols = min(len(scenarios), 2)
+    lines = math.ceil(len(scenarios) / cols)
+    fig, grid = plt.subplots(
+        lines, cols, figsize=(SIZE[0], 1.0 + 3.6 * lines), dpi=DPI, squeeze=False
+    )
+    axes = [list(grid.flat)]
+    for spare in axes[0][len(scenarios) :]:
+        spare.axis("off")
+    fig.suptitle(
+        f"Server CPU per request — {users} users, cheapest on top "
+        f"(dot: median of valid trials, whiskers: 95 % CI)",
+        fontsize=11,
+    )
+    sign(fig, doc)
+    for ax, scenario in zip(axes[0], scenarios, strict=False):
+        rows = _ranked_rows(
+            doc, lambda c: c.get("cpu_us_per_request", {}).get("server"), descending=False,
+            scenario=scenario, users=users,
+        )  # fmt: skip
+        _ranked_panel(ax, rows, doc, invalid_label=False)
+        ax.set_title(scenario, fontsize=10)
+        ax.set_xlabel("server CPU µs / request")
+    _value_room(axes[0][: len(scenarios)])
     return save(fig, path)
 
 
@@ -188,7 +358,7 @@ def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
             valid = _ok(_cells(doc, scenario=scenario, variant=variant, users=users))
             cpu = [c["cpu_us_per_request"]["server"] for c in valid]
             if cpu:
-                medians[variant, scenario] = median_ci(cpu)[0]
+                medians[variant, scenario] = interval(cpu)[0]
     strategies = [v for v in _variants(doc) if doc["variants"].get(v, {}).get("kind") == "strategy"]
     for ax, reference in zip(axes, ("raw", "cheapest strategy"), strict=True):
         series: dict[str, list[tuple[float, float, float] | None]] = {}
@@ -205,13 +375,13 @@ def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
                 value = medians.get((variant, scenario))
                 values.append((value / base,) * 3 if value and base else None)
             series[variant] = values
-        _grouped_bars(ax, scenarios, series)
+        _grouped_dots(ax, scenarios, series, doc)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_title(f"relative to {reference}", fontsize=10)
         ax.set_xlabel("scenario")
         ax.set_ylabel("× server CPU µs/request")
         ax.grid(True, axis="y", alpha=0.3)
-    axes[0].legend(title="variant", fontsize=8)
+    legend_outside(axes[1], "series")
     return save(fig, path)
 
 
@@ -247,16 +417,16 @@ def axis(doc: dict[str, Any], name: str, users: int, path: Path) -> Path:
                 ]
                 if not valid:
                     continue
-                m, lo, hi = median_ci([c["rps"] for c in valid])
+                m, lo, hi = interval([c["rps"] for c in valid])
                 xs.append(i)
                 rps.append(m)
                 rps_err.append((m - lo, hi - m))
-                merged = histograms.merge(c["histogram"] for c in valid)
-                p99.append(merged.get_value_at_percentile(99.0) / 1000)
+                p99.append(percentile(valid, "p99")[0] / 1000)
             if xs:
                 errors = [[e[0] for e in rps_err], [e[1] for e in rps_err]]
-                rps_ax.errorbar(xs, rps, yerr=errors, marker="o", capsize=3, label=variant)
-                p99_ax.plot(xs, p99, marker="o", label=variant)
+                kw = line_style(variant)
+                rps_ax.errorbar(xs, rps, yerr=errors, capsize=3, label=variant, **kw)
+                p99_ax.plot(xs, p99, label=variant, **kw)
         for ax in (rps_ax, p99_ax):
             ax.set_xticks(range(len(values)), [str(v) for v in values])
             ax.grid(True, alpha=0.3)
@@ -267,7 +437,7 @@ def axis(doc: dict[str, Any], name: str, users: int, path: Path) -> Path:
         if col == 0:
             rps_ax.set_ylabel("req/s (median, 95 % CI)")
             p99_ax.set_ylabel("p99 latency, ms (log)")
-    axes[0][-1].legend(title="variant", fontsize=7)
+    legend_outside(axes[0][-1], "variant")
     return save(fig, path)
 
 

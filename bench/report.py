@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
-from bench import plots
+from bench import plots, scorecard
 from bench.blocks import (
     PLOTS,
     Block,
@@ -29,7 +30,7 @@ from bench.blocks import (
 from bench.compare_command import METRICS, within
 from bench.micro import GROUPS as MICRO_GROUPS
 from bench.micro_command import MICRO_FILE
-from bench.results import Run, group_summary, series_names
+from bench.results import Run, censored_percentiles, group_summary, percentile, series_names
 from bench.stats import VERDICT_METHOD, coverage_text, median_ci
 
 # --- content ---------------------------------------------------------------------------------
@@ -61,6 +62,7 @@ HEADLINE = [
     "server CPU µs/req",
     "p50 ms",
     "p99 ms",
+    "p99.9 ms",
     "fairness",
     "valid",
 ]
@@ -70,6 +72,7 @@ def headline(run: Run) -> tuple[list[Block], int]:
     doc = run.doc
     top = max(c["users"] for c in doc["cells"])
     base = baseline_of(doc)
+    groups = _groups(doc)
     verdicts = {
         (r.b, r.scenario, r.users): r.comparison.verdict()
         for r in within(run, base, METRICS["rps"])
@@ -86,14 +89,16 @@ def headline(run: Run) -> tuple[list[Block], int]:
         if valid:
             _, low, high = median_ci(valid)
             rps = f"{row['rps']:,.0f} ({low:,.0f}–{high:,.0f})"
+            group = groups[row["scenario"], top, row["variant"]]
             rest = [
                 f"{row['server_us']:.0f}",
                 _ms(row["p50_us"]),
-                _ms(row["p99_us"]),
+                latency_ms(group, "p99"),
+                latency_ms(group, "p99.9"),
                 _fair(row["jain"]),
             ]
         else:
-            rps, rest = "no valid trial", ["–"] * 4
+            rps, rest = "no valid trial", ["–"] * 5
         verdict = (
             "baseline"
             if row["variant"] == base
@@ -110,11 +115,12 @@ def headline(run: Run) -> tuple[list[Block], int]:
             ]
         )
     blocks = [
-        h2(f"Headline: {top} concurrent users"),
+        h2(f"Every series against {base}: {top} concurrent users"),
         p(
             f"Median over valid trials; req/s with the order-statistic interval of the median "
             f"(exact coverage {coverage_text(doc['settings']['trials'])} at "
-            f"{doc['settings']['trials']} trials); fairness is Jain's "
+            f"{doc['settings']['trials']} trials); p99 and p99.9: median over valid trials of "
+            f"each trial's percentile, ≥ … (censored) when only a lower bound; fairness is Jain's "
             f"index of requests completed per user (1.00: every user served alike; low: some "
             f"users starve while others are served fast). The last column sets req/s against "
             f"{base} ({VERDICT_METHOD})."
@@ -147,6 +153,7 @@ def rankings(doc: dict[str, Any], users: int) -> list[Block]:
             "overlapping intervals mean the order of those two is not established by this run."
         ),
     ]
+    groups = _groups(doc)
     for metric, value in RANKED.items():
         columns: list[list[str]] = []
         for scenario in scenarios:
@@ -157,10 +164,15 @@ def rankings(doc: dict[str, Any], users: int) -> list[Block]:
                     if (c["variant"], c["scenario"], c["users"], c["status"])
                     == (name, scenario, users, "ok") and (v := value(c)) is not None
                 ]  # fmt: skip
+                group = groups.get((scenario, users, name), [])
+                lower = metric.startswith("p99") and "p99" in censored_percentiles(group)
                 if values:
-                    ranked.append((name, *median_ci(values)))
+                    ranked.append((name, *median_ci(values), "≥ " if lower else ""))
             ranked.sort(key=lambda r: r[1])
-            columns.append([f"{n} {_num(m)} ({_num(lo)}–{_num(hi)})" for n, m, lo, hi in ranked])
+            columns.append([
+                f"{n} {bound}{_num(m)} ({'censored; ' if bound else ''}{_num(lo)}–{_num(hi)})"
+                for n, m, lo, hi, bound in ranked
+            ])  # fmt: skip
         depth = max((len(c) for c in columns), default=0)
         rows = [
             [str(rank + 1), *(c[rank] if rank < len(c) else "" for c in columns)]
@@ -170,28 +182,82 @@ def rankings(doc: dict[str, Any], users: int) -> list[Block]:
     return blocks
 
 
-def all_cells_table(doc: dict[str, Any]) -> Block:
+def _groups(doc: dict[str, Any]) -> dict[tuple[str, int, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for c in doc["cells"]:
+        groups.setdefault((c["scenario"], c["users"], c["variant"]), []).append(c)
+    return groups
+
+
+def latency_ms(group: list[dict[str, Any]], key: str) -> str:
+    """A group's latency percentile in ms (``results.percentile``), "≥ X (censored)" when it is
+    only a lower bound, – when no valid trial recorded it."""
+    try:
+        value = percentile(group, key)[0]
+    except (ValueError, KeyError):
+        return "–"
+    return f"≥ {_ms(value)} (censored)" if key in censored_percentiles(group) else _ms(value)
+
+
+def littles_law(group: list[dict[str, Any]]) -> str:
+    """Median over valid trials of recorded ÷ expected mean latency; ✗ if a trial is off."""
+    laws = [c["littles_law"] for c in group if c["status"] == "ok" and "littles_law" in c]
+    if not laws:
+        return "–"
+    ratio = statistics.median(law["ratio"] for law in laws)
+    off = sum(not law.get("ok", True) for law in laws)
+    return f"{ratio:.2f}" + (f" ✗ {off} off" if off else "")
+
+
+def phase_failures(group: list[dict[str, Any]]) -> str:
+    """Failures of every trial (valid or not) by phase, e.g. ``warmup 2, stop 1``; 0 if none."""
+    totals: dict[str, int] = {}
+    for c in group:
+        for phase, counts in (c.get("failures_by_phase") or {}).items():
+            totals[phase] = totals.get(phase, 0) + sum(counts.values())
+    shown = [f"{phase} {n}" for phase, n in totals.items() if n]
+    return ", ".join(shown) or "0"
+
+
+def all_cells_table(doc: dict[str, Any]) -> list[Block]:
+    """Every (scenario, users, series) group; Little's law and failures by phase when recorded."""
+    groups = _groups(doc)
+    has_law = any("littles_law" in c for c in doc["cells"])
+    has_phases = any("failures_by_phase" in c for c in doc["cells"])
+    summary = {(r["scenario"], r["users"], r["variant"]): r for r in group_summary(doc["cells"])}
     rows = []
-    for r in sorted(
-        group_summary(doc["cells"]), key=lambda r: (r["scenario"], r["users"], r["variant"])
-    ):
+    for key in sorted(groups):
+        r, group = summary[key], groups[key]
         if "rps" in r:
             measured = [
                 f"{r['rps']:,.0f}",
                 f"{r['rps_cv']:.1f} %",
                 f"{r['server_us']:.0f}",
-                f"{r['server_us_cv']:.1f} %",
                 _ms(r["p50_us"]),
-                _ms(r["p99_us"]),
+                latency_ms(group, "p99"),
+                latency_ms(group, "p99.9"),
                 _fair(r["jain"]),
             ]
         else:
             measured = ["–"] * 7
-        rows.append(
-            [r["scenario"], str(r["users"]), r["variant"], f"{r['valid']}/{r['trials']}", *measured]
+        extra = ([littles_law(group)] if has_law else []) + (
+            [phase_failures(group)] if has_phases else []
         )
-    headers = ["scenario", "users", "variant", "valid", "req/s", "CV", "server µs/req", "CV"]
-    return table([*headers, "p50 ms", "p99 ms", "fairness"], rows)
+        rows.append([key[0], str(key[1]), key[2], f"{r['valid']}/{r['trials']}", *measured, *extra])
+    headers = ["scenario", "users", "variant", "valid", "req/s", "CV", "server µs/req"]
+    headers += ["p50 ms", "p99 ms", "p99.9 ms", "fairness"]
+    headers += (["Little's law ratio"] if has_law else []) + (
+        ["failures by phase"] if has_phases else []
+    )
+    notes = []
+    if has_law:
+        notes.append(
+            "Little's law ratio: recorded mean latency ÷ users / req/s (1.00 when every "
+            "request is accounted for; ✗: a trial outside the run's tolerance)."
+        )
+    if has_phases:
+        notes.append("Failures by phase: warm-up, window and stop, over every trial.")
+    return [*(p(n) for n in notes), table(headers, rows)]
 
 
 def validity(doc: dict[str, Any]) -> list[Block]:
@@ -202,7 +268,7 @@ def validity(doc: dict[str, Any]) -> list[Block]:
         p(
             f"{len(cells)} cells: {counts['ok']} valid, {counts['invalid']} invalid, "
             f"{counts['failed']} failed. Invalid and failed cells are left out of every median, "
-            "line and bar above; the throughput plots show invalid trials as red crosses."
+            "dot and line above; the throughput plots show invalid trials as grey crosses."
         ),
     ]
     bad = [c for c in cells if c["status"] != "ok"]
@@ -275,8 +341,13 @@ def method(doc: dict[str, Any]) -> list[Block]:
 
 HOW_TO_READ = [
     "req/s is what one server process (one core) sustained; server CPU µs/request is the "
-    "CPU that process spent per request, the less noisy of the two. Compare strategies on "
-    "both; raw (asyncpg, no SQLAlchemy) and core (no ORM session) are ceilings, not contenders.",
+    "CPU that process spent per request. The server core is saturated under load, so CPU per "
+    "request is close to 1 / req/s and not independent evidence; the independent measure is "
+    "instructions per request (`sessionbench cost`). raw (asyncpg, no SQLAlchemy) and core "
+    "(no ORM session) are ceilings, not contenders.",
+    "Tail percentiles (p99, p99.9) are the median over valid trials of each trial's "
+    'percentile; "≥ X (censored)" marks a lower bound: requests were still waiting when '
+    "the measured window closed, so the true value is at least X.",
     "A verdict is faster/slower when the 95 % CI of the ratio (paired by round) excludes 1, "
     "'no difference within ±5 %' when the whole CI lies inside ±5 %, and otherwise 'not "
     "resolved by this run' with the rounds that would resolve 5 %; each gives its minimum "
@@ -325,7 +396,7 @@ def build(folder: Path) -> list[Path]:
     if not (folder / "run.json").exists():
         from bench.pitfalls.report import build_alone  # a folder with only a pitfall matrix
 
-        return build_alone(folder)
+        return build_alone(folder, lead=[h2("Scorecard"), *scorecard.blocks(folder)])
     run = Run.load(folder)
     doc = run.doc
     (folder / PLOTS).mkdir(exist_ok=True)
@@ -338,9 +409,10 @@ def build(folder: Path) -> list[Path]:
             f"run {doc['started']} ({doc['settings'].get('mode')} mode, status {doc['status']})."
         ),
     ]
+    blocks += [h2("Scorecard"), *scorecard.blocks(folder)]
+    tables: list[Block] = []
     if doc["cells"]:
         head, top = headline(run)
-        blocks += head
         for scenario in doc["settings"]["scenarios"]:
             if not any(c["scenario"] == scenario for c in doc["cells"]):
                 continue
@@ -351,7 +423,7 @@ def build(folder: Path) -> list[Path]:
             written += [t, lat]
             blocks += [
                 h2(f"Scenario {scenario}"),
-                img(f"{PLOTS}/{t.name}", f"throughput vs concurrency, {scenario}"),
+                img(f"{PLOTS}/{t.name}", f"throughput per series and concurrency, {scenario}"),
                 img(f"{PLOTS}/{lat.name}", f"latency spectrum, {scenario}, {top} users"),
             ]
         for name in plots.varied_axes(doc):
@@ -361,7 +433,6 @@ def build(folder: Path) -> list[Path]:
                 h2(f"Axis: {plots.AXES[name]}"),
                 img(f"{PLOTS}/{chart.name}", f"req/s and p99 against {plots.AXES[name]}"),
             ]
-        blocks += rankings(doc, top)
         cpu = plots.server_cpu(doc, top, folder / PLOTS / "server-cpu.png")
         over = plots.overhead(doc, top, folder / PLOTS / "overhead.png")
         written += [cpu, over]
@@ -369,8 +440,12 @@ def build(folder: Path) -> list[Path]:
             h2("Server CPU per request"),
             img(f"{PLOTS}/{cpu.name}", "server CPU µs per request"),
             img(f"{PLOTS}/{over.name}", "overhead relative to raw and to the cheapest strategy"),
+        ]
+        tables += [
+            *head,
+            *rankings(doc, top),
             h2("Every cell (median over valid trials)"),
-            all_cells_table(doc),
+            *all_cells_table(doc),
             *validity(doc),
         ]
     for section in sections().values():
@@ -380,7 +455,7 @@ def build(folder: Path) -> list[Path]:
     micro = micro_section(folder, doc)
     if micro:
         written.append(folder / PLOTS / "micro.png")
-    blocks += micro
+    blocks += [*micro, *tables]
     blocks += [*method(doc), h2("How to read this"), bullets(HOW_TO_READ)]
     (folder / "report.md").write_text(to_markdown(blocks))
     (folder / "index.html").write_text(to_html(blocks, title))
@@ -398,6 +473,7 @@ def readme_section(folder: Path, readme: Path) -> str:
     env = doc["environment"]
     rel = folder.resolve().relative_to(readme.resolve().parent)
     blocks: list[Block] = [
+        *scorecard.blocks(folder),
         p(
             f"Reference run `{doc['run_id']}` of {doc['started'][:10]} on {env.get('cpu_model')} "
             f"× {env.get('cpu_count')} ({env.get('memory_gib')} GiB), Python {env.get('python')}, "
@@ -407,11 +483,11 @@ def readme_section(folder: Path, readme: Path) -> str:
         ),
     ]
     if doc["cells"]:
-        head, _ = headline(run)
-        blocks += head[1:]
         for name in ("throughput-read.png", "latency-read.png", "server-cpu.png"):
             if (folder / PLOTS / name).exists():
                 blocks.append(img(f"{rel}/{PLOTS}/{name}", name.removesuffix(".png")))
+        head, _ = headline(run)
+        blocks += head
     blocks += _pitfall_findings(folder, rel)
     return to_markdown(blocks).strip()
 

@@ -254,3 +254,25 @@ def latest_run(root: Path | None = None) -> Path:
     if not runs:
         raise FileNotFoundError(f"no run with load results under {base}")
     return max(runs)[1]
+
+
+TAIL_KEYS = ("p99", "p99.9", "max")
+
+
+def censored_percentiles(cells: list[dict[str, Any]]) -> set[str]:
+    """The latency keys of a group that are only lower bounds ("≥ X (censored)").
+
+    Empty when the tail is resolved or censoring was not recorded. Otherwise the keys at
+    which some trial's value with censored requests (``latency_us``) exceeds its value over
+    completed requests (``latency_completed_us``); without the latter, the tail keys.
+    """
+    if tail_resolved(cells) is not False:
+        return set()
+    valid = [c for c in cells if c["status"] == "ok"]
+    if not all("latency_completed_us" in c for c in valid):
+        return set(TAIL_KEYS)
+    keys = {
+        k for c in valid for k, v in c["latency_us"].items()
+        if k != "mean" and v > c["latency_completed_us"].get(k, v)
+    }  # fmt: skip
+    return keys or set(TAIL_KEYS)

@@ -9,7 +9,7 @@ no load run. ``brief(cell)`` is a cell's key numbers, shared with the terminal t
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,11 +174,11 @@ def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=plots.SIZE, dpi=plots.DPI, sharex=True)
     fig.suptitle("PostgreSQL restart under load (4 clients): requests per second")
     plots.sign(fig, doc)
-    for i, cell in enumerate(runs):
+    for cell in runs:
         timeline = cell["series"]["restart"]
         step = timeline["bucket_s"]
         xs = [b[0] for b in timeline["buckets"]]
-        style = {"label": cell["variant"], "color": f"C{i}"}
+        style = {"label": cell["variant"], **plots.line_style(cell["variant"]), "markersize": 3}
         top.plot(xs, [b[1] / step for b in timeline["buckets"]], **style)
         bottom.plot(xs, [b[2] / step for b in timeline["buckets"]], **style)
     first = runs[0]["series"]["restart"]
@@ -188,7 +188,7 @@ def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
     top.set_ylabel("succeeded, req/s")
     bottom.set_ylabel("failed, req/s")
     bottom.set_xlabel("seconds since the load started (grey: PostgreSQL stopping → ready)")
-    top.legend(title="variant", fontsize=8)
+    plots.legend_outside(top, "variant")
     return plots.save(fig, path)
 
 
@@ -200,19 +200,18 @@ def soak_plot(doc: dict[str, Any], path: Path) -> Path | None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=plots.SIZE, dpi=plots.DPI, sharex=True)
     fig.suptitle("Soak: server memory and scoped-session registry under mixed load (8 clients)")
     plots.sign(fig, doc)
-    for i, cell in enumerate(runs):
+    for cell in runs:
         trace = cell["series"]["soak"]
         xs = [row[0] for row in trace]
-        style = {"label": cell["variant"], "color": f"C{i}"}
+        style = {"label": cell["variant"], **plots.line_style(cell["variant"]), "markersize": 4,
+                 "markevery": max(1, len(trace) // 12)}  # fmt: skip
         top.plot(xs, [row[1] for row in trace], **style)
         if any(row[2] is not None for row in trace):
             bottom.plot(xs, [row[2] for row in trace], **style)
     top.set_ylabel("server RSS, MB")
     bottom.set_ylabel("sessions in registry")
     bottom.set_xlabel("seconds since the soak started")
-    top.legend(title="variant", fontsize=8)
-    if bottom.get_legend_handles_labels()[0]:
-        bottom.legend(title="scoped variants", fontsize=8)
+    plots.legend_outside(top, "variant")
     for ax in (top, bottom):
         ax.grid(True, alpha=0.3)
     return plots.save(fig, path)
@@ -289,8 +288,9 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
     return blocks, written
 
 
-def build_alone(folder: Path) -> list[Path]:
-    """report.md and index.html for a folder with a pitfalls.json and no load run."""
+def build_alone(folder: Path, lead: Sequence[Any] = ()) -> list[Path]:
+    """report.md and index.html for a folder with a pitfalls.json and no load run; *lead*:
+    blocks to open the report with (the scorecard, from ``sessionbench report``)."""
     from bench.blocks import bullets, h1, h2, p, to_html, to_markdown
     from bench.pitfalls.runner import PitfallRun
 
@@ -302,6 +302,7 @@ def build_alone(folder: Path) -> list[Path]:
     blocks = [
         h1(title),
         p(f"{env.get('cpu_model')} × {env.get('cpu_count')}, run {doc['started']}."),
+        *lead,
         *blocks,
         h2("Method"),
         bullets(

@@ -1,0 +1,113 @@
+"""The report of the committed reference (old run.json fields), and its index.html in a browser.
+
+The page is opened from disk in headless Chromium (Debian's ``chromium`` package) with a
+probe script added to a copy of it: every image must load and nothing may reach the
+console. Skipped, with the reason, where Chromium is not installed.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.report import build
+from bench.results import ROOT
+
+REFERENCE = ROOT / "results" / "reference"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom",
+]  # fmt: skip
+
+PROBE = """<script>
+const sbErrors = [];
+for (const level of ['error', 'warn']) {
+  const original = console[level];
+  console[level] = (...args) => {
+    sbErrors.push(level + ': ' + args.join(' '));
+    original(...args);
+  };
+}
+window.addEventListener('error', e => sbErrors.push('error: ' + (e.message ||
+  (e.target && (e.target.src || e.target.href)) || 'unknown')), true);
+window.addEventListener('load', () => {
+  const broken = [...document.images]
+    .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'));
+  document.body.setAttribute('data-images', String(document.images.length));
+  document.body.setAttribute('data-broken', JSON.stringify(broken));
+  document.body.setAttribute('data-errors', JSON.stringify(sbErrors));
+});
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def reference_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of results/reference with its report rebuilt by this code (never written in place)."""
+    if not (REFERENCE / "run.json").exists():
+        pytest.skip("results/reference/run.json is not in this checkout")
+    folder = tmp_path_factory.mktemp("reference") / "reference"
+    shutil.copytree(REFERENCE, folder, ignore=shutil.ignore_patterns("plots", "*.md", "*.html"))
+    build(folder)
+    return folder
+
+
+@pytest.mark.timeout(300)
+def test_report_of_the_committed_reference_leads_with_the_scorecard(
+    reference_report: Path,
+) -> None:
+    report = (reference_report / "report.md").read_text()
+    headings = re.findall(r"^## (.+)$", report, re.MULTILINE)
+    assert headings[0] == "Scorecard"
+    first_table = report.index("\n| ")
+    assert first_table < report.index("![")  # the scorecard is the first thing shown
+    start = report.index("## Scorecard")
+    scorecard = report[start : report.index("\n## ", start)]
+    doc = json.loads((reference_report / "run.json").read_text())
+    for series in doc["settings"]["series"]:
+        assert f"\n| {series} |" in scorecard
+    assert "avoid when" in scorecard and "use" in scorecard  # derived advice, both ways
+    assert "did not record censored requests" in scorecard  # old fields: said, not hidden
+    # Figures first, then every table of cells.
+    last_figure = report.rindex("![")
+    assert report.index("## Every series against depends") > report.index("](plots/overhead.png)")
+    assert report.index("## Every cell") > report.index("](plots/throughput-multi.png)")
+    assert last_figure < report.index("## Every cell")
+    assert "less noisy" not in report
+
+
+def _probe(folder: Path, page: str, name: str) -> tuple[dict[str, object], str]:
+    probe = folder / name
+    probe.write_text(page.replace("<head>", "<head>" + PROBE, 1))
+    profile = folder / f".chromium-{name}"
+    done = subprocess.run(
+        [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", probe.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    body = re.search(r"<body([^>]*)>", done.stdout)
+    assert body, f"chromium printed no DOM (exit {done.returncode}): {done.stderr[-500:]}"
+    attrs = {
+        k: json.loads(v.replace("&quot;", '"'))
+        for k, v in re.findall(r'data-(\w+)="([^"]*)"', body.group(1))
+    }
+    console = "\n".join(line for line in done.stderr.splitlines() if ":CONSOLE" in line)
+    return attrs, console
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_index_html_loads_every_image_without_console_errors(reference_report: Path) -> None:
+    page = (reference_report / "index.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) >= 10
+    seen, console = _probe(reference_report, page, "probe.html")
+    assert seen == {"images": len(sources), "broken": [], "errors": []}
+    assert console == ""
+    # The probe can fail: a missing image is reported as broken.
+    missing = page.replace(sources[0], "plots/missing.png", 1)
+    seen, _ = _probe(reference_report, missing, "probe-missing.html")
+    assert seen["broken"] == ["plots/missing.png"]
