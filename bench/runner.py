@@ -408,7 +408,7 @@ class Runner:
     ) -> subprocess.Popen[bytes]:
         config = self.config
         # The recorder ends the run after the window; -t is only a safety net.
-        run_time = math.ceil(config.warmup + config.duration + 5)
+        run_time = math.ceil(config.warmup + config.duration + STOP_TIMEOUT + 20)
         cmd = [
             sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
             "-u", str(users), "-r", str(users), "-t", f"{run_time}s", "--host", host,

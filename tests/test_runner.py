@@ -163,6 +163,9 @@ def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
         if cell["scenario"] == "write":  # each user's last edit stays and is checked
             updates = next(c for c in cell["integrity"] if c["name"] == "acknowledged_updates")
             assert not updates["detail"].startswith("0 of 0"), updates
+        within = next(c for c in cell["integrity"] if c["name"] == "connections_within_pool")
+        peak = int(within["detail"].split("(peak ")[1].split()[0])
+        assert 1 <= peak <= 10, within  # sampled while the users ran (pool 10)
         assert set(cell["failures_by_phase"]) == {"warmup", "window", "stop"}
         assert not any(cell["failures_by_phase"].values())
         assert 0 < cell["censored"]["count"] <= 4 and cell["tail_check"]["rule"]
