@@ -56,6 +56,7 @@ def censoring(completed: HdrHistogram, censored: HdrHistogram) -> dict[str, Any]
         for k in TAIL_KEYS
     ]
     worst = max(0.0, *shifts) if censored.get_total_count() and completed.get_total_count() else 0.0
+    worst_key = TAIL_KEYS[shifts.index(max(shifts))] if worst > 0 else None
     if censored.get_total_count() and not completed.get_total_count():
         worst = float("inf")  # nothing completed: every figure is a lower bound
     return {
@@ -69,6 +70,7 @@ def censoring(completed: HdrHistogram, censored: HdrHistogram) -> dict[str, Any]
         "tail_check": {
             "rule": TAIL_RULE,
             "worst_shift_percent": round(100 * worst, 2) if worst != float("inf") else None,
+            "worst_figure": worst_key,
         },
         "censored_histogram": histograms.encode(censored),
     }

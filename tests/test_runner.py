@@ -280,14 +280,14 @@ def test_a_dying_server_fails_its_cell_and_the_run_goes_on(tmp_path: Path, db) -
         assert proc.poll() is None and time.monotonic() < deadline
         locusts = [
             p for p in psutil.Process(proc.pid).children(recursive=True)
-            if "locust" in " ".join(p.cmdline())
+            if "locust" in " ".join(_cmdline(p))
         ]  # fmt: skip
         if locusts:
             target = next(a for a in locusts[0].cmdline() if a.startswith("http://"))
             port = target.rsplit(":", 1)[1]
             victim = next(
                 p for p in psutil.Process(proc.pid).children()
-                if "serve" in p.cmdline() and port in p.cmdline()
+                if "serve" in _cmdline(p) and port in _cmdline(p)
             )  # fmt: skip
         time.sleep(0.1)
     time.sleep(0.5)
