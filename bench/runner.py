@@ -10,7 +10,8 @@ Order of work:
    FastHttpUser) with the recorder plug-in, CPU snapshots at the edges of the window
    the locust master set (``start.json``), the variant's connections sampled during it,
    the master's merged ``result.json`` read afterwards, integrity checks, validity rules
-   (failures of any phase invalidate) and warnings (Little's law, censored tails). ``run.json`` is rewritten after every cell.
+   (failures of any phase invalidate) and warnings (Little's law, censored tails).
+   ``run.json`` is rewritten after every cell.
 3. A variant server that dies: its cell is marked failed with the server's last log
    lines; it is restarted for its next cell. Ctrl-C or SIGTERM: every child stopped,
    finished cells kept, the run marked incomplete.
