@@ -7,8 +7,11 @@ Order of work:
    server core, and checked with ``verify`` (a variant that fails is reported and skipped).
 2. Cells, trials interleaved across variants (round r starts at variant r mod n, so
    no variant always runs first): reset + seed, locust in its own process (headless,
-   FastHttpUser) with the recorder plug-in, CPU snapshots at the window's edges,
-   integrity checks, validity rules. ``run.json`` is rewritten after every cell.
+   FastHttpUser) with the recorder plug-in, CPU snapshots at the edges of the window
+   the locust master set (``start.json``), the variant's connections sampled during it,
+   the master's merged ``result.json`` read afterwards, integrity checks, validity rules
+   (failures of any phase invalidate) and warnings (Little's law, censored tails).
+   ``run.json`` is rewritten after every cell.
 3. A variant server that dies: its cell is marked failed with the server's last log
    lines; it is restarted for its next cell. Ctrl-C or SIGTERM: every child stopped,
    finished cells kept, the run marked incomplete.
@@ -426,7 +429,7 @@ class Runner:
     ) -> subprocess.Popen[bytes]:
         config = self.config
         # The recorder ends the run after the window; -t is only a safety net.
-        run_time = math.ceil(config.warmup + config.duration + 5)
+        run_time = math.ceil(config.warmup + config.duration + STOP_TIMEOUT + 20)
         cmd = [
             sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
             "-u", str(users), "-r", str(users), "-t", f"{run_time}s", "--host", host,

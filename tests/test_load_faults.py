@@ -85,7 +85,8 @@ def test_an_acknowledged_patch_that_was_rolled_back_invalidates_the_cell(
 ) -> None:
     cell = run_app("tests.lossy_app:app", "write", tmp_path, monkeypatch)
     failing = {c["name"]: c["detail"] for c in cell["integrity"] if not c["ok"]}
-    assert list(failing) == ["acknowledged_updates"], cell["integrity"]
+    # the rows and the statements look right (the UPDATE was sent): only this check sees it
+    assert "acknowledged_updates" in failing and "acknowledged_writes" not in failing, failing
     assert failing["acknowledged_updates"].startswith("0 of ")
     assert cell["status"] == "invalid"
     assert any("acknowledged_updates" in r for r in cell["reasons"])

@@ -163,6 +163,9 @@ def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
         if cell["scenario"] == "write":  # each user's last edit stays and is checked
             updates = next(c for c in cell["integrity"] if c["name"] == "acknowledged_updates")
             assert not updates["detail"].startswith("0 of 0"), updates
+        within = next(c for c in cell["integrity"] if c["name"] == "connections_within_pool")
+        peak = int(within["detail"].split("(peak ")[1].split()[0])
+        assert 1 <= peak <= 10, within  # sampled while the users ran (pool 10)
         assert set(cell["failures_by_phase"]) == {"warmup", "window", "stop"}
         assert not any(cell["failures_by_phase"].values())
         assert 0 < cell["censored"]["count"] <= 4 and cell["tail_check"]["rule"]
@@ -277,14 +280,14 @@ def test_a_dying_server_fails_its_cell_and_the_run_goes_on(tmp_path: Path, db) -
         assert proc.poll() is None and time.monotonic() < deadline
         locusts = [
             p for p in psutil.Process(proc.pid).children(recursive=True)
-            if "locust" in " ".join(p.cmdline())
+            if "locust" in " ".join(_cmdline(p))
         ]  # fmt: skip
         if locusts:
             target = next(a for a in locusts[0].cmdline() if a.startswith("http://"))
             port = target.rsplit(":", 1)[1]
             victim = next(
                 p for p in psutil.Process(proc.pid).children()
-                if "serve" in p.cmdline() and port in p.cmdline()
+                if "serve" in _cmdline(p) and port in _cmdline(p)
             )  # fmt: skip
         time.sleep(0.1)
     time.sleep(0.5)

@@ -61,3 +61,11 @@ def test_littles_law_ratio_and_tolerance() -> None:
     assert fair["expected_mean_us"] == 64_000 and fair["ratio"] == 1.0 and fair["ok"]
     starved = tails.littles_law(users=128, rps=2000, recorded_mean_us=25_000)
     assert round(starved["ratio"], 2) == 0.39 and not starved["ok"]
+
+
+def test_young_requests_that_lower_a_percentile_do_not_unresolve_the_tail() -> None:
+    # a slow window: 1 000 completed, 128 in flight and younger than most
+    completed = {100_000 + 400 * i: 1 for i in range(1_000)}
+    result = tails.censoring(hist(completed), hist({1_000 * i: 1 for i in range(1, 129)}))
+    assert result["latency_us"]["p50"] < 0.95 * result["latency_completed_us"]["p50"]
+    assert result["tail_resolved"] is True and result["tail_check"]["worst_shift_percent"] == 0

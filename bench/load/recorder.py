@@ -1,7 +1,8 @@
 """Locust plug-in imported by every locustfile: records what locust's own stats round away.
 
 **The window.** The master (or the only) locust process sets the measurement window
-``[test start + warm-up, + duration)`` on its clock, writes it to ``start.json`` for the
+``[every user spawned + warm-up, + duration)`` on its clock (workers of a loaded machine
+can start seconds after the master), writes it to ``start.json`` for the
 runner (CPU snapshots are taken at its edges) and broadcasts it to its workers with
 locust's own messages, so every process measures the same window. Right after the window
 it stops the users (each finishes its task, up to locust's stop timeout); each worker
@@ -59,7 +60,9 @@ counts: Counter[str] = Counter()  # "POST /todos 201" -> n, whole run
 failures: dict[str, Counter[str]] = {p: Counter() for p in ("warmup", "window", "stop")}
 patched: dict[str, str] = {}  # todo id -> title of its last acknowledged PATCH
 unsure: set[str] = set()  # ids whose last PATCH/DELETE got no acknowledgement
-state: dict[str, Any] = {"start": None, "window": None, "sent": False, "written": False}
+state: dict[str, Any] = {
+    "start": None, "window": None, "started": False, "sent": False, "written": False,
+}  # fmt: skip
 worker_results: list[dict[str, Any]] = []  # on the master: what each worker sent
 
 
@@ -131,9 +134,13 @@ def _phase(now: float) -> str:
     return "window" if now < window[1] else "stop"
 
 
+_environment: dict[str, Any] = {"runner": None}
+
+
 @events.init.add_listener
 def _on_init(environment: Environment, **kwargs: Any) -> None:
     runner = environment.runner
+    _environment["runner"] = runner
     if isinstance(runner, WorkerRunner):
         runner.register_message(
             WINDOW_MESSAGE, lambda environment, msg, **kw: _set_window(tuple(msg.data["window"]))
@@ -146,20 +153,26 @@ def _on_init(environment: Environment, **kwargs: Any) -> None:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **kwargs: Any) -> None:
-    runner = environment.runner
-    if isinstance(runner, WorkerRunner):
-        return  # the master's window arrives as a message
-    start = time.time()
-    state["start"] = start
-    window = (start + _warmup, start + _warmup + _duration)
+    state["started"] = True
+    state["start"] = time.time()
+
+
+@events.spawning_complete.add_listener
+def _on_spawning_complete(user_count: int, **kwargs: Any) -> None:
+    """Every user is running (on every worker): the warm-up starts now, on this clock."""
+    runner = _environment["runner"]
+    if isinstance(runner, WorkerRunner) or runner is None or state["window"] is not None:
+        return  # a worker gets the master's window as a message
+    spawned = time.time()
+    window = (spawned + _warmup, spawned + _warmup + _duration)
     _set_window(window)
     if isinstance(runner, MasterRunner):
         runner.send_message(WINDOW_MESSAGE, {"window": window})
     # End the run right after the window (locust's own -t takes whole seconds only).
-    if runner is not None:
-        gevent.spawn_later(_warmup + _duration + 0.05, _end_run, environment)
+    gevent.spawn_later(_warmup + _duration + 0.05, _end_run, runner)
     if _out:
-        (Path(_out) / "start.json").write_text(json.dumps({"start": start, "window": window}))
+        start = {"start": state["start"], "spawned": spawned, "window": window}
+        (Path(_out) / "start.json").write_text(json.dumps(start))
 
 
 @events.request.add_listener
@@ -189,14 +202,13 @@ def _on_request(
         per_user[id(gevent.getcurrent())] += 1  # each locust user runs in its own greenlet
 
 
-def _end_run(environment: Environment) -> None:
+def _end_run(runner: Any) -> None:
     """Master or only process: stop the users, gather every process's results, quit."""
-    runner = environment.runner
-    assert runner is not None
     runner.stop()  # a master waits until every worker's users have stopped
     if isinstance(runner, MasterRunner):
         deadline = time.time() + RESULT_TIMEOUT
-        while len(worker_results) < runner.worker_count and time.time() < deadline:
+        # every worker that ever connected (stopped ones leave locust's worker_count)
+        while len(worker_results) < len(runner.clients.all) and time.time() < deadline:
             gevent.sleep(0.05)
     _write_result()
     runner.quit()
@@ -204,7 +216,8 @@ def _end_run(environment: Environment) -> None:
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **kwargs: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner) and not state["sent"]:
+    # (locust fires test_stop on a worker before its first test too: only the real end counts)
+    if isinstance(environment.runner, WorkerRunner) and state["started"] and not state["sent"]:
         state["sent"] = True  # sent before locust's "client_stopped", so the master has it
         environment.runner.send_message(RESULT_MESSAGE, _own_result())
 
