@@ -151,13 +151,14 @@ def test_runner_writes_pool_fields_and_the_queue_axis(tmp_path: Path, db: Databa
     result = subprocess.run(
         [*CLI, "run", "--variants", "scoped,raw", "--scenarios", "read", "--users", "16",
          "--trials", "1", "--duration", "1.5", "--warmup", "0.5", "--pool-size", "2",
-         "--pool-queue", "sqlalchemy,fifo", "--out", str(out)],
+         "--pool-queue", "sqlalchemy,fifo", "--pool-stats", "--out", str(out)],
         capture_output=True, text=True, timeout=170,
         env={**os.environ, "DATABASE_URL": db.url},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     doc = json.loads((out / "run.json").read_text())
     assert doc["settings"]["pool_queues"] == ["sqlalchemy", "fifo"]
+    assert doc["settings"]["pool_stats"] is True
     assert doc["variants"]["scoped+fifo"]["pool_queue"] == "fifo"
     assert len(doc["cells"]) == 4
     for cell in doc["cells"]:
