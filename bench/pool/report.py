@@ -74,6 +74,12 @@ def figure(doc: dict[str, Any], scenario: str, variant: str, path: Path) -> Path
     return plots.save(fig, path)
 
 
+def _queue(info: dict[str, Any]) -> str:
+    if info.get("variant") == "raw":
+        return "asyncpg's own"  # --pool-queue applies to SQLAlchemy's pool only
+    return str(info.get("pool_queue", "sqlalchemy"))
+
+
 def rows(doc: dict[str, Any], scenario: str, users: int) -> list[list[str]]:
     out = []
     for name, info in doc["variants"].items():
@@ -91,7 +97,7 @@ def rows(doc: dict[str, Any], scenario: str, users: int) -> list[list[str]]:
         barged = sum(c["pool_barging"]["barged"] for c in group)
         out.append([
             name + (" (invalid)" if invalid else ""),
-            str(info.get("pool_queue", "sqlalchemy")),
+            _queue(info),
             f"{len(group)}",
             f"{checkouts:,}",
             f"{100 * barged / checkouts:.0f} %" if checkouts else "–",
