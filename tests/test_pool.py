@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import histograms
 from bench.pool import repro
+from bench.report import build
 from variants import pool_stats
 from variants.pool import HybridQueue, pool_class
 from variants.settings import DatabaseUrl
@@ -170,3 +171,6 @@ def test_runner_writes_pool_fields_and_the_queue_axis(tmp_path: Path, db: Databa
         assert 0 <= barging["barged"] <= barging["checkouts"] == wait["count"]
         if cell["variant"] == "scoped+fifo":
             assert barging["barged"] == 0
+    written = {p.name for p in build(out)}  # the report's pool section and axis figure
+    assert {"pool-read-scoped.png", "pool-read-raw.png", "axis-pool_queue.png"} <= written
+    assert "## Pool wait and hold" in (out / "report.md").read_text()
