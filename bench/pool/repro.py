@@ -9,7 +9,7 @@ core), some CPU work on the loop (serialising; it makes loop iterations long, as
 busy server), respond, and the client sends its next request after a short turnaround.
 Only the moment of the check-in differs:
 
-- ``before``: check-in, then respond (``context``, ``depends_function``, ``raw``);
+- ``before``: check-in, then respond (the release inside the handler);
 - ``after``: respond, then a "ROLLBACK" round trip, then check-in, all in the request's
   own task (``scoped``, ``scoped_task``: ``remove()`` in the middleware after the response);
 - ``after-task``: the same, but the close runs in a task of its own, as
