@@ -307,6 +307,11 @@ def build_parser() -> Parser:
         help="how the pool hands out connections: sqlalchemy, fifo, hybrid (default sqlalchemy)",
     )
     p.add_argument(
+        "--pool-stats",
+        action="store_true",
+        help="servers record pool wait/hold times and barging per cell (costs ~1-3 %% CPU)",
+    )
+    p.add_argument(
         "--locust-processes",
         type=number(int, 1),
         default=1,

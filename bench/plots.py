@@ -386,7 +386,7 @@ def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
 
 
 AXES = {"pool_size": "pool size per server process", "workers": "server worker processes",
-        "server": "ASGI server"}  # fmt: skip
+        "server": "ASGI server", "pool_queue": "pool queue"}  # fmt: skip
 
 
 def varied_axes(doc: dict[str, Any]) -> list[str]:

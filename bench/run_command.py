@@ -49,7 +49,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         mode=args.mode, pool_sizes=args.pool_size, max_overflow=args.max_overflow, out=out,
         workers=args.workers, asgi_servers=args.server, locust_processes=args.locust_processes,
-        pool_queues=args.pool_queue,
+        pool_queues=args.pool_queue, pool_stats=args.pool_stats,
         **chosen,
     )  # fmt: skip
 

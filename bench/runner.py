@@ -87,8 +87,9 @@ class RunConfig:
     asgi_servers: list[str] = field(default_factory=lambda: ["uvicorn"])
     locust_processes: int = 1
     pool_queues: list[str] = field(default_factory=lambda: ["sqlalchemy"])
-    pool_stats: bool = True
-    """Servers record pool wait/hold/barging (variants/pool_stats.py) into each cell."""
+    pool_stats: bool = False
+    """Servers record pool wait/hold/barging (variants/pool_stats.py) into each cell; off by
+    default: it costs ~1-3 % of a request's CPU (README), so req/s comes from runs without."""
 
     def settings(self) -> dict[str, Any]:
         settings = asdict(self)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import histograms
 from bench.pool import repro
+from bench.report import build
 from variants import pool_stats
 from variants.pool import HybridQueue, pool_class
 from variants.settings import DatabaseUrl
@@ -151,13 +152,14 @@ def test_runner_writes_pool_fields_and_the_queue_axis(tmp_path: Path, db: Databa
     result = subprocess.run(
         [*CLI, "run", "--variants", "scoped,raw", "--scenarios", "read", "--users", "16",
          "--trials", "1", "--duration", "1.5", "--warmup", "0.5", "--pool-size", "2",
-         "--pool-queue", "sqlalchemy,fifo", "--out", str(out)],
+         "--pool-queue", "sqlalchemy,fifo", "--pool-stats", "--out", str(out)],
         capture_output=True, text=True, timeout=170,
         env={**os.environ, "DATABASE_URL": db.url},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     doc = json.loads((out / "run.json").read_text())
     assert doc["settings"]["pool_queues"] == ["sqlalchemy", "fifo"]
+    assert doc["settings"]["pool_stats"] is True
     assert doc["variants"]["scoped+fifo"]["pool_queue"] == "fifo"
     assert len(doc["cells"]) == 4
     for cell in doc["cells"]:
@@ -169,3 +171,6 @@ def test_runner_writes_pool_fields_and_the_queue_axis(tmp_path: Path, db: Databa
         assert 0 <= barging["barged"] <= barging["checkouts"] == wait["count"]
         if cell["variant"] == "scoped+fifo":
             assert barging["barged"] == 0
+    written = {p.name for p in build(out)}  # the report's pool section and axis figure
+    assert {"pool-read-scoped.png", "pool-read-raw.png", "axis-pool_queue.png"} <= written
+    assert "## Pool wait and hold" in (out / "report.md").read_text()

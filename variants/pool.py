@@ -104,11 +104,13 @@ class HandOffQueue(sqla_queue.QueueCommon[Any]):
         return await_(self._wait(timeout))
 
     async def _wait(self, limit: float | None) -> Any:
-        waiter = _Waiter(asyncio.get_running_loop().create_future(), time.monotonic())
+        loop = asyncio.get_running_loop()
+        deadline = None if limit is None else loop.time() + limit  # one timeout, not per wake
+        waiter = _Waiter(loop.create_future(), time.monotonic())
         self._waiters.append(waiter)
         while True:
             try:
-                async with asyncio.timeout(limit):
+                async with asyncio.timeout_at(deadline):
                     result = await waiter.future
             except BaseException as exc:
                 item = self._give_up(waiter)
@@ -124,7 +126,7 @@ class HandOffQueue(sqla_queue.QueueCommon[Any]):
             if self._items:  # hybrid: woken, and the item is still there
                 return self._take()
             # Lost the race to a newcomer: back to the *front*, original age kept.
-            waiter.future = asyncio.get_running_loop().create_future()
+            waiter.future = loop.create_future()
             self._waiters.appendleft(waiter)
 
     def _give_up(self, waiter: _Waiter) -> Any:

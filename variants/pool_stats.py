@@ -21,8 +21,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,16 @@ from hdrh.histogram import HdrHistogram
 ENV = "SESSIONBENCH_POOL_STATS"
 HIST_RANGE = (1, 3_600_000_000, 3)
 """Same as ``bench.histograms.HIST_RANGE`` (1 µs .. 1 h, 3 significant digits)."""
+
+
+MAX_BUFFERED = 5_000_000
+
+
+def _histogram(values: list[int]) -> HdrHistogram:
+    histogram = HdrHistogram(*HIST_RANGE)
+    for value in values:
+        histogram.record_value(max(1, value))
+    return histogram
 
 
 class PoolStats:
@@ -42,14 +50,14 @@ class PoolStats:
         self.waiting = 0  # checkouts currently inside the pool's get
 
     def reset(self) -> None:
-        self.wait = HdrHistogram(*HIST_RANGE)
-        self.hold = HdrHistogram(*HIST_RANGE)
+        self._waits: list[int] = []  # µs; folded into histograms when dumped (cheaper
+        self._holds: list[int] = []  # per checkout than HdrHistogram.record_value)
         self.checkouts = 0
         self.barged = 0
 
     def checked_out(self, item: object, asked_ns: int, *, barged: bool) -> None:
         now = time.perf_counter_ns()
-        self.wait.record_value(max(1, (now - asked_ns) // 1000))
+        self._waits.append((now - asked_ns) // 1000)
         self._taken[id(item)] = now
         self.checkouts += 1
         self.barged += barged
@@ -57,7 +65,17 @@ class PoolStats:
     def checked_in(self, item: object) -> None:
         taken = self._taken.pop(id(item), None)
         if taken is not None:
-            self.hold.record_value(max(1, (time.perf_counter_ns() - taken) // 1000))
+            self._holds.append((time.perf_counter_ns() - taken) // 1000)
+            if len(self._holds) > MAX_BUFFERED:  # a server never reset: stay bounded
+                self.reset()
+
+    @property
+    def wait(self) -> HdrHistogram:
+        return _histogram(self._waits)
+
+    @property
+    def hold(self) -> HdrHistogram:
+        return _histogram(self._holds)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,27 +110,35 @@ def install() -> PoolStats | None:
 STATS = install()
 
 
-@asynccontextmanager
-async def _timed_acquire(pool: Any, limit: float, stats: PoolStats) -> AsyncIterator[Any]:
-    asked = time.perf_counter_ns()
-    barged = stats.waiting > 0 and pool._queue.qsize() > 0  # a free one while others wait
-    stats.waiting += 1
-    try:
-        conn = await pool.acquire(timeout=limit)
-    finally:
-        stats.waiting -= 1
-    stats.checked_out(conn, asked, barged=barged)
-    try:
-        yield conn
-    finally:
+class _TimedAcquire:
+    """``async with`` around asyncpg's acquire/release that records into *stats*."""
+
+    __slots__ = ("conn", "limit", "pool", "stats")
+
+    def __init__(self, pool: Any, limit: float, stats: PoolStats) -> None:
+        self.pool, self.limit, self.stats = pool, limit, stats
+
+    async def __aenter__(self) -> Any:
+        stats = self.stats
+        asked = time.perf_counter_ns()
+        barged = stats.waiting > 0 and self.pool._queue.qsize() > 0  # free while others wait
+        stats.waiting += 1
         try:
-            await pool.release(conn)
+            self.conn = await self.pool.acquire(timeout=self.limit)
         finally:
-            stats.checked_in(conn)
+            stats.waiting -= 1
+        stats.checked_out(self.conn, asked, barged=barged)
+        return self.conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.pool.release(self.conn)
+        finally:
+            self.stats.checked_in(self.conn)
 
 
 def acquire(pool: Any, timeout: float) -> Any:
     """``pool.acquire(timeout=…)`` of an asyncpg pool, timed when stats are on."""
     if STATS is None:
         return pool.acquire(timeout=timeout)
-    return _timed_acquire(pool, timeout, STATS)
+    return _TimedAcquire(pool, timeout, STATS)

@@ -9,9 +9,12 @@ core), some CPU work on the loop (serialising; it makes loop iterations long, as
 busy server), respond, and the client sends its next request after a short turnaround.
 Only the moment of the check-in differs:
 
-- ``before``: check-in, then respond (``context``, ``depends_function``, ``raw``);
+- ``before``: check-in, then respond (the release inside the handler);
 - ``after``: respond, then a "ROLLBACK" round trip, then check-in, all in the request's
-  own task (``scoped``, ``scoped_task``: ``remove()`` in the middleware after the response).
+  own task (``scoped``, ``scoped_task``: ``remove()`` in the middleware after the response);
+- ``after-task``: the same, but the close runs in a task of its own, as
+  ``AsyncSession.__aexit__`` does (``depends``: ``async with Session()`` in a yield
+  dependency whose exit runs after the response).
 
 With ``after``, the check-in and the same client's next request become ready in the
 same loop iteration, the check-in first: the returned connection is put back, the oldest
@@ -67,7 +70,7 @@ class Outcome:
 
     def line(self) -> str:
         return (
-            f"release {self.release:6} queue {self.queue:10} requests {sum(self.requests):6}  "
+            f"release {self.release:10} queue {self.queue:10} requests {sum(self.requests):6}  "
             f"jain {self.jain:.2f}  min/max per client {min(self.requests)}/{max(self.requests)}  "
             f"max overtaken {self.max_overtaken:5}  barged {self.barged}/{self.checkouts}  "
             f"wait p99 {self.percentile(99) * 1e3:7.1f} ms max {max(self.waits) * 1e3:7.1f} ms"
@@ -95,7 +98,7 @@ async def simulate(
     seconds: float = 2.0,
     timing: Timing = Timing(),
 ) -> Outcome:
-    """Run the closed loop for *seconds*; *release* is ``before`` or ``after`` the response."""
+    """Run the closed loop for *seconds*; *release*: ``before``, ``after``, ``after-task``."""
     queue = QUEUES[queue_name](pool)
     for item in range(pool):
         queue.put_nowait(item)
@@ -148,10 +151,18 @@ async def simulate(
         if release == "before":
             queue.put_nowait(item)
             respond(client)
-        else:
+        elif release == "after":
             respond(client)
             await asyncio.sleep(timing.rollback)
             queue.put_nowait(item)
+        else:  # "after-task": the check-in runs in a task of its own (AsyncSession.__aexit__)
+            respond(client)
+
+            async def close() -> None:
+                await asyncio.sleep(timing.rollback)
+                queue.put_nowait(item)
+
+            await asyncio.create_task(close())
 
     for index in range(clients):
         arrive(index)
@@ -166,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args(argv)
-    for release, queue_name in [("before", "sqlalchemy"), ("after", "sqlalchemy"),
-                                ("after", "fifo")]:  # fmt: skip
+    cases = [("before", "sqlalchemy"), ("after-task", "sqlalchemy"), ("after", "sqlalchemy"),
+             ("after", "fifo")]  # fmt: skip
+    for release, queue_name in cases:
         outcome = asyncio.run(
             simulate(release, queue_name, clients=args.clients, pool=args.pool,
                      seconds=args.seconds)

@@ -1,0 +1,148 @@
+"""Report section "Pool wait and hold": per-cell pool histograms of a ``--pool-stats`` run.
+
+One figure per scenario and variant (every series of that variant: pool queues, pool
+sizes, …, and every user count as its own line): the percentile spectrum of the time a
+checkout waited for a connection and of the time it held one. A table per scenario and
+user count gives checkouts, barging and the means and tails. Values merge the valid
+trials' histograms (invalid ones only when no trial is valid, and then it says so).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+
+from bench import histograms, plots
+from bench.blocks import Block, h2, img, p, register_section, table
+
+RUN_FILE = "run.json"
+PERCENTILES = [0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
+
+
+def _cells(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in doc.get("cells", []) if "pool_wait_us" in c]
+
+
+def _group(cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+    """The valid cells, else all of them; and whether invalid ones are included."""
+    valid = [c for c in cells if c.get("status") == "ok"]
+    return (valid, False) if valid else (cells, True)
+
+
+def _ms(us: float) -> str:
+    return f"{us / 1000:,.1f}"
+
+
+def _spectrum(encoded: list[str]) -> tuple[list[float], list[float]]:
+    merged = histograms.merge(encoded)
+    xs = [1 / (1 - q / 100) for q in PERCENTILES]
+    ys = [max(merged.get_value_at_percentile(q), 1) / 1000 for q in PERCENTILES]
+    return xs, ys
+
+
+def figure(doc: dict[str, Any], scenario: str, variant: str, path: Path) -> Path | None:
+    """Wait and hold percentile spectra of every series of *variant* in *scenario*."""
+    series = [n for n, i in doc["variants"].items() if i.get("variant", n) == variant]
+    cells = [c for c in _cells(doc) if c["scenario"] == scenario and c["variant"] in series]
+    if not cells:
+        return None
+    fig, (wait_ax, hold_ax) = plt.subplots(1, 2, figsize=plots.SIZE, dpi=plots.DPI)
+    fig.suptitle(f"Pool wait and hold per checkout — {variant}, {scenario}")
+    plots.sign(fig, doc)
+    for name in series:
+        for users in sorted({c["users"] for c in cells}):
+            group, invalid = _group(
+                [c for c in cells if c["variant"] == name and c["users"] == users]
+            )
+            if not group:
+                continue
+            label = f"{name}, {users} users" + (" (invalid)" if invalid else "")
+            for ax, key in ((wait_ax, "pool_wait_us"), (hold_ax, "pool_hold_us")):
+                xs, ys = _spectrum([c[key]["histogram"] for c in group])
+                ax.plot(xs, ys, marker="o", markersize=3, label=label)
+    ticks = [1 / (1 - q / 100) for q in (0, 90, 99, 99.9, 99.99)]
+    for ax, what in ((wait_ax, "waited for a connection"), (hold_ax, "held a connection")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(ticks, ["p0", "p90", "p99", "p99.9", "p99.99"])
+        ax.set_ylabel(f"ms {what} (log)")
+        ax.grid(True, alpha=0.3)
+    wait_ax.legend(fontsize=7)
+    return plots.save(fig, path)
+
+
+def _queue(info: dict[str, Any]) -> str:
+    if info.get("variant") == "raw":
+        return "asyncpg's own"  # --pool-queue applies to SQLAlchemy's pool only
+    return str(info.get("pool_queue", "sqlalchemy"))
+
+
+def rows(doc: dict[str, Any], scenario: str, users: int) -> list[list[str]]:
+    out = []
+    for name, info in doc["variants"].items():
+        cells = [
+            c
+            for c in _cells(doc)
+            if c["variant"] == name and c["scenario"] == scenario and c["users"] == users
+        ]
+        group, invalid = _group(cells)
+        if not group:
+            continue
+        wait = histograms.summary(histograms.merge(c["pool_wait_us"]["histogram"] for c in group))
+        hold = histograms.summary(histograms.merge(c["pool_hold_us"]["histogram"] for c in group))
+        checkouts = sum(c["pool_barging"]["checkouts"] for c in group)
+        barged = sum(c["pool_barging"]["barged"] for c in group)
+        out.append([
+            name + (" (invalid)" if invalid else ""),
+            _queue(info),
+            f"{len(group)}",
+            f"{checkouts:,}",
+            f"{100 * barged / checkouts:.0f} %" if checkouts else "–",
+            _ms(wait["mean"]), _ms(wait["p99"]), _ms(wait["p99.9"]), _ms(wait["max"]),
+            _ms(hold["mean"]), _ms(hold["p99"]),
+        ])  # fmt: skip
+    return out
+
+
+@register_section("pool")
+def section(folder: Path) -> tuple[list[Block], list[Path]]:
+    """Blocks and plots of the pool section ([] when the run recorded no pool stats)."""
+    path = folder / RUN_FILE
+    if not path.exists():
+        return [], []
+    doc = json.loads(path.read_text())
+    cells = _cells(doc)
+    if not cells:
+        return [], []
+    blocks = [
+        h2("Pool wait and hold"),
+        p(
+            "Measured inside each server (--pool-stats) over the measurement window: per "
+            "checkout, the time it waited for a pooled connection and the time it held one "
+            "(checkout to check-in, the reset on return included); barged = checkouts that "
+            "took a free connection while other checkouts were already waiting. Merged over "
+            "the valid trials; times in ms."
+        ),
+    ]
+    written: list[Path] = []
+    headers = ["series", "queue", "trials", "checkouts", "barged", "wait mean", "wait p99",
+               "wait p99.9", "wait max", "hold mean", "hold p99"]  # fmt: skip
+    scenarios = list(dict.fromkeys(c["scenario"] for c in cells))
+    for scenario in scenarios:
+        for users in sorted({c["users"] for c in cells if c["scenario"] == scenario}):
+            blocks.append(p(f"{scenario}, {users} users:"))
+            blocks.append(table(headers, rows(doc, scenario, users)))
+        names = {c["variant"] for c in cells if c["scenario"] == scenario}
+        variants = dict.fromkeys(doc["variants"][n].get("variant", n) for n in names)
+        for variant in variants:
+            out = folder / "plots" / f"pool-{scenario}-{variant}.png"
+            made = figure(doc, scenario, variant, out)
+            if made is not None:
+                written.append(made)
+                blocks.append(
+                    img(f"plots/{made.name}", f"pool wait and hold, {variant}, {scenario}")
+                )
+    return blocks, written
