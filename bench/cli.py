@@ -82,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     with contextlib.suppress(KeyboardInterrupt):
         serve(args.variant, host=args.host, port=args.port, workers=args.workers,
-              server=args.server)  # fmt: skip
+              server=args.server, lab=args.lab)  # fmt: skip
     return 0
 
 
@@ -242,6 +242,8 @@ def build_parser() -> Parser:
     p.add_argument("--port", type=port, default=8000, help="TCP port (default 8000)")
     p.add_argument("--workers", type=number(int, 1), default=1, help="server worker processes")
     p.add_argument("--server", choices=SERVERS, default="uvicorn", help="ASGI server")
+    p.add_argument("--lab", action="store_true",
+                   help="also mount the pitfall lab's /lab routes (for `sessionbench pitfalls`)")  # fmt: skip
 
     p = add("verify", cmd_verify, "Check variants against the HTTP contract (exit 1 on failure).")
     p.add_argument("variants", nargs="*", type=variant_name, metavar="VARIANT",

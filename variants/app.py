@@ -4,6 +4,7 @@ Variants pass their router (and, for ``scoped``, their middleware) to ``create_a
 nothing here touches the database.
 """
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from variants.errors import TodoNotFound
 
+LAB_ENV = "SESSIONBENCH_LAB"
+"""``1``: mount the pitfall lab's routers (set by ``sessionbench serve --lab`` only)."""
 BODY_LIMIT = 64 * 1024
 DRAIN_LIMIT = 4 * 1024 * 1024
 
@@ -88,6 +91,11 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def lab_enabled() -> bool:
+    """Whether this process was started to serve the pitfall lab (``SESSIONBENCH_LAB=1``)."""
+    return os.environ.get(LAB_ENV) == "1"
 
 
 async def health() -> dict[str, str]:

@@ -134,6 +134,7 @@ class PitfallRunner:
                 name,
                 url,
                 log_path=config.out / "logs" / f"server-{name}.log",
+                lab=True,
                 env={
                     "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
                     "SESSIONBENCH_MAX_OVERFLOW": "0",
