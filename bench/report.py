@@ -28,6 +28,7 @@ from bench.blocks import (
 )
 from bench.compare_command import METRICS, within
 from bench.micro_command import MICRO_FILE
+from bench.result_files import MicroFile, load_document
 from bench.results import Run, group_summary, series_names
 from bench.stats import median_ci
 
@@ -289,7 +290,7 @@ def micro_section(folder: Path, doc: dict[str, Any]) -> list[Block]:
     path = folder / MICRO_FILE
     if not path.exists():
         return []
-    data = json.loads(path.read_text())
+    data = load_document(path, MicroFile)
     plot = plots.micro(data, doc, folder / PLOTS / "micro.png")
     rows = []
     for b in sorted(data["benchmarks"], key=lambda b: (b["group"] or "", b["stats"]["median"])):

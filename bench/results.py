@@ -19,6 +19,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Self
 
+from pydantic import BaseModel
+
+from bench import result_files
+
 SCHEMA = "sessionbench.run/1"
 RUN_FILE = "run.json"
 PACKAGES = [
@@ -95,6 +99,7 @@ class Run:
 
     FILE = RUN_FILE
     SCHEMA = SCHEMA
+    MODEL: type[BaseModel] = result_files.RunFile
 
     def __init__(self, folder: Path, document: dict[str, Any]) -> None:
         self.folder = folder
@@ -127,7 +132,8 @@ class Run:
 
     @classmethod
     def load(cls, folder: Path) -> Self:
-        return cls(folder, json.loads((folder / cls.FILE).read_text()))
+        """The run in *folder*, validated (``ResultFileError``: one line naming the problem)."""
+        return cls(folder, result_files.load_document(folder / cls.FILE, cls.MODEL))
 
     @property
     def cells(self) -> list[dict[str, Any]]:

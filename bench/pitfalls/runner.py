@@ -34,6 +34,7 @@ from bench.pitfalls.probe import (
     responsive,
     settle,
 )
+from bench.result_files import PitfallFile
 from bench.results import Run, environment
 from bench.runner import Interrupted, ignore_signals, raise_interrupted
 from bench.server import ServerError, VariantServer
@@ -65,6 +66,7 @@ class PitfallRun(Run):
 
     FILE = PITFALLS_FILE
     SCHEMA = SCHEMA
+    MODEL = PitfallFile
 
 
 class PitfallRunner:
