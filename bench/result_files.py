@@ -117,10 +117,12 @@ def schema_family(pattern: str) -> Any:
 
 
 class LoadCell(Lenient):
+    """A load cell: the fields the report and compare read must have the right type."""
+
     variant: str
-    scenario: str
-    users: int
-    status: str
+    scenario: str | None = None
+    users: int | None = None
+    status: str | None = None
 
     @model_validator(mode="after")
     def _measured_when_ok(self) -> LoadCell:
