@@ -168,9 +168,7 @@ def test_soak_samples_memory_and_registry(target: Callable[[str], Target]) -> No
 def test_postgres_restart_errors_then_recovers(tmp_path: Path) -> None:
     with database.EmbeddedPostgres() as pg:
         asyncio.run(database.ensure_schema(pg.url))
-        server = VariantServer(
-            "context", pg.url, log_path=tmp_path / "s.log", env=POOL, lab=True
-        )
+        server = VariantServer("context", pg.url, log_path=tmp_path / "s.log", env=POOL, lab=True)
         with server:
             found = run(scenarios.pg_restart, make_target(server, pg.url, pg))
             assert pg.pid is not None  # running again
