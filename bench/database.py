@@ -242,6 +242,10 @@ async def connect(url: DatabaseUrl, *, app_name: str = "sessionbench") -> asyncp
 
 LOST_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, DatabaseError)
 """What code talking to a database that went away raises."""
+CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, DatabaseError
+)  # fmt: skip
+"""Of those, the ones that only a lost connection raises."""
 
 
 def unreachable(url: DatabaseUrl) -> str | None:
@@ -268,7 +272,11 @@ def lost(exc: BaseException, url: DatabaseUrl, embedded: EmbeddedPostgres | None
         if code is not None:
             return f"the embedded PostgreSQL died (exit {code}; {cause})"
     problem = unreachable(url)
-    return None if problem is None else f"the database went away ({problem}; {cause})"
+    if problem is not None:
+        return f"the database went away ({problem}; {cause})"
+    if isinstance(exc, CONNECTION_ERRORS):  # reachable again, but this connection died
+        return f"the connection to the database was lost ({cause})"
+    return None
 
 
 async def ensure_schema(url: DatabaseUrl, *, rows: int = SEED_ROWS) -> bool:

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import asyncpg
 import psutil
 import pytest
 
@@ -100,3 +101,13 @@ def test_an_external_database_that_stays_down_is_one_line_and_exit_1(tmp_path: P
     doc = json.loads((out / "run.json").read_text())
     assert doc["status"] == "failed" and "stays down" in doc["error"]
     assert len(doc["cells"]) == 1
+
+
+def test_only_a_lost_database_counts_as_lost(db) -> None:
+    syntax = asyncpg.exceptions.PostgresSyntaxError("syntax error at or near")
+    assert database.lost(ValueError("a bug"), db, None) is None
+    assert database.lost(syntax, db, None) is None  # reachable, and not a connection error
+    dropped = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
+    assert "connection to the database was lost" in (database.lost(dropped, db, None) or "")
+    gone = database.DatabaseUrl("postgresql://postgres@/postgres?host=/nonexistent&port=5432")
+    assert "the database went away (cannot connect" in (database.lost(dropped, gone, None) or "")
