@@ -83,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     with contextlib.suppress(KeyboardInterrupt):
         serve(args.variant, host=args.host, port=args.port, workers=args.workers,
-              server=args.server)  # fmt: skip
+              server=args.server, lab=args.lab)  # fmt: skip
     return 0
 
 
@@ -243,6 +243,7 @@ def build_parser() -> Parser:
     p.add_argument("--port", type=port, default=8000, help="TCP port (default 8000)")
     p.add_argument("--workers", type=number(int, 1), default=1, help="server worker processes")
     p.add_argument("--server", choices=SERVERS, default="uvicorn", help="ASGI server")
+    p.add_argument("--lab", action="store_true", help="also mount the pitfall lab's /lab routes")
 
     p = add("verify", cmd_verify, "Check variants against the HTTP contract (exit 1 on failure).")
     p.add_argument("variants", nargs="*", type=variant_name, metavar="VARIANT",
@@ -399,11 +400,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "host", None) not in (None, "127.0.0.1", "localhost", "::1"):
         print(f"sessionbench: warning: binding {args.host}, not loopback", file=sys.stderr)
     from bench.database import DatabaseError
+    from bench.result_files import ResultFileError
     from variants.settings import InvalidDatabaseUrl
 
     try:
         result: int = args.func(args)
-    except InvalidDatabaseUrl as exc:
+    except (InvalidDatabaseUrl, ResultFileError) as exc:
         usage_error(str(exc))
     except DatabaseError as exc:
         print(f"sessionbench: error: {str(exc).splitlines()[0]}", file=sys.stderr)

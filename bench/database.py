@@ -14,6 +14,7 @@ One module owns PostgreSQL for the whole suite:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
@@ -150,6 +151,20 @@ class EmbeddedPostgres:
                 raise DatabaseError(f"PostgreSQL not ready in {timeout:.0f} s:\n{self.log_tail()}")
             time.sleep(0.05)
 
+    def restart(self, timeout: float = 30.0) -> None:
+        """Start again on the same data folder after the server died (PostgreSQL recovers)."""
+        self.stop()  # reaps a dead postmaster; stops a live one
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.start(timeout=max(1.0, deadline - time.monotonic()))
+                return
+            except DatabaseError:
+                # Backends of the dead postmaster may still be exiting: try again shortly.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
     def _ready(self) -> bool:
         try:
             lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
@@ -223,6 +238,45 @@ async def connect(url: DatabaseUrl, *, app_name: str = "sessionbench") -> asyncp
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to {url.redacted}: {exc}") from exc
+
+
+LOST_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, DatabaseError)
+"""What code talking to a database that went away raises."""
+CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, DatabaseError
+)  # fmt: skip
+"""Of those, the ones that only a lost connection raises."""
+
+
+def unreachable(url: DatabaseUrl) -> str | None:
+    """Why *url* cannot be reached now (None: a connection opens)."""
+
+    async def probe() -> None:
+        conn = await connect(url, app_name="sessionbench-probe")
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except DatabaseError as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+def lost(exc: BaseException, url: DatabaseUrl, embedded: EmbeddedPostgres | None) -> str | None:
+    """If *exc* came from the database going away, say so in one line (None: it did not)."""
+    if not isinstance(exc, LOST_ERRORS):
+        return None
+    cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    if embedded is not None and embedded.process is not None:
+        code = embedded.process.poll()
+        if code is not None:
+            return f"the embedded PostgreSQL died (exit {code}; {cause})"
+    problem = unreachable(url)
+    if problem is not None:
+        return f"the database went away ({problem}; {cause})"
+    if isinstance(exc, CONNECTION_ERRORS):  # reachable again, but this connection died
+        return f"the connection to the database was lost ({cause})"
+    return None
 
 
 async def ensure_schema(url: DatabaseUrl, *, rows: int = SEED_ROWS) -> bool:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.console import console
+from bench.result_files import ensure_writable
 from bench.results import ROOT, RUN_FILE, Run, environment
 
 MICRO_DIR = Path(__file__).resolve().parent / "micro"
@@ -23,6 +24,7 @@ MICRO_FILE = "micro.json"
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out or ROOT / "results" / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-micro"
+    ensure_writable(out)  # ResultFileError: one line, exit 2
     if (out / MICRO_FILE).exists():
         console.print(f"sessionbench: error: --out {out} already holds {MICRO_FILE}")
         return 2

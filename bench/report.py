@@ -30,6 +30,7 @@ from bench.blocks import (
 from bench.compare_command import METRICS, within
 from bench.micro import GROUPS as MICRO_GROUPS
 from bench.micro_command import MICRO_FILE
+from bench.result_files import MicroFile, load_document
 from bench.results import Run, censored_percentiles, group_summary, percentile, series_names
 from bench.stats import VERDICT_METHOD, coverage_text, median_ci
 
@@ -365,7 +366,7 @@ def micro_section(folder: Path, doc: dict[str, Any]) -> list[Block]:
     path = folder / MICRO_FILE
     if not path.exists():
         return []
-    data = json.loads(path.read_text())
+    data = load_document(path, MicroFile)
     plot = plots.micro(data, doc, folder / PLOTS / "micro.png")
     rows = []
     for b in sorted(data["benchmarks"], key=lambda b: (b["group"] or "", b["stats"]["median"])):

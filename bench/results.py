@@ -19,6 +19,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Self
 
+from pydantic import BaseModel
+
+from bench import result_files
 from bench.stats import detectable_percent, median_ci, median_interval
 
 SCHEMA = "sessionbench.run/1"
@@ -97,6 +100,7 @@ class Run:
 
     FILE = RUN_FILE
     SCHEMA = SCHEMA
+    MODEL: type[BaseModel] = result_files.RunFile
 
     def __init__(self, folder: Path, document: dict[str, Any]) -> None:
         self.folder = folder
@@ -129,7 +133,8 @@ class Run:
 
     @classmethod
     def load(cls, folder: Path) -> Self:
-        return cls(folder, json.loads((folder / cls.FILE).read_text()))
+        """The run in *folder*, validated (``ResultFileError``: one line naming the problem)."""
+        return cls(folder, result_files.load_document(folder / cls.FILE, cls.MODEL))
 
     @property
     def cells(self) -> list[dict[str, Any]]:

@@ -13,8 +13,10 @@ Order of work:
    (failures of any phase invalidate) and warnings (Little's law, censored tails).
    ``run.json`` is rewritten after every cell.
 3. A variant server that dies: its cell is marked failed with the server's last log
-   lines; it is restarted for its next cell. Ctrl-C or SIGTERM: every child stopped,
-   finished cells kept, the run marked incomplete.
+   lines; it is restarted for its next cell. The database going away is handled the same
+   way: the cell fails with the reason, an embedded PostgreSQL is restarted and reseeded
+   and every server restarted; an external one still down after 15 s ends the run (exit 1).
+   Ctrl-C or SIGTERM: every child stopped, finished cells kept, the run marked incomplete.
 """
 
 from __future__ import annotations
@@ -240,7 +242,17 @@ class Runner:
                 self.progress(
                     f"{name} · {scenario} · {users} users · trial {trial}", done, len(cells)
                 )
-                cell = self._cell(done, name, scenario, users, trial, monitor, placement, embedded)
+                try:
+                    cell = self._cell(
+                        done, name, scenario, users, trial, monitor, placement, embedded
+                    )
+                except Exception as exc:
+                    reason = database.lost(exc, url, embedded)
+                    if reason is None:
+                        raise
+                    monitor = self._database_lost(run, reason, url, embedded, monitor, placement)
+                    cell = {"variant": name, "scenario": scenario, "users": users,
+                            "trial": trial, "status": "failed", "reasons": [reason]}  # fmt: skip
                 cell["order"] = done
                 run.add_cell(cell)
                 done += 1
@@ -248,6 +260,41 @@ class Runner:
         finally:
             monitor.close()
         return "complete"
+
+    def _database_lost(
+        self,
+        run: Run,
+        reason: str,
+        url: DatabaseUrl,
+        embedded: database.EmbeddedPostgres | None,
+        monitor: integrity.Monitor,
+        placement: Placement,
+    ) -> integrity.Monitor:
+        """Bring the database back (restart + reseed an embedded one; wait for an external
+        one, else DatabaseError naming it), restart every server, return a new monitor."""
+        if self.locust is not None:
+            processes.stop(self.locust)
+            self.locust = None
+        if embedded is not None:
+            embedded.restart()
+            if embedded.pid is not None:
+                cpu.pin(cpu.tree_pids(embedded.pid), placement.others)
+        else:
+            deadline = time.monotonic() + 15
+            while (problem := database.unreachable(url)) and time.monotonic() < deadline:
+                time.sleep(1)
+            if problem:
+                raise database.DatabaseError(f"the database went away and stays down: {problem}")
+        monitor.close()
+        asyncio.run(database.reset(url))
+        for server in self.servers.values():
+            server.stop()
+            with contextlib.suppress(ServerError):  # the next cell tries again, and says so
+                server.start()
+        run.doc.setdefault("database_restarts", []).append(
+            {"cell": len(run.cells), "reason": reason}
+        )
+        return integrity.Monitor(url)
 
     def _server(self, series: Series, url: DatabaseUrl, placement: Placement) -> VariantServer:
         return VariantServer(

@@ -22,6 +22,7 @@ import uvicorn
 
 import variants
 from bench import database, environments, processes
+from variants.app import LAB_ENV
 from variants.settings import DatabaseUrl
 
 
@@ -42,9 +43,15 @@ def serve(
     port: int = 8000,
     workers: int = 1,
     server: str = "uvicorn",
+    lab: bool = False,
 ) -> None:
-    """Serve variant *name* until interrupted, on ``DATABASE_URL`` or an embedded PostgreSQL."""
+    """Serve variant *name* until interrupted, on ``DATABASE_URL`` or an embedded PostgreSQL.
+
+    *lab* mounts the pitfall lab's ``/lab`` routes (only the pitfall matrix asks for them);
+    the flag, not an inherited environment, decides.
+    """
     variant = variants.get(name)
+    os.environ[LAB_ENV] = "1" if lab else "0"
     environments.exec_in_own_environment(variant)  # no-op in the variant's environment
     with database.terminate_on_sigterm(), database.database_url_or_embedded() as (url, embedded):
         asyncio.run(database.ensure_schema(url))
@@ -89,8 +96,10 @@ class VariantServer:
         env: Mapping[str, str] | None = None,
         workers: int = 1,
         server: str = "uvicorn",
+        lab: bool = False,
     ) -> None:
         self.variant = variants.get(name)
+        self.lab = lab
         self.url = url
         self.port = port or free_port()
         self.cpus = cpus
@@ -130,6 +139,8 @@ class VariantServer:
             raise ServerError(str(exc)) from None
         cmd = [python, "-m", "bench.cli", "serve", self.variant.name]
         cmd += ["--port", str(self.port), "--workers", str(self.workers), "--server", self.server]
+        if self.lab:
+            cmd.append("--lab")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

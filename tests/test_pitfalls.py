@@ -37,7 +37,9 @@ def target(
 
     def get(name: str) -> Target:
         if name not in servers:
-            servers[name] = VariantServer(name, db, log_path=Path(logs) / f"{name}.log", env=POOL)
+            servers[name] = VariantServer(
+                name, db, log_path=Path(logs) / f"{name}.log", env=POOL, lab=True
+            )
             servers[name].start()
         found = make_target(servers[name], db)
         if not servers[name].alive() or asyncio.run(unhealthy(found)):
@@ -166,7 +168,8 @@ def test_soak_samples_memory_and_registry(target: Callable[[str], Target]) -> No
 def test_postgres_restart_errors_then_recovers(tmp_path: Path) -> None:
     with database.EmbeddedPostgres() as pg:
         asyncio.run(database.ensure_schema(pg.url))
-        with VariantServer("context", pg.url, log_path=tmp_path / "s.log", env=POOL) as server:
+        server = VariantServer("context", pg.url, log_path=tmp_path / "s.log", env=POOL, lab=True)
+        with server:
             found = run(scenarios.pg_restart, make_target(server, pg.url, pg))
             assert pg.pid is not None  # running again
     # Nothing pre-pings the pool: after a restart during idle time, a stale connection fails

@@ -1,20 +1,34 @@
-"""What every variant's app has in common: /health, error mapping and the request-body limit.
+"""What every variant's app has in common: /health, error mapping, the request-body limit,
+and an OpenAPI schema that documents every status the contract's routes answer.
 
 Variants pass their router (and, for ``scoped``, their middleware) to ``create_app``;
 nothing here touches the database.
 """
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from variants.errors import TodoNotFound
+from variants.schemas import (
+    CONTRACT_ERRORS,
+    ERROR_MEANINGS,
+    ErrorBody,
+    ValidationErrorBody,
+)
 
+LAB_ENV = "SESSIONBENCH_LAB"
+"""``1``: mount the pitfall lab's routers (set by ``sessionbench serve --lab`` only)."""
 BODY_LIMIT = 64 * 1024
 DRAIN_LIMIT = 4 * 1024 * 1024
 
@@ -86,8 +100,40 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's and FastAPI's own HTTP errors, with two corrections.
+
+    * 400 is what FastAPI answers for a body it cannot decode (bytes that are not UTF-8);
+      the contract says a body that is not JSON is 422, like any other malformed JSON.
+    * 405 carries every method the path serves in ``Allow`` (Starlette names only the
+      methods of the first route whose path matched).
+    """
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        issue = {"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}
+        return JSONResponse({"detail": [issue]}, status_code=422)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (included routers flattened)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.path and route.methods and compile_path(route.path)[0].match(request.url.path):
+            methods |= route.methods
+    return sorted(methods)
+
+
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def lab_enabled() -> bool:
+    """Whether this process was started to serve the pitfall lab (``SESSIONBENCH_LAB=1``)."""
+    return os.environ.get(LAB_ENV) == "1"
 
 
 async def health() -> dict[str, str]:
@@ -105,12 +151,43 @@ def create_app(
         exception_handlers={
             TodoNotFound: _not_found,
             RequestValidationError: _invalid,
+            StarletteHTTPException: _http_error,
             Exception: _server_error,
         },
     )
     app.add_api_route("/health", health, methods=["GET"])
     app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus every error status of ``CONTRACT_ERRORS`` with its body."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ErrorBody, ValidationErrorBody):
+            found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(found.pop("$defs", {}))
+            components[model.__name__] = found
+        for (method, path), statuses in CONTRACT_ERRORS.items():
+            operation = schema["paths"][path][method.lower()]
+            for status in statuses:
+                body = ValidationErrorBody if status == 422 else ErrorBody
+                ref = {"$ref": f"#/components/schemas/{body.__name__}"}
+                operation["responses"][str(status)] = {
+                    "description": ERROR_MEANINGS[status],
+                    "content": {"application/json": {"schema": ref}},
+                }
+            operation["responses"] = dict(sorted(operation["responses"].items()))
+        created = schema["paths"]["/todos"]["post"]["responses"]["201"]
+        created["headers"] = {
+            "Location": {"description": "/todos/{id}", "schema": {"type": "string"}}
+        }
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def location(todo_id: int) -> str:

@@ -1,4 +1,10 @@
-"""Request and response shapes of the Todo contract, and its path and query parameters."""
+"""Request and response shapes of the Todo contract, its parameters, and its error statuses.
+
+The OpenAPI schema says exactly what the server accepts: a title's JSON schema is a
+pattern equivalent to the validation (trimmed length 1..200, no NUL), PATCH fields are
+optional but never null, and ``CONTRACT_ERRORS`` lists every error status each route
+answers (``variants.app`` writes them into the schema with their bodies).
+"""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -8,10 +14,13 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     StrictBool,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from variants.models import TITLE_MAX
 
@@ -30,10 +39,25 @@ def _storable(title: str) -> str:
     return title
 
 
+_SEPARATORS = "\x1c\x1d\x1e\x1f"
+WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace() and c not in _SEPARATORS)
+"""What ``strip_whitespace`` removes: Unicode White_Space (Python's ``isspace`` minus the
+four information separators U+001C..U+001F, which pydantic-core keeps; none lies above
+U+3000)."""
+
+
+def _title_pattern() -> str:
+    """A regex (ECMA-262 and Python alike) matching exactly the titles the server stores."""
+    space = "".join(f"\\u{ord(c):04x}" for c in WHITESPACE)
+    edge = f"[^{space}\\u0000]"  # first and last character after trimming
+    return f"^[{space}]*{edge}(?:[^\\u0000]{{0,{TITLE_MAX - 2}}}{edge})?[{space}]*$"
+
+
 Title = Annotated[
     str,
     StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=TITLE_MAX),
     AfterValidator(_storable),
+    WithJsonSchema({"type": "string", "pattern": _title_pattern()}),
 ]
 TodoId = Annotated[int, Path(ge=0, le=BIGINT_MAX, description="Todo id (64-bit, ≥ 0)")]
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -48,11 +72,18 @@ class TodoCreate(BaseModel):
     done: StrictBool = False
 
 
-class TodoUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _no_default(schema: dict[str, Any]) -> None:
+    """Leave a field's ``null`` default out of the schema: null is not an accepted value."""
+    schema.pop("default", None)
 
-    title: Title | None = None
-    done: StrictBool | None = None
+
+class TodoUpdate(BaseModel):
+    """Any of ``title`` and ``done``; at least one, never null (the schema says so too)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    title: Title | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    done: StrictBool | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
 
     @model_validator(mode="before")
     @classmethod
@@ -77,6 +108,41 @@ class TodoOut(BaseModel):
     title: str
     done: bool
     created_at: datetime
+
+
+class ErrorBody(BaseModel):
+    """Every error but 422: a human-readable ``detail``."""
+
+    detail: str
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """422: what is wrong where (the input itself is not echoed)."""
+
+    detail: list[ValidationIssue]
+
+
+ERROR_MEANINGS = {
+    404: "No Todo has this id.",
+    413: "Request body larger than 64 KiB (refused unread).",
+    422: "Invalid path, query or body, including a body that is not JSON.",
+    500: "The database failed or could not be reached.",
+}
+CONTRACT_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("POST", "/todos"): (413, 422, 500),
+    ("GET", "/todos"): (422, 500),
+    ("GET", "/todos/{todo_id}"): (404, 422, 500),
+    ("PATCH", "/todos/{todo_id}"): (404, 413, 422, 500),
+    ("DELETE", "/todos/{todo_id}"): (404, 422, 500),
+    ("GET", "/todos/{todo_id}/multi"): (422, 500),
+}
+"""Every error status each route of the contract answers (method, path) → statuses."""
 
 
 def multi_ids(first_id: int, queries: str | None) -> range:

@@ -249,8 +249,9 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
         img(f"{PLOTS}/{written[0].name}", "pitfall matrix, coloured by outcome"),
         table(["scenario", *names], rows),
         p(
-            "How the lab endpoints use the session (GET /lab/…, mounted by every strategy, "
-            "never part of the contract or the throughput runs): the scoped family uses "
+            "How the lab endpoints use the session (GET /lab/…, mounted by every strategy "
+            "served with --lab, never part of the contract, the schema or the throughput "
+            "runs): the scoped family uses "
             "its global session everywhere (also in gathered tasks, background tasks and "
             "streaming generators); the depends family uses the injected session and hands "
             "it to background tasks and generators; context opens a session wherever it "

@@ -34,6 +34,7 @@ from bench.pitfalls.probe import (
     responsive,
     settle,
 )
+from bench.result_files import PitfallFile
 from bench.results import Run, environment
 from bench.runner import Interrupted, ignore_signals, raise_interrupted
 from bench.server import ServerError, VariantServer
@@ -65,6 +66,7 @@ class PitfallRun(Run):
 
     FILE = PITFALLS_FILE
     SCHEMA = SCHEMA
+    MODEL = PitfallFile
 
 
 class PitfallRunner:
@@ -134,6 +136,7 @@ class PitfallRunner:
                 name,
                 url,
                 log_path=config.out / "logs" / f"server-{name}.log",
+                lab=True,
                 env={
                     "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
                     "SESSIONBENCH_MAX_OVERFLOW": "0",

@@ -6,6 +6,8 @@ context opens its own sessions), so ``sessionbench pitfalls`` measures the strat
 not a defensive rewrite of it. These routes are never part of the Todo contract or of
 the throughput scenarios. Every variant of a family mounts its family's factory with
 one line; the factories take the same argument as the family's main route factory.
+They return an empty router unless the server was started with ``--lab`` (see
+``variants.app.lab_enabled``), and their routes are never in the OpenAPI schema.
 """
 
 from variants.lab.context import context_lab_router

@@ -1,25 +1,53 @@
-"""What the lab routers share: the ``/lab/pool`` endpoint, parameters, rows and markers."""
+"""What the lab routers share: mounting on request, ``/lab/pool``, parameters, rows and markers.
 
+The lab is mounted only in a server started for the pitfall matrix (``sessionbench serve
+VARIANT --lab`` sets ``SESSIONBENCH_LAB=1`` before the app is imported); everywhere else
+each factory returns an empty router. Lab routes never appear in the OpenAPI schema.
+"""
+
+import functools
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query
 from sqlalchemy import Select, select, text
 
+from variants.app import lab_enabled
 from variants.engine import engine
 from variants.models import Todo
 
 PREFIX = "/lab"
+SECONDS_MAX = 5.0
+"""Longest sleep or delay a lab endpoint accepts: long enough for every scenario, too short
+to hold a pooled connection for long (the scenarios use at most 2 s)."""
 BACKEND_PID = text("SELECT pg_backend_pid()")
 SLEEP = text("SELECT pg_sleep(:seconds)")
 DUPLICATE_ID = 1
 """A seed row's id: inserting it again fails only when the session flushes (at commit)."""
 
 FanOut = Annotated[int, Query(ge=1, le=8)]
-Seconds = Annotated[float, Query(ge=0, le=30)]
+Seconds = Annotated[float, Query(ge=0, le=SECONDS_MAX)]
 Pages = Annotated[int, Query(ge=1, le=100)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
 Marker = Annotated[str, Query(min_length=1, max_length=80)]
+
+
+Factory = TypeVar("Factory", bound=Callable[..., APIRouter])
+
+
+def on_request(factory: Factory) -> Factory:
+    """Make a lab router factory return an empty router unless the lab is enabled."""
+
+    @functools.wraps(factory)
+    def build(*args: Any, **kwargs: Any) -> APIRouter:
+        return factory(*args, **kwargs) if lab_enabled() else APIRouter()
+
+    return build  # type: ignore[return-value]
+
+
+def lab_router() -> APIRouter:
+    """The ``/lab`` router a family's factory fills: kept out of the OpenAPI schema."""
+    return APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
 class LabError(RuntimeError):

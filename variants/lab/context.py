@@ -13,7 +13,6 @@ from fastapi.responses import StreamingResponse
 from variants.engine import Session
 from variants.lab.common import (
     BACKEND_PID,
-    PREFIX,
     SLEEP,
     FanOut,
     LabError,
@@ -22,8 +21,10 @@ from variants.lab.common import (
     PageSize,
     Seconds,
     duplicate,
+    lab_router,
     line,
     marked,
+    on_request,
     page,
     pool_router,
 )
@@ -43,9 +44,10 @@ async def write_later(marker: str, delay: float) -> None:
         session.add(Todo(title=marked(marker, pid)))
 
 
+@on_request
 def context_lab_router() -> APIRouter:
     """The ``/lab`` routes for a variant whose handlers open ``async with Session()`` blocks."""
-    router = APIRouter(prefix=PREFIX)
+    router = lab_router()
     router.include_router(pool_router(lambda: None))
 
     @router.get("/fanout")

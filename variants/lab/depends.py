@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from variants.lab.common import (
     BACKEND_PID,
-    PREFIX,
     SLEEP,
     FanOut,
     LabError,
@@ -23,8 +22,10 @@ from variants.lab.common import (
     PageSize,
     Seconds,
     duplicate,
+    lab_router,
     line,
     marked,
+    on_request,
     page,
     pool_router,
 )
@@ -38,12 +39,13 @@ async def write_later(session: AsyncSession, marker: str, delay: float) -> None:
     await session.commit()
 
 
+@on_request
 def depends_lab_router(session_dep: Any) -> APIRouter:
     """The ``/lab`` routes for a variant whose handlers declare ``session: session_dep``.
 
     *session_dep* is the variant's ``Annotated[AsyncSession, Depends(...)]`` alias.
     """
-    router = APIRouter(prefix=PREFIX)
+    router = lab_router()
     router.include_router(pool_router(lambda: None))
 
     @router.get("/fanout")

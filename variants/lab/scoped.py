@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import async_scoped_session
 
 from variants.lab.common import (
     BACKEND_PID,
-    PREFIX,
     SLEEP,
     FanOut,
     LabError,
@@ -23,8 +22,10 @@ from variants.lab.common import (
     PageSize,
     Seconds,
     duplicate,
+    lab_router,
     line,
     marked,
+    on_request,
     page,
     pool_router,
 )
@@ -32,9 +33,10 @@ from variants.models import Todo
 from variants.queries import AnySession
 
 
+@on_request
 def scoped_lab_router(current: Callable[[], AnySession]) -> APIRouter:
     """The ``/lab`` routes for a variant whose handlers reach the session through *current*."""
-    router = APIRouter(prefix=PREFIX)
+    router = lab_router()
 
     def registry_size() -> int | None:
         proxy = current()
