@@ -23,7 +23,7 @@ from bench.rundiff import differences
 from variants.settings import DatabaseUrl
 
 CLI = [sys.executable, "-m", "bench.cli"]
-HAVE_VALGRIND = bool(shutil.which("valgrind") and shutil.which("callgrind_control"))
+HAVE_VALGRIND = bool(shutil.which("valgrind") and shutil.which("vgdb"))
 needs_valgrind = pytest.mark.skipif(not HAVE_VALGRIND, reason="valgrind is not installed")
 
 

@@ -28,6 +28,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "variants": ["scoped", "depends", "context", "raw"],  # the quick load run's
         "endpoints": list(ENDPOINTS),
         "clients": [1, 16],
+        "concurrent": ["get", "write"],  # the pool-contention paths; --full: every endpoint
         "ops": {"get": 32, "list": 16, "multi": 8, "write": 8, "health": 32},
         "repeats": 3,
         "warmup": 8,
@@ -37,6 +38,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "variants": list(variants.VARIANTS),
         "endpoints": list(ENDPOINTS),
         "clients": [1, 16],
+        "concurrent": None,
         "ops": {"get": 96, "list": 96, "multi": 48, "write": 48, "health": 96},
         "repeats": 3,
         "warmup": 32,
@@ -113,6 +115,7 @@ def config_from(args: argparse.Namespace, version: str) -> CostConfig:
         repeats=args.repeats or preset["repeats"],
         warmup=preset["warmup"],
         first_warmup=preset["first_warmup"],
+        concurrent=None if args.endpoints else preset["concurrent"],
     )
     out = args.out or ROOT / "results" / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.mode}-cost"
     return CostConfig(

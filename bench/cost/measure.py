@@ -29,9 +29,15 @@ class Plan:
     repeats: int
     warmup: int  # operations before the first repeat of each (endpoint, clients)
     first_warmup: int  # operations of every endpoint once after instrumentation is switched on
+    concurrent: list[str] | None = None  # endpoints measured at clients > 1 (None: all)
 
     def groups(self) -> list[tuple[str, int]]:
-        return [(e, c) for c in self.clients for e in self.endpoints]
+        return [
+            (e, c)
+            for c in self.clients
+            for e in self.endpoints
+            if c == 1 or self.concurrent is None or e in self.concurrent
+        ]
 
     def ops_for(self, endpoint: str, clients: int) -> int:
         ops = self.ops[endpoint]
@@ -45,6 +51,7 @@ class Plan:
             "repeats": self.repeats,
             "warmup_ops": self.warmup,
             "first_warmup_ops": self.first_warmup,
+            "concurrent_endpoints": self.concurrent or self.endpoints,
         }
 
 
@@ -76,7 +83,9 @@ async def measure(
         c: httpx.AsyncClient(
             base_url=server.base_url,
             timeout=REQUEST_TIMEOUT,
-            limits=httpx.Limits(max_connections=c, max_keepalive_connections=c),
+            limits=httpx.Limits(
+                max_connections=c, max_keepalive_connections=c, keepalive_expiry=None
+            ),
         )
         for c in plan.clients
     }

@@ -10,18 +10,25 @@ uvicorn's main loop wakes every 0.1 s (to refresh the Date header each second an
 notice a shutdown): work per wall-clock second, not per request, and under valgrind a
 request lasts tens of milliseconds, so those wake-ups would count a few percent into
 every request and vary with the machine's speed. Here the loop wakes once a second
-(Date still refreshed every second). Everything else is exactly ``bench.server.serve``.
+(Date still refreshed every second). And uvicorn closes a keep-alive connection idle for
+5 s: between two repeats (collection, zeroing, dump under valgrind) that can happen, and
+the next repeat would count the reconnection; here the keep-alive lasts an hour.
+Everything else is exactly ``bench.server.serve``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import signal
 import sys
 from pathlib import Path
 
+import uvicorn
 import uvicorn.server
+
+KEEP_ALIVE = 3600  # s
 
 
 async def _main_loop(self: uvicorn.server.Server) -> None:
@@ -43,6 +50,7 @@ def main(argv: list[str]) -> None:
 
     signal.signal(signal.SIGUSR1, collect)
     uvicorn.server.Server.main_loop = _main_loop  # type: ignore[method-assign]
+    uvicorn.run = functools.partial(uvicorn.run, timeout_keep_alive=KEEP_ALIVE)
     from bench.server import serve
 
     serve(name, port=port)

@@ -2,7 +2,8 @@
 
 The server starts with instrumentation off (``--instr-atstart=no``: start-up runs several
 times faster), is switched on before the warm-up (``callgrind_control -i on``), and each
-repeat is bracketed by ``callgrind_control -z`` (zero) and ``-d`` (dump). A dump's
+repeat is bracketed by ``callgrind_control -z`` (zero) and ``-d`` (dump), sent through
+``vgdb`` as callgrind_control does. A dump's
 ``summary:`` line is the instructions the server process executed in user space since
 the zeroing (``--collect-systime=no``: the kernel's work is not counted; PostgreSQL and
 the load driver are other processes and not counted either).
@@ -29,7 +30,7 @@ from variants.settings import DatabaseUrl
 PACKAGE = "valgrind"
 INSTALL = f"apt-get install {PACKAGE}"
 START_TIMEOUT = 180.0  # s: importing FastAPI + SQLAlchemy under valgrind takes ~20 s alone
-CONTROL_TIMEOUT = 60.0  # s for one callgrind_control call (it waits for the server to answer)
+CONTROL_TIMEOUT = 60.0  # s for one vgdb call (it waits for the server to answer)
 VALGRIND_FLAGS = (
     "--tool=callgrind",
     "--instr-atstart=no",
@@ -40,16 +41,16 @@ VALGRIND_FLAGS = (
 
 
 class ValgrindMissing(RuntimeError):
-    """valgrind or callgrind_control is not on PATH; the message names the package."""
+    """valgrind or vgdb is not on PATH; the message names the package."""
 
 
 class CallgrindError(RuntimeError):
-    """A callgrind_control call failed or its dump could not be read."""
+    """A vgdb (callgrind_control) call failed or its dump could not be read."""
 
 
 def require() -> str:
     """valgrind's version string, or ValgrindMissing saying how to install it."""
-    missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
+    missing = [tool for tool in ("valgrind", "vgdb") if shutil.which(tool) is None]
     if missing:
         raise ValgrindMissing(
             f"{' and '.join(missing)} not found on PATH: install the Debian package "
@@ -180,20 +181,21 @@ class CallgrindServer:
             return False
 
     def _control(self, *args: str) -> str:
+        """A callgrind monitor command through ``vgdb`` (what ``callgrind_control`` runs,
+        without its Perl start-up and its scan of every valgrind process)."""
         try:
             result = subprocess.run(
-                ["callgrind_control", *args, str(self.pid)],
+                ["vgdb", f"--pid={self.pid}", *args],
                 capture_output=True,
                 text=True,
                 timeout=CONTROL_TIMEOUT,
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise CallgrindError(f"callgrind_control {' '.join(args)} timed out") from None
-        if result.returncode != 0 or "OK" not in result.stdout:
+            raise CallgrindError(f"vgdb {' '.join(args)} timed out") from None
+        if result.returncode != 0:
             raise CallgrindError(
-                f"callgrind_control {' '.join(args)} failed: "
-                f"{(result.stderr or result.stdout).strip()[-300:]}"
+                f"vgdb {' '.join(args)} failed: {(result.stderr or result.stdout).strip()[-300:]}"
             )
         return result.stdout
 
@@ -215,14 +217,14 @@ class CallgrindServer:
 
     def instrument(self) -> None:
         """Switch instrumentation on (it is off during start-up)."""
-        self._control("-i", "on")
+        self._control("instrumentation", "on")
 
     def zero(self) -> None:
-        self._control("-z")
+        self._control("zero")
 
     def dump(self, label: str) -> int:
         """Dump the counters since the last zero; return the instructions in that dump."""
-        self._control("-d", label)
+        self._control("dump", label)
         self.dumps += 1
         path = Path(f"{self.out_base}.{self.dumps}")
         deadline = time.monotonic() + 10
