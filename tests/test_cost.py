@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bench.cli import main
-from bench.cost.report import section
+from bench.cost.report import rows_for, section
 from bench.cost.results import SCHEMA
 from bench.cost.summary import verdicts
 from bench.cost.valgrind import CallgrindError, read_dump
@@ -135,3 +135,28 @@ def test_differences_names_settings_machine_and_versions() -> None:
     assert "machine valgrind: valgrind-3.19.0 → valgrind-3.22.0" in lines
     assert "package sqlalchemy: 2.1.9 → 2.0.0" in lines
     assert not any("out" in line for line in lines)
+
+
+def _row(variant: str, value: float, spread: float = 0.1) -> dict[str, Any]:
+    return {"variant": variant, "endpoint": "get", "clients": 1,
+            "instructions_per_request": value, "spread_percent": spread}  # fmt: skip
+
+
+def _cell(variant: str, server_us: float) -> dict[str, Any]:
+    return {"variant": variant, "scenario": "read", "users": 32, "status": "ok",
+            "cpu_us_per_request": {"server": server_us}}  # fmt: skip
+
+
+def test_report_sets_cpu_ratio_beside_and_flags_disagreement() -> None:
+    cost = {"rows": [_row("context", 1_000_000), _row("depends", 1_100_000),
+                     _row("scoped", 1_000_000), _row("raw", 500_000)]}  # fmt: skip
+    cpu = [500.0, 505.0, 495.0, 502.0, 498.0]
+    run_doc = {"cells": [_cell("context", us) for us in cpu]
+               + [_cell("depends", us * 1.1) for us in cpu]
+               + [_cell("scoped", us * 1.3) for us in cpu]}  # fmt: skip
+    rows, disagreements = rows_for(cost, run_doc)
+    by_variant = {r[2]: r for r in rows}
+    assert by_variant["depends"][5].startswith("1.100") and by_variant["raw"][6].startswith("1.000")
+    assert by_variant["depends"][-1] == "agrees"  # 1.10 inside the CPU ratio's CI
+    assert by_variant["scoped"][-1] == "**disagrees**"  # 1.00 instructions vs 1.3× CPU
+    assert disagreements == 1 and by_variant["raw"][-2] == "–"  # raw has no load cells

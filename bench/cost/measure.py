@@ -27,7 +27,7 @@ class Plan:
     clients: list[int]
     ops: dict[str, int]  # endpoint → operations per repeat (rounded up to a multiple of clients)
     repeats: int
-    warmup: int  # operations before the first repeat of each (endpoint, clients)
+    warmup: int  # operations (at least one repeat's) before the first repeat of each group
     first_warmup: int  # operations of every endpoint once after instrumentation is switched on
     concurrent: list[str] | None = None  # endpoints measured at clients > 1 (None: all)
 
@@ -98,7 +98,9 @@ async def measure(
             client = clients_of[clients]
             ops = plan.ops_for(name, clients)
             progress(f"{name}, {clients} client{'s' if clients > 1 else ''}")
-            await drive(client, endpoint, max(plan.warmup, clients), clients)
+            # a discarded repeat at least: the adaptive interpreter, caches and (at several
+            # clients) the pool's waiting paths settle before anything is counted
+            await drive(client, endpoint, max(plan.warmup, ops), clients)
             totals: list[float] = []
             seconds: list[float] = []
             for repeat in range(plan.repeats):
