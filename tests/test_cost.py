@@ -154,9 +154,11 @@ def test_report_sets_cpu_ratio_beside_and_flags_disagreement() -> None:
     run_doc = {"cells": [_cell("context", us) for us in cpu]
                + [_cell("depends", us * 1.1) for us in cpu]
                + [_cell("scoped", us * 1.3) for us in cpu]}  # fmt: skip
-    rows, disagreements = rows_for(cost, run_doc)
+    rows, checked, disagreements = rows_for(cost, run_doc)
     by_variant = {r[2]: r for r in rows}
     assert by_variant["depends"][5].startswith("1.100") and by_variant["raw"][6].startswith("1.000")
     assert by_variant["depends"][-1] == "agrees"  # 1.10 inside the CPU ratio's CI
     assert by_variant["scoped"][-1] == "**disagrees**"  # 1.00 instructions vs 1.3× CPU
-    assert disagreements == 1 and by_variant["raw"][-2] == "–"  # raw has no load cells
+    assert (checked, disagreements) == (2, 1) and by_variant["raw"][-2] == "–"  # no raw cells
+    invalid = {"cells": [c | {"status": "invalid"} for c in run_doc["cells"]]}
+    assert rows_for(cost, invalid)[1:] == (0, 0)

@@ -55,10 +55,13 @@ def _ratio_cell(ratio: float, spread: float) -> str:
     return f"{ratio:.3f} (±{spread:.2f} %)"
 
 
-def rows_for(cost: dict[str, Any], run_doc: dict[str, Any] | None) -> tuple[list[list[str]], int]:
-    """Table rows (one per variant × endpoint × clients) and how many disagree with the CPU."""
+def rows_for(
+    cost: dict[str, Any], run_doc: dict[str, Any] | None
+) -> tuple[list[list[str]], int, int]:
+    """Table rows (one per variant × endpoint × clients), how many were checked against the
+    load run's server CPU, and how many of those disagree."""
     index = row_index(cost)
-    out, disagreements = [], 0
+    out, disagreements, checked = [], 0, 0
     ordered = sorted(
         index.values(),
         key=lambda r: (
@@ -92,10 +95,11 @@ def rows_for(cost: dict[str, Any], run_doc: dict[str, Any] | None) -> tuple[list
                         f"({scenario}, {cpu['users']} users)"
                     )
                     inside = cpu["low"] <= ratio <= cpu["high"]
+                    checked += 1
                     agree = "agrees" if inside else "**disagrees**"
                     disagreements += not inside
         out.append([*cells, cpu_cell, agree])
-    return out, disagreements
+    return out, checked, disagreements
 
 
 def _run_doc(folder: Path) -> dict[str, Any] | None:
@@ -113,7 +117,7 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
         return [], []
     cost = load(folder)
     run_doc = _run_doc(folder)
-    rows, disagreements = rows_for(cost, run_doc)
+    rows, checked, disagreements = rows_for(cost, run_doc)
     s = cost["settings"]
     blocks = [
         h2("Instructions per request (valgrind)"),
@@ -127,6 +131,14 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
     ]
     if run_doc is None:
         blocks.append(p("No load run in this folder: no server-CPU ratios to set beside."))
+    elif not checked:
+        blocks.append(
+            p(
+                "The load run in this folder has no valid cells (with a CI) for the scenarios "
+                "matching these endpoints: no server-CPU ratio to check the instruction ratios "
+                "against."
+            )
+        )
     else:
         blocks.append(
             p(
