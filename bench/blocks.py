@@ -121,7 +121,7 @@ def register_section(name: str) -> Callable[[Section], Section]:
     return add
 
 
-SECTION_MODULES = ("bench.pitfalls.report", "bench.pool.report")
+SECTION_MODULES = ("bench.pitfalls.report", "bench.pool.report", "bench.cost.report")
 """Modules that register report sections when imported (one line per command that has one)."""
 
 

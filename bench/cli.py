@@ -167,16 +167,20 @@ def cmd_micro(args: argparse.Namespace) -> int:
 
 def run_folder(value: str) -> Path:
     path = Path(value)
-    if not (path / "run.json").is_file():
-        raise argparse.ArgumentTypeError(f"{value!r} is not a run folder (no run.json)")
+    if not ((path / "run.json").is_file() or (path / "cost.json").is_file()):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a run folder (neither run.json nor cost.json)"
+        )
     return path
 
 
 def report_folder(value: str) -> Path:
-    """A folder with a load run (run.json) or a pitfall run (pitfalls.json)."""
+    """A folder with a load run (run.json), a pitfall run (pitfalls.json) or a cost.json."""
     path = Path(value)
-    if not ((path / "run.json").is_file() or (path / "pitfalls.json").is_file()):
-        raise argparse.ArgumentTypeError(f"{value!r} has neither run.json nor pitfalls.json")
+    if not any((path / name).is_file() for name in ("run.json", "pitfalls.json", "cost.json")):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} has none of run.json, pitfalls.json, cost.json"
+        )
     return path
 
 
@@ -332,9 +336,12 @@ def build_parser() -> Parser:
     p = add("compare", cmd_compare, "Compare strategies within a run, or two runs cell by cell.")
     p.add_argument("runs", nargs="*", type=run_folder, metavar="RUN_DIR",
                    help="none: latest run; one: within it; two: B against A")  # fmt: skip
-    p.add_argument("--metric", choices=["rps", "cpu", "p50", "p99"], default="rps",
-                   help="what to compare (default rps; changes in its own unit)")  # fmt: skip
-    p.add_argument("--baseline", help="variant the others are set against (default raw)")
+    p.add_argument("--metric", choices=["rps", "cpu", "p50", "p99", "instructions"],
+                   default="rps", help="what to compare (default rps; changes in its own unit; "
+                   "instructions: the valgrind counts of cost.json)")  # fmt: skip
+    p.add_argument("--baseline",
+                   help="variant the others are set against (default raw; context for "
+                   "instructions)")  # fmt: skip
     p.add_argument("--fail-above", type=number(float, 0), metavar="PCT",
                    help="exit 1 when B is significantly worse than A by more than PCT %% "
                         "of the metric (req/s lower; µs higher)")  # fmt: skip
@@ -392,6 +399,9 @@ def build_parser() -> Parser:
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-pitfalls)")
     p.set_defaults(mode="quick")
 
+    from bench.cost.command import register as register_cost
+
+    register_cost(sub)
     return parser
 
 

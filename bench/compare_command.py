@@ -133,7 +133,10 @@ def table(rows: list[Row], metric: Metric, title: str) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Metrics that are not load-cell fields (e.g. instructions) dispatch here to their module.
+    if args.metric == "instructions":  # valgrind counts in cost.json: their own comparison
+        from bench.cost import compare as cost_compare
+
+        return cost_compare.run(args)
     paths: list[Path] = args.runs or [latest_run()]
     runs = [Run.load(path) for path in paths]
     metric = METRICS[args.metric]

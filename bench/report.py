@@ -394,6 +394,10 @@ def micro_section(folder: Path, doc: dict[str, Any]) -> list[Block]:
 
 def build(folder: Path) -> list[Path]:
     """Write plots, report.md and index.html into *folder*; return what was written."""
+    if not (folder / "run.json").exists() and not (folder / "pitfalls.json").exists():
+        from bench.cost.report import build_alone as cost_alone  # only a cost run
+
+        return cost_alone(folder)
     if not (folder / "run.json").exists():
         from bench.pitfalls.report import build_alone  # a folder with only a pitfall matrix
 

@@ -1,0 +1,260 @@
+"""``sessionbench cost``: flags (presets + overrides), the valgrind check, the run, the table.
+
+``register(sub)`` adds the subcommand to the CLI's subparsers; ``run(args)`` is its entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import variants
+
+if TYPE_CHECKING:  # imported when the command runs: the CLI (and `serve`) start fast
+    from rich.table import Table
+
+    from bench.cost.runner import CostConfig
+
+ENDPOINTS = ("get", "list", "multi", "write", "health")  # bench.cost.endpoints.ENDPOINTS
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "variants": ["scoped", "depends", "context", "raw"],  # the quick load run's
+        "endpoints": list(ENDPOINTS),
+        "clients": [1, 16],
+        "concurrent": ["get", "write"],  # the pool-contention paths; --full: every endpoint
+        "ops": {"get": 32, "list": 16, "multi": 8, "write": 8, "health": 32},
+        "repeats": 3,
+        "warmup": 8,
+        "first_warmup": 8,
+    },
+    "full": {
+        "variants": list(variants.VARIANTS),
+        "endpoints": list(ENDPOINTS),
+        "clients": [1, 16],
+        "concurrent": None,
+        "ops": {"get": 96, "list": 96, "multi": 48, "write": 48, "health": 96},
+        "repeats": 3,
+        "warmup": 32,
+        "first_warmup": 48,
+    },
+}
+
+
+def register(sub: Any) -> None:
+    """Add ``cost`` to the CLI's subparsers (*sub* from ``add_subparsers``)."""
+    from bench.cli import comma_list, number, one_of, variant_name
+
+    help = "Count the instructions each variant's server executes per request (valgrind)."
+    p = sub.add_parser("cost", help=help, description=help)
+    p.set_defaults(func=run, mode="quick")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        help="the quick load run's 4 variants, few requests, 3 repeats (default)",
+    )
+    mode.add_argument(
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="every variant, 3× the requests",
+    )
+    p.add_argument("--variants", type=comma_list(variant_name), help="comma-separated names")
+    p.add_argument(
+        "--endpoints",
+        type=comma_list(one_of("endpoint", lambda: ENDPOINTS)),
+        help=f"comma-separated, of {','.join(ENDPOINTS)} (default: all)",
+    )
+    p.add_argument(
+        "--clients",
+        type=comma_list(number(int, 1)),
+        metavar="N[,N…]",
+        help="concurrent clients (default 1,16)",
+    )
+    p.add_argument(
+        "--requests",
+        type=number(int, 1),
+        metavar="N",
+        help="operations per repeat for every endpoint (a write cycle is one)",
+    )
+    p.add_argument("--repeats", type=number(int, 2), metavar="K", help="repeats (default 3)")
+    p.add_argument("--pool-size", type=number(int, 1), default=10, help="pool size (default 10)")
+    p.add_argument(
+        "--max-overflow", type=number(int, 0), default=0, help="pool overflow (default 0)"
+    )
+    p.add_argument(
+        "--keep-dumps",
+        action="store_true",
+        help="keep callgrind's dump files in RUN_DIR/raw/cost (0.5 MB each)",
+    )
+    p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-cost)")
+
+
+def config_from(args: argparse.Namespace, version: str) -> CostConfig:
+    from bench.cost.measure import Plan
+    from bench.cost.runner import CostConfig
+
+    preset = PRESETS[args.mode]
+    ops = dict(preset["ops"])
+    if args.requests is not None:
+        ops = dict.fromkeys(ops, args.requests)
+    plan = Plan(
+        endpoints=args.endpoints or preset["endpoints"],
+        clients=args.clients or preset["clients"],
+        ops=ops,
+        repeats=args.repeats or preset["repeats"],
+        warmup=preset["warmup"],
+        first_warmup=preset["first_warmup"],
+        concurrent=None if args.endpoints else preset["concurrent"],
+    )
+    out = args.out or ROOT / "results" / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.mode}-cost"
+    return CostConfig(
+        mode=args.mode,
+        variants=args.variants or preset["variants"],
+        plan=plan,
+        pool_size=args.pool_size,
+        max_overflow=args.max_overflow,
+        out=out,
+        valgrind=version,
+        keep_dumps=args.keep_dumps,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.console import console, progress_bar
+    from bench.cost import valgrind
+    from bench.cost.results import COST_FILE
+    from bench.cost.runner import run_cost
+
+    try:
+        version = valgrind.require()
+    except valgrind.ValgrindMissing as exc:
+        console.print(f"sessionbench: error: {exc}", highlight=False, soft_wrap=True)
+        return 2
+    if os.environ.get("DATABASE_URL"):
+        from variants.settings import DatabaseUrl
+
+        DatabaseUrl.parse(os.environ["DATABASE_URL"])  # a bad URL fails before the folder exists
+    config = config_from(args, version)
+    if (config.out / COST_FILE).exists():
+        console.print(f"sessionbench: error: --out {config.out} already holds a cost run")
+        return 2
+    console.print(
+        f"sessionbench cost --{config.mode}: {len(config.variants)} variants × "
+        f"{len(config.plan.groups())} (endpoint, clients) rows × {config.plan.repeats} repeats, "
+        f"under {version} → {config.out}",
+        highlight=False,
+    )
+    started = time.monotonic()
+    with progress_bar(config.steps) as progress:
+        result = run_cost(config, progress)
+    console.print(cost_table(result.doc))
+    for line in concurrency_notes(result.doc):
+        console.print(line, highlight=False)
+    for name, info in result.doc["variants"].items():
+        if info.get("error"):
+            console.print(f"[red]{name} failed:[/red] {info['error'][:400]}")
+    status = result.doc["status"]
+    console.print(
+        f"cost {status} in {time.monotonic() - started:.0f} s: {config.out / COST_FILE}",
+        highlight=False,
+    )
+    return {"complete": 0, "incomplete": 130}.get(status, 1)
+
+
+def _base(doc: dict[str, Any]) -> dict[tuple[str, int], float]:
+    return {
+        (r["endpoint"], r["clients"]): r["instructions_per_request"]
+        for r in doc["rows"]
+        if r["variant"] == "context"
+    }
+
+
+def cost_table(doc: dict[str, Any]) -> Table:
+    from rich.table import Table
+
+    out = Table(title="instructions per request of the server process (median of repeats)")
+    for column in (
+        "endpoint",
+        "clients",
+        "variant",
+        "instr/request",
+        "spread",
+        "vs context",
+        "requests × repeats",
+    ):
+        out.add_column(column, justify="left" if column in ("endpoint", "variant") else "right")
+    base = _base(doc)
+    order = list(ENDPOINTS)
+    rows = sorted(
+        doc["rows"],
+        key=lambda r: (order.index(r["endpoint"]), r["clients"], r["instructions_per_request"]),
+    )
+    for r in rows:
+        ref = base.get((r["endpoint"], r["clients"]))
+        out.add_row(
+            r["endpoint"],
+            str(r["clients"]),
+            r["variant"],
+            f"{r['instructions_per_request']:,.0f}",
+            f"{r['spread_percent']:.2f} %",
+            f"{r['instructions_per_request'] / ref:.3f}" if ref else "–",
+            f"{r['requests']} × {r['repeats']}",
+        )
+    return out
+
+
+def concurrency_change(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per (variant, endpoint): instructions per request at the most clients vs at the fewest,
+    and whether the change exceeds the two rows' spreads added."""
+    by: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+    for r in doc["rows"]:
+        by.setdefault((r["variant"], r["endpoint"]), {})[r["clients"]] = r
+    changes = []
+    for (variant, endpoint), levels in by.items():
+        if len(levels) < 2:
+            continue
+        low, high = levels[min(levels)], levels[max(levels)]
+        change = 100 * (high["instructions_per_request"] / low["instructions_per_request"] - 1)
+        noise = low["spread_percent"] + high["spread_percent"]
+        changes.append(
+            {
+                "variant": variant,
+                "endpoint": endpoint,
+                "from": min(levels),
+                "to": max(levels),
+                "change_percent": change,
+                "noise_percent": noise,
+                "changes": abs(change) > noise,
+            }
+        )
+    return changes
+
+
+def concurrency_notes(doc: dict[str, Any]) -> list[str]:
+    changes = concurrency_change(doc)
+    if not changes:
+        return []
+    moved = [c for c in changes if c["changes"]]
+    median = statistics.median(c["change_percent"] for c in changes)
+    lines = [
+        f"concurrency: {len(moved)} of {len(changes)} (variant, endpoint) pairs change "
+        f"instructions per request from {changes[0]['from']} to {changes[0]['to']} clients "
+        f"beyond their repeats' spread (median change {median:+.1f} %)"
+    ]
+    lines += [
+        f"  {c['variant']} {c['endpoint']}: {c['change_percent']:+.2f} % "
+        f"(spreads ±{c['noise_percent']:.2f} %)"
+        for c in moved
+    ]
+    return lines

@@ -1,0 +1,138 @@
+"""One variant's cost rows: warm-up, then *repeats* × (zero, *ops* operations, dump) per
+endpoint and client count, on keep-alive connections held for the whole variant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from bench.cost.endpoints import ENDPOINTS, drive
+from bench.cost.valgrind import CallgrindServer
+
+REQUEST_TIMEOUT = 300.0  # s: 16 queued requests under callgrind on a busy machine
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure per variant: endpoints × client counts, ops per repeat, repeats."""
+
+    endpoints: list[str]
+    clients: list[int]
+    ops: dict[str, int]  # endpoint → operations per repeat (rounded up to a multiple of clients)
+    repeats: int
+    warmup: int  # operations (at least one repeat's) before the first repeat of each group
+    first_warmup: int  # operations of every endpoint once after instrumentation is switched on
+    concurrent: list[str] | None = None  # endpoints measured at clients > 1 (None: all)
+
+    def groups(self) -> list[tuple[str, int]]:
+        return [
+            (e, c)
+            for c in self.clients
+            for e in self.endpoints
+            if c == 1 or self.concurrent is None or e in self.concurrent
+        ]
+
+    def ops_for(self, endpoint: str, clients: int) -> int:
+        ops = self.ops[endpoint]
+        return -(-ops // clients) * clients
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "endpoints": self.endpoints,
+            "clients": self.clients,
+            "ops_per_repeat": self.ops,
+            "repeats": self.repeats,
+            "warmup_ops": self.warmup,
+            "first_warmup_ops": self.first_warmup,
+            "concurrent_endpoints": self.concurrent or self.endpoints,
+        }
+
+
+def spread_percent(values: list[float]) -> float:
+    """(max − min) / median of the repeats, in percent."""
+    return 100 * (max(values) - min(values)) / statistics.median(values)
+
+
+IDLE_SECONDS = 2.0
+
+
+async def idle_rate(server: CallgrindServer) -> float:
+    """Instructions per wall-clock second of the idle server (its once-a-second tick; see
+    ``serve_hook``): recorded to show how little of a repeat is time-driven, not subtracted."""
+    await asyncio.to_thread(server.collect_garbage)
+    await asyncio.to_thread(server.zero)
+    started = time.monotonic()
+    await asyncio.sleep(IDLE_SECONDS)
+    total = await asyncio.to_thread(server.dump, "idle")
+    return total / (time.monotonic() - started)
+
+
+async def measure(
+    server: CallgrindServer, plan: Plan, progress: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Every (endpoint, clients) row of *plan* for the running, instrumented *server*."""
+    rows = []
+    clients_of = {
+        c: httpx.AsyncClient(
+            base_url=server.base_url,
+            timeout=REQUEST_TIMEOUT,
+            limits=httpx.Limits(
+                max_connections=c, max_keepalive_connections=c, keepalive_expiry=None
+            ),
+        )
+        for c in plan.clients
+    }
+    try:
+        for name in plan.endpoints:  # code paths translated and caches filled once
+            await drive(clients_of[plan.clients[0]], ENDPOINTS[name], plan.first_warmup, 1)
+        idle = await idle_rate(server)
+        for name, clients in plan.groups():
+            endpoint = ENDPOINTS[name]
+            client = clients_of[clients]
+            ops = plan.ops_for(name, clients)
+            progress(f"{name}, {clients} client{'s' if clients > 1 else ''}")
+            # a discarded repeat at least: the adaptive interpreter, caches and (at several
+            # clients) the pool's waiting paths settle before anything is counted
+            await drive(client, endpoint, max(plan.warmup, ops), clients)
+            totals: list[float] = []
+            seconds: list[float] = []
+            for repeat in range(plan.repeats):
+                await asyncio.to_thread(server.collect_garbage)
+                await asyncio.to_thread(server.zero)
+                started = time.monotonic()
+                await drive(client, endpoint, ops, clients)
+                elapsed = time.monotonic() - started
+                label = f"{name}-c{clients}-r{repeat + 1}"
+                total = await asyncio.to_thread(server.dump, label)
+                totals.append(total)
+                seconds.append(elapsed)
+            per_request = [t / (ops * endpoint.requests_per_op) for t in totals]
+            rows.append(
+                {
+                    "variant": server.variant.name,
+                    "endpoint": name,
+                    "clients": clients,
+                    "instructions_per_request": statistics.median(per_request),
+                    "instructions_per_op": statistics.median(t / ops for t in totals),
+                    "requests_per_op": endpoint.requests_per_op,
+                    "spread_percent": spread_percent(per_request),
+                    "spread": "(max - min) / median of the repeats",
+                    "repeats": plan.repeats,
+                    "requests": ops * endpoint.requests_per_op,
+                    "ops": ops,
+                    "per_repeat": per_request,
+                    "seconds_per_repeat": seconds,
+                    "idle_instructions_per_second": idle,
+                }
+            )
+    finally:
+        for client in clients_of.values():
+            await client.aclose()
+    return rows

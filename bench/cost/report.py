@@ -1,0 +1,197 @@
+"""The cost section of the report: instructions per request per variant and endpoint,
+relative to ``context`` and to ``raw``, beside the load run's server-CPU ratio.
+
+``section(folder)`` (registered as "cost") returns nothing when the folder has no
+cost.json. When the folder also has a run.json, each instruction ratio vs ``context`` is
+set beside the load benchmark's server-CPU-per-request ratio of the matching scenario
+(``get`` ↔ read, ``write`` ↔ write, ``multi`` ↔ multi) with its 95 % CI, and flagged when
+the instruction ratio lies outside that CI. ``build_alone(folder)`` writes a whole report
+for a folder that has only a cost.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.blocks import Block, bullets, h1, h2, p, register_section, table, to_html, to_markdown
+from bench.cost.results import COST_FILE, load, row_index
+
+SCENARIO_OF = {"get": "read", "write": "write", "multi": "multi"}
+"""Load scenario whose requests are one endpoint's (list and health have none of their own)."""
+
+ENDPOINT_ORDER = ("get", "list", "multi", "write", "health")
+BASELINE = "context"
+FLOOR = "raw"
+
+
+def cpu_ratio(run_doc: dict[str, Any], variant: str, scenario: str) -> dict[str, Any] | None:
+    """Server CPU per request of *variant* vs ``context`` in *scenario*: ratio and 95 % CI,
+    at the highest user count both have valid cells for (None: nothing to set beside)."""
+    from bench.stats import compare
+
+    cells: dict[tuple[str, int], list[float]] = {}
+    for cell in run_doc.get("cells", []):
+        server = (cell.get("cpu_us_per_request") or {}).get("server")
+        if cell.get("status") == "ok" and cell["scenario"] == scenario and server:
+            cells.setdefault((cell["variant"], cell["users"]), []).append(server)
+    users = [u for (v, u) in cells if v == variant and (BASELINE, u) in cells]
+    if not users:
+        return None
+    top = max(users)
+    a, b = cells[(BASELINE, top)], cells[(variant, top)]
+    comparison = compare(a, b)
+    return {
+        "ratio": comparison.ratio,
+        "low": comparison.low,
+        "high": comparison.high,
+        "users": top,
+        "trials": (len(a), len(b)),
+    }
+
+
+def _ratio_cell(ratio: float, spread: float) -> str:
+    return f"{ratio:.3f} (±{spread:.2f} %)"
+
+
+def rows_for(
+    cost: dict[str, Any], run_doc: dict[str, Any] | None
+) -> tuple[list[list[str]], int, int]:
+    """Table rows (one per variant × endpoint × clients), how many were checked against the
+    load run's server CPU, and how many of those disagree."""
+    index = row_index(cost)
+    out, disagreements, checked = [], 0, 0
+    ordered = sorted(
+        index.values(),
+        key=lambda r: (
+            ENDPOINT_ORDER.index(r["endpoint"]) if r["endpoint"] in ENDPOINT_ORDER else 99,
+            r["clients"],
+            r["instructions_per_request"],
+        ),
+    )
+    for r in ordered:
+        value, spread = r["instructions_per_request"], r["spread_percent"]
+        cells = [r["endpoint"], str(r["clients"]), r["variant"], f"{value:,.0f}", f"{spread:.2f} %"]
+        for ref_name in (BASELINE, FLOOR):
+            ref = index.get((ref_name, r["endpoint"], r["clients"]))
+            cells.append(
+                _ratio_cell(value / ref["instructions_per_request"], spread + ref["spread_percent"])
+                if ref
+                else "–"
+            )
+        cpu_cell, agree = "–", ""
+        base = index.get((BASELINE, r["endpoint"], r["clients"]))
+        scenario = SCENARIO_OF.get(r["endpoint"])
+        if run_doc is not None and scenario and base and r["variant"] != BASELINE:
+            cpu = cpu_ratio(run_doc, r["variant"], scenario)
+            if cpu is not None:
+                ratio = value / base["instructions_per_request"]
+                if cpu["low"] is None or cpu["high"] is None:
+                    cpu_cell = f"{cpu['ratio']:.3f} (no CI: {cpu['trials'][0]} trials)"
+                else:
+                    cpu_cell = (
+                        f"{cpu['ratio']:.3f} [{cpu['low']:.3f}, {cpu['high']:.3f}] "
+                        f"({scenario}, {cpu['users']} users)"
+                    )
+                    inside = cpu["low"] <= ratio <= cpu["high"]
+                    checked += 1
+                    agree = "agrees" if inside else "**disagrees**"
+                    disagreements += not inside
+        out.append([*cells, cpu_cell, agree])
+    return out, checked, disagreements
+
+
+def _run_doc(folder: Path) -> dict[str, Any] | None:
+    path = folder / "run.json"
+    if not path.exists():
+        return None
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc if doc.get("cells") else None
+
+
+@register_section("cost")
+def section(folder: Path) -> tuple[list[Block], list[Path]]:
+    """The cost blocks of *folder* (nothing when it has no cost.json)."""
+    if not (folder / COST_FILE).exists():
+        return [], []
+    cost = load(folder)
+    run_doc = _run_doc(folder)
+    rows, checked, disagreements = rows_for(cost, run_doc)
+    s = cost["settings"]
+    blocks = [
+        h2("Instructions per request (valgrind)"),
+        p(
+            f"Instructions the server process executed per request, counted by callgrind "
+            f"({cost['environment'].get('valgrind')}): user space of the server only — not "
+            f"PostgreSQL, not the kernel, not time spent waiting. Median of {s['repeats']} "
+            f"repeats after a warm-up; spread = (max − min) / median of the repeats. Ratios "
+            f"carry the two rows' spreads added. Status {cost['status']}."
+        ),
+    ]
+    if run_doc is None:
+        blocks.append(p("No load run in this folder: no server-CPU ratios to set beside."))
+    elif not checked:
+        blocks.append(
+            p(
+                "The load run in this folder has no valid cells (with a CI) for the scenarios "
+                "matching these endpoints: no server-CPU ratio to check the instruction ratios "
+                "against."
+            )
+        )
+    else:
+        blocks.append(
+            p(
+                "Server CPU vs context: the load run's server CPU per request, ratio of medians "
+                "with its 95 % CI, at the highest user count. "
+                + (
+                    f"{disagreements} instruction ratio(s) lie outside that CI (flagged): the "
+                    "two measures disagree there (CPU also counts the kernel, caches, waiting)."
+                    if disagreements
+                    else "Every instruction ratio lies inside its CPU CI."
+                )
+            )
+        )
+    blocks.append(
+        table(
+            [
+                "endpoint",
+                "clients",
+                "variant",
+                "instr/request",
+                "spread",
+                "vs context",
+                "vs raw",
+                "server CPU vs context (load run)",
+                "CPU check",
+            ],
+            rows,
+        )
+    )
+    errors = [
+        f"{name}: {info['error'][:300]}"
+        for name, info in cost["variants"].items()
+        if info.get("error")
+    ]
+    if errors:
+        blocks += [p("Variants that could not be measured:"), bullets(errors)]
+    return blocks, []
+
+
+def build_alone(folder: Path) -> list[Path]:
+    """report.md and index.html for a folder with a cost.json and no load run."""
+    doc = load(folder)
+    env = doc["environment"]
+    title = f"sessionbench cost — {doc['run_id']}"
+    blocks, written = section(folder)
+    blocks = [
+        h1(title),
+        p(
+            f"{env.get('cpu_model')} × {env.get('cpu_count')}, run {doc['started']}, "
+            f"command: {' '.join(doc.get('command', []))}."
+        ),
+        *blocks,
+    ]
+    (folder / "report.md").write_text(to_markdown(blocks))
+    (folder / "index.html").write_text(to_html(blocks, title))
+    return [*written, folder / "report.md", folder / "index.html"]

@@ -1,0 +1,54 @@
+"""``cost.json``: schema ``sessionbench.cost/1``, the environment stored once, one row per
+(variant, endpoint, clients), rewritten atomically after each variant.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Self
+
+from bench.results import Run, rounded
+
+COST_FILE = "cost.json"
+SCHEMA = "sessionbench.cost/1"
+
+
+class CostRun(Run):
+    """A run folder's ``cost.json`` (same life cycle as ``run.json``: running → complete)."""
+
+    FILE = COST_FILE
+    SCHEMA = SCHEMA
+
+    @classmethod
+    def create(
+        cls, folder: Path, *, settings: dict[str, Any], env: dict[str, Any], **fields: Any
+    ) -> Self:
+        run = super().create(folder, settings=settings, env=env, **fields)
+        del run.doc["cells"]
+        run.doc["rows"] = []
+        run.save()
+        return run
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.doc["rows"]
+        return rows
+
+    def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        self.rows.extend(rounded(row, 6) for row in rows)
+        self.save()
+
+
+def load(folder: Path) -> dict[str, Any]:
+    """The ``cost.json`` document of *folder* (FileNotFoundError when it has none)."""
+    path = folder / COST_FILE if folder.is_dir() else folder
+    doc: dict[str, Any] = json.loads(path.read_text())
+    if not str(doc.get("schema", "")).startswith("sessionbench.cost/"):
+        raise ValueError(f"{path} is not a cost.json (schema {doc.get('schema')!r})")
+    return doc
+
+
+def row_index(doc: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Rows by (variant, endpoint, clients)."""
+    return {(r["variant"], r["endpoint"], r["clients"]): r for r in doc.get("rows", [])}

@@ -1,0 +1,246 @@
+"""A variant's server under ``valgrind --tool=callgrind``, and its counters read on demand.
+
+The server starts with instrumentation off (``--instr-atstart=no``: start-up runs several
+times faster), is switched on before the warm-up (``callgrind_control -i on``), and each
+repeat is bracketed by ``callgrind_control -z`` (zero) and ``-d`` (dump), sent through
+``vgdb`` as callgrind_control does. A dump's
+``summary:`` line is the instructions the server process executed in user space since
+the zeroing (``--collect-systime=no``: the kernel's work is not counted; PostgreSQL and
+the load driver are other processes and not counted either).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+import variants
+from bench import environments, processes
+from bench.server import ServerError, free_port
+from variants.settings import DatabaseUrl
+
+PACKAGE = "valgrind"
+INSTALL = f"apt-get install {PACKAGE}"
+START_TIMEOUT = 180.0  # s: importing FastAPI + SQLAlchemy under valgrind takes ~20 s alone
+CONTROL_TIMEOUT = 60.0  # s for one vgdb call (it waits for the server to answer)
+VALGRIND_FLAGS = (
+    "--tool=callgrind",
+    "--instr-atstart=no",
+    "--collect-systime=no",
+    "--dump-instr=no",
+    "--dump-line=no",
+)
+
+
+class ValgrindMissing(RuntimeError):
+    """valgrind or vgdb is not on PATH; the message names the package."""
+
+
+class CallgrindError(RuntimeError):
+    """A vgdb (callgrind_control) call failed or its dump could not be read."""
+
+
+def require() -> str:
+    """valgrind's version string, or ValgrindMissing saying how to install it."""
+    missing = [tool for tool in ("valgrind", "vgdb") if shutil.which(tool) is None]
+    if missing:
+        raise ValgrindMissing(
+            f"{' and '.join(missing)} not found on PATH: install the Debian package "
+            f"{PACKAGE} (`{INSTALL}`)"
+        )
+    result = subprocess.run(["valgrind", "--version"], capture_output=True, text=True, check=False)
+    return result.stdout.strip() or "unknown"
+
+
+_SUMMARY = re.compile(rb"^summary:\s*(\d+)", re.MULTILINE)
+_TRIGGER = re.compile(rb"^desc: Trigger: (.*)$", re.MULTILINE)
+
+
+def read_dump(path: Path) -> tuple[int, str]:
+    """(instructions, trigger) of a callgrind dump: its ``summary:`` and ``desc: Trigger`` lines."""
+    data = path.read_bytes()
+    summary = _SUMMARY.search(data)
+    if summary is None:
+        raise CallgrindError(f"{path}: no summary line (not a callgrind dump?)")
+    trigger = _TRIGGER.search(data)
+    return int(summary.group(1)), trigger.group(1).decode().strip() if trigger else ""
+
+
+class CallgrindServer:
+    """``sessionbench serve VARIANT`` on the variant's own interpreter, wrapped by callgrind."""
+
+    def __init__(
+        self,
+        name: str,
+        url: DatabaseUrl,
+        *,
+        raw: Path,
+        env: Mapping[str, str] | None = None,
+        keep_dumps: bool = False,
+    ) -> None:
+        self.variant = variants.get(name)
+        self.url = url
+        self.raw = raw
+        self.env = dict(env or {})
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.dumps = 0
+        self.keep_dumps = keep_dumps
+        self.started_at = 0.0
+        self.startup_seconds: float | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.raw / f"server-{self.variant.name}.log"
+
+    @property
+    def ack_path(self) -> Path:
+        return self.raw / f"gc-{self.variant.name}.ack"
+
+    @property
+    def out_base(self) -> Path:
+        return self.raw / f"callgrind-{self.variant.name}.out"
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def launch(self) -> None:
+        """Start the process (returns at once; ``wait_ready`` waits for ``/health``)."""
+        try:  # valgrind must wrap the interpreter that serves, not one that re-executes
+            python = environments.interpreter(self.variant)
+        except environments.EnvironmentBuildError as exc:
+            raise ServerError(str(exc)) from None
+        self.raw.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            "valgrind",
+            *VALGRIND_FLAGS,
+            f"--callgrind-out-file={self.out_base}",
+            python,
+            "-m",
+            "bench.cost.serve_hook",
+            self.variant.name,
+            str(self.port),
+            str(self.ack_path),
+        ]
+        env = {
+            **os.environ,
+            "SESSIONBENCH_APP_NAME": f"sessionbench-cost-{self.variant.name}-{self.port}",
+            **self.env,
+            "DATABASE_URL": self.url.url,
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.started_at = time.monotonic()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.raw,
+            )
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = self.started_at + timeout
+        while not self._healthy():
+            if not self.alive():
+                raise ServerError(
+                    f"{self.variant.name} exited at start-up under valgrind:\n"
+                    f"{processes.tail(self.log_path)}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerError(
+                    f"{self.variant.name} not healthy under valgrind after {timeout:.0f} s"
+                )
+            time.sleep(0.2)
+        self.startup_seconds = time.monotonic() - self.started_at
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/health", timeout=5.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _control(self, *args: str) -> str:
+        """A callgrind monitor command through ``vgdb`` (what ``callgrind_control`` runs,
+        without its Perl start-up and its scan of every valgrind process)."""
+        try:
+            result = subprocess.run(
+                ["vgdb", f"--pid={self.pid}", *args],
+                capture_output=True,
+                text=True,
+                timeout=CONTROL_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise CallgrindError(f"vgdb {' '.join(args)} timed out") from None
+        if result.returncode != 0:
+            raise CallgrindError(
+                f"vgdb {' '.join(args)} failed: {(result.stderr or result.stdout).strip()[-300:]}"
+            )
+        return result.stdout
+
+    def collect_garbage(self, timeout: float = 60.0) -> None:
+        """A full ``gc.collect()`` in the server (SIGUSR1; see ``serve_hook``), waited for."""
+        before = self._acks()
+        os.kill(self.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while self._acks() == before:
+            if not self.alive() or time.monotonic() > deadline:
+                raise CallgrindError(f"{self.variant.name} did not collect garbage on SIGUSR1")
+            time.sleep(0.02)
+
+    def _acks(self) -> int:
+        try:
+            return len(self.ack_path.read_text().splitlines())
+        except FileNotFoundError:
+            return 0
+
+    def instrument(self) -> None:
+        """Switch instrumentation on (it is off during start-up)."""
+        self._control("instrumentation", "on")
+
+    def zero(self) -> None:
+        self._control("zero")
+
+    def dump(self, label: str) -> int:
+        """Dump the counters since the last zero; return the instructions in that dump."""
+        self._control("dump", label)
+        self.dumps += 1
+        path = Path(f"{self.out_base}.{self.dumps}")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                instructions, trigger = read_dump(path)
+            except (FileNotFoundError, CallgrindError):
+                if time.monotonic() > deadline:
+                    raise CallgrindError(f"no callgrind dump at {path}") from None
+                time.sleep(0.05)
+                continue
+            if trigger != f"dump {label}":
+                raise CallgrindError(f"{path} is the dump of {trigger!r}, not of {label!r}")
+            if not self.keep_dumps:
+                path.unlink()  # ~0.5 MB each; the summary line is all cost.json keeps
+            return instructions
+
+    def stop(self, timeout: float = 5.0) -> None:
+        processes.stop(self.process, signal.SIGINT, timeout)

@@ -1,0 +1,164 @@
+"""``sessionbench cost`` and ``compare --metric instructions``: real valgrind, real PostgreSQL.
+
+One small cost run (context and depends, GET at one client, few requests, 2 repeats) is
+shared by the tests of its shape, of the report and of the compare exit codes.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.cli import main
+from bench.cost.report import rows_for, section
+from bench.cost.results import SCHEMA
+from bench.cost.summary import verdicts
+from bench.cost.valgrind import CallgrindError, read_dump
+from bench.rundiff import differences
+from variants.settings import DatabaseUrl
+
+CLI = [sys.executable, "-m", "bench.cli"]
+HAVE_VALGRIND = bool(shutil.which("valgrind") and shutil.which("vgdb"))
+needs_valgrind = pytest.mark.skipif(not HAVE_VALGRIND, reason="valgrind is not installed")
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env or os.environ
+    )
+
+
+@pytest.fixture(scope="module")
+def cost_run(db: DatabaseUrl, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not HAVE_VALGRIND:
+        pytest.skip("valgrind is not installed")
+    out = tmp_path_factory.mktemp("cost") / "run"
+    result = cli(
+        "cost", "--variants", "context,depends", "--endpoints", "get", "--clients", "1",
+        "--requests", "8", "--repeats", "2", "--out", str(out),
+        env={**os.environ, "DATABASE_URL": db.url}, timeout=400,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out
+
+
+@needs_valgrind
+def test_cost_json_shape_repeats_agree_and_depends_costs_more(cost_run: Path) -> None:
+    doc = json.loads((cost_run / "cost.json").read_text())
+    assert doc["schema"] == SCHEMA and doc["status"] == "complete"
+    assert doc["environment"]["valgrind"].startswith("valgrind-")
+    assert "cells" not in doc
+    rows = {r["variant"]: r for r in doc["rows"]}
+    assert set(rows) == {"context", "depends"}
+    for row in rows.values():
+        assert row["endpoint"] == "get" and row["clients"] == 1
+        assert row["repeats"] == 2 and len(row["per_repeat"]) == 2 and row["requests"] == 8
+        assert row["spread_percent"] < 1.0, row["per_repeat"]
+        assert 2e5 < row["instructions_per_request"] < 5e7
+    assert rows["depends"]["instructions_per_request"] > rows["context"]["instructions_per_request"]
+    assert not list((cost_run / "raw" / "cost").glob("*.out.[0-9]*")), "dumps are deleted"
+    assert verdicts(doc)[0].startswith("depends: +")
+
+
+@needs_valgrind
+def test_report_of_a_folder_with_only_cost_json(cost_run: Path) -> None:
+    blocks, _ = section(cost_run)
+    tables = [b for b in blocks if b.kind == "table"]
+    assert len(tables) == 1 and len(tables[0].rows) == 2
+    assert any("No load run" in b.text for b in blocks)
+    assert main(["report", str(cost_run)]) == 0
+    assert "Instructions per request" in (cost_run / "report.md").read_text()
+
+
+def compare(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["compare", "--metric", "instructions", *args])
+    return code, capsys.readouterr().err
+
+
+@needs_valgrind
+def test_compare_instructions_fails_above_a_regression(
+    cost_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = compare(str(cost_run), capsys=capsys)
+    assert code == 0 and "depends" in out
+    code, out = compare(str(cost_run), str(cost_run), "--fail-above", "1", capsys=capsys)
+    assert code == 0 and "differs" not in out
+    regressed = tmp_path / "regressed"
+    regressed.mkdir()
+    doc = json.loads((cost_run / "cost.json").read_text())
+    doc["rows"][0]["instructions_per_request"] *= 1.05  # +5 %: far beyond the repeats' spread
+    doc["settings"]["repeats"] = 3
+    (regressed / "cost.json").write_text(json.dumps(doc))
+    code, out = compare(str(cost_run), str(regressed), "--fail-above", "1", capsys=capsys)
+    assert code == 1, out
+    assert "regression above 1 %" in out and "differs: setting repeats: 2 → 3" in out
+    code, _ = compare(str(cost_run), str(regressed), "--fail-above", "10", capsys=capsys)
+    assert code == 0
+
+
+def test_missing_valgrind_is_exit_2_naming_the_package(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}  # no valgrind there
+    result = cli("cost", "--quick", "--variants", "context", "--out", str(tmp_path / "o"), env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "apt-get install valgrind" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_read_dump_takes_the_summary_line(tmp_path: Path) -> None:
+    dump = tmp_path / "callgrind.out.1"
+    dump.write_text("version: 1\ndesc: Trigger: dump get-c1-r1\nevents: Ir\nsummary: 123456\n"
+                    "fn=(1) f\n1 5\ntotals: 123460\n")  # fmt: skip
+    assert read_dump(dump) == (123456, "dump get-c1-r1")
+    (tmp_path / "bad").write_text("not a dump\n")
+    with pytest.raises(CallgrindError):
+        read_dump(tmp_path / "bad")
+
+
+def test_differences_names_settings_machine_and_versions() -> None:
+    a = {"schema": "s/1", "settings": {"repeats": 3, "out": "x", "clients": [1, 16]},
+         "environment": {"cpu_model": "A", "valgrind": "valgrind-3.19.0",
+                         "packages": {"sqlalchemy": "2.1.9"}, "git_commit": "abc"}}  # fmt: skip
+    b = json.loads(json.dumps(a))
+    assert differences(a, b) == []
+    b["settings"] |= {"repeats": 5, "out": "y", "clients": [1]}
+    b["environment"] |= {"cpu_model": "B", "valgrind": "valgrind-3.22.0"}
+    b["environment"]["packages"]["sqlalchemy"] = "2.0.0"
+    lines = differences(a, b)
+    assert "setting repeats: 3 → 5" in lines and "setting clients: 1,16 → 1" in lines
+    assert "machine cpu_model: A → B" in lines
+    assert "machine valgrind: valgrind-3.19.0 → valgrind-3.22.0" in lines
+    assert "package sqlalchemy: 2.1.9 → 2.0.0" in lines
+    assert not any("out" in line for line in lines)
+
+
+def _row(variant: str, value: float, spread: float = 0.1) -> dict[str, Any]:
+    return {"variant": variant, "endpoint": "get", "clients": 1,
+            "instructions_per_request": value, "spread_percent": spread}  # fmt: skip
+
+
+def _cell(variant: str, server_us: float) -> dict[str, Any]:
+    return {"variant": variant, "scenario": "read", "users": 32, "status": "ok",
+            "cpu_us_per_request": {"server": server_us}}  # fmt: skip
+
+
+def test_report_sets_cpu_ratio_beside_and_flags_disagreement() -> None:
+    cost = {"rows": [_row("context", 1_000_000), _row("depends", 1_100_000),
+                     _row("scoped", 1_000_000), _row("raw", 500_000)]}  # fmt: skip
+    cpu = [500.0, 505.0, 495.0, 502.0, 498.0]
+    run_doc = {"cells": [_cell("context", us) for us in cpu]
+               + [_cell("depends", us * 1.1) for us in cpu]
+               + [_cell("scoped", us * 1.3) for us in cpu]}  # fmt: skip
+    rows, checked, disagreements = rows_for(cost, run_doc)
+    by_variant = {r[2]: r for r in rows}
+    assert by_variant["depends"][5].startswith("1.100") and by_variant["raw"][6].startswith("1.000")
+    assert by_variant["depends"][-1] == "agrees"  # 1.10 inside the CPU ratio's CI
+    assert by_variant["scoped"][-1] == "**disagrees**"  # 1.00 instructions vs 1.3× CPU
+    assert (checked, disagreements) == (2, 1) and by_variant["raw"][-2] == "–"  # no raw cells
+    invalid = {"cells": [c | {"status": "invalid"} for c in run_doc["cells"]]}
+    assert rows_for(cost, invalid)[1:] == (0, 0)
