@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from bench import result_files
 from bench.stats import detectable_percent, median_ci, median_interval
 
-SCHEMA = "sessionbench.run/1"
+SCHEMA = "sessionbench.run/2"  # /2: latency_us counts censored requests at their age
 RUN_FILE = "run.json"
 PACKAGES = [
     "fastapi", "starlette", "pydantic", "uvicorn", "uvloop", "httptools", "sqlalchemy",
