@@ -40,14 +40,17 @@ def fuzz_db() -> Iterator[DatabaseUrl]:
         yield pg.url
 
 
-def schemathesis(base_url: str) -> subprocess.CompletedProcess[str]:
+def schemathesis(base_url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """Run the fuzzer; its cache (``.schemathesis/``) goes to *workdir*, not the checkout."""
     cmd = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{base_url}/openapi.json",
         "--seed", str(SEED), "--max-examples", str(EXAMPLES), "--phases", PHASES,
         "--checks", "all", "--no-shrink",
         "--request-timeout", "10", "--workers", "1", "--output-truncate", "false",
     ]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, check=False, cwd=workdir
+    )
 
 
 @pytest.mark.parametrize("name", MAIN_ENVIRONMENT)
@@ -55,7 +58,7 @@ def test_the_schema_describes_what_the_server_answers(
     name: str, fuzz_db: DatabaseUrl, tmp_path: Path
 ) -> None:
     with VariantServer(name, fuzz_db, log_path=tmp_path / "server.log") as server:
-        found = schemathesis(server.base_url)
+        found = schemathesis(server.base_url, tmp_path)
         alive = server.alive()
     report = found.stdout[-6000:] + found.stderr[-2000:]
     assert alive, f"{name} died under fuzzing:\n{report}"
