@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "variants": ["scoped", "depends", "context", "raw"],  # the quick load run's
-        "endpoints": list(ENDPOINTS),
+        "endpoints": ["get", "write"],  # the quick load run's scenarios: read, write
         "clients": [1, 16],
-        "concurrent": ["get", "write"],  # the pool-contention paths; --full: every endpoint
-        "ops": {"get": 32, "list": 16, "multi": 8, "write": 8, "health": 32},
+        "concurrent": None,
+        "ops": {"get": 128, "list": 64, "multi": 32, "write": 32, "health": 128},
         "repeats": 3,
-        "warmup": 8,
+        "warmup": 32,
         "first_warmup": 8,
     },
     "full": {
@@ -39,10 +39,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "endpoints": list(ENDPOINTS),
         "clients": [1, 16],
         "concurrent": None,
-        "ops": {"get": 96, "list": 96, "multi": 48, "write": 48, "health": 96},
+        "ops": {"get": 128, "list": 64, "multi": 32, "write": 32, "health": 128},
         "repeats": 3,
         "warmup": 32,
-        "first_warmup": 48,
+        "first_warmup": 8,
     },
 }
 
@@ -60,14 +60,14 @@ def register(sub: Any) -> None:
         dest="mode",
         action="store_const",
         const="quick",
-        help="the quick load run's 4 variants, few requests, 3 repeats (default)",
+        help="the quick load run's 4 variants and endpoints (get, write), 3 repeats (default)",
     )
     mode.add_argument(
         "--full",
         dest="mode",
         action="store_const",
         const="full",
-        help="every variant, 3× the requests",
+        help="every variant and endpoint",
     )
     p.add_argument("--variants", type=comma_list(variant_name), help="comma-separated names")
     p.add_argument(

@@ -145,6 +145,9 @@ class CallgrindServer:
             **self.env,
             "DATABASE_URL": self.url.url,
             "PYTHONUNBUFFERED": "1",
+            # str hashes (dict and set layouts) are random per process: instruction counts
+            # of two processes of the same code differ by ~2 % without a fixed seed
+            "PYTHONHASHSEED": "0",
         }
         self.started_at = time.monotonic()
         with self.log_path.open("ab") as log:
