@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import database
-from bench.server import VariantServer
+from bench.common import database
+from bench.common.server import VariantServer
 from variants.settings import DatabaseUrl
 
 

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 import variants
-from bench.server import free_port
+from bench.common.server import free_port
 
 CLI = [sys.executable, "-m", "bench.cli"]
 

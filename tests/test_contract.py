@@ -1,10 +1,10 @@
-"""The contract suite: every check of ``bench.verify`` against every registered variant."""
+"""The contract suite: every check of ``bench.common.verify`` against every registered variant."""
 
 import httpx
 import pytest
 
 import variants
-from bench.verify import CHECKS, Check, Context, run_check
+from bench.common.verify import CHECKS, Check, Context, run_check
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=[c.__name__ for c in CHECKS])

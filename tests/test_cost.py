@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from bench.cli import main
+from bench.common.rundiff import differences
 from bench.cost.report import rows_for, section
 from bench.cost.results import SCHEMA
 from bench.cost.summary import verdicts
 from bench.cost.valgrind import CallgrindError, read_dump
-from bench.rundiff import differences
 from variants.settings import DatabaseUrl
 
 CLI = [sys.executable, "-m", "bench.cli"]

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import time
 
-from bench import cpu
+from bench.common import cpu
 
 BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
 

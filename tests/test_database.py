@@ -1,4 +1,4 @@
-"""bench.database and variants.settings: URL forms, the embedded server, schema and seed."""
+"""bench.common.database and variants.settings: URL forms, the embedded server, schema and seed."""
 
 import asyncio
 import os
@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench import database
+from bench.common import database
 from variants.settings import DatabaseUrl, Settings
 
 

@@ -16,9 +16,14 @@ import psutil
 import pytest
 
 import variants
-from bench import environments, processes
-from bench.environments import Environment, EnvironmentBuildError, interpreter, package_versions
-from bench.server import free_port
+from bench.common import environments, processes
+from bench.common.environments import (
+    Environment,
+    EnvironmentBuildError,
+    interpreter,
+    package_versions,
+)
+from bench.common.server import free_port
 
 
 def fake_env(tmp_path: Path, requirements: str) -> Environment:

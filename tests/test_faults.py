@@ -12,7 +12,7 @@ import asyncpg
 import psutil
 import pytest
 
-from bench import database
+from bench.common import database
 
 CLI = [sys.executable, "-m", "bench.cli"]
 

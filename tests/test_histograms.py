@@ -2,7 +2,7 @@
 
 from hdrh.histogram import HdrHistogram
 
-from bench import histograms
+from bench.common import histograms
 
 
 def hist(values: list[int]) -> str:

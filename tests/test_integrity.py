@@ -3,8 +3,8 @@
 import asyncpg
 import pytest
 
-from bench import integrity
-from bench.integrity import Monitor, Observed, check_cell
+from bench.common import integrity
+from bench.common.integrity import Monitor, Observed, check_cell
 from variants.settings import DatabaseUrl
 
 WRITES = {"POST /todos 201": 100, "PATCH /todos/{id} 200": 100, "DELETE /todos/{id} 204": 90}

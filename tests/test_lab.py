@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.server import VariantServer
+from bench.common.server import VariantServer
 from variants.settings import DatabaseUrl
 
 FAMILIES = ["scoped", "depends", "context"]

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 import variants
-from bench import verify
-from bench.runner import Placement, RunConfig, Runner, Series
-from bench.server import ServerError, VariantServer
+from bench.common import verify
+from bench.common.server import ServerError, VariantServer
+from bench.load.runner import Placement, RunConfig, Runner, Series
 from variants.settings import DatabaseUrl
 
 

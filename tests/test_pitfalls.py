@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import database
+from bench.common import database
+from bench.common.server import VariantServer
 from bench.pitfalls import scenarios
 from bench.pitfalls.probe import BROKEN, DEGRADED, OK, Outcome, Skip, Target
 from bench.pitfalls.runner import unhealthy
-from bench.server import VariantServer
 from variants.settings import DatabaseUrl
 
 POOL = {"SESSIONBENCH_POOL_SIZE": "10", "SESSIONBENCH_POOL_TIMEOUT": "2"}

@@ -13,7 +13,7 @@ import pytest
 
 from bench.pitfalls.probe import OK, Outcome, Target, responsive
 from bench.pitfalls.runner import PITFALLS_FILE, SCHEMA, PitfallConfig, PitfallRunner
-from bench.report import build
+from bench.report.document import build
 
 CLI = [sys.executable, "-m", "bench.cli"]
 

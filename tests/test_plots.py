@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 import variants
-from bench import plots
+from bench.common import plots
 from tests.fake_runs import fake_doc
 
 

@@ -16,9 +16,9 @@ from hdrh.histogram import HdrHistogram
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench import histograms
+from bench.common import histograms
 from bench.pool import repro
-from bench.report import build
+from bench.report.document import build
 from variants import pool_stats
 from variants.pool import HybridQueue, pool_class
 from variants.settings import DatabaseUrl

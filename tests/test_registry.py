@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 import variants
-from bench import environments
+from bench.common import environments
 
 
 def test_lists_required_strategies_and_baselines() -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench import plots
-from bench.compare_command import METRICS, between, within
-from bench.report import build
-from bench.results import Run
+from bench.common import plots
+from bench.common.results import Run
+from bench.report.compare import METRICS, between, within
+from bench.report.document import build
 
 CLI = [sys.executable, "-m", "bench.cli"]
 

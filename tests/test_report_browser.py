@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import build
-from bench.results import ROOT
+from bench.common.results import ROOT
+from bench.report.document import build
 
 REFERENCE = ROOT / "results" / "reference"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import result_files
 from bench.cli import main
+from bench.common import result_files
+from bench.common.results import ROOT, Run
 from bench.pitfalls.runner import PitfallRun
-from bench.results import ROOT, Run
 
 REFERENCE = ROOT / "results" / "reference"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import SCHEMA, Run, group_summary, percentile, rounded, tail_resolved
+from bench.common.results import SCHEMA, Run, group_summary, percentile, rounded, tail_resolved
 
 
 def test_floats_are_rounded_to_significant_digits() -> None:

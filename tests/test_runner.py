@@ -12,9 +12,9 @@ from typing import Any
 import psutil
 import pytest
 
-from bench.report import build
-from bench.results import SCHEMA
-from bench.runner import Placement, RunConfig, validity_reasons, warnings
+from bench.common.results import SCHEMA
+from bench.load.runner import Placement, RunConfig, validity_reasons, warnings
+from bench.report.document import build
 
 
 def config(**overrides: Any) -> RunConfig:
@@ -329,7 +329,7 @@ def test_a_starving_strategy_s_tail_is_censored_and_a_fair_one_s_is_resolved(
 def test_the_summary_prints_an_unresolved_tail_as_a_lower_bound() -> None:
     from rich.console import Console
 
-    from bench.console import summary_table
+    from bench.common.console import summary_table
 
     def cell(variant: str, resolved: bool) -> dict[str, Any]:
         return {

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from bench.server import VariantServer
+from bench.common.server import VariantServer
 from variants.schemas import CONTRACT_ERRORS, TodoCreate, _title_pattern
 
 FAMILIES = ["scoped", "depends", "context", "core", "raw"]

@@ -5,10 +5,9 @@ import re
 import shutil
 from pathlib import Path
 
-from bench import scorecard
-from bench.report import README_END, README_START, build, update_readme
-from bench.results import ROOT, censored_percentiles, percentile
-from bench.scorecard import Score, advice, scores
+from bench.common.results import ROOT, censored_percentiles, percentile
+from bench.report.document import README_END, README_START, build, scorecard, update_readme
+from bench.report.scorecard import Score, advice, scores
 from tests.fake_runs import fake_doc, write
 
 RATES = {"depends": 1000.0, "context": 1300.0, "scoped": 1250.0, "raw": 3000.0}
@@ -155,7 +154,7 @@ def test_advice_follows_the_rules() -> None:
 def test_console_summary_marks_a_censored_p99() -> None:
     from rich.console import Console
 
-    from bench.console import summary_table
+    from bench.common.console import summary_table
 
     doc = fake_doc({"scoped": 1000.0, "context": 1000.0},
                    extra={"scoped": {"tail_resolved": False}})  # fmt: skip

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.compare_command import METRICS, within
-from bench.results import Run
-from bench.stats import (
+from bench.common.results import Run
+from bench.common.stats import (
     MARGIN_PERCENT,
     compare,
     compare_paired,
@@ -20,6 +19,7 @@ from bench.stats import (
     order_coverage,
     trials_to_resolve,
 )
+from bench.report.compare import METRICS, within
 
 # The committed reference (results/reference, mixed, 128 users), per round 1..5.
 DEPENDS_MIXED = [1378.0, 1711.0, 1661.0, 1732.0, 1689.0]

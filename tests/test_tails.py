@@ -2,7 +2,8 @@
 
 from hdrh.histogram import HdrHistogram
 
-from bench import histograms, tails
+from bench.common import histograms
+from bench.load import tails
 
 
 def hist(values: dict[int, int]) -> HdrHistogram:

@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 
-from bench.server import free_port
-from bench.verify import CheckFailed, Context
+from bench.common.server import free_port
+from bench.common.verify import CheckFailed, Context
 from variants.settings import DatabaseUrl
 
 

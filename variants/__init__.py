@@ -4,7 +4,7 @@ Adding a strategy is one new module exposing ``app`` plus one line below. A vari
 label is the first line of its module docstring. A ``library`` variant names the PyPI
 package it shows (its version goes into run.json); one whose pins conflict with the main
 environment names its own ``environment`` (``variants/envs/<name>.txt``, see
-``bench.environments``) and is served, verified and benchmarked from that venv only.
+``bench.common.environments``) and is served, verified and benchmarked from that venv only.
 """
 
 import ast

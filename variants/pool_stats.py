@@ -6,7 +6,7 @@ process writes ``<dir>/<pid>.pid`` to say it listens, ``SIGUSR1`` resets the cou
 ``<dir>/<pid>.json`` (at the window's end). Signals, not an HTTP route, so every worker
 of ``--workers N`` answers for itself and the app's routes stay the contract's.
 
-Recorded per checkout (µs, HdrHistograms with the range of ``bench.histograms``):
+Recorded per checkout (µs, HdrHistograms with the range of ``bench.common.histograms``):
 *wait* from asking the pool for a connection to getting one, *hold* from getting it to
 giving it back (the reset on return included), and whether the checkout *barged*: took
 a free connection while other checkouts of this process were already waiting for one.

@@ -49,7 +49,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def register(sub: Any) -> None:
     """Add ``cost`` to the CLI's subparsers (*sub* from ``add_subparsers``)."""
-    from bench.cli import comma_list, number, one_of, variant_name
+    from bench.common.arguments import comma_list, number, one_of, variant_name
 
     help = "Count the instructions each variant's server executes per request (valgrind)."
     p = sub.add_parser("cost", help=help, description=help)
@@ -131,7 +131,7 @@ def config_from(args: argparse.Namespace, version: str) -> CostConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.console import console, progress_bar
+    from bench.common.console import console, progress_bar
     from bench.cost import valgrind
     from bench.cost.results import COST_FILE
     from bench.cost.runner import run_cost

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common.rundiff import differences
 from bench.cost.results import COST_FILE, load, row_index
-from bench.rundiff import differences
 
 ENDPOINT_NOUN = {
     "get": "GET",
@@ -128,8 +128,8 @@ def _order(change: Change) -> tuple[Any, ...]:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from bench.console import console
-    from bench.results import ROOT
+    from bench.common.console import console
+    from bench.common.results import ROOT
 
     try:
         paths: list[Path] = args.runs or [latest_cost_run(ROOT / "results")]

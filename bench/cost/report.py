@@ -15,7 +15,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.blocks import Block, bullets, h1, h2, p, register_section, table, to_html, to_markdown
+from bench.common.blocks import (
+    Block,
+    bullets,
+    h1,
+    h2,
+    p,
+    register_section,
+    table,
+    to_html,
+    to_markdown,
+)
 from bench.cost.results import COST_FILE, load, row_index
 
 SCENARIO_OF = {"get": "read", "write": "write", "multi": "multi"}
@@ -29,7 +39,7 @@ FLOOR = "raw"
 def cpu_ratio(run_doc: dict[str, Any], variant: str, scenario: str) -> dict[str, Any] | None:
     """Server CPU per request of *variant* vs ``context`` in *scenario*: ratio and 95 % CI,
     at the highest user count both have valid cells for (None: nothing to set beside)."""
-    from bench.stats import compare
+    from bench.common.stats import compare
 
     cells: dict[tuple[str, int], list[float]] = {}
     for cell in run_doc.get("cells", []):

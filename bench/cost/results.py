@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Self
 
-from bench.results import Run, rounded
+from bench.common.results import Run, rounded
 
 COST_FILE = "cost.json"
 SCHEMA = "sessionbench.cost/1"

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import variants
-from bench import database, environments
+from bench.common import database, environments
+from bench.common.results import environment
+from bench.common.server import ServerError
 from bench.cost.endpoints import UnexpectedResponse
 from bench.cost.measure import Plan, measure
 from bench.cost.results import CostRun
 from bench.cost.valgrind import CallgrindError, CallgrindServer
-from bench.results import environment
-from bench.server import ServerError
 
 
 @dataclass(frozen=True)

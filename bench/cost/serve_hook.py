@@ -51,7 +51,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGUSR1, collect)
     uvicorn.server.Server.main_loop = _main_loop  # type: ignore[method-assign]
     uvicorn.run = functools.partial(uvicorn.run, timeout_keep_alive=KEEP_ALIVE)
-    from bench.server import serve
+    from bench.common.server import serve
 
     serve(name, port=port)
 

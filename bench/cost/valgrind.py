@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 
 import variants
-from bench import environments, processes
-from bench.server import ServerError, free_port
+from bench.common import environments, processes
+from bench.common.server import ServerError, free_port
 from variants.settings import DatabaseUrl
 
 PACKAGE = "valgrind"

@@ -41,7 +41,7 @@ from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.histograms import HIST_RANGE
+from bench.common.histograms import HIST_RANGE
 
 SEED_ROWS = int(os.environ.get("SESSIONBENCH_SEED_ROWS", "10000"))
 WINDOW_MESSAGE = "sessionbench-window"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import uvloop
 
-from bench import cpu, database
-from bench.integrity import Monitor
+from bench.common import cpu, database
+from bench.common.integrity import Monitor
 
 Op = Callable[[], Awaitable[Any]]
 

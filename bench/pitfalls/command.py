@@ -10,12 +10,11 @@ from typing import Any
 from rich.table import Table
 
 import variants
-from bench.console import console, progress_bar
+from bench.common.console import console, progress_bar, rel_path
+from bench.common.results import ROOT
 from bench.pitfalls.report import OUTCOME_STYLE, brief
 from bench.pitfalls.runner import PITFALLS_FILE, PitfallConfig, PitfallRunner
 from bench.pitfalls.scenarios import SCENARIOS
-from bench.results import ROOT
-from bench.run_command import _rel
 from variants.settings import DatabaseUrl
 
 SOAK = {"quick": 8.0, "full": 60.0}
@@ -48,14 +47,14 @@ def run(args: argparse.Namespace) -> int:
         f"sessionbench pitfalls --{config.mode}: {len(config.scenarios)} scenarios × "
         f"{len(config.variants)} variants ({', '.join(config.variants)}), pool "
         f"{config.pool_size} with a {config.pool_timeout:g} s timeout, soak {config.soak:g} s "
-        f"→ {_rel(config.out)}",
+        f"→ {rel_path(config.out)}",
         highlight=False,
     )
     with progress_bar(total) as progress:
         result = PitfallRunner(config, progress=progress).run()
     console.print(matrix_table(result.doc))
     status = result.doc["status"]
-    console.print(f"pitfalls {status}: {_rel(config.out / PITFALLS_FILE)}", highlight=False)
+    console.print(f"pitfalls {status}: {rel_path(config.out / PITFALLS_FILE)}", highlight=False)
     return {"complete": 0, "incomplete": 130}.get(status, 1)
 
 

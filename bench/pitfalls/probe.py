@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from bench import database
-from bench.server import VariantServer
+from bench.common import database
+from bench.common.server import VariantServer
 from variants.settings import DatabaseUrl
 
 OK, DEGRADED, BROKEN = "ok", "degraded", "broken"

@@ -16,8 +16,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
-from bench import plots
-from bench.blocks import register_section
+from bench.common import plots
+from bench.common.blocks import register_section
 from bench.pitfalls.probe import BROKEN, DEGRADED, ERROR, OK, SKIPPED, plural
 
 OUTCOME_STYLE: dict[str, tuple[str, str]] = {
@@ -220,7 +220,7 @@ def soak_plot(doc: dict[str, Any], path: Path) -> Path | None:
 @register_section("pitfalls")
 def section(folder: Path) -> tuple[list[Any], list[Path]]:
     """Report blocks and written plots for *folder*'s pitfalls.json (nothing if it has none)."""
-    from bench.blocks import PLOTS, bullets, h2, img, p, table
+    from bench.common.blocks import PLOTS, bullets, h2, img, p, table
     from bench.pitfalls.runner import PITFALLS_FILE, PitfallRun
 
     if not (folder / PITFALLS_FILE).exists():
@@ -292,7 +292,7 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
 def build_alone(folder: Path, lead: Sequence[Any] = ()) -> list[Path]:
     """report.md and index.html for a folder with a pitfalls.json and no load run; *lead*:
     blocks to open the report with (the scorecard, from ``sessionbench report``)."""
-    from bench.blocks import bullets, h1, h2, p, to_html, to_markdown
+    from bench.common.blocks import bullets, h1, h2, p, to_html, to_markdown
     from bench.pitfalls.runner import PitfallRun
 
     doc = PitfallRun.load(folder).doc

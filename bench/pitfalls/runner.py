@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import variants
-from bench import database, integrity
+from bench.common import database, integrity
+from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
+from bench.common.result_files import PitfallFile
+from bench.common.results import Run, environment
+from bench.common.server import ServerError, VariantServer
 from bench.pitfalls import scenarios
 from bench.pitfalls.probe import (
     ERROR,
@@ -34,10 +38,6 @@ from bench.pitfalls.probe import (
     responsive,
     settle,
 )
-from bench.result_files import PitfallFile
-from bench.results import Run, environment
-from bench.runner import Interrupted, ignore_signals, raise_interrupted
-from bench.server import ServerError, VariantServer
 from variants.settings import DatabaseUrl
 
 SCHEMA = "sessionbench.pitfalls/1"

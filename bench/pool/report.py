@@ -15,8 +15,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from bench import histograms, plots
-from bench.blocks import Block, h2, img, p, register_section, table
+from bench.common import histograms, plots
+from bench.common.blocks import Block, h2, img, p, register_section, table
 
 RUN_FILE = "run.json"
 PERCENTILES = [0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]

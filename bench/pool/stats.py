@@ -18,7 +18,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from bench import cpu, histograms
+from bench.common import cpu, histograms
 
 ENV = "SESSIONBENCH_POOL_STATS"  # = variants.pool_stats.ENV
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from bench import database
+from bench.common import database
 from variants.settings import DatabaseUrl
 
 T = TypeVar("T")

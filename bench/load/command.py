@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import variants
-from bench.console import console, progress_bar, summary_table
+from bench.common.console import console, progress_bar, rel_path, summary_table
+from bench.common.results import ROOT, RUN_FILE
+from bench.load.runner import ConfigError, RunConfig, Runner
 from bench.load.scenarios import SCENARIOS
-from bench.results import ROOT, RUN_FILE
-from bench.runner import ConfigError, RunConfig, Runner
 from variants.settings import DatabaseUrl
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         f"sessionbench run --{config.mode}: {config.cell_count} cells "
         f"({len(config.series())} series × {len(config.scenarios)} scenarios × "
         f"{len(config.users)} user counts × {config.trials} trials), "
-        f"{config.warmup:g} s warm-up + {config.duration:g} s each → {_rel(config.out)}",
+        f"{config.warmup:g} s warm-up + {config.duration:g} s each → {rel_path(config.out)}",
         highlight=False,
     )
     try:
@@ -82,12 +81,5 @@ def run(args: argparse.Namespace) -> int:
             failures = "; ".join(info.get("verify", {}).get("failures", []))[:300]
             console.print(f"[red]{name} failed verify and was skipped:[/red] {failures}")
     status = result.doc["status"]
-    console.print(f"run {status}: {_rel(config.out / RUN_FILE)}", highlight=False)
+    console.print(f"run {status}: {rel_path(config.out / RUN_FILE)}", highlight=False)
     return {"complete": 0, "incomplete": 130}.get(status, 1)
-
-
-def _rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bench.results import censored_percentiles, group_summary
+from bench.common.results import censored_percentiles, group_summary
 
 console = Console(stderr=True)
 if not console.is_terminal:
@@ -79,3 +80,11 @@ def _short(reasons: list[str], width: int = 60) -> str:
     first = reasons[0].splitlines()[0]
     more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
     return (first[: width - len(more)] + more) if len(first) > width else first + more
+
+
+def rel_path(path: Path) -> str:
+    """*path* relative to the working directory when it is below it, else as given."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

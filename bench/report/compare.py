@@ -18,9 +18,9 @@ from typing import Any
 
 from rich.table import Table
 
-from bench.console import console
-from bench.results import Run, latest_run, series_names
-from bench.stats import Comparison, compare, compare_paired
+from bench.common.console import console
+from bench.common.results import Run, latest_run, series_names
+from bench.common.stats import Comparison, compare, compare_paired
 
 Cell = dict[str, Any]
 

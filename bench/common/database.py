@@ -32,7 +32,7 @@ import asyncpg
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
-from bench import processes
+from bench.common import processes
 from variants.models import todos
 from variants.settings import DatabaseUrl
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import variants
-from bench import (
+from bench.common import (
     cpu,
     database,
     environments,
@@ -46,13 +46,14 @@ from bench import (
     integrity,
     processes,
     stats,
-    tails,
     verify,
 )
+from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
+from bench.common.results import Run, environment
+from bench.common.server import ServerError, VariantServer
+from bench.load import tails
 from bench.load.scenarios import SCENARIOS
 from bench.pool import stats as pool_stats
-from bench.results import Run, environment
-from bench.server import ServerError, VariantServer
 from variants.settings import DatabaseUrl
 
 LOCUST_CPU_LIMIT = 90.0  # % of one core: above it the load generator is the bottleneck
@@ -153,21 +154,8 @@ class Placement:
         }
 
 
-class Interrupted(Exception):
-    pass
-
-
 class ConfigError(ValueError):
     """The configured run cannot work here (e.g. more pooled connections than PostgreSQL allows)."""
-
-
-def raise_interrupted(signum: int, frame: object) -> None:
-    raise Interrupted(signal.Signals(signum).name)
-
-
-def ignore_signals() -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
 
 
 class Runner:

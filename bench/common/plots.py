@@ -19,8 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from bench import stats
-from bench.results import censored_percentiles, percentile, series_names
+from bench.common import stats
+from bench.common.results import censored_percentiles, percentile, series_names
 
 SIZE = (10.0, 5.6)  # inches
 DPI = 100  # → 1000 × 560 px

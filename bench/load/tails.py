@@ -35,7 +35,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from bench import histograms
+from bench.common import histograms
 
 TAIL_TOLERANCE = 0.05
 TAIL_KEYS = ("p50", "p90", "p99", "p99.9", "max")

@@ -13,8 +13,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench import plots, scorecard
-from bench.blocks import (
+from bench.common import plots
+from bench.common.blocks import (
     PLOTS,
     Block,
     bullets,
@@ -27,12 +27,13 @@ from bench.blocks import (
     to_html,
     to_markdown,
 )
-from bench.compare_command import METRICS, within
+from bench.common.result_files import MicroFile, load_document
+from bench.common.results import Run, censored_percentiles, group_summary, percentile, series_names
+from bench.common.stats import VERDICT_METHOD, coverage_text, median_ci
 from bench.micro import GROUPS as MICRO_GROUPS
-from bench.micro_command import MICRO_FILE
-from bench.result_files import MicroFile, load_document
-from bench.results import Run, censored_percentiles, group_summary, percentile, series_names
-from bench.stats import VERDICT_METHOD, coverage_text, median_ci
+from bench.micro.command import MICRO_FILE
+from bench.report import scorecard
+from bench.report.compare import METRICS, within
 
 # --- content ---------------------------------------------------------------------------------
 

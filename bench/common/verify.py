@@ -23,8 +23,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import database
-from bench.server import ServerError, VariantServer
+from bench.common import database
+from bench.common.server import ServerError, VariantServer
 from variants.settings import DatabaseUrl
 
 BIGINT_MAX = 2**63 - 1

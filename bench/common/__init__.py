@@ -1,0 +1,1 @@
+"""Shared infrastructure: database, servers, environments, processes, statistics, files."""

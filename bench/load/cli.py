@@ -1,0 +1,109 @@
+"""``sessionbench run``: its flags (the command itself is ``bench.load.command``)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from bench.common.arguments import (
+    add_command,
+    asgi_server,
+    comma_list,
+    number,
+    one_of,
+    variant_name,
+)
+from variants.settings import POOL_QUEUES
+
+
+def _load_scenarios() -> Collection[str]:
+    from bench.load.scenarios import SCENARIOS
+
+    return SCENARIOS
+
+
+scenario_name = one_of("scenario", _load_scenarios)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.load.command import run
+
+    return run(args)
+
+
+def register(sub: Any) -> None:
+    """Add ``run`` to the CLI's subparsers."""
+    help = "Run the load benchmark matrix (quick by default) into a run folder."
+    p = add_command(sub, "run", cmd_run, help)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        help="3 strategies + raw, read and write, 32 users, 3 trials (default)",
+    )
+    mode.add_argument(
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="every variant and scenario, users 32,128, 5 trials",
+    )
+    p.add_argument("--variants", type=comma_list(variant_name), help="comma-separated names")
+    p.add_argument("--scenarios", type=comma_list(scenario_name), help="comma-separated scenarios")
+    p.add_argument(
+        "--users", type=comma_list(number(int, 1)), help="comma-separated concurrency levels"
+    )
+    p.add_argument("--trials", type=number(int, 1), help="trials per cell")
+    p.add_argument(
+        "--duration", type=number(float, 0, strict=True), help="measured seconds per cell"
+    )
+    p.add_argument("--warmup", type=number(float, 0), help="discarded seconds before measuring")
+    p.add_argument(
+        "--pool-size",
+        type=comma_list(number(int, 1)),
+        default=[10],
+        metavar="N[,N…]",
+        help="pool size per server process; several values = an axis (default 10)",
+    )
+    p.add_argument(
+        "--max-overflow", type=number(int, 0), default=0, help="pool overflow (default 0)"
+    )
+    p.add_argument(
+        "--workers",
+        type=comma_list(number(int, 1)),
+        default=[1],
+        metavar="N[,N…]",
+        help="server worker processes; several values = an axis (default 1)",
+    )
+    p.add_argument(
+        "--server",
+        type=comma_list(asgi_server),
+        default=["uvicorn"],
+        metavar="NAME[,NAME…]",
+        help="uvicorn and/or granian (default uvicorn)",
+    )
+    p.add_argument(
+        "--pool-queue",
+        type=comma_list(one_of("pool queue", lambda: POOL_QUEUES)),
+        default=["sqlalchemy"],
+        metavar="NAME[,NAME…]",
+        help="how the pool hands out connections: sqlalchemy, fifo, hybrid (default sqlalchemy)",
+    )
+    p.add_argument(
+        "--pool-stats",
+        action="store_true",
+        help="servers record pool wait/hold times and barging per cell (costs ~1-3 %% CPU)",
+    )
+    p.add_argument(
+        "--locust-processes",
+        type=number(int, 1),
+        default=1,
+        metavar="N",
+        help="load generator processes (locust --processes; default 1)",
+    )
+    p.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
+    p.set_defaults(mode="quick")

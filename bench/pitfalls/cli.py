@@ -1,0 +1,72 @@
+"""``sessionbench pitfalls``: its flags (the command itself is ``bench.pitfalls.command``)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from bench.common.arguments import add_command, comma_list, number, one_of, variant_name
+
+
+def _pitfall_scenarios() -> Collection[str]:
+    from bench.pitfalls.scenarios import SCENARIOS
+
+    return SCENARIOS
+
+
+pitfall_scenario = one_of("pitfall scenario", _pitfall_scenarios)
+
+
+def cmd_pitfalls(args: argparse.Namespace) -> int:
+    from bench.pitfalls.command import run
+
+    return run(args)
+
+
+def register(sub: Any) -> None:
+    """Add ``pitfalls`` to the CLI's subparsers."""
+    help = "Run the pitfall matrix: each scenario against each strategy."
+    p = add_command(sub, "pitfalls", cmd_pitfalls, help)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        help="few requests per scenario, 8 s soak (default; about 3 minutes)",
+    )
+    mode.add_argument(
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="more requests per scenario, 60 s soak",
+    )
+    p.add_argument(
+        "--variants",
+        type=comma_list(variant_name),
+        help="comma-separated names (default: every strategy)",
+    )
+    p.add_argument(
+        "--scenarios",
+        type=comma_list(pitfall_scenario),
+        help="comma-separated scenarios (default: all)",
+    )
+    p.add_argument(
+        "--soak",
+        type=number(float, 0, strict=True),
+        metavar="SECONDS",
+        help="soak duration (default: 8 quick, 60 full)",
+    )
+    p.add_argument("--pool-size", type=number(int, 1), default=10, help="pool size (default 10)")
+    p.add_argument(
+        "--pool-timeout",
+        type=number(float, 0, strict=True),
+        default=2.0,
+        metavar="SECONDS",
+        help="pool timeout (default 2: exhaustion shows fast)",
+    )
+    p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-pitfalls)")
+    p.set_defaults(mode="quick")
