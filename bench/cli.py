@@ -159,6 +159,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def master_address(value: str) -> tuple[str, int]:
+    from bench.load.distributed import parse_master
+
+    try:
+        return parse_master(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from exc
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bench.load.distributed import run_worker
+
+    return run_worker(*args.master)
+
+
 def cmd_micro(args: argparse.Namespace) -> int:
     from bench.micro_command import run
 
@@ -323,8 +338,19 @@ def build_parser() -> Parser:
         metavar="N",
         help="load generator processes (locust --processes; default 1)",
     )
+    p.add_argument("--expect-workers", type=number(int, 1), default=0, metavar="N",
+                   help="locust distributed: start a master, wait for N `sessionbench worker`s "
+                   "before each cell")  # fmt: skip
+    p.add_argument("--master-bind", default="127.0.0.1", metavar="HOST",
+                   help="address the locust master listens on (default 127.0.0.1)")
+    p.add_argument("--master-port", type=port, default=5557, metavar="PORT",
+                   help="port the locust master listens on (default 5557)")
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     p.set_defaults(mode="quick")
+
+    p = add("worker", cmd_worker, "Run a locust worker for a `run --expect-workers` master.")
+    p.add_argument("--master", type=master_address, required=True, metavar="HOST[:PORT]",
+                   help="the runner's locust master (port default 5557)")
 
     p = add("report", cmd_report, "Write plots, report.md and index.html into a run folder.")
     p.add_argument(

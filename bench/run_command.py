@@ -50,6 +50,8 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         mode=args.mode, pool_sizes=args.pool_size, max_overflow=args.max_overflow, out=out,
         workers=args.workers, asgi_servers=args.server, locust_processes=args.locust_processes,
         pool_queues=args.pool_queue, pool_stats=args.pool_stats,
+        expect_workers=args.expect_workers, master_bind=args.master_bind,
+        master_port=args.master_port,
         **chosen,
     )  # fmt: skip
 
@@ -59,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         DatabaseUrl.parse(
             os.environ["DATABASE_URL"]
         )  # a bad URL fails before the run folder exists
+    if args.expect_workers and args.locust_processes > 1:
+        console.print("sessionbench: error: --expect-workers and --locust-processes exclude "
+                      "each other (workers run the load)", highlight=False)
+        return 2
     config = config_from(args)
     if (config.out / RUN_FILE).exists():
         console.print(f"sessionbench: error: --out {config.out} already holds a run")

@@ -49,6 +49,7 @@ from bench import (
     tails,
     verify,
 )
+from bench.load import distributed
 from bench.load.scenarios import SCENARIOS
 from bench.pool import stats as pool_stats
 from bench.results import Run, environment
@@ -88,6 +89,10 @@ class RunConfig:
     workers: list[int] = field(default_factory=lambda: [1])
     asgi_servers: list[str] = field(default_factory=lambda: ["uvicorn"])
     locust_processes: int = 1
+    expect_workers: int = 0
+    """>0: locust runs distributed (bench/load/distributed.py): a master here, N workers."""
+    master_bind: str = distributed.DEFAULT_BIND
+    master_port: int = distributed.DEFAULT_PORT
     pool_queues: list[str] = field(default_factory=lambda: ["sqlalchemy"])
     pool_stats: bool = False
     """Servers record pool wait/hold/barging (variants/pool_stats.py) into each cell; off by
@@ -387,10 +392,18 @@ class Runner:
         locust = self._start_locust(locustfile, server.base_url, users, raw, placement)
         groups["locust"] = [locust.pid]
         try:
-            start_file = _wait_for_start(raw, locust, timeout=20)
+            wait = 20 + (distributed.WORKER_WAIT if config.expect_workers else 0)
+            start_file = _wait_for_start(raw, locust, timeout=wait)
         except RuntimeError as exc:
-            cell["reasons"].append(str(exc))
             processes.stop(locust)
+            if config.expect_workers and "waiting for workers" in str(exc):
+                raise ConfigError(
+                    f"fewer than {config.expect_workers} locust workers connected to "
+                    f"{config.master_bind}:{config.master_port} within "
+                    f"{distributed.WORKER_WAIT:.0f} s (start `sessionbench worker --master "
+                    "HOST:PORT` on the load hosts); the cells run so far are kept"
+                ) from exc
+            cell["reasons"].append(str(exc))
             return cell
         window = start_file["window"]  # the master's: every locust process measures it
         _sleep_until(window[0])
@@ -461,7 +474,15 @@ class Runner:
             "histogram": histograms.encode(merged),
         }
         expected = config.locust_processes + 1 if config.locust_processes > 1 else 1
-        if recorded["processes"] != expected:
+        if config.expect_workers:
+            expected = config.expect_workers + 1
+            cell["workers_contributed"] = distributed.contributed(recorded)
+        if recorded["processes"] != expected and config.expect_workers:
+            cell["reasons"].append(
+                f"results of {distributed.contributed(recorded)} of {config.expect_workers} "
+                "locust workers: a worker disconnected mid-cell"
+            )
+        elif recorded["processes"] != expected:
             cell["reasons"].append(
                 f"results of {recorded['processes']} locust processes, expected {expected}"
             )
@@ -486,6 +507,11 @@ class Runner:
         ]  # fmt: skip
         if config.locust_processes > 1:
             cmd += ["--processes", str(config.locust_processes)]
+        if config.expect_workers:
+            master = distributed.Master(
+                config.expect_workers, config.master_bind, config.master_port
+            )
+            cmd += master.locust_args()
         env = {
             **os.environ,
             "SESSIONBENCH_OUT": str(raw),
