@@ -82,8 +82,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bench.server import serve
 
     with contextlib.suppress(KeyboardInterrupt):
+        metrics_port = (args.metrics_port or args.port + 1) if args.metrics else None
         serve(args.variant, host=args.host, port=args.port, workers=args.workers,
-              server=args.server, lab=args.lab)  # fmt: skip
+              server=args.server, lab=args.lab, metrics_port=metrics_port)  # fmt: skip
     return 0
 
 
@@ -166,6 +167,18 @@ def master_address(value: str) -> tuple[str, int]:
         return parse_master(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from exc
+
+
+def remote_servers(value: str) -> dict[str, str]:
+    from bench.metrics import parse_remote
+
+    try:
+        remote = parse_remote(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    for name in remote:
+        variant_name(name)
+    return remote
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -263,6 +276,14 @@ def build_parser() -> Parser:
     p.add_argument("--workers", type=number(int, 1), default=1, help="server worker processes")
     p.add_argument("--server", choices=SERVERS, default="uvicorn", help="ASGI server")
     p.add_argument("--lab", action="store_true", help="also mount the pitfall lab's /lab routes")
+    p.add_argument(
+        "--metrics",
+        action="store_true",
+        help="export CPU seconds in the Prometheus format for `run --remote`",
+    )
+    p.add_argument(
+        "--metrics-port", type=port, metavar="PORT", help="port of /metrics (default: --port + 1)"
+    )
 
     p = add("verify", cmd_verify, "Check variants against the HTTP contract (exit 1 on failure).")
     p.add_argument("variants", nargs="*", type=variant_name, metavar="VARIANT",
@@ -341,16 +362,33 @@ def build_parser() -> Parser:
     p.add_argument("--expect-workers", type=number(int, 1), default=0, metavar="N",
                    help="locust distributed: start a master, wait for N `sessionbench worker`s "
                    "before each cell")  # fmt: skip
-    p.add_argument("--master-bind", default="127.0.0.1", metavar="HOST",
-                   help="address the locust master listens on (default 127.0.0.1)")
-    p.add_argument("--master-port", type=port, default=5557, metavar="PORT",
-                   help="port the locust master listens on (default 5557)")
+    p.add_argument(
+        "--master-bind",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address the locust master listens on (default 127.0.0.1)",
+    )
+    p.add_argument(
+        "--master-port",
+        type=port,
+        default=5557,
+        metavar="PORT",
+        help="port the locust master listens on (default 5557)",
+    )
+    p.add_argument("--remote", type=remote_servers, metavar="VARIANT=URL[,…]",
+                   help="benchmark servers started elsewhere (`serve --metrics`); needs "
+                   "DATABASE_URL of their database")  # fmt: skip
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     p.set_defaults(mode="quick")
 
     p = add("worker", cmd_worker, "Run a locust worker for a `run --expect-workers` master.")
-    p.add_argument("--master", type=master_address, required=True, metavar="HOST[:PORT]",
-                   help="the runner's locust master (port default 5557)")
+    p.add_argument(
+        "--master",
+        type=master_address,
+        required=True,
+        metavar="HOST[:PORT]",
+        help="the runner's locust master (port default 5557)",
+    )
 
     p = add("report", cmd_report, "Write plots, report.md and index.html into a run folder.")
     p.add_argument(

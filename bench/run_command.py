@@ -51,7 +51,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         workers=args.workers, asgi_servers=args.server, locust_processes=args.locust_processes,
         pool_queues=args.pool_queue, pool_stats=args.pool_stats,
         expect_workers=args.expect_workers, master_bind=args.master_bind,
-        master_port=args.master_port,
+        master_port=args.master_port, remote=args.remote or {},
         **chosen,
     )  # fmt: skip
 
@@ -62,9 +62,21 @@ def run(args: argparse.Namespace) -> int:
             os.environ["DATABASE_URL"]
         )  # a bad URL fails before the run folder exists
     if args.expect_workers and args.locust_processes > 1:
-        console.print("sessionbench: error: --expect-workers and --locust-processes exclude "
-                      "each other (workers run the load)", highlight=False)
+        console.print(
+            "sessionbench: error: --expect-workers and --locust-processes exclude "
+            "each other (workers run the load)",
+            highlight=False,
+        )
         return 2
+    if args.remote:
+        if not os.environ.get("DATABASE_URL"):
+            console.print(
+                "sessionbench: error: --remote needs DATABASE_URL: the database the "
+                "remote servers use (integrity checks read it)",
+                highlight=False,
+            )
+            return 2
+        args.variants = args.variants or list(args.remote)
     config = config_from(args)
     if (config.out / RUN_FILE).exists():
         console.print(f"sessionbench: error: --out {config.out} already holds a run")

@@ -44,6 +44,7 @@ from bench import (
     environments,
     histograms,
     integrity,
+    metrics,
     processes,
     stats,
     tails,
@@ -93,6 +94,8 @@ class RunConfig:
     """>0: locust runs distributed (bench/load/distributed.py): a master here, N workers."""
     master_bind: str = distributed.DEFAULT_BIND
     master_port: int = distributed.DEFAULT_PORT
+    remote: dict[str, str] = field(default_factory=dict)
+    """variant -> URL of a server started elsewhere (bench/metrics.py); CPU from its /metrics."""
     pool_queues: list[str] = field(default_factory=lambda: ["sqlalchemy"])
     pool_stats: bool = False
     """Servers record pool wait/hold/barging (variants/pool_stats.py) into each cell; off by
@@ -181,7 +184,7 @@ class Runner:
     def __init__(self, config: RunConfig, *, progress: Callable[[str, int, int], None]) -> None:
         self.config = config
         self.progress = progress
-        self.servers: dict[str, VariantServer] = {}  # by series name
+        self.servers: dict[str, VariantServer | metrics.RemoteServer] = {}  # by series name
         self.series: dict[str, Series] = {}
         self.locust: subprocess.Popen[bytes] | None = None
 
@@ -301,7 +304,11 @@ class Runner:
         )
         return integrity.Monitor(url)
 
-    def _server(self, series: Series, url: DatabaseUrl, placement: Placement) -> VariantServer:
+    def _server(
+        self, series: Series, url: DatabaseUrl, placement: Placement
+    ) -> VariantServer | metrics.RemoteServer:
+        if series.variant in self.config.remote:
+            return metrics.RemoteServer(series.variant, self.config.remote[series.variant])
         return VariantServer(
             series.variant,
             url,
@@ -385,7 +392,8 @@ class Runner:
         raw = config.out / "raw" / f"{index:04d}-{name}-{scenario}-u{users}-t{trial}"
         raw.mkdir(parents=True, exist_ok=True)
         monitor.prepare()
-        groups = {"server": [server.pid or 0]}
+        remote = isinstance(server, metrics.RemoteServer)
+        groups = {} if remote else {"server": [server.pid or 0]}
         if pg is not None and pg.pid:  # an external server's CPU cannot be seen from here
             groups["postgres"] = [pg.pid]
         locustfile = SCENARIOS[scenario].locustfile
@@ -408,9 +416,12 @@ class Runner:
         window = start_file["window"]  # the master's: every locust process measures it
         _sleep_until(window[0])
         before = cpu.Snapshot.take(groups)
+        remote_cpu = [metrics.read_cpu(server.metrics)] if remote else []  # type: ignore[union-attr]
         recorders = pool_stats.reset(self._pool_dir(name), server.pid)
         peak = _sample_until(window[1], lambda: monitor.connections(server.app_name))
         after = cpu.Snapshot.take(groups)
+        if remote:
+            remote_cpu.append(metrics.read_cpu(server.metrics))  # type: ignore[union-attr]
         cell |= pool_stats.collect(self._pool_dir(name), recorders)
         try:
             locust.wait(config.warmup + config.duration + STOP_TIMEOUT + 30)
@@ -473,6 +484,8 @@ class Runner:
             "integrity": [c.as_dict() for c in checks],
             "histogram": histograms.encode(merged),
         }
+        if remote:
+            cell |= _remote_cpu(remote_cpu, requests, elapsed, cell)
         expected = config.locust_processes + 1 if config.locust_processes > 1 else 1
         if config.expect_workers:
             expected = config.expect_workers + 1
@@ -587,6 +600,19 @@ def _connection_shortfall(config: RunConfig, postgres: dict[str, Any]) -> str | 
             "or select fewer --variants"
         )
     return None
+
+
+def _remote_cpu(
+    readings: list[float | None], requests: int, elapsed: float, cell: dict[str, Any]
+) -> dict[str, Any]:
+    """A remote server's CPU from its /metrics at the window's edges (none without --metrics)."""
+    before, after = readings
+    if before is None or after is None:
+        return {"server_cpu": "not measured: the remote server exports no /metrics"}
+    seconds = after - before
+    cell["cpu_us_per_request"]["server"] = seconds * 1e6 / requests if requests else None
+    cell["cpu_percent"]["server"] = 100 * seconds / elapsed
+    return {"server_cpu": "remote /metrics"}
 
 
 def _per(count: int | None, requests: int) -> float | None:

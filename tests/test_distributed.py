@@ -113,9 +113,7 @@ def test_two_workers_load_one_cell_and_the_master_merges_both(tmp_path: Path, db
 
 
 @pytest.mark.timeout(240)
-def test_a_worker_lost_mid_cell_invalidates_the_cell_with_the_reason(
-    tmp_path: Path, db
-) -> None:
+def test_a_worker_lost_mid_cell_invalidates_the_cell_with_the_reason(tmp_path: Path, db) -> None:
     port = free_port()
     workers = [_start_worker(port, tmp_path / f"worker{i}.log") for i in range(2)]
     try:

@@ -90,8 +90,9 @@ def run_worker(host: str, port: int, *, cells: int | None = None) -> int:
     print(f"sessionbench worker: serving the locust master at {host}:{port}", flush=True)
     ran = 0
     while not stopping["now"] and (cells is None or ran < cells):
-        child["p"] = subprocess.Popen(worker_command(host, port), stdin=subprocess.DEVNULL)
-        code = child["p"].wait()
+        process = subprocess.Popen(worker_command(host, port), stdin=subprocess.DEVNULL)
+        child["p"] = process
+        code = process.wait()
         child["p"] = None
         ran += 1
         if code != 0 and not stopping["now"]:
