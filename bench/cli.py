@@ -64,9 +64,15 @@ def cmd_db(args: argparse.Namespace) -> int:
 
     from bench import database
 
-    with database.terminate_on_sigterm(), database.EmbeddedPostgres() as server:
+    listen = {"listen_addresses": f"'{args.listen}'"} if args.listen else {}
+    embedded = database.EmbeddedPostgres(settings=listen)
+    if args.listen:  # other hosts of its own network, with the same trust as local sockets
+        with (embedded.pgdata / "pg_hba.conf").open("a") as hba:
+            hba.write("host all all samenet trust\n")
+    with database.terminate_on_sigterm(), embedded as server:
         asyncio.run(database.ensure_schema(server.url))
-        print(server.url.url, flush=True)
+        url = f"postgresql://postgres@{args.listen}:5432/postgres" if args.listen else None
+        print(url or server.url.url, flush=True)
         print(
             f"sessionbench: PostgreSQL (pid {server.pid}) ready with the seed; "
             "Ctrl-C stops it and deletes its data",
@@ -267,7 +273,12 @@ def build_parser() -> Parser:
     p = add("variants", cmd_variants, "List the registered variants, one per line.")
     p.add_argument("--long", action="store_true", help="also print each variant's kind and label")
 
-    add("db", cmd_db, "Run a seeded embedded PostgreSQL; print its DATABASE_URL; stop on Ctrl-C.")
+    p = add(
+        "db", cmd_db, "Run a seeded embedded PostgreSQL; print its DATABASE_URL; stop on Ctrl-C."
+    )
+    p.add_argument("--listen", metavar="ADDRESS",
+                   help="also accept TCP on ADDRESS:5432 from its subnet (trust auth: private "
+                   "networks only)")  # fmt: skip
 
     p = add("serve", cmd_serve, "Serve one variant: uvicorn, uvloop, httptools, no access log.")
     p.add_argument("variant", type=variant_name, help="a name from `sessionbench variants`")
