@@ -219,6 +219,13 @@ class Runner:
     def _run(self, run: Run, url: DatabaseUrl, embedded: database.EmbeddedPostgres | None) -> str:
         config = self.config
         placement = Placement(*cpu.split_cores())
+        if config.expect_workers:
+            placement.notes.append(
+                f"locust master on {config.master_bind}:{config.master_port}, "
+                f"{config.expect_workers} workers on other processes or hosts"
+            )
+        for variant, remote_url in config.remote.items():
+            placement.notes.append(f"{variant}: remote server {remote_url}, not pinned")
         if placement.server == placement.others:
             placement.notes.append("one core only: server, PostgreSQL and locust share it")
         if embedded is not None and embedded.pid is not None:
@@ -490,6 +497,7 @@ class Runner:
         if config.expect_workers:
             expected = config.expect_workers + 1
             cell["workers_contributed"] = distributed.contributed(recorded)
+            cell["worker_hosts"] = sorted(h for h in recorded.get("hosts", [])[1:] if h)
         if recorded["processes"] != expected and config.expect_workers:
             cell["reasons"].append(
                 f"results of {distributed.contributed(recorded)} of {config.expect_workers} "

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,6 +101,8 @@ def test_two_workers_load_one_cell_and_the_master_merges_both(tmp_path: Path, db
     assert doc["settings"]["expect_workers"] == 2
     [cell] = doc["cells"]
     assert cell["workers_contributed"] == 2
+    assert cell["worker_hosts"] == [socket.gethostname()] * 2
+    assert any("locust master on 127.0.0.1" in n for n in doc["environment"]["placement"]["notes"])
     assert all(c["ok"] for c in cell["integrity"]), cell["integrity"]
     assert not any("worker" in r or "processes" in r for r in cell["reasons"]), cell["reasons"]
     assert all("busy" in r or "locust" in r for r in cell["reasons"]), cell["reasons"]
