@@ -503,6 +503,12 @@ class Runner:
                 f"results of {distributed.contributed(recorded)} of {config.expect_workers} "
                 "locust workers: a worker disconnected mid-cell"
             )
+        elif config.expect_workers and len(per_user) > users:
+            # a replacement worker joined mid-cell: locust respawned the lost worker's users
+            cell["reasons"].append(
+                f"{len(per_user)} users recorded for {users}: a worker was lost and replaced "
+                "mid-cell"
+            )
         elif recorded["processes"] != expected:
             cell["reasons"].append(
                 f"results of {recorded['processes']} locust processes, expected {expected}"
