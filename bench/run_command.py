@@ -95,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"sessionbench: error: {exc}", highlight=False, soft_wrap=True)
         return 2
     console.print(summary_table(result.cells))
+    unmeasured = sorted({c["variant"] for c in result.cells
+                         if c.get("server_cpu", "").startswith("not measured")})  # fmt: skip
+    if unmeasured:
+        console.print(f"server CPU not measured for {', '.join(unmeasured)}: the remote server "
+                      "exports no /metrics (serve --metrics)", highlight=False)  # fmt: skip
     for name, info in result.doc["variants"].items():
         if not info.get("verify", {}).get("passed"):
             failures = "; ".join(info.get("verify", {}).get("failures", []))[:300]

@@ -517,6 +517,8 @@ class Runner:
             cell, placement, locust_processes=config.locust_processes
         )
         cell["warnings"] = warnings(cell)
+        if cell.get("server_cpu", "").startswith("not measured"):
+            cell["warnings"].append("server CPU " + cell["server_cpu"])
         cell["status"] = "invalid" if cell["reasons"] else "ok"
         return cell
 

@@ -101,3 +101,5 @@ def test_a_remote_server_is_measured_through_its_metrics(
     else:
         assert cell["server_cpu"].startswith("not measured")
         assert "server" not in cell["cpu_us_per_request"]
+        assert any("server CPU not measured" in w for w in cell["warnings"])
+        assert "server CPU not measured" in result.stdout + result.stderr  # the summary says so
