@@ -23,9 +23,15 @@ def cmd_db(args: argparse.Namespace) -> int:
 
     from bench.common import database
 
-    with database.terminate_on_sigterm(), database.EmbeddedPostgres() as server:
+    listen = {"listen_addresses": f"'{args.listen}'"} if args.listen else {}
+    embedded = database.EmbeddedPostgres(settings=listen)
+    if args.listen:  # other hosts of its own network, with the same trust as local sockets
+        with (embedded.pgdata / "pg_hba.conf").open("a") as hba:
+            hba.write("host all all samenet trust\n")
+    with database.terminate_on_sigterm(), embedded as server:
         asyncio.run(database.ensure_schema(server.url))
-        print(server.url.url, flush=True)
+        url = f"postgresql://postgres@{args.listen}:5432/postgres" if args.listen else None
+        print(url or server.url.url, flush=True)
         print(
             f"sessionbench: PostgreSQL (pid {server.pid}) ready with the seed; "
             "Ctrl-C stops it and deletes its data",
@@ -41,8 +47,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bench.common.server import serve
 
     with contextlib.suppress(KeyboardInterrupt):
+        metrics_port = (args.metrics_port or args.port + 1) if args.metrics else None
         serve(args.variant, host=args.host, port=args.port, workers=args.workers,
-              server=args.server, lab=args.lab)  # fmt: skip
+              server=args.server, lab=args.lab, metrics_port=metrics_port)  # fmt: skip
     return 0
 
 
@@ -58,7 +65,10 @@ def register(sub: Any) -> None:
     p.add_argument("--long", action="store_true", help="also print each variant's kind and label")
 
     help = "Run a seeded embedded PostgreSQL; print its DATABASE_URL; stop on Ctrl-C."
-    add_command(sub, "db", cmd_db, help)
+    p = add_command(sub, "db", cmd_db, help)
+    p.add_argument("--listen", metavar="ADDRESS",
+                   help="also accept TCP on ADDRESS:5432 from its subnet (trust auth: private "
+                   "networks only)")  # fmt: skip
 
     help = "Serve one variant: uvicorn, uvloop, httptools, no access log."
     p = add_command(sub, "serve", cmd_serve, help)
@@ -68,6 +78,14 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=number(int, 1), default=1, help="server worker processes")
     p.add_argument("--server", choices=SERVERS, default="uvicorn", help="ASGI server")
     p.add_argument("--lab", action="store_true", help="also mount the pitfall lab's /lab routes")
+    p.add_argument(
+        "--metrics",
+        action="store_true",
+        help="export CPU seconds in the Prometheus format for `run --remote`",
+    )
+    p.add_argument(
+        "--metrics-port", type=port, metavar="PORT", help="port of /metrics (default: --port + 1)"
+    )
 
     help = "Check variants against the HTTP contract (exit 1 on failure)."
     p = add_command(sub, "verify", cmd_verify, help)

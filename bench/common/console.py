@@ -56,7 +56,7 @@ def summary_table(cells: list[dict[str, Any]]) -> Table:
             f"{row['valid']}/{row['trials']}",
             f"{row['rps']:.0f}" if measured else "–",
             f"{row['rps_cv']:.1f} %" if measured else "",
-            f"{row['server_us']:.0f}" if measured else "–",
+            f"{row['server_us']:.0f}" if measured and row["server_us"] == row["server_us"] else "–",
             f"{row['server_us_cv']:.1f} %" if measured else "",
             f"{row['p50_us'] / 1000:.2f}" if measured else "–",
             _p99(cells, row) if measured else "–",

@@ -356,7 +356,7 @@ def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
     for variant in _variants(doc):
         for scenario in scenarios:
             valid = _ok(_cells(doc, scenario=scenario, variant=variant, users=users))
-            cpu = [c["cpu_us_per_request"]["server"] for c in valid]
+            cpu = [v for c in valid if (v := c["cpu_us_per_request"].get("server")) is not None]
             if cpu:
                 medians[variant, scenario] = interval(cpu)[0]
     strategies = [v for v in _variants(doc) if doc["variants"].get(v, {}).get("kind") == "strategy"]

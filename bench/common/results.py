@@ -173,7 +173,7 @@ def percentile(cells: list[dict[str, Any]], key: str) -> tuple[float, float, flo
 
     The median over the group's valid trials of each trial's percentile (``latency_us``:
     censored requests included at their age where the run recorded them), with the
-    order-statistic interval of :func:`bench.stats.median_interval` (coverage stated there).
+    order-statistic interval of :func:`bench.common.stats.median_interval` (coverage stated there).
     Tables and plots both call this; a pooled histogram gives a different number.
     """
     values = [c["latency_us"][key] for c in cells if c["status"] == "ok"]
@@ -214,7 +214,7 @@ def group_summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         if valid:
             rps = [c["rps"] for c in valid]
-            cpu = [c["cpu_us_per_request"]["server"] for c in valid]
+            cpu = [v for c in valid if (v := c["cpu_us_per_request"].get("server")) is not None]
             rps_interval = median_interval(rps)
             p99, p99_low, p99_high = percentile(valid, "p99")
             log_sd = statistics.stdev(math.log(v) for v in rps) if len(rps) > 1 else math.nan
@@ -224,7 +224,7 @@ def group_summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "rps_ci": (rps_interval.low, rps_interval.high),
                 "ci_coverage": rps_interval.coverage,
                 "resolves_percent": detectable_percent(log_sd, len(rps), paired=False),
-                "server_us": statistics.median(cpu),
+                "server_us": statistics.median(cpu) if cpu else math.nan,  # nan: not measured
                 "server_us_cv": _cv(cpu),
                 "p50_us": percentile(valid, "p50")[0],
                 "p99_us": p99,

@@ -44,6 +44,7 @@ def serve(
     workers: int = 1,
     server: str = "uvicorn",
     lab: bool = False,
+    metrics_port: int | None = None,
 ) -> None:
     """Serve variant *name* until interrupted, on ``DATABASE_URL`` or an embedded PostgreSQL.
 
@@ -56,6 +57,13 @@ def serve(
     with database.terminate_on_sigterm(), database.database_url_or_embedded() as (url, embedded):
         asyncio.run(database.ensure_schema(url))
         os.environ["DATABASE_URL"] = url.url
+        # the name `run --remote` looks for in pg_stat_activity (a started server gets it too)
+        os.environ.setdefault("SESSIONBENCH_APP_NAME", f"sessionbench-{name}-{port}")
+        if metrics_port is not None:
+            from bench.common.metrics import start_exporter
+
+            start_exporter(host, metrics_port)
+            print(f"sessionbench: metrics on http://{host}:{metrics_port}/metrics", file=sys.stderr)
         where = "embedded PostgreSQL" if embedded else url.redacted
         print(
             f"sessionbench: serving {name} with {server} ({workers} worker"

@@ -13,7 +13,7 @@ every request and vary with the machine's speed. Here the loop wakes once a seco
 (Date still refreshed every second). And uvicorn closes a keep-alive connection idle for
 5 s: between two repeats (collection, zeroing, dump under valgrind) that can happen, and
 the next repeat would count the reconnection; here the keep-alive lasts an hour.
-Everything else is exactly ``bench.server.serve``.
+Everything else is exactly ``bench.common.server.serve``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from bench.common.arguments import (
     comma_list,
     number,
     one_of,
+    port,
     variant_name,
 )
 from variants.settings import POOL_QUEUES
@@ -31,6 +32,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.load.command import run
 
     return run(args)
+
+
+def master_address(value: str) -> tuple[str, int]:
+    from bench.load.distributed import parse_master
+
+    try:
+        return parse_master(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from exc
+
+
+def remote_servers(value: str) -> dict[str, str]:
+    from bench.common.metrics import parse_remote
+
+    try:
+        remote = parse_remote(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    for name in remote:
+        variant_name(name)
+    return remote
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bench.load.distributed import run_worker
+
+    return run_worker(*args.master)
 
 
 def register(sub: Any) -> None:
@@ -105,5 +133,34 @@ def register(sub: Any) -> None:
         metavar="N",
         help="load generator processes (locust --processes; default 1)",
     )
+    p.add_argument("--expect-workers", type=number(int, 1), default=0, metavar="N",
+                   help="locust distributed: start a master, wait for N `sessionbench worker`s "
+                   "before each cell")  # fmt: skip
+    p.add_argument(
+        "--master-bind",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address the locust master listens on (default 127.0.0.1)",
+    )
+    p.add_argument(
+        "--master-port",
+        type=port,
+        default=5557,
+        metavar="PORT",
+        help="port the locust master listens on (default 5557)",
+    )
+    p.add_argument("--remote", type=remote_servers, metavar="VARIANT=URL[,…]",
+                   help="benchmark servers started elsewhere (`serve --metrics`); needs "
+                   "DATABASE_URL of their database")  # fmt: skip
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     p.set_defaults(mode="quick")
+
+    p = add_command(sub, "worker", cmd_worker,
+                    "Run a locust worker for a `run --expect-workers` master.")  # fmt: skip
+    p.add_argument(
+        "--master",
+        type=master_address,
+        required=True,
+        metavar="HOST[:PORT]",
+        help="the runner's locust master (port default 5557)",
+    )

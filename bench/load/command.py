@@ -49,6 +49,8 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         mode=args.mode, pool_sizes=args.pool_size, max_overflow=args.max_overflow, out=out,
         workers=args.workers, asgi_servers=args.server, locust_processes=args.locust_processes,
         pool_queues=args.pool_queue, pool_stats=args.pool_stats,
+        expect_workers=args.expect_workers, master_bind=args.master_bind,
+        master_port=args.master_port, remote=args.remote or {},
         **chosen,
     )  # fmt: skip
 
@@ -58,6 +60,22 @@ def run(args: argparse.Namespace) -> int:
         DatabaseUrl.parse(
             os.environ["DATABASE_URL"]
         )  # a bad URL fails before the run folder exists
+    if args.expect_workers and args.locust_processes > 1:
+        console.print(
+            "sessionbench: error: --expect-workers and --locust-processes exclude "
+            "each other (workers run the load)",
+            highlight=False,
+        )
+        return 2
+    if args.remote:
+        if not os.environ.get("DATABASE_URL"):
+            console.print(
+                "sessionbench: error: --remote needs DATABASE_URL: the database the "
+                "remote servers use (integrity checks read it)",
+                highlight=False,
+            )
+            return 2
+        args.variants = args.variants or list(args.remote)
     config = config_from(args)
     if (config.out / RUN_FILE).exists():
         console.print(f"sessionbench: error: --out {config.out} already holds a run")
@@ -76,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"sessionbench: error: {exc}", highlight=False, soft_wrap=True)
         return 2
     console.print(summary_table(result.cells))
+    unmeasured = sorted({c["variant"] for c in result.cells
+                         if c.get("server_cpu", "").startswith("not measured")})  # fmt: skip
+    if unmeasured:
+        console.print(f"server CPU not measured for {', '.join(unmeasured)}: the remote server "
+                      "exports no /metrics (serve --metrics)", highlight=False)  # fmt: skip
     for name, info in result.doc["variants"].items():
         if not info.get("verify", {}).get("passed"):
             failures = "; ".join(info.get("verify", {}).get("failures", []))[:300]

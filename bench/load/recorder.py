@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -225,6 +226,7 @@ def _on_test_stop(environment: Environment, **kwargs: Any) -> None:
 def _own_result() -> dict[str, Any]:
     return {
         "pid": os.getpid(),
+        "host": socket.gethostname(),
         "window": state["window"],
         "histogram": histogram.encode().decode(),
         "censored_histogram": censored.encode().decode(),
@@ -251,6 +253,7 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "processes": len(results),
         "pids": [r["pid"] for r in results],
+        "hosts": [r.get("host") for r in results],  # the master's first
         "windows": [r["window"] for r in results],
         "window": state["window"],
         "histogram": merged_hist.encode().decode(),

@@ -44,6 +44,7 @@ from bench.common import (
     environments,
     histograms,
     integrity,
+    metrics,
     processes,
     stats,
     verify,
@@ -51,7 +52,7 @@ from bench.common import (
 from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
 from bench.common.results import Run, environment
 from bench.common.server import ServerError, VariantServer
-from bench.load import tails
+from bench.load import distributed, tails
 from bench.load.scenarios import SCENARIOS
 from bench.pool import stats as pool_stats
 from variants.settings import DatabaseUrl
@@ -89,6 +90,12 @@ class RunConfig:
     workers: list[int] = field(default_factory=lambda: [1])
     asgi_servers: list[str] = field(default_factory=lambda: ["uvicorn"])
     locust_processes: int = 1
+    expect_workers: int = 0
+    """>0: locust runs distributed (bench/load/distributed.py): a master here, N workers."""
+    master_bind: str = distributed.DEFAULT_BIND
+    master_port: int = distributed.DEFAULT_PORT
+    remote: dict[str, str] = field(default_factory=dict)
+    """variant -> URL of a server started elsewhere (bench.common.metrics); CPU from /metrics."""
     pool_queues: list[str] = field(default_factory=lambda: ["sqlalchemy"])
     pool_stats: bool = False
     """Servers record pool wait/hold/barging (variants/pool_stats.py) into each cell; off by
@@ -164,7 +171,7 @@ class Runner:
     def __init__(self, config: RunConfig, *, progress: Callable[[str, int, int], None]) -> None:
         self.config = config
         self.progress = progress
-        self.servers: dict[str, VariantServer] = {}  # by series name
+        self.servers: dict[str, VariantServer | metrics.RemoteServer] = {}  # by series name
         self.series: dict[str, Series] = {}
         self.locust: subprocess.Popen[bytes] | None = None
 
@@ -199,6 +206,13 @@ class Runner:
     def _run(self, run: Run, url: DatabaseUrl, embedded: database.EmbeddedPostgres | None) -> str:
         config = self.config
         placement = Placement(*cpu.split_cores())
+        if config.expect_workers:
+            placement.notes.append(
+                f"locust master on {config.master_bind}:{config.master_port}, "
+                f"{config.expect_workers} workers on other processes or hosts"
+            )
+        for variant, remote_url in config.remote.items():
+            placement.notes.append(f"{variant}: remote server {remote_url}, not pinned")
         if placement.server == placement.others:
             placement.notes.append("one core only: server, PostgreSQL and locust share it")
         if embedded is not None and embedded.pid is not None:
@@ -284,7 +298,11 @@ class Runner:
         )
         return integrity.Monitor(url)
 
-    def _server(self, series: Series, url: DatabaseUrl, placement: Placement) -> VariantServer:
+    def _server(
+        self, series: Series, url: DatabaseUrl, placement: Placement
+    ) -> VariantServer | metrics.RemoteServer:
+        if series.variant in self.config.remote:
+            return metrics.RemoteServer(series.variant, self.config.remote[series.variant])
         return VariantServer(
             series.variant,
             url,
@@ -368,24 +386,36 @@ class Runner:
         raw = config.out / "raw" / f"{index:04d}-{name}-{scenario}-u{users}-t{trial}"
         raw.mkdir(parents=True, exist_ok=True)
         monitor.prepare()
-        groups = {"server": [server.pid or 0]}
+        remote = isinstance(server, metrics.RemoteServer)
+        groups = {} if remote else {"server": [server.pid or 0]}
         if pg is not None and pg.pid:  # an external server's CPU cannot be seen from here
             groups["postgres"] = [pg.pid]
         locustfile = SCENARIOS[scenario].locustfile
         locust = self._start_locust(locustfile, server.base_url, users, raw, placement)
         groups["locust"] = [locust.pid]
         try:
-            start_file = _wait_for_start(raw, locust, timeout=20)
+            wait = 20 + (distributed.WORKER_WAIT if config.expect_workers else 0)
+            start_file = _wait_for_start(raw, locust, timeout=wait)
         except RuntimeError as exc:
-            cell["reasons"].append(str(exc))
             processes.stop(locust)
+            if config.expect_workers and "waiting for workers" in str(exc):
+                raise ConfigError(
+                    f"fewer than {config.expect_workers} locust workers connected to "
+                    f"{config.master_bind}:{config.master_port} within "
+                    f"{distributed.WORKER_WAIT:.0f} s (start `sessionbench worker --master "
+                    "HOST:PORT` on the load hosts); the cells run so far are kept"
+                ) from exc
+            cell["reasons"].append(str(exc))
             return cell
         window = start_file["window"]  # the master's: every locust process measures it
         _sleep_until(window[0])
         before = cpu.Snapshot.take(groups)
+        remote_cpu = [metrics.read_cpu(server.metrics)] if remote else []  # type: ignore[union-attr]
         recorders = pool_stats.reset(self._pool_dir(name), server.pid)
         peak = _sample_until(window[1], lambda: monitor.connections(server.app_name))
         after = cpu.Snapshot.take(groups)
+        if remote:
+            remote_cpu.append(metrics.read_cpu(server.metrics))  # type: ignore[union-attr]
         cell |= pool_stats.collect(self._pool_dir(name), recorders)
         try:
             locust.wait(config.warmup + config.duration + STOP_TIMEOUT + 30)
@@ -448,8 +478,25 @@ class Runner:
             "integrity": [c.as_dict() for c in checks],
             "histogram": histograms.encode(merged),
         }
+        if remote:
+            cell |= _remote_cpu(remote_cpu, requests, elapsed, cell)
         expected = config.locust_processes + 1 if config.locust_processes > 1 else 1
-        if recorded["processes"] != expected:
+        if config.expect_workers:
+            expected = config.expect_workers + 1
+            cell["workers_contributed"] = distributed.contributed(recorded)
+            cell["worker_hosts"] = sorted(h for h in recorded.get("hosts", [])[1:] if h)
+        if recorded["processes"] != expected and config.expect_workers:
+            cell["reasons"].append(
+                f"results of {distributed.contributed(recorded)} of {config.expect_workers} "
+                "locust workers: a worker disconnected mid-cell"
+            )
+        elif config.expect_workers and len(per_user) > users:
+            # a replacement worker joined mid-cell: locust respawned the lost worker's users
+            cell["reasons"].append(
+                f"{len(per_user)} users recorded for {users}: a worker was lost and replaced "
+                "mid-cell"
+            )
+        elif recorded["processes"] != expected:
             cell["reasons"].append(
                 f"results of {recorded['processes']} locust processes, expected {expected}"
             )
@@ -457,6 +504,8 @@ class Runner:
             cell, placement, locust_processes=config.locust_processes
         )
         cell["warnings"] = warnings(cell)
+        if cell.get("server_cpu", "").startswith("not measured"):
+            cell["warnings"].append("server CPU " + cell["server_cpu"])
         cell["status"] = "invalid" if cell["reasons"] else "ok"
         return cell
 
@@ -474,6 +523,11 @@ class Runner:
         ]  # fmt: skip
         if config.locust_processes > 1:
             cmd += ["--processes", str(config.locust_processes)]
+        if config.expect_workers:
+            master = distributed.Master(
+                config.expect_workers, config.master_bind, config.master_port
+            )
+            cmd += master.locust_args()
         env = {
             **os.environ,
             "SESSIONBENCH_OUT": str(raw),
@@ -549,6 +603,19 @@ def _connection_shortfall(config: RunConfig, postgres: dict[str, Any]) -> str | 
             "or select fewer --variants"
         )
     return None
+
+
+def _remote_cpu(
+    readings: list[float | None], requests: int, elapsed: float, cell: dict[str, Any]
+) -> dict[str, Any]:
+    """A remote server's CPU from its /metrics at the window's edges (none without --metrics)."""
+    before, after = readings
+    if before is None or after is None:
+        return {"server_cpu": "not measured: the remote server exports no /metrics"}
+    seconds = after - before
+    cell["cpu_us_per_request"]["server"] = seconds * 1e6 / requests if requests else None
+    cell["cpu_percent"]["server"] = 100 * seconds / elapsed
+    return {"server_cpu": "remote /metrics"}
 
 
 def _per(count: int | None, requests: int) -> float | None:

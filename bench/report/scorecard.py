@@ -156,8 +156,8 @@ def scores(folder: Path) -> tuple[list[Score], dict[str, Any]]:
             if instructions:
                 score.cost = instructions.get(name.split("+", 1)[0])
             else:
-                cpu = [c["cpu_us_per_request"]["server"] for c in valid]
-                score.cost = statistics.median(cpu)
+                cpu = [v for c in valid if (v := c["cpu_us_per_request"].get("server")) is not None]
+                score.cost = statistics.median(cpu) if cpu else None
             if all("p99.9" in c["latency_us"] for c in valid):
                 score.p999_us = percentile(group, "p99.9")[0]
                 score.p999_censored = "p99.9" in censored_percentiles(group)
