@@ -121,6 +121,22 @@ def register_section(name: str) -> Callable[[Section], Section]:
     return add
 
 
+ReadmeSummary = Callable[[Path, Path], list[Block]]
+"""Given a run folder and its path relative to README: a short summary for README (or [])."""
+
+README_SUMMARIES: dict[str, ReadmeSummary] = {}
+
+
+def register_readme_summary(name: str) -> Callable[[ReadmeSummary], ReadmeSummary]:
+    """Decorator: a command's summary of a run folder for README's generated section."""
+
+    def add(summary: ReadmeSummary) -> ReadmeSummary:
+        README_SUMMARIES[name] = summary
+        return summary
+
+    return add
+
+
 SECTION_MODULES = ("bench.pitfalls.report", "bench.pool.report", "bench.cost.report")
 """Modules that register report sections when imported (one line per command that has one)."""
 
@@ -130,3 +146,9 @@ def sections() -> dict[str, Section]:
     for module in SECTION_MODULES:
         importlib.import_module(module)
     return SECTIONS
+
+
+def readme_summaries() -> dict[str, ReadmeSummary]:
+    """Every registered README summary, its modules imported."""
+    sections()
+    return README_SUMMARIES

@@ -10,13 +10,16 @@ trials' histograms (invalid ones only when no trial is valid, and then it says s
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 
 from bench.common import histograms, plots
-from bench.common.blocks import Block, h2, img, p, register_section, table
+from bench.common.blocks import Block, h2, img, p, register_readme_summary, register_section, table
+from bench.common.results import censored_percentiles, percentile
+from bench.common.stats import compare_paired
 
 RUN_FILE = "run.json"
 PERCENTILES = [0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
@@ -146,3 +149,87 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
                     img(f"plots/{made.name}", f"pool wait and hold, {variant}, {scenario}")
                 )
     return blocks, written
+
+
+def _twin(doc: dict[str, Any], name: str, queue: str) -> str | None:
+    """The series of *name*'s variant (same other axes) that uses *queue*."""
+    info = doc["variants"][name]
+    for other, o in doc["variants"].items():
+        same = all(o.get(k) == info.get(k) for k in ("variant", "pool_size", "workers", "server"))
+        if same and o.get("pool_queue", "sqlalchemy") == queue:
+            return other
+    return None
+
+
+def _tail(cells: list[dict[str, Any]], key: str) -> str:
+    value = percentile(cells, key)[0]
+    text = f"{value / 1000:,.0f}" if value >= 10_000 else f"{value / 1000:,.1f}"
+    return f"≥ {text} (censored)" if key in censored_percentiles(cells) else text
+
+
+@register_readme_summary("pool")
+def readme_summary(folder: Path, rel: Path) -> list[Block]:
+    """README's "under overload" table: every series of a --pool-stats run, both queues."""
+    path = folder / RUN_FILE
+    if not path.exists():
+        return []
+    doc = json.loads(path.read_text())
+    cells = _cells(doc)
+    if not cells:
+        return []
+    settings = doc["settings"]
+    headers = ["scenario", "variant", "queue", "req/s", "p99 ms", "p99.9 ms", "max ms",
+               "fairness", "wait mean ms", "hold mean ms", "barged",
+               "req/s, fifo vs sqlalchemy"]  # fmt: skip
+    rows: list[list[str]] = []
+    for scenario in dict.fromkeys(c["scenario"] for c in cells):
+        for name, info in doc["variants"].items():
+            group = [c for c in cells if c["variant"] == name and c["scenario"] == scenario]
+            valid = [c for c in group if c["status"] == "ok"]
+            if not valid:
+                if group:
+                    rows.append([scenario, info.get("variant", name), _queue(info),
+                                 "no valid trial", *[""] * 8])  # fmt: skip
+                continue
+            wait = histograms.summary(
+                histograms.merge(c["pool_wait_us"]["histogram"] for c in valid)
+            )
+            hold = histograms.summary(
+                histograms.merge(c["pool_hold_us"]["histogram"] for c in valid)
+            )
+            checkouts = sum(c["pool_barging"]["checkouts"] for c in valid)
+            barged = sum(c["pool_barging"]["barged"] for c in valid)
+            verdict = ""
+            base = _twin(doc, name, "sqlalchemy")
+            if info.get("pool_queue") == "fifo" and base is not None:
+                by_round = {c["trial"]: c["rps"] for c in cells
+                            if c["variant"] == base and c["scenario"] == scenario
+                            and c["status"] == "ok"}  # fmt: skip
+                pairs = [(by_round[c["trial"]], c["rps"]) for c in valid if c["trial"] in by_round]
+                if pairs:
+                    verdict = compare_paired(pairs, higher_is_better=True, unit="req/s").verdict()
+            rows.append([
+                scenario, info.get("variant", name), _queue(info),
+                f"{statistics.median(c['rps'] for c in valid):,.0f}",
+                _tail(valid, "p99"), _tail(valid, "p99.9"), _tail(valid, "max"),
+                f"{statistics.median(c['fairness']['jain'] for c in valid):.2f}",
+                _ms(wait["mean"]), _ms(hold["mean"]),
+                f"{100 * barged / checkouts:.0f} %" if checkouts else "–",
+                verdict,
+            ])  # fmt: skip
+    users = ", ".join(str(u) for u in settings["users"])
+    return [
+        h2("Under overload: who waits, and the FIFO pool queue"),
+        p(
+            f"Run `{doc['run_id']}`: {users} users on a pool of "
+            f"{', '.join(str(s) for s in settings['pool_sizes'])}, {settings['warmup']:g} s + "
+            f"{settings['duration']:g} s windows, {settings['trials']} rounds, both pool queues "
+            "interleaved (`--pool-queue sqlalchemy,fifo`), pool wait and hold recorded inside "
+            "the servers (`--pool-stats`, about 1 % of a request: both queues pay it). "
+            "Tails are the median over rounds of each round's percentile; ≥ … (censored): "
+            "requests were still waiting when the window closed. barged: checkouts that took a "
+            "free connection while others were already queued for one. Full report: "
+            f"[{rel}/report.md]({rel}/report.md)."
+        ),
+        table(headers, rows),
+    ]

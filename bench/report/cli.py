@@ -53,7 +53,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         from bench.report.document import update_readme
 
         try:
-            update_readme(folder, args.readme)
+            update_readme(folder, args.readme, args.readme_also)
         except (ValueError, FileNotFoundError) as exc:
             usage_error(f"--readme: {exc}")
         print(args.readme)
@@ -69,6 +69,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--readme", type=Path, metavar="FILE",
                    help="also refresh FILE's generated reference-results section")  # fmt: skip
+    p.add_argument("--readme-also", type=report_folder, action="append", default=[],
+                   metavar="RUN_DIR", help="with --readme: add RUN_DIR's summaries to that "
+                   "section (e.g. the overload pass; repeatable)")  # fmt: skip
 
     help = "Compare strategies within a run, or two runs cell by cell."
     p = add_command(sub, "compare", cmd_compare, help)
