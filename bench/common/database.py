@@ -240,7 +240,10 @@ async def connect(url: DatabaseUrl, *, app_name: str = "sessionbench") -> asyncp
         raise DatabaseError(f"cannot connect to {url.redacted}: {exc}") from exc
 
 
-LOST_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, DatabaseError)
+LOST_ERRORS = (
+    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
+    DatabaseError,
+)  # fmt: skip
 """What code talking to a database that went away raises."""
 CONNECTION_ERRORS = (
     asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, DatabaseError

@@ -109,7 +109,7 @@ class RemoteServer:
             return False
 
     def start(self, timeout: float = 0.0) -> None:
-        from bench.common.server import ServerError
+        from bench.common.processes import ServerError
 
         if not self.alive():
             raise ServerError(f"remote {self.variant.name} at {self.base_url}: /health failed")

@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import Any
 
 
+class ServerError(RuntimeError):
+    """A variant server did not start or died; the message carries its last log lines."""
+
+
 def stop(
     proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM, timeout: float = 10
 ) -> None:

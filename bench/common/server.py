@@ -22,12 +22,9 @@ import uvicorn
 
 import variants
 from bench.common import database, environments, processes
+from bench.common.processes import ServerError
 from variants.app import LAB_ENV
 from variants.settings import DatabaseUrl
-
-
-class ServerError(RuntimeError):
-    """A variant server did not start or died; the message carries its last log lines."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:

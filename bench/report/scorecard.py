@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.blocks import Block, p, table
+from bench.common.result_files import PitfallFile, load_document
 from bench.common.results import Run, censored_percentiles, percentile, series_names
 from bench.report.compare import METRICS, within
 
@@ -103,7 +104,7 @@ def _pitfalls(folder: Path) -> dict[str, list[dict[str, Any]]]:
     path = folder / PITFALLS_FILE
     if not path.exists():
         return {}
-    doc = json.loads(path.read_text())
+    doc = load_document(path, PitfallFile)  # validated: a damaged file is one line, exit 2
     by_variant: dict[str, list[dict[str, Any]]] = {}
     for cell in doc.get("cells", []):
         by_variant.setdefault(cell["variant"], []).append(cell)
