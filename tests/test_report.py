@@ -79,19 +79,23 @@ def test_compare_cli_fail_above_and_bad_input(small_run: Path) -> None:
     assert bad.returncode == 2 and "'/nonexistent'" in bad.stderr
 
 
-def test_fail_above_exits_1_on_a_real_regression(small_run: Path) -> None:
-    """depends serves far fewer req/s than raw in the same rounds: measured, not made up."""
+def test_fail_above_follows_the_paired_verdict_of_a_real_run(small_run: Path) -> None:
+    """depends serves far fewer req/s than raw in the same rounds: --fail-above exits 1 exactly
+    when that regression is resolved beyond the threshold (2 rounds may not resolve it: the
+    deterministic test below covers the exit on a resolved regression)."""
     rows = within(Run.load(small_run), "raw", METRICS["rps"])
     assert rows and all(r.comparison.paired for r in rows)
-    assert any(r.comparison.significant and r.comparison.regression_percent > 20 for r in rows)
+    assert all(r.b_value < r.a_value for r in rows)  # measured: the ORM costs throughput
+    resolved = any(r.comparison.significant and r.comparison.regression_percent > 20 for r in rows)
     worse = subprocess.run(
         [*CLI, "compare", str(small_run), "--baseline", "raw", "--fail-above", "20"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert worse.returncode == 1, worse.stderr
-    assert re.search(
-        r"regression: depends read \d users: \d\.\d\dx slower \(−\d\d % req/s", worse.stderr
-    )
+    assert worse.returncode == (1 if resolved else 0), worse.stderr
+    if resolved:
+        assert re.search(
+            r"regression: depends read \d users: \d\.\d\dx slower \(−\d\d % req/s", worse.stderr
+        )
     better = subprocess.run(
         [*CLI, "compare", str(small_run), "--baseline", "depends", "--fail-above", "20"],
         capture_output=True, text=True, timeout=60,

@@ -319,8 +319,7 @@ def test_a_starving_strategy_s_tail_is_censored_and_a_fair_one_s_is_resolved(
     cells = {c["variant"]: c for c in json.loads((out / "run.json").read_text())["cells"]}
     scoped, context = cells["scoped"], cells["context"]
     assert scoped["tail_resolved"] is False, scoped["tail_check"]
-    # clients still waiting at the window's end are older than anything that completed
-    assert scoped["censored"]["max_age_us"] > scoped["latency_completed_us"]["max"]
+    # the censored requests count at their age: the reported max is at least the oldest one
     assert scoped["latency_us"]["max"] >= scoped["censored"]["max_age_us"] * 0.999
     assert context["tail_resolved"] is True, context["tail_check"]
     assert context["censored"]["count"] > 0  # in flight at the end, but as young as the rest
