@@ -117,7 +117,10 @@ def config_from(args: argparse.Namespace, version: str) -> CostConfig:
         first_warmup=preset["first_warmup"],
         concurrent=None if args.endpoints else preset["concurrent"],
     )
-    out = args.out or ROOT / "results" / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.mode}-cost"
+    # absolute: the servers under valgrind write their dumps there from their own cwd
+    out = (
+        args.out or ROOT / "results" / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.mode}-cost"
+    ).resolve()
     return CostConfig(
         mode=args.mode,
         variants=args.variants or preset["variants"],
