@@ -71,7 +71,11 @@ def test_report_of_the_committed_reference_leads_with_the_scorecard(
     for series in doc["settings"]["series"]:
         assert f"\n| {series} |" in scorecard
     assert "avoid when" in scorecard and "use" in scorecard  # derived advice, both ways
-    assert "did not record censored requests" in scorecard  # old fields: said, not hidden
+    recorded = any("tail_resolved" in c for c in doc["cells"])
+    # a reference without censoring says so; one with it marks its unresolved tails
+    assert ("did not record censored requests" in scorecard) != recorded
+    if recorded and not all(c.get("tail_resolved", True) for c in doc["cells"]):
+        assert "(censored)" in scorecard
     # Figures first, then every table of cells.
     last_figure = report.rindex("![")
     assert report.index("## Every series against depends") > report.index("](plots/overhead.png)")
