@@ -99,3 +99,10 @@ def number(kind: type, minimum: float, *, strict: bool = False) -> Callable[[str
         return parsed
 
     return parse
+
+
+def mode_flags(p: argparse.ArgumentParser, *, quick: str, full: str) -> None:
+    """``--quick`` / ``--full``: one preset or the other, into ``args.mode``."""
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help=quick)
+    mode.add_argument("--full", dest="mode", action="store_const", const="full", help=full)

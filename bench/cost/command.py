@@ -23,51 +23,33 @@ if TYPE_CHECKING:  # imported when the command runs: the CLI (and `serve`) start
 ENDPOINTS = ("get", "list", "multi", "write", "health")  # bench.cost.endpoints.ENDPOINTS
 ROOT = Path(__file__).resolve().parent.parent.parent
 
+_QUICK: dict[str, Any] = {
+    "variants": ["scoped", "depends", "context", "raw"],  # the quick load run's
+    "endpoints": ["get", "write"],  # the quick load run's scenarios: read, write
+    "clients": [1, 16],
+    "concurrent": None,
+    "ops": {"get": 128, "list": 64, "multi": 32, "write": 32, "health": 128},
+    "repeats": 3,
+    "warmup": 32,
+    "first_warmup": 8,
+}
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {
-        "variants": ["scoped", "depends", "context", "raw"],  # the quick load run's
-        "endpoints": ["get", "write"],  # the quick load run's scenarios: read, write
-        "clients": [1, 16],
-        "concurrent": None,
-        "ops": {"get": 128, "list": 64, "multi": 32, "write": 32, "health": 128},
-        "repeats": 3,
-        "warmup": 32,
-        "first_warmup": 8,
-    },
-    "full": {
-        "variants": list(variants.VARIANTS),
-        "endpoints": list(ENDPOINTS),
-        "clients": [1, 16],
-        "concurrent": None,
-        "ops": {"get": 128, "list": 64, "multi": 32, "write": 32, "health": 128},
-        "repeats": 3,
-        "warmup": 32,
-        "first_warmup": 8,
-    },
+    "quick": _QUICK,
+    "full": _QUICK | {"variants": list(variants.VARIANTS), "endpoints": list(ENDPOINTS)},
 }
 
 
 def register(sub: Any) -> None:
     """Add ``cost`` to the CLI's subparsers (*sub* from ``add_subparsers``)."""
-    from bench.common.arguments import comma_list, number, one_of, variant_name
+    from bench.common.arguments import comma_list, mode_flags, number, one_of, variant_name
 
     help = "Count the instructions each variant's server executes per request (valgrind)."
     p = sub.add_parser("cost", help=help, description=help)
     p.set_defaults(func=run, mode="quick")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--quick",
-        dest="mode",
-        action="store_const",
-        const="quick",
-        help="the quick load run's 4 variants and endpoints (get, write), 3 repeats (default)",
-    )
-    mode.add_argument(
-        "--full",
-        dest="mode",
-        action="store_const",
-        const="full",
-        help="every variant and endpoint",
+    mode_flags(
+        p,
+        quick="the quick load run's 4 variants and endpoints (get, write), 3 repeats (default)",
+        full="every variant and endpoint",
     )
     p.add_argument("--variants", type=comma_list(variant_name), help="comma-separated names")
     p.add_argument(

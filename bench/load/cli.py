@@ -11,6 +11,7 @@ from bench.common.arguments import (
     add_command,
     asgi_server,
     comma_list,
+    mode_flags,
     number,
     one_of,
     port,
@@ -65,20 +66,10 @@ def register(sub: Any) -> None:
     """Add ``run`` to the CLI's subparsers."""
     help = "Run the load benchmark matrix (quick by default) into a run folder."
     p = add_command(sub, "run", cmd_run, help)
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--quick",
-        dest="mode",
-        action="store_const",
-        const="quick",
-        help="3 strategies + raw, read and write, 32 users, 3 trials (default)",
-    )
-    mode.add_argument(
-        "--full",
-        dest="mode",
-        action="store_const",
-        const="full",
-        help="every variant and scenario, users 32,128, 5 trials",
+    mode_flags(
+        p,
+        quick="3 strategies + raw, read and write, 32 users, 3 trials (default)",
+        full="every variant and scenario, users 32,128, 5 trials",
     )
     p.add_argument("--variants", type=comma_list(variant_name), help="comma-separated names")
     p.add_argument("--scenarios", type=comma_list(scenario_name), help="comma-separated scenarios")

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from bench.common.arguments import add_command, comma_list, number, one_of, variant_name
+from bench.common.arguments import add_command, comma_list, mode_flags, number, one_of, variant_name
 
 
 def _pitfall_scenarios() -> Collection[str]:
@@ -29,20 +29,10 @@ def register(sub: Any) -> None:
     """Add ``pitfalls`` to the CLI's subparsers."""
     help = "Run the pitfall matrix: each scenario against each strategy."
     p = add_command(sub, "pitfalls", cmd_pitfalls, help)
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--quick",
-        dest="mode",
-        action="store_const",
-        const="quick",
-        help="few requests per scenario, 8 s soak (default; about 3 minutes)",
-    )
-    mode.add_argument(
-        "--full",
-        dest="mode",
-        action="store_const",
-        const="full",
-        help="more requests per scenario, 60 s soak",
+    mode_flags(
+        p,
+        quick="few requests per scenario, 8 s soak (default; about 3 minutes)",
+        full="more requests per scenario, 60 s soak",
     )
     p.add_argument(
         "--variants",
