@@ -50,6 +50,11 @@ class DatabaseUrl:
         return "postgresql+asyncpg" + self.url[len("postgresql") :]
 
     @property
+    def psycopg(self) -> str:
+        """The URL create_engine() and create_async_engine() take for psycopg 3."""
+        return "postgresql+psycopg" + self.url[len("postgresql") :]
+
+    @property
     def redacted(self) -> str:
         """The URL with any password replaced by ``***``, for logs and run.json."""
         parts = urlsplit(self.url)
