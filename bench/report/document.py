@@ -34,7 +34,7 @@ from bench.common.results import Run, censored_percentiles, group_summary, perce
 from bench.common.stats import VERDICT_METHOD, coverage_text, median_ci
 from bench.micro import GROUPS as MICRO_GROUPS
 from bench.micro.command import MICRO_FILE
-from bench.report import scorecard
+from bench.report import questions, scorecard
 from bench.report.compare import METRICS, within
 
 # --- content ---------------------------------------------------------------------------------
@@ -417,7 +417,7 @@ def build(folder: Path) -> list[Path]:
             f"run {doc['started']} ({doc['settings'].get('mode')} mode, status {doc['status']})."
         ),
     ]
-    blocks += [h2("Scorecard"), *scorecard.blocks(folder)]
+    blocks += [h2("Scorecard"), *scorecard.blocks(folder), *questions.blocks([folder])]
     tables: list[Block] = []
     if doc["cells"]:
         head, top = headline(run)
@@ -482,6 +482,7 @@ def readme_section(folder: Path, readme: Path, extra: Sequence[Path] = ()) -> st
     rel = folder.resolve().relative_to(readme.resolve().parent)
     blocks: list[Block] = [
         *scorecard.blocks(folder),
+        *questions.blocks([folder, *extra]),
         p(
             f"Reference run `{doc['run_id']}` of {doc['started'][:10]} on {env.get('cpu_model')} "
             f"× {env.get('cpu_count')} ({env.get('memory_gib')} GiB), Python {env.get('python')}, "

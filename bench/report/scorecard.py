@@ -76,7 +76,7 @@ def _twin(doc: dict[str, Any], series: str, variant: str) -> str:
     return variant + series.removeprefix(own)
 
 
-def _get_instructions(folder: Path) -> dict[str, float]:
+def get_instructions(folder: Path) -> dict[str, float]:
     """Instructions per GET by id per variant from *folder*'s cost.json (fewest clients)."""
     path = folder / COST_FILE
     if not path.exists():
@@ -136,7 +136,7 @@ def scores(folder: Path) -> tuple[list[Score], dict[str, Any]]:
         return [], context
     top = max(c["users"] for c in doc["cells"] if c["scenario"] == scenario)
     context |= {"scenario": scenario, "users": top}
-    instructions = _get_instructions(folder)
+    instructions = get_instructions(folder)
     context["cost_unit"] = "instructions/GET" if instructions else "server CPU µs/req"
     context["tail_recorded"] = any("tail_resolved" in c for c in doc["cells"])
     verdicts: dict[tuple[str, str], Any] = {}

@@ -1,0 +1,209 @@
+"""Three questions FastAPI users ask before they pick a strategy, each answered from the numbers.
+
+"I followed FastAPI's own tutorial" (``sqlmodel`` against ``depends``), "does async even buy
+me anything?" (``sync_threadpool`` against ``context``) and "asyncpg or psycopg?" (the
+driver axis). Each answer is one sentence built from the run folders it is given: req/s of
+the ``read`` scenario at each user count, with the paired verdict of ``bench.report.compare``
+(or why there is none), and instructions per GET from ``cost.json`` where the folder has one.
+A question whose series no folder holds is left out.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.common.blocks import Block, bullets, h2
+from bench.common.results import Run
+from bench.common.stats import Comparison
+from bench.report.compare import METRICS, within
+from bench.report.scorecard import get_instructions
+
+SCENARIO = "read"  # GET by id: the endpoint the instruction counts are taken on
+RESOLVED_SAME = 2.0  # instruction ratios within this many per cent count as "the same cost"
+
+Cell = dict[str, Any]
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.0f} %".replace("-", "−")
+
+
+def _short(c: Comparison) -> str:
+    """A verdict in a few words: the change, and whether the run resolved it."""
+    change = _signed(c.change_percent)
+    if c.low is None or c.high is None:
+        return f"{change}, not resolved ({c.note or 'no interval'})"
+    ci = f"CI {_signed(100 * (c.low - 1))}…{_signed(100 * (c.high - 1))}"
+    return f"{change} ({ci})" if c.significant else f"{change}, not resolved ({ci})"
+
+
+def _invalid(cells: list[Cell], series: str, users: int) -> str | None:
+    """Why *series* has no valid read cell at *users*, or None when it has one."""
+    own = [c for c in cells if (c["variant"], c["scenario"], c["users"]) == (
+        series, SCENARIO, users)]  # fmt: skip
+    if not own:
+        return "not run"
+    if any(c["status"] == "ok" for c in own):
+        return None
+    reasons = [r for c in own for r in c.get("reasons", [])]
+    first = f": {reasons[0]}" if reasons else ""
+    return f"all {len(own)} of its cells invalid{first}"
+
+
+def _rps(run: Run, base: str, other: str) -> list[str]:
+    """*other*'s req/s against *base* at each user count of the read scenario."""
+    levels = sorted({c["users"] for c in run.cells if c["scenario"] == SCENARIO})
+    rows = {
+        r.users: r.comparison
+        for r in within(run, base, METRICS["rps"])
+        if r.b == other and r.scenario == SCENARIO
+    }
+    out = []
+    for users in levels:
+        why = _invalid(run.cells, other, users) or _invalid(run.cells, base, users)
+        if users in rows:
+            out.append(f"{_short(rows[users])} req/s at {users} users")
+        else:
+            out.append(f"no comparison at {users} users ({why or 'no common round'})")
+    return out
+
+
+def _instructions(folder: Path, base: str, other: str) -> float | None:
+    counts = get_instructions(folder)
+    if base in counts and other in counts:
+        return counts[other] / counts[base]
+    return None
+
+
+def _cost_phrase(ratio: float | None, base: str) -> str:
+    if ratio is None:
+        return "no instruction count in this folder"
+    return f"×{ratio:.3f} {base}'s instructions per GET"
+
+
+def _find(folders: Sequence[Path], *series: str) -> tuple[Path, Run] | None:
+    """The first folder whose run has every one of *series*."""
+    for folder in folders:
+        if not (folder / "run.json").exists():
+            continue
+        run = Run.load(folder)
+        present = {c["variant"] for c in run.cells}
+        if all(s in present for s in series):
+            return folder, run
+    return None
+
+
+def tutorial(folders: Sequence[Path]) -> str | None:
+    """sqlmodel (FastAPI's SQL tutorial) against depends."""
+    found = _find(folders, "sqlmodel", "depends")
+    if found is None:
+        return None
+    folder, run = found
+    ratio = _instructions(folder, "depends", "sqlmodel")
+    if ratio is None:
+        close = "the instruction count would tell the cost apart"
+    elif abs(ratio - 1) * 100 <= RESOLVED_SAME:
+        close = "the tutorial's SQLModel session costs what a plain `SessionDep` costs"
+    else:
+        close = f"SQLModel's layer costs {_signed(100 * (ratio - 1))} per GET"
+    return (
+        f"**I followed FastAPI's tutorial (SQLModel).** Against `depends`, `sqlmodel` serves "
+        f"{'; '.join(_rps(run, 'depends', 'sqlmodel'))} and executes "
+        f"{_cost_phrase(ratio, 'depends')}: {close}."
+    )
+
+
+def sync_vs_async(folders: Sequence[Path]) -> str | None:
+    """sync_threadpool (sync Session in FastAPI's threadpool) against context."""
+    found = _find(folders, "sync_threadpool", "context")
+    if found is None:
+        return None
+    folder, run = found
+    info = run.doc["variants"].get("sync_threadpool", {})
+    setup = ", ".join(
+        f"{label} {info[key]}"
+        for key, label in (("threadpool_tokens", "threads"), ("pool_size", "pool"))
+        if key in info
+    )
+    levels = sorted({c["users"] for c in run.cells if c["scenario"] == SCENARIO})
+    stalled = [u for u in levels if _invalid(run.cells, "sync_threadpool", u)]
+    ratio = _instructions(folder, "context", "sync_threadpool")
+    parts = _rps(run, "context", "sync_threadpool")
+    if stalled:
+        close = f"async keeps serving where the threadpool did not (at {stalled[0]} users)"
+    else:
+        close = "see the verdicts for what async buys here"
+    return (
+        f"**Does async buy me anything?** The sync `Session` in FastAPI's threadpool "
+        f"(`sync_threadpool`{', ' + setup if setup else ''}) against the async `context` "
+        f"strategy: {'; '.join(parts)}; {_cost_phrase(ratio, 'context')}: {close}."
+    )
+
+
+def _driver_series(run: Run) -> dict[str, dict[str, str]]:
+    """variant → driver → series, for the variants run on more than one driver."""
+    by_variant: dict[str, dict[str, str]] = {}
+    for series, info in run.doc["variants"].items():
+        driver = info.get("driver")
+        if driver:
+            by_variant.setdefault(info.get("variant", series), {})[driver] = series
+    return {v: d for v, d in by_variant.items() if len(d) > 1}
+
+
+def _median_rps(run: Run, series: str, users: int) -> float | None:
+    values = [c["rps"] for c in run.cells if c["status"] == "ok" and (
+        c["variant"], c["scenario"], c["users"]) == (series, SCENARIO, users)]  # fmt: skip
+    return statistics.median(values) if values else None
+
+
+def drivers(folders: Sequence[Path]) -> str | None:
+    """psycopg against asyncpg per strategy, and whether the ranking holds."""
+    for folder in folders:
+        if not (folder / "run.json").exists():
+            continue
+        run = Run.load(folder)
+        pairs = _driver_series(run)
+        if not all({"asyncpg", "psycopg"} <= set(d) for d in pairs.values()) or not pairs:
+            continue
+        top = max(c["users"] for c in run.cells if c["scenario"] == SCENARIO)
+        per = []
+        for variant, series in pairs.items():
+            rows = [
+                r.comparison
+                for r in within(run, series["asyncpg"], METRICS["rps"])
+                if r.b == series["psycopg"] and (r.scenario, r.users) == (SCENARIO, top)
+            ]
+            per.append(f"`{variant}` {_short(rows[0]) if rows else 'not compared'}")
+        orders = {}
+        for driver in ("asyncpg", "psycopg"):
+            ranked = [(_median_rps(run, s[driver], top), v) for v, s in pairs.items()]
+            orders[driver] = [v for r, v in sorted(ranked, key=lambda x: -(x[0] or 0)) if r]
+        same = orders["asyncpg"] == orders["psycopg"]
+        holds = (
+            "the ranking by median req/s holds"
+            if same
+            else "the ranking by median req/s changes (asyncpg: "
+            + " > ".join(orders["asyncpg"])
+            + "; psycopg: "
+            + " > ".join(orders["psycopg"])
+            + "; read the verdicts for which differences are resolved)"
+        )
+        return (
+            f"**asyncpg or psycopg?** On psycopg, at {top} users, read: {'; '.join(per)} "
+            f"req/s against the same strategy on asyncpg ({folder.name}); {holds}."
+        )
+    return None
+
+
+def answers(folders: Sequence[Path]) -> list[str]:
+    """The answers the folders hold, in question order."""
+    return [a for q in (tutorial, sync_vs_async, drivers) if (a := q(folders)) is not None]
+
+
+def blocks(folders: Sequence[Path]) -> list[Block]:
+    """A report or README section with the answers; empty when no folder holds a question."""
+    found = answers(folders)
+    return [h2("Three questions, answered from this run"), bullets(found)] if found else []
