@@ -33,8 +33,12 @@ def test_tutorial_reads_verdicts_and_instructions(tmp_path: Path) -> None:
     _cost(folder, {"depends": 2_000_000, "sqlmodel": 2_010_000})
     answer = questions.tutorial([folder])
     assert answer is not None
-    assert "−30 % (CI" in answer and "at 4 users" in answer and "at 16 users" in answer
-    assert "×1.005 depends's instructions per GET" in answer
+    assert (
+        "−30 % req/s at 4 users (CI" in answer
+        and "at 4 users" in answer
+        and "at 16 users" in answer
+    )
+    assert "executes ×1.005 depends's instructions per GET" in answer
     assert "costs what a plain `SessionDep` costs" in answer
 
 
@@ -57,7 +61,7 @@ def test_stalled_threadpool_names_the_reason(tmp_path: Path) -> None:
     answer = questions.sync_vs_async([write(tmp_path / "run", doc)])
     assert answer is not None
     assert "threads 40, pool 10" in answer
-    assert "at 32 users" in answer and "−40 % (CI" in answer
+    assert "at 32 users" in answer and "−40 % req/s at 32 users (CI" in answer
     assert "no comparison at 128 users (all 3 of its cells invalid: 0 requests completed)" in (
         answer
     )
@@ -72,7 +76,7 @@ def test_driver_axis_and_ranking(tmp_path: Path) -> None:
         info["driver"] = series.split("+")[1]
     answer = questions.drivers([write(tmp_path / "driver", doc)])
     assert answer is not None
-    assert "`scoped` −20 % (CI" in answer and "`context` −36 % (CI" in answer
+    assert "`scoped` −20 % req/s (CI" in answer and "`context` −36 % req/s (CI" in answer
     assert "ranking by median req/s changes" in answer
     assert "asyncpg: context > scoped; psycopg: scoped > context" in answer
 

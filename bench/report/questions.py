@@ -31,13 +31,13 @@ def _signed(value: float) -> str:
     return f"{value:+.0f} %".replace("-", "−")
 
 
-def _short(c: Comparison) -> str:
-    """A verdict in a few words: the change, and whether the run resolved it."""
-    change = _signed(c.change_percent)
+def _short(c: Comparison, where: str) -> str:
+    """A verdict in a few words: the change at *where*, and whether the run resolved it."""
+    change = " ".join(filter(None, (_signed(c.change_percent), "req/s", where)))
     if c.low is None or c.high is None:
-        return f"{change}, not resolved ({c.note or 'no interval'})"
+        return f"{change} (not resolved: {c.note or 'no interval'})"
     ci = f"CI {_signed(100 * (c.low - 1))}…{_signed(100 * (c.high - 1))}"
-    return f"{change} ({ci})" if c.significant else f"{change}, not resolved ({ci})"
+    return f"{change} ({ci})" if c.significant else f"{change} (not resolved, {ci})"
 
 
 def _invalid(cells: list[Cell], series: str, users: int) -> str | None:
@@ -65,7 +65,7 @@ def _rps(run: Run, base: str, other: str) -> list[str]:
     for users in levels:
         why = _invalid(run.cells, other, users) or _invalid(run.cells, base, users)
         if users in rows:
-            out.append(f"{_short(rows[users])} req/s at {users} users")
+            out.append(_short(rows[users], f"at {users} users"))
         else:
             out.append(f"no comparison at {users} users ({why or 'no common round'})")
     return out
@@ -81,7 +81,7 @@ def _instructions(folder: Path, base: str, other: str) -> float | None:
 def _cost_phrase(ratio: float | None, base: str) -> str:
     if ratio is None:
         return "no instruction count in this folder"
-    return f"×{ratio:.3f} {base}'s instructions per GET"
+    return f"executes ×{ratio:.3f} {base}'s instructions per GET"
 
 
 def _find(folders: Sequence[Path], *series: str) -> tuple[Path, Run] | None:
@@ -111,7 +111,7 @@ def tutorial(folders: Sequence[Path]) -> str | None:
         close = f"SQLModel's layer costs {_signed(100 * (ratio - 1))} per GET"
     return (
         f"**I followed FastAPI's tutorial (SQLModel).** Against `depends`, `sqlmodel` serves "
-        f"{'; '.join(_rps(run, 'depends', 'sqlmodel'))} and executes "
+        f"{'; '.join(_rps(run, 'depends', 'sqlmodel'))}; "
         f"{_cost_phrase(ratio, 'depends')}: {close}."
     )
 
@@ -176,7 +176,7 @@ def drivers(folders: Sequence[Path]) -> str | None:
                 for r in within(run, series["asyncpg"], METRICS["rps"])
                 if r.b == series["psycopg"] and (r.scenario, r.users) == (SCENARIO, top)
             ]
-            per.append(f"`{variant}` {_short(rows[0]) if rows else 'not compared'}")
+            per.append(f"`{variant}` " + (_short(rows[0], "") if rows else "not compared"))
         orders = {}
         for driver in ("asyncpg", "psycopg"):
             ranked = [(_median_rps(run, s[driver], top), v) for v, s in pairs.items()]
@@ -192,8 +192,8 @@ def drivers(folders: Sequence[Path]) -> str | None:
             + "; read the verdicts for which differences are resolved)"
         )
         return (
-            f"**asyncpg or psycopg?** On psycopg, at {top} users, read: {'; '.join(per)} "
-            f"req/s against the same strategy on asyncpg ({folder.name}); {holds}."
+            f"**asyncpg or psycopg?** On psycopg against the same strategy on asyncpg, read at "
+            f"{top} users ({folder.name}): {'; '.join(per)}; {holds}."
         )
     return None
 
