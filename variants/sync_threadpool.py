@@ -12,7 +12,21 @@ thread limit as ``threadpool_tokens`` next to the pool size in run.json. The FIF
 pool queues of ``variants/pool.py`` are asyncio queues: ``SESSIONBENCH_POOL_QUEUE`` other than
 ``sqlalchemy`` is refused at import (and ``sessionbench run --pool-queue`` refuses it).
 
-Observed stall (read scenario, 128 users, pool 10, 40 threads): STALL_NOTE
+Stall when users outnumber the threads and the threads the connections (read scenario,
+128 users, pool 10, 40 threads). A read leaves its session in a transaction holding a
+checked-out connection after the handler returns; the connection goes back only in the
+dependency's teardown, after ``serialize_response`` has run in the threadpool. Once the 40
+tokens are all taken by handlers blocked in ``QueuePool._do_get`` (waiting for a
+connection), the 10 handlers that hold the connections cannot get a thread to serialise
+their response, so nothing progresses until the pool timeout (30 s) fails the waiters.
+Observed with ``sessionbench run --variants sync_threadpool --scenarios read --users 128
+--trials 1 --duration 5``: 59 requests in the warm-up, then 0 in the 5-s window (128
+in flight, the oldest 6.0 s), 10 connections ``idle in transaction`` in pg_stat_activity
+aging through the window, 48 of the server's 49 threads in ``futex_do_wait``; the cell
+is invalid (no requests in the window; no_idle_in_transaction fails). Writes do not stall
+(commit returns the connection before the response is serialised): the same command with
+``--scenarios write`` completed 407 requests in the window with every integrity check
+passing. This is the code people write, so it is left as it is; the runner reports it.
 """
 
 from collections.abc import AsyncIterator, Iterator
