@@ -25,6 +25,10 @@ class Variant:
     """The PyPI distribution a ``library`` variant shows."""
     environment: str | None = None
     """Its own environment (``variants/envs/<environment>.txt``); None: the main one."""
+    orm: bool = True
+    """Serves through an ORM session (one SELECT before each UPDATE/DELETE); False: Core/raw."""
+    threads: bool = False
+    """Sync handlers in FastAPI's threadpool on a sync engine: no asyncio pool queues."""
 
     @property
     def app(self) -> str:
@@ -50,8 +54,9 @@ VARIANTS: dict[str, Variant] = {
         Variant("scoped_task", "variants.scoped_task", "strategy"),
         Variant("scoped_basehttp", "variants.scoped_basehttp", "strategy"),
         Variant("depends_function", "variants.depends_function", "strategy"),
-        Variant("core", "variants.core", "baseline"),
-        Variant("raw", "variants.raw", "baseline"),
+        Variant("core", "variants.core", "baseline", orm=False),
+        Variant("raw", "variants.raw", "baseline", orm=False),
+        Variant("sync_threadpool", "variants.sync_threadpool", "baseline", threads=True),
         Variant(
             "fastapi_async_sqlalchemy",
             "variants.fastapi_async_sqlalchemy",
@@ -68,6 +73,7 @@ VARIANTS: dict[str, Variant] = {
             library="fastapi-sqla",
             environment="fastapi_sqla",
         ),
+        Variant("sqlmodel", "variants.sqlmodel", "library", library="sqlmodel"),
     ]
 }
 

@@ -8,6 +8,7 @@ the session is the strategy's business. Variant modules then differ only in sess
 """
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Response
@@ -71,11 +72,14 @@ def global_session_router(current: Callable[[], AnySession]) -> APIRouter:
     return router
 
 
-def injected_session_router(session_dep: Any, *, commit: bool = True) -> APIRouter:
+def injected_session_router(
+    session_dep: Any, *, commit: bool = True, queries: ModuleType = queries
+) -> APIRouter:
     """Handlers that receive the request's session as a parameter of type *session_dep*.
 
     ``commit=False`` for a library that commits the request's session itself: the
-    handlers then only flush (as the query functions do).
+    handlers then only flush (as the query functions do). *queries*: a module with the
+    functions of ``variants.queries`` for a library with its own model (``sqlmodel``).
     """
     router = APIRouter()
 

@@ -178,3 +178,27 @@ def package_versions(variant: Variant) -> dict[str, str | None]:
     )
     versions: dict[str, str | None] = json.loads(result.stdout)
     return versions
+
+
+_TOKENS_SCRIPT = """
+import anyio, anyio.to_thread
+async def tokens():
+    return anyio.to_thread.current_default_thread_limiter().total_tokens
+print(int(anyio.run(tokens)))
+"""
+
+
+def threadpool_tokens(variant: Variant) -> int:
+    """The total tokens of anyio's default thread limiter in *variant*'s interpreter.
+
+    FastAPI runs ``def`` endpoints (and sync dependencies) in anyio's threadpool under this
+    limiter; no variant changes it, so a fresh event loop there reads what the server has.
+    """
+    result = subprocess.run(
+        [interpreter(variant), "-c", _TOKENS_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(result.stdout)

@@ -55,6 +55,23 @@ def config_from(args: argparse.Namespace) -> RunConfig:
     )  # fmt: skip
 
 
+def queue_refusal(config: RunConfig) -> str | None:
+    """Why the pool queues asked for cannot serve a threadpool variant (None: they can).
+
+    The FIFO and hybrid queues (variants/pool.py) are asyncio queues; a sync engine
+    (``Variant.threads``) has SQLAlchemy's QueuePool only.
+    """
+    other = [q for q in config.pool_queues if q != "sqlalchemy"]
+    sync = [v for v in config.variants if v in variants.VARIANTS and variants.get(v).threads]
+    if other and sync:
+        return (
+            f"--pool-queue {','.join(other)} is an asyncio pool queue; {', '.join(sync)} "
+            "runs a sync engine (SQLAlchemy's QueuePool only): drop it from --variants "
+            "or use --pool-queue sqlalchemy"
+        )
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     if os.environ.get("DATABASE_URL"):
         DatabaseUrl.parse(
@@ -77,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
             return 2
         args.variants = args.variants or list(args.remote)
     config = config_from(args)
+    refused = queue_refusal(config)
+    if refused:
+        console.print(f"sessionbench: error: {refused}", highlight=False, soft_wrap=True)
+        return 2
     if (config.out / RUN_FILE).exists():
         console.print(f"sessionbench: error: --out {config.out} already holds a run")
         return 2

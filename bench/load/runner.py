@@ -347,6 +347,8 @@ class Runner:
             self.servers[name] = server
             self.series[name] = series
             info["packages"] = environments.package_versions(variant)  # its interpreter's
+            if variant.threads:  # next to pool_size: how many handlers can hold a connection
+                info["threadpool_tokens"] = environments.threadpool_tokens(variant)
             outcomes = verify.verify(server.base_url, database=url)
             failures = [f"{o.check}: {o.error}" for o in outcomes if not o.ok]
             info["verify"] = {"passed": not failures, "checks": len(outcomes), "failures": failures}
@@ -445,7 +447,7 @@ class Runner:
             observed,
             seed_rows=monitor.seed_rows,
             pool_limit=(series.pool_size + config.max_overflow) * series.workers,
-            orm=variants.get(series.variant).kind != "baseline",
+            orm=variants.get(series.variant).orm,
             patched=patched,
         )
         spent = before.until(after)

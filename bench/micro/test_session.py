@@ -1,7 +1,9 @@
 """Session lifecycle per strategy: no I/O, one ``SELECT 1``, one primary-key ``get``; the registry.
 
 Each function below is one strategy's way to open, use and end a session, written as
-the variant modules do it; its docstring is its label.
+the variant modules do it; its docstring is its label. ``sync_threadpool`` has no row here:
+its sync ``Session`` is not a coroutine on the event loop these rows time, and what a request
+costs it (threadpool hand-offs included) is in the request-level groups (``test_requests``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,16 @@ async def depends(use: Use) -> None:
         await anext(dependency)
 
 
+async def sqlmodel(use: Use) -> None:
+    """sqlmodel: drive its yield dependency (SQLModel's AsyncSession)"""
+    from variants.sqlmodel import get_session
+
+    dependency = aiter(get_session())
+    await use(await anext(dependency))
+    with contextlib.suppress(StopAsyncIteration):
+        await anext(dependency)
+
+
 async def context(use: Use) -> None:
     """context: async with Session() as session"""
     from variants.engine import Session
@@ -71,7 +83,7 @@ async def bare(use: Use) -> None:
     await session.close()
 
 
-STRATEGIES = [scoped, depends, context, bare]
+STRATEGIES = [scoped, depends, sqlmodel, context, bare]
 BATCH = {"lifecycle": 1000, "select1": 200, "get": 200}
 
 

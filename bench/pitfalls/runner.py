@@ -61,6 +61,12 @@ class PitfallConfig:
         return settings
 
 
+THREADS_SKIP = (
+    "not run: the lab routers (variants/lab) are async; a threadpool variant's sync "
+    "handlers have no lab router, so this scenario would not measure its session"
+)
+
+
 class PitfallRun(Run):
     """``pitfalls.json``: settings, environment, scenario labels, variants, one record per cell."""
 
@@ -132,6 +138,9 @@ class PitfallRunner:
             self.progress(f"starting {name}", 0, total)
             variant = variants.get(name)
             info: dict[str, Any] = {"label": variant.label, "kind": variant.kind, "restarts": 0}
+            if variant.threads:  # every cell is skipped (THREADS_SKIP): no server needed
+                run.doc["variants"][name] = info
+                continue
             server = VariantServer(
                 name,
                 url,
@@ -165,6 +174,9 @@ class PitfallRunner:
             "variant": name, "scenario": scenario, "outcome": ERROR, "summary": "",
             "numbers": {}, "notes": [],
         }  # fmt: skip
+        if variants.get(name).threads:
+            cell |= {"outcome": SKIPPED, "summary": THREADS_SKIP}
+            return cell
         server = self.servers.get(name)
         if server is None:
             cell["summary"] = (

@@ -208,6 +208,11 @@ def advice(s: Score) -> str:
     degraded pitfall; otherwise use, with what speaks for it.
     """
     if s.kind == "baseline":
+        import variants
+
+        known = variants.VARIANTS.get(s.series.split("+", 1)[0])
+        if known is not None and known.threads:
+            return "a reference, not a contender: the sync Session in FastAPI's threadpool"
         return "a ceiling, not a contender: shows what the ORM session costs"
     avoid, caution, good = [], [], []
     if s.broken:
