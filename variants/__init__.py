@@ -25,6 +25,13 @@ class Variant:
     """The PyPI distribution a ``library`` variant shows."""
     environment: str | None = None
     """Its own environment (``variants/envs/<environment>.txt``); None: the main one."""
+    drivers: tuple[str, ...] = ("asyncpg", "psycopg")
+    """The drivers it can run on (``variants.settings.DRIVERS``), its default first."""
+
+    @property
+    def driver(self) -> str:
+        """The driver it runs on unless told otherwise."""
+        return self.drivers[0]
 
     @property
     def app(self) -> str:
@@ -51,7 +58,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("scoped_basehttp", "variants.scoped_basehttp", "strategy"),
         Variant("depends_function", "variants.depends_function", "strategy"),
         Variant("core", "variants.core", "baseline"),
-        Variant("raw", "variants.raw", "baseline"),
+        Variant("raw", "variants.raw", "baseline", drivers=("asyncpg",)),
         Variant(
             "fastapi_async_sqlalchemy",
             "variants.fastapi_async_sqlalchemy",
@@ -67,6 +74,7 @@ VARIANTS: dict[str, Variant] = {
             "library",
             library="fastapi-sqla",
             environment="fastapi_sqla",
+            drivers=("asyncpg",),
         ),
     ]
 }

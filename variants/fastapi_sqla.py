@@ -36,7 +36,7 @@ import fastapi_sqla
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from variants import pool
+from variants import driver_evidence, pool
 from variants.app import create_app
 from variants.routes import injected_session_router
 from variants.settings import Settings
@@ -55,6 +55,11 @@ os.environ |= {
 @event.listens_for(Engine, "do_connect")
 def _application_name(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
     cparams.setdefault("server_settings", {})["application_name"] = settings.app_name
+
+
+@event.listens_for(Engine, "connect")
+def _opened(dbapi_connection: Any, record: Any) -> None:
+    driver_evidence.record(dbapi_connection.driver_connection)  # when the runner asks
 
 
 @asynccontextmanager

@@ -386,7 +386,8 @@ def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
 
 
 AXES = {"pool_size": "pool size per server process", "workers": "server worker processes",
-        "server": "ASGI server", "pool_queue": "pool queue"}  # fmt: skip
+        "server": "ASGI server", "pool_queue": "pool queue",
+        "driver": "database driver"}  # fmt: skip
 
 
 def varied_axes(doc: dict[str, Any]) -> list[str]:
