@@ -140,3 +140,20 @@ def test_run_on_both_drivers_records_the_evidence(tmp_path: Path, db: DatabaseUr
     written = {p.name for p in build(out)}
     assert "axis-driver.png" in written
     assert "Drivers: " in (out / "report.md").read_text()
+
+
+def test_series_names_carry_the_driver_only_when_it_varies() -> None:
+    from bench.load.runner import RunConfig
+
+    base = {"mode": "quick", "variants": ["raw", "depends"], "scenarios": ["read"],
+            "users": [8], "trials": 1, "duration": 1.0, "warmup": 0.5, "pool_sizes": [10],
+            "max_overflow": 0, "out": Path("/tmp/x")}  # fmt: skip
+    plain = RunConfig(**base).series()
+    assert [(s.name, s.driver) for s in plain] == [("raw", "asyncpg"), ("depends", "asyncpg")]
+    both = RunConfig(**base, drivers=["asyncpg", "psycopg"])
+    assert [(s.name, s.driver) for s in both.series()] == [
+        ("raw+asyncpg", "asyncpg"), ("depends+asyncpg", "asyncpg"),
+        ("depends+psycopg", "psycopg"),
+    ]  # fmt: skip
+    assert both.cell_count == 3
+    assert set(both.settings()["driver_settings"]) == {"asyncpg", "psycopg"}

@@ -45,11 +45,13 @@ class DriverError(ValueError):
 
 
 def supported(variant: str) -> tuple[str, ...]:
-    return variants.get(variant).drivers
+    """The drivers *variant* runs on (a name outside the registry: any)."""
+    known = variants.VARIANTS.get(variant)
+    return known.drivers if known else DRIVERS
 
 
 def default(variant: str) -> str:
-    return variants.get(variant).driver
+    return supported(variant)[0]
 
 
 def select(

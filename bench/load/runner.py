@@ -338,7 +338,7 @@ class Runner:
         return self.config.out / "raw" / "pool-stats" / name
 
     def _driver_dir(self, name: str) -> Path:
-        return self.config.out / "raw" / "drivers" / name
+        return self.config.out / "logs" / "drivers" / name  # raw/ holds one folder per cell
 
     def _start_variants(self, run: Run, url: DatabaseUrl, placement: Placement) -> list[str]:
         ready = []
