@@ -29,6 +29,13 @@ class Variant:
     """Serves through an ORM session (one SELECT before each UPDATE/DELETE); False: Core/raw."""
     threads: bool = False
     """Sync handlers in FastAPI's threadpool on a sync engine: no asyncio pool queues."""
+    drivers: tuple[str, ...] = ("asyncpg", "psycopg")
+    """The drivers it can run on (``variants.settings.DRIVERS``), its default first."""
+
+    @property
+    def driver(self) -> str:
+        """The driver it runs on unless told otherwise."""
+        return self.drivers[0]
 
     @property
     def app(self) -> str:
@@ -55,8 +62,14 @@ VARIANTS: dict[str, Variant] = {
         Variant("scoped_basehttp", "variants.scoped_basehttp", "strategy"),
         Variant("depends_function", "variants.depends_function", "strategy"),
         Variant("core", "variants.core", "baseline", orm=False),
-        Variant("raw", "variants.raw", "baseline", orm=False),
-        Variant("sync_threadpool", "variants.sync_threadpool", "baseline", threads=True),
+        Variant("raw", "variants.raw", "baseline", orm=False, drivers=("asyncpg",)),
+        Variant(
+            "sync_threadpool",
+            "variants.sync_threadpool",
+            "baseline",
+            threads=True,
+            drivers=("psycopg",),
+        ),
         Variant(
             "fastapi_async_sqlalchemy",
             "variants.fastapi_async_sqlalchemy",
@@ -72,6 +85,7 @@ VARIANTS: dict[str, Variant] = {
             "library",
             library="fastapi-sqla",
             environment="fastapi_sqla",
+            drivers=("asyncpg",),
         ),
         Variant("sqlmodel", "variants.sqlmodel", "library", library="sqlmodel"),
     ]

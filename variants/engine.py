@@ -1,7 +1,8 @@
 """The one engine and session factory the SQLAlchemy variants share (pool settings set once).
 
 The pool class comes from ``variants/pool.py``: the queue named by ``SESSIONBENCH_POOL_QUEUE``,
-timed when ``SESSIONBENCH_POOL_STATS`` is set.
+timed when ``SESSIONBENCH_POOL_STATS`` is set. The driver (asyncpg or psycopg) is the one
+``SESSIONBENCH_DRIVER`` names: ``Settings.engine_url`` and ``Settings.connect_args``.
 """
 
 from collections.abc import AsyncIterator
@@ -10,19 +11,21 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from variants import driver_evidence
 from variants.pool import pool_class
 from variants.settings import Settings
 
 settings = Settings.from_env()
 
 engine = create_async_engine(
-    settings.url.sqlalchemy,
+    settings.engine_url,
     pool_size=settings.pool_size,
     max_overflow=settings.max_overflow,
     pool_timeout=settings.pool_timeout,
     poolclass=pool_class(settings.pool_queue),
-    connect_args={"server_settings": {"application_name": settings.app_name}},
+    connect_args=settings.connect_args,
 )
+driver_evidence.watch(engine)
 Session = async_sessionmaker(engine, expire_on_commit=False)
 
 

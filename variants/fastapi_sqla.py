@@ -24,7 +24,8 @@ others. Environment variables cannot carry ``connect_args``: the
 ``application_name`` the runner finds connections by is set by a ``do_connect`` listener
 on the Engine class (this process has no other engine). The library hard-codes
 ``expire_on_commit=False`` and never disposes its engine (connections close when the
-server process exits).
+server process exits). It runs on asyncpg only (``--driver``: its environment has no
+psycopg; the registry says so).
 """
 
 import os
@@ -36,7 +37,7 @@ import fastapi_sqla
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from variants import pool
+from variants import driver_evidence, pool
 from variants.app import create_app
 from variants.routes import injected_session_router
 from variants.settings import Settings
@@ -44,7 +45,7 @@ from variants.settings import Settings
 settings = Settings.from_env()
 os.environ |= {
     # the plugin sets the pool class (queue, stats) by configuration: variants/pool.py
-    "sqlalchemy_url": f"{settings.url.sqlalchemy}{'&' if '?' in settings.url.url else '?'}"
+    "sqlalchemy_url": f"{settings.engine_url}{'&' if '?' in settings.url.url else '?'}"
     f"plugin={pool.PLUGIN}",
     "sqlalchemy_pool_size": str(settings.pool_size),
     "sqlalchemy_max_overflow": str(settings.max_overflow),
@@ -54,7 +55,12 @@ os.environ |= {
 
 @event.listens_for(Engine, "do_connect")
 def _application_name(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
-    cparams.setdefault("server_settings", {})["application_name"] = settings.app_name
+    cparams.update(settings.connect_args)  # the application name, as the driver takes it
+
+
+@event.listens_for(Engine, "connect")
+def _opened(dbapi_connection: Any, record: Any) -> None:
+    driver_evidence.record(dbapi_connection.driver_connection)  # when the runner asks
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Response
 
+from variants import driver_evidence
 from variants import raw_queries as queries
 from variants.app import create_app, location
 from variants.pool_stats import acquire
@@ -39,9 +40,14 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
         min_size=size,
         max_size=size,
         server_settings={"application_name": settings.app_name},
+        init=_opened,
     )
     async with pool:
         yield
+
+
+async def _opened(connection: asyncpg.Connection) -> None:
+    driver_evidence.record(connection)  # which driver served (only when the runner asks)
 
 
 router = APIRouter()

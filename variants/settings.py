@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _SCHEMES = {"postgresql", "postgres", "postgresql+asyncpg"}
 POOL_QUEUES = ("sqlalchemy", "fifo", "hybrid")
 """How a pool hands out returned connections (``variants/pool.py``)."""
+DRIVERS = ("asyncpg", "psycopg")
+"""The PostgreSQL drivers an engine can run on (``SESSIONBENCH_DRIVER``); the first: default."""
+DRIVER_ENV = "SESSIONBENCH_DRIVER"
+PSYCOPG_PREPARE_THRESHOLD = 0
+"""psycopg prepares a statement on its first execution (its default, 5, waits for the fifth):
+asyncpg, through SQLAlchemy's adapter, prepares every statement and caches it per connection
+(100 statements; psycopg's ``prepared_max`` is 100 too), so both run prepared statements from
+the first request on."""
 
 
 class InvalidDatabaseUrl(ValueError):
@@ -80,6 +89,23 @@ class Settings:
     """The pool's queue, one of POOL_QUEUES (``SESSIONBENCH_POOL_QUEUE``)."""
     app_name: str = "sessionbench"
     """PostgreSQL ``application_name`` of the pool's connections (lets the runner find them)."""
+    driver: str = "asyncpg"
+    """The engine's driver, one of DRIVERS (``SESSIONBENCH_DRIVER``)."""
+
+    @property
+    def engine_url(self) -> str:
+        """The URL create_async_engine() takes for the chosen driver."""
+        return self.url.psycopg if self.driver == "psycopg" else self.url.sqlalchemy
+
+    @property
+    def connect_args(self) -> dict[str, Any]:
+        """The driver's connect() arguments: the application name, prepared statements."""
+        if self.driver == "psycopg":
+            return {
+                "application_name": self.app_name,
+                "prepare_threshold": PSYCOPG_PREPARE_THRESHOLD,
+            }
+        return {"server_settings": {"application_name": self.app_name}}
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -94,8 +120,12 @@ class Settings:
             raise ValueError(
                 f"SESSIONBENCH_POOL_QUEUE {queue!r} is not one of {', '.join(POOL_QUEUES)}"
             )
+        driver = os.environ.get(DRIVER_ENV) or cls.driver
+        if driver not in DRIVERS:
+            raise ValueError(f"{DRIVER_ENV} {driver!r} is not one of {', '.join(DRIVERS)}")
         return cls(
             url=DatabaseUrl.parse(raw),
+            driver=driver,
             pool_queue=queue,
             pool_size=int(os.environ.get("SESSIONBENCH_POOL_SIZE", cls.pool_size)),
             max_overflow=int(os.environ.get("SESSIONBENCH_MAX_OVERFLOW", cls.max_overflow)),

@@ -37,6 +37,7 @@ from fastapi import APIRouter, Depends, Response
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from variants import driver_evidence
 from variants import sync_queries as queries
 from variants.app import create_app, location
 from variants.models import Todo
@@ -50,7 +51,7 @@ from variants.schemas import (
     TodoUpdate,
     multi_ids,
 )
-from variants.settings import Settings
+from variants.settings import PSYCOPG_PREPARE_THRESHOLD, Settings
 
 settings = Settings.from_env()
 if settings.pool_queue != "sqlalchemy":
@@ -63,8 +64,12 @@ engine = create_engine(
     pool_size=settings.pool_size,
     max_overflow=settings.max_overflow,
     pool_timeout=settings.pool_timeout,
-    connect_args={"application_name": settings.app_name},
+    connect_args={
+        "application_name": settings.app_name,
+        "prepare_threshold": PSYCOPG_PREPARE_THRESHOLD,
+    },
 )
+driver_evidence.watch(engine)
 SessionLocal = sessionmaker(engine, expire_on_commit=False)
 
 

@@ -84,6 +84,26 @@ def one_of(what: str, known: Callable[[], Collection[str]]) -> Callable[[str], s
 asgi_server = one_of("server", lambda: SERVERS)
 
 
+def _drivers() -> Collection[str]:
+    from variants.settings import DRIVERS
+
+    return DRIVERS
+
+
+driver_name = one_of("driver", _drivers)
+
+
+def driver_flag(p: argparse.ArgumentParser) -> None:
+    """``--driver NAME``: one database driver for every variant that can run on it."""
+    p.add_argument(
+        "--driver",
+        type=driver_name,
+        metavar="NAME",
+        help="database driver, asyncpg or psycopg (default: each variant's own, asyncpg); "
+        "variants that cannot run on it are left out",
+    )
+
+
 def number(kind: type, minimum: float, *, strict: bool = False) -> Callable[[str], Any]:
     """A parser of finite numbers of *kind* that are >= (or, *strict*, >) *minimum*."""
 

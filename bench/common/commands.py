@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 import variants
-from bench.common.arguments import SERVERS, add_command, number, port, variant_name
+from bench.common.arguments import SERVERS, add_command, driver_flag, number, port, variant_name
 
 
 def cmd_variants(args: argparse.Namespace) -> int:
@@ -54,9 +54,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from bench.common import drivers
+    from bench.common.arguments import usage_error
     from bench.common.verify import run_verify
 
-    return run_verify(url=args.url, names=args.variants or list(variants.VARIANTS))
+    if args.url is not None:
+        return run_verify(url=args.url, names=[])
+    try:
+        names, notes = drivers.only(
+            args.variants or list(variants.VARIANTS), args.driver, named=bool(args.variants)
+        )
+    except drivers.DriverError as exc:
+        usage_error(str(exc))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return run_verify(url=None, names=names, driver=args.driver)
 
 
 def register(sub: Any) -> None:
@@ -92,3 +104,4 @@ def register(sub: Any) -> None:
     p.add_argument("variants", nargs="*", type=variant_name, metavar="VARIANT",
                    help="variants to start and check (default: all)")  # fmt: skip
     p.add_argument("--url", help="check the server already running at URL instead")
+    driver_flag(p)

@@ -31,7 +31,7 @@ REQUIREMENTS_DIR = ROOT / "variants" / "envs"
 VENVS_DIR = ROOT / ".venvs"
 STAMP = ".sessionbench-stamp"
 PIP_TIMEOUT = 900.0
-VERSIONS_OF = ("fastapi", "starlette", "pydantic", "sqlalchemy", "asyncpg", "uvicorn")
+VERSIONS_OF = ("fastapi", "starlette", "pydantic", "sqlalchemy", "asyncpg", "psycopg", "uvicorn")
 """Packages whose versions every variant records (plus its ``library``)."""
 
 

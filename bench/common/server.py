@@ -24,7 +24,7 @@ import variants
 from bench.common import database, environments, processes
 from bench.common.processes import ServerError
 from variants.app import LAB_ENV
-from variants.settings import DatabaseUrl
+from variants.settings import DRIVER_ENV, DatabaseUrl
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -49,6 +49,13 @@ def serve(
     the flag, not an inherited environment, decides.
     """
     variant = variants.get(name)
+    driver = os.environ.get(DRIVER_ENV) or variant.driver
+    if driver not in variant.drivers:
+        raise SystemExit(
+            f"sessionbench: error: {name} runs on {', '.join(variant.drivers)} only, "
+            f"not {DRIVER_ENV}={driver}"
+        )
+    os.environ[DRIVER_ENV] = driver
     os.environ[LAB_ENV] = "1" if lab else "0"
     environments.exec_in_own_environment(variant)  # no-op in the variant's environment
     with database.terminate_on_sigterm(), database.database_url_or_embedded() as (url, embedded):

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import database
+from bench.common import database, drivers
 from bench.common.server import ServerError, VariantServer
 from variants.settings import DatabaseUrl
 
@@ -382,7 +382,7 @@ def _print_outcome(prefix: str) -> Callable[[Outcome], None]:
     return report
 
 
-def run_verify(*, url: str | None, names: list[str]) -> int:
+def run_verify(*, url: str | None, names: list[str], driver: str | None = None) -> int:
     """``sessionbench verify``: check a running server, or start and check each variant."""
     raw_db = os.environ.get("DATABASE_URL")
     if url is not None:
@@ -400,7 +400,10 @@ def run_verify(*, url: str | None, names: list[str]) -> int:
     ):
         asyncio.run(database.ensure_schema(db))
         for name in names:
-            server = VariantServer(name, db, log_path=Path(logs) / f"{name}.log")
+            server = VariantServer(
+                name, db, log_path=Path(logs) / f"{name}.log",
+                env=drivers.server_env(name, driver),
+            )  # fmt: skip
             try:
                 server.start()
             except ServerError as exc:

@@ -41,7 +41,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def register(sub: Any) -> None:
     """Add ``cost`` to the CLI's subparsers (*sub* from ``add_subparsers``)."""
-    from bench.common.arguments import comma_list, mode_flags, number, one_of, variant_name
+    from bench.common.arguments import (
+        comma_list,
+        driver_flag,
+        mode_flags,
+        number,
+        one_of,
+        variant_name,
+    )
 
     help = "Count the instructions each variant's server executes per request (valgrind)."
     p = sub.add_parser("cost", help=help, description=help)
@@ -79,6 +86,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="keep callgrind's dump files in RUN_DIR/raw/cost (0.5 MB each)",
     )
+    driver_flag(p)
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-cost)")
 
 
@@ -112,15 +120,25 @@ def config_from(args: argparse.Namespace, version: str) -> CostConfig:
         out=out,
         valgrind=version,
         keep_dumps=args.keep_dumps,
+        driver=args.driver,
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.common import drivers
     from bench.common.console import console, progress_bar
     from bench.cost import valgrind
     from bench.cost.results import COST_FILE
     from bench.cost.runner import run_cost
 
+    try:
+        names, notes = drivers.only(
+            args.variants or PRESETS[args.mode]["variants"], args.driver,
+            named=args.variants is not None,
+        )  # fmt: skip
+    except drivers.DriverError as exc:
+        console.print(f"sessionbench: error: {exc}", highlight=False, soft_wrap=True)
+        return 2
     try:
         version = valgrind.require()
     except valgrind.ValgrindMissing as exc:
@@ -130,6 +148,9 @@ def run(args: argparse.Namespace) -> int:
         from variants.settings import DatabaseUrl
 
         DatabaseUrl.parse(os.environ["DATABASE_URL"])  # a bad URL fails before the folder exists
+    for note in notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    args.variants = names
     config = config_from(args, version)
     if (config.out / COST_FILE).exists():
         console.print(f"sessionbench: error: --out {config.out} already holds a cost run")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import variants
-from bench.common import database, environments
+from bench.common import database, drivers, environments
 from bench.common.results import environment
 from bench.common.server import ServerError
 from bench.cost.endpoints import UnexpectedResponse
@@ -37,6 +37,8 @@ class CostConfig:
     out: Path
     valgrind: str
     keep_dumps: bool = False
+    driver: str | None = None
+    """None: each variant on its default driver."""
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -45,6 +47,8 @@ class CostConfig:
             **self.plan.settings(),
             "pool_size": self.pool_size,
             "max_overflow": self.max_overflow,
+            "driver": self.driver,
+            "drivers": {v: self.driver or drivers.default(v) for v in self.variants},
             "out": str(self.out),
             "valgrind_flags": list(_flags()),
         }
@@ -91,6 +95,7 @@ def run_cost(config: CostConfig, progress: Callable[[str, int, int], None]) -> C
                     env={
                         "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
                         "SESSIONBENCH_MAX_OVERFLOW": str(config.max_overflow),
+                        **drivers.server_env(name, config.driver),
                     },
                 )
                 servers.append(server)

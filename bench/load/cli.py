@@ -17,7 +17,7 @@ from bench.common.arguments import (
     port,
     variant_name,
 )
-from variants.settings import POOL_QUEUES
+from variants.settings import DRIVERS, POOL_QUEUES
 
 
 def _load_scenarios() -> Collection[str]:
@@ -111,6 +111,13 @@ def register(sub: Any) -> None:
         default=["sqlalchemy"],
         metavar="NAME[,NAME…]",
         help="how the pool hands out connections: sqlalchemy, fifo, hybrid (default sqlalchemy)",
+    )
+    p.add_argument(
+        "--driver",
+        type=comma_list(one_of("driver", lambda: DRIVERS)),
+        metavar="NAME[,NAME…]",
+        help="database driver: asyncpg and/or psycopg; several values = an axis "
+        "(default: each variant's own, asyncpg)",
     )
     p.add_argument(
         "--pool-stats",

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import variants
+from bench.common import drivers
 from bench.common.console import console, progress_bar, rel_path, summary_table
 from bench.common.results import ROOT, RUN_FILE
 from bench.load.runner import ConfigError, RunConfig, Runner
@@ -48,7 +49,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         mode=args.mode, pool_sizes=args.pool_size, max_overflow=args.max_overflow, out=out,
         workers=args.workers, asgi_servers=args.server, locust_processes=args.locust_processes,
-        pool_queues=args.pool_queue, pool_stats=args.pool_stats,
+        pool_queues=args.pool_queue, pool_stats=args.pool_stats, drivers=args.driver,
         expect_workers=args.expect_workers, master_bind=args.master_bind,
         master_port=args.master_port, remote=args.remote or {},
         **chosen,
@@ -93,6 +94,16 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         args.variants = args.variants or list(args.remote)
+    if args.driver and not args.remote:
+        names = args.variants or PRESETS[args.mode]["variants"]
+        try:
+            pairs, notes = drivers.select(names, args.driver, named=args.variants is not None)
+        except drivers.DriverError as exc:
+            console.print(f"sessionbench: error: {exc}", highlight=False, soft_wrap=True)
+            return 2
+        for note in notes:
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        args.variants = list(dict.fromkeys(name for name, _ in pairs))
     config = config_from(args)
     refused = queue_refusal(config)
     if refused:

@@ -41,6 +41,7 @@ import variants
 from bench.common import (
     cpu,
     database,
+    drivers,
     environments,
     histograms,
     integrity,
@@ -73,6 +74,7 @@ class Series:
     workers: int
     server: str
     pool_queue: str = "sqlalchemy"
+    driver: str = "asyncpg"
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class RunConfig:
     remote: dict[str, str] = field(default_factory=dict)
     """variant -> URL of a server started elsewhere (bench.common.metrics); CPU from /metrics."""
     pool_queues: list[str] = field(default_factory=lambda: ["sqlalchemy"])
+    drivers: list[str] | None = None
+    """None: each variant on its default driver; else each on those of these it supports."""
     pool_stats: bool = False
     """Servers record pool wait/hold/barging (variants/pool_stats.py) into each cell; off by
     default: it costs ~1-3 % of a request's CPU (README), so req/s comes from runs without."""
@@ -104,27 +108,33 @@ class RunConfig:
     def settings(self) -> dict[str, Any]:
         settings = asdict(self)
         settings["out"] = str(self.out)
-        settings["series"] = [s.name for s in self.series()]
+        series = self.series()
+        settings["series"] = [s.name for s in series]
+        settings["driver_settings"] = drivers.settings(sorted({s.driver for s in series}))
         return settings
 
     def series(self) -> list[Series]:
         """Every variant × axis value; an axis with several values is named in the series."""
         axes = product(self.pool_sizes, self.workers, self.asgi_servers, self.pool_queues)
+        pairs, _ = drivers.select(self.variants, self.drivers, named=False)
+        several = self.drivers is not None and len(self.drivers) > 1
         return [
             Series(
                 name=variant
                 + (f"+pool{pool}" if len(self.pool_sizes) > 1 else "")
                 + (f"+w{workers}" if len(self.workers) > 1 else "")
                 + (f"+{server}" if len(self.asgi_servers) > 1 else "")
-                + (f"+{queue}" if len(self.pool_queues) > 1 else ""),
+                + (f"+{queue}" if len(self.pool_queues) > 1 else "")
+                + (f"+{driver}" if several else ""),
                 variant=variant,
                 pool_size=pool,
                 workers=workers,
                 server=server,
                 pool_queue=queue,
+                driver=driver,
             )
             for pool, workers, server, queue in axes
-            for variant in self.variants
+            for variant, driver in pairs
         ]
 
     def cells(self) -> Iterator[tuple[int, str, int, str]]:
@@ -312,6 +322,8 @@ class Runner:
                 "SESSIONBENCH_POOL_SIZE": str(series.pool_size),
                 "SESSIONBENCH_MAX_OVERFLOW": str(self.config.max_overflow),
                 "SESSIONBENCH_POOL_QUEUE": series.pool_queue,
+                drivers.DRIVER_ENV: series.driver,
+                drivers.EVIDENCE_ENV: str(self._driver_dir(series.name)),
                 **(
                     {pool_stats.ENV: str(self._pool_dir(series.name))}
                     if self.config.pool_stats
@@ -324,6 +336,9 @@ class Runner:
 
     def _pool_dir(self, name: str) -> Path:
         return self.config.out / "raw" / "pool-stats" / name
+
+    def _driver_dir(self, name: str) -> Path:
+        return self.config.out / "logs" / "drivers" / name  # raw/ holds one folder per cell
 
     def _start_variants(self, run: Run, url: DatabaseUrl, placement: Placement) -> list[str]:
         ready = []
@@ -379,6 +394,7 @@ class Runner:
         }  # fmt: skip
         server = self.servers[name]
         series = self.series[name]
+        cell["driver"] = series.driver
         if not server.alive():
             try:
                 server.start()
@@ -502,6 +518,10 @@ class Runner:
             cell["reasons"].append(
                 f"results of {recorded['processes']} locust processes, expected {expected}"
             )
+        if not remote:  # the server's own record of the connections it opened
+            cell |= drivers.collect(self._driver_dir(name))
+            if problem := drivers.mismatch(series.driver, cell):
+                cell["reasons"].append(problem)
         cell["reasons"] += validity_reasons(
             cell, placement, locust_processes=config.locust_processes
         )

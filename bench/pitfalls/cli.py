@@ -7,7 +7,15 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from bench.common.arguments import add_command, comma_list, mode_flags, number, one_of, variant_name
+from bench.common.arguments import (
+    add_command,
+    comma_list,
+    driver_flag,
+    mode_flags,
+    number,
+    one_of,
+    variant_name,
+)
 
 
 def _pitfall_scenarios() -> Collection[str]:
@@ -58,5 +66,6 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help="pool timeout (default 2: exhaustion shows fast)",
     )
+    driver_flag(p)
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-pitfalls)")
     p.set_defaults(mode="quick")

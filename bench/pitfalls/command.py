@@ -10,6 +10,7 @@ from typing import Any
 from rich.table import Table
 
 import variants
+from bench.common import drivers
 from bench.common.console import console, progress_bar, rel_path
 from bench.common.results import ROOT
 from bench.pitfalls.report import OUTCOME_STYLE, brief
@@ -32,12 +33,24 @@ def config_from(args: argparse.Namespace) -> PitfallConfig:
         pool_size=args.pool_size,
         pool_timeout=args.pool_timeout,
         out=args.out or ROOT / "results" / run_id,
+        driver=args.driver,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     if os.environ.get("DATABASE_URL"):
         DatabaseUrl.parse(os.environ["DATABASE_URL"])  # a bad URL fails before anything starts
+    strategies = [v.name for v in variants.VARIANTS.values() if v.kind == "strategy"]
+    try:
+        names, notes = drivers.only(
+            args.variants or strategies, args.driver, named=args.variants is not None
+        )
+    except drivers.DriverError as exc:
+        console.print(f"sessionbench: error: {exc}", highlight=False, soft_wrap=True)
+        return 2
+    for note in notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    args.variants = names
     config = config_from(args)
     if (config.out / PITFALLS_FILE).exists():
         console.print(f"sessionbench: error: --out {config.out} already holds {PITFALLS_FILE}")

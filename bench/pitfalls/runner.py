@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import variants
-from bench.common import database, integrity
+from bench.common import database, drivers, integrity
 from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
 from bench.common.result_files import PitfallFile
 from bench.common.results import Run, environment
@@ -54,6 +54,8 @@ class PitfallConfig:
     pool_size: int
     pool_timeout: float
     out: Path
+    driver: str | None = None
+    """None: each variant on its default driver."""
 
     def settings(self) -> dict[str, Any]:
         settings = asdict(self)
@@ -137,7 +139,8 @@ class PitfallRunner:
         for name in config.variants:
             self.progress(f"starting {name}", 0, total)
             variant = variants.get(name)
-            info: dict[str, Any] = {"label": variant.label, "kind": variant.kind, "restarts": 0}
+            info: dict[str, Any] = {"label": variant.label, "kind": variant.kind, "restarts": 0,
+                                    "driver": config.driver or variant.driver}  # fmt: skip
             if variant.threads:  # every cell is skipped (THREADS_SKIP): no server needed
                 run.doc["variants"][name] = info
                 continue
@@ -150,6 +153,7 @@ class PitfallRunner:
                     "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
                     "SESSIONBENCH_MAX_OVERFLOW": "0",
                     "SESSIONBENCH_POOL_TIMEOUT": str(config.pool_timeout),
+                    **drivers.server_env(name, config.driver),
                 },
             )
             try:

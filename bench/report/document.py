@@ -301,6 +301,32 @@ def validity(doc: dict[str, Any]) -> list[Block]:
     return blocks
 
 
+def drivers_line(doc: dict[str, Any]) -> str:
+    """Which driver each series ran on (by the servers' own record) and what differs."""
+    used: dict[str, list[str]] = {}
+    for name, info in doc["variants"].items():
+        used.setdefault(info.get("driver") or "asyncpg", []).append(name)
+    seen: dict[str, set[str]] = {}
+    for cell in doc["cells"]:
+        for driver in cell.get("drivers_loaded") or []:
+            seen.setdefault(cell["variant"], set()).add(driver)
+    if not seen:
+        return f"Drivers: {', '.join(used)} (this run's servers recorded no driver evidence)."
+    parts = []
+    for driver, names in used.items():
+        proven = sum(1 for n in names if seen.get(n) == {driver})
+        differs = doc["settings"].get("driver_settings", {}).get(driver, {})
+        detail = "; ".join(f"{k} {v}" for k, v in differs.items() if k != "connect_args")
+        parts.append(
+            f"{driver}: {', '.join(names)} ({proven} of {len(names)} confirmed by the "
+            f"connections the servers opened{'; ' + detail if detail else ''})"
+        )
+    return (
+        "Drivers: " + "; ".join(parts) + ". Same SQLAlchemy pool class, queue, size, overflow "
+        "and timeout on every driver."
+    )
+
+
 def method(doc: dict[str, Any]) -> list[Block]:
     s, env = doc["settings"], doc["environment"]
     placement = env.get("placement", {})
@@ -322,7 +348,8 @@ def method(doc: dict[str, Any]) -> list[Block]:
                 f"{'/'.join(map(str, s.get('pool_sizes', [s.get('pool_size')])))} per process, "
                 f"max overflow {s['max_overflow']}, the same for every variant; locust "
                 f"{s.get('locust_processes', 1)} process(es). A series name says which axis "
-                "values it ran with (+pool32, +w2, +granian) when an axis was varied.",
+                "values it ran with (+pool32, +w2, +granian, +psycopg) when an axis was varied.",
+                drivers_line(doc),
                 f"Placement: server on cores {placement.get('server_cores')}; "
                 f"locust and the runner on {placement.get('locust_cores')}; "
                 f"PostgreSQL {placement.get('postgres')}. " + " ".join(placement.get("notes", [])),
