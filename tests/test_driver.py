@@ -55,7 +55,8 @@ def test_registry_drivers() -> None:
     assert variants.get("fastapi_sqla").drivers == ("asyncpg",)
     for name in ("scoped", "depends", "context", "core", "advanced_alchemy"):
         assert variants.get(name).drivers == ("asyncpg", "psycopg")
-    assert all(v.driver == "asyncpg" for v in variants.VARIANTS.values())
+    assert variants.get("sync_threadpool").drivers == ("psycopg",)  # sync: no asyncpg
+    assert all(v.driver == "asyncpg" for v in variants.VARIANTS.values() if not v.threads)
 
 
 def test_select() -> None:
