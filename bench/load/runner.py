@@ -16,6 +16,11 @@ Order of work:
    lines; it is restarted for its next cell. The database going away is handled the same
    way: the cell fails with the reason, an embedded PostgreSQL is restarted and reseeded
    and every server restarted; an external one still down after 15 s ends the run (exit 1).
+   A server whose backends still hold a transaction (or run a statement) 2 s after its
+   load stopped (a stall) is restarted before any other cell runs, so its locks cannot
+   spoil the next cells; backends that outlive it are terminated; the cell records it
+   (``lingering_transactions``) and is invalid. Before each reset no server of the run
+   may hold a transaction: stray ones are terminated, else the cell fails saying so.
    Ctrl-C or SIGTERM: every child stopped, finished cells kept, the run marked incomplete.
 """
 
@@ -343,7 +348,7 @@ class Runner:
         stall the reset or the cell's writes). Stray ones are terminated; the one-line
         reason if some survive (None: the database is clean)."""
         names = [server.app_name for server in self.servers.values()]
-        stray = monitor.open_transactions(names)
+        stray = _still_open(lambda: monitor.open_transactions(names), LINGER_GRACE)
         if not stray:
             return None
         monitor.terminate(b.pid for b in stray)
