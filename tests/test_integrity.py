@@ -1,5 +1,7 @@
 """Integrity checks: from request counts and PostgreSQL's own view to named verdicts."""
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -129,3 +131,39 @@ def test_monitor_sees_what_postgres_sees(db: DatabaseUrl) -> None:
 def test_request_counts_parse_status() -> None:
     parsed = integrity.request_counts({"GET /todos/{id} 200": 3, "GET /todos/{id} 0": 1})
     assert parsed == {("GET /todos/{id}", 200): 3, ("GET /todos/{id}", 0): 1}
+
+
+def test_monitor_finds_and_terminates_a_server_s_open_transactions(db: DatabaseUrl) -> None:
+    monitor = Monitor(db)
+    try:
+
+        async def open_connection(app: str, begin: bool) -> asyncpg.Connection:
+            conn = await asyncpg.connect(db.asyncpg, server_settings={"application_name": app})
+            if begin:
+                await conn.execute("BEGIN; SELECT 1")
+            return conn
+
+        stuck = monitor._run(open_connection("sessionbench-stuck-1", begin=True))
+        idle = monitor._run(open_connection("sessionbench-stuck-1", begin=False))
+        other = monitor._run(open_connection("sessionbench-other-2", begin=True))
+        # only the named server's backends, only those in a transaction; never the monitor's
+        found = monitor.open_transactions(["sessionbench-stuck-1", "sessionbench-runner"])
+        assert [(b.app_name, b.state) for b in found] == [
+            ("sessionbench-stuck-1", "idle in transaction")
+        ]
+        summary = integrity.lingering_summary(found)
+        assert summary["count"] == 1 and summary["states"] == {"idle in transaction": 1}
+        assert monitor.terminate(b.pid for b in found) == 1
+        for _ in range(50):
+            if not monitor.open_transactions(["sessionbench-stuck-1"]):
+                break
+            monitor._run(asyncio.sleep(0.05))
+        assert not monitor.open_transactions(["sessionbench-stuck-1"])
+        assert len(monitor.open_transactions(["sessionbench-other-2"])) == 1
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
+            monitor._run(stuck.fetchval("SELECT 1"))  # its backend is gone
+        for conn in (idle, other):
+            monitor._run(conn.close())
+        monitor._run(stuck.close(timeout=1))
+    finally:
+        monitor.close()

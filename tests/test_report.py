@@ -132,3 +132,25 @@ def test_overhead_sets_each_series_against_raw_with_the_same_axis_values() -> No
     assert plots._raw_twin(doc, "context+pool5") == "raw+pool5"
     assert plots._raw_twin(doc, "context") == "raw"
     assert plots._raw_twin({"variants": {}}, "depends") == "raw"  # run.json before series
+
+
+def test_validity_names_a_server_restarted_for_its_open_transactions() -> None:
+    from bench.common.blocks import to_markdown
+    from bench.report.document import validity
+
+    stalled = {
+        "variant": "sync", "scenario": "write", "users": 128, "trial": 2, "status": "invalid",
+        "reasons": ["server restarted: left 10 transactions open (10 idle in transaction; "
+                    "oldest 31.0 s, 2 s after the load stopped)", "integrity: x: y"],
+        "lingering_transactions": {"count": 10, "states": {"idle in transaction": 10},
+                                   "max_age_s": 31.0, "restarted": True},
+    }  # fmt: skip
+    fine = {"variant": "depends", "scenario": "write", "users": 128, "trial": 2,
+            "status": "ok", "reasons": []}  # fmt: skip
+    report = to_markdown(validity({"cells": [stalled, fine], "variants": {}}))
+    assert "1 invalid" in report
+    listed = [line for line in report.splitlines() if line.startswith("- ")]
+    assert listed == [
+        "- sync · write · 128 users · trial 2: server restarted: left 10 transactions open "
+        "(10 idle in transaction; oldest 31.0 s, 2 s after the load stopped)"
+    ]

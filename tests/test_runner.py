@@ -1,8 +1,10 @@
 """The load runner: run order, validity rules, an end-to-end smoke run and Ctrl-C."""
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +15,13 @@ import psutil
 import pytest
 
 from bench.common.results import SCHEMA
-from bench.load.runner import Placement, RunConfig, validity_reasons, warnings
+from bench.load.runner import (
+    Placement,
+    RunConfig,
+    local_processes_args,
+    validity_reasons,
+    warnings,
+)
 from bench.report.document import build
 
 
@@ -63,6 +71,21 @@ def test_locust_cpu_limit_scales_with_its_processes() -> None:
     busy = measured(cpu_percent={"server": 99.0, "locust": 150.0})
     assert validity_reasons(busy, PINNED, locust_processes=2) == []
     assert validity_reasons(busy, PINNED, locust_processes=1)
+
+
+def test_local_processes_bind_loopback_on_a_free_port() -> None:
+    args = local_processes_args(3, port=45678)
+    options = dict(zip(args[::2], args[1::2], strict=True))
+    assert options == {
+        "--processes": "3",
+        "--master-bind-host": "127.0.0.1", "--master-bind-port": "45678",
+        "--master-host": "127.0.0.1", "--master-port": "45678",  # where the workers connect
+    }  # fmt: skip
+    picked = dict(zip(*[iter(local_processes_args(2))] * 2, strict=True))
+    port = int(picked["--master-bind-port"])
+    assert port != 5557 and 0 < port < 65536 and picked["--master-port"] == str(port)
+    with socket.socket() as sock:  # free: nothing listens there
+        sock.bind(("127.0.0.1", port))
 
 
 def measured(**overrides: Any) -> dict[str, Any]:
@@ -242,6 +265,37 @@ def start_run(out: Path, db, variants: str, trials: int, duration: float) -> sub
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "DATABASE_URL": db.url},
     )  # fmt: skip
+
+
+@pytest.mark.timeout(120)
+def test_locust_processes_listen_on_loopback_only(tmp_path: Path, db) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*CLI, "run", "--variants", "raw", "--scenarios", "read", "--users", "2",
+         "--trials", "1", "--duration", "2", "--warmup", "0.5", "--locust-processes", "2",
+         "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "DATABASE_URL": db.url},
+    )  # fmt: skip
+    listening: set[tuple[str, int]] = set()
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                if "locust" in " ".join(_cmdline(child)):
+                    listening |= {
+                        (c.laddr.ip, c.laddr.port)
+                        for c in child.net_connections("tcp")
+                        if c.status == psutil.CONN_LISTEN
+                    }
+        time.sleep(0.1)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert listening and all(ip == "127.0.0.1" for ip, _ in listening), listening
+    assert 5557 not in {port for _, port in listening}
+    [cell] = json.loads((out / "run.json").read_text())["cells"]
+    assert (
+        json.loads(next((out / "raw").iterdir()).joinpath("result.json").read_text())["processes"]
+        == 3
+    ), cell["reasons"]
 
 
 @pytest.mark.timeout(180)

@@ -61,6 +61,25 @@ class Observed:
     titles: Mapping[str, str | None] = field(default_factory=dict)  # todo id -> title now
 
 
+@dataclass(frozen=True)
+class Backend:
+    """A server's PostgreSQL backend still in a transaction (or a statement) between cells."""
+
+    pid: int
+    app_name: str
+    state: str
+    age_s: float
+
+
+def lingering_summary(backends: list[Backend]) -> dict[str, Any]:
+    """``{count, states: {state: n}, max_age_s}`` for a cell's record."""
+    return {
+        "count": len(backends),
+        "states": dict(Counter(b.state for b in backends)),
+        "max_age_s": round(max((b.age_s for b in backends), default=0.0), 1),
+    }
+
+
 class Monitor:
     """The runner's connection: prepare the database for a cell, observe it afterwards."""
 
@@ -158,6 +177,36 @@ class Monitor:
             peak_connections,
             titles,
         )
+
+    def open_transactions(self, app_names: Iterable[str]) -> list[Backend]:
+        """Backends of the servers named *app_names* holding a transaction or running a
+        statement (``idle in transaction``, ``… (aborted)``, ``active``): between cells,
+        after the load stopped, none should."""
+        rows = self._run(
+            self._conn.fetch(
+                "SELECT pid, application_name, state,"
+                " extract(epoch FROM now() - coalesce(xact_start, query_start, backend_start))"
+                " AS age FROM pg_stat_activity"
+                " WHERE application_name = any($1) AND pid <> pg_backend_pid()"
+                " AND (state LIKE 'idle in transaction%' OR state = 'active')",
+                list(app_names),
+            )
+        )
+        return [
+            Backend(row["pid"], row["application_name"], row["state"], float(row["age"] or 0))
+            for row in rows
+        ]
+
+    def terminate(self, pids: Iterable[int]) -> int:
+        """``pg_terminate_backend`` each of *pids*; how many PostgreSQL signalled."""
+        done = self._run(
+            self._conn.fetchval(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                " FROM unnest($1::int[]) AS pid",
+                list(pids),
+            )
+        )
+        return int(done or 0)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

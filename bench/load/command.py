@@ -131,6 +131,13 @@ def run(args: argparse.Namespace) -> int:
     if unmeasured:
         console.print(f"server CPU not measured for {', '.join(unmeasured)}: the remote server "
                       "exports no /metrics (serve --metrics)", highlight=False)  # fmt: skip
+    for cell in result.cells:
+        if cell.get("lingering_transactions"):
+            console.print(
+                f"[yellow]{cell['variant']} · {cell['scenario']} · {cell['users']} users · "
+                f"trial {cell['trial']}:[/yellow] {cell['reasons'][0]}",
+                highlight=False,
+            )
     for name, info in result.doc["variants"].items():
         if not info.get("verify", {}).get("passed"):
             failures = "; ".join(info.get("verify", {}).get("failures", []))[:300]

@@ -16,6 +16,11 @@ Order of work:
    lines; it is restarted for its next cell. The database going away is handled the same
    way: the cell fails with the reason, an embedded PostgreSQL is restarted and reseeded
    and every server restarted; an external one still down after 15 s ends the run (exit 1).
+   A server whose backends still hold a transaction (or run a statement) 2 s after its
+   load stopped (a stall) is restarted before any other cell runs, so its locks cannot
+   spoil the next cells; backends that outlive it are terminated; the cell records it
+   (``lingering_transactions``) and is invalid. Before each reset no server of the run
+   may hold a transaction: stray ones are terminated, else the cell fails saying so.
    Ctrl-C or SIGTERM: every child stopped, finished cells kept, the run marked incomplete.
 """
 
@@ -52,7 +57,7 @@ from bench.common import (
 )
 from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
 from bench.common.results import Run, environment
-from bench.common.server import ServerError, VariantServer
+from bench.common.server import ServerError, VariantServer, free_port
 from bench.load import distributed, tails
 from bench.load.scenarios import SCENARIOS
 from bench.pool import stats as pool_stats
@@ -62,6 +67,7 @@ LOCUST_CPU_LIMIT = 90.0  # % of one core: above it the load generator is the bot
 CORE_BUSY_LIMIT = 95.0  # % busy on a non-server core: it is saturated
 PHASES = ("warmup", "window", "stop")
 STOP_TIMEOUT = 10  # s locust gives users to finish their task (so writes are acknowledged)
+LINGER_GRACE = 2.0  # s a server's backends get to end their transactions after the load stops
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,7 @@ class Runner:
         self.servers: dict[str, VariantServer | metrics.RemoteServer] = {}  # by series name
         self.series: dict[str, Series] = {}
         self.locust: subprocess.Popen[bytes] | None = None
+        self.notice = ""  # what happened after the last cell, shown on the next progress line
 
     def run(self) -> Run:
         config = self.config
@@ -252,12 +259,16 @@ class Runner:
             done = 0
             for trial, scenario, users, name in cells:
                 self.progress(
-                    f"{name} · {scenario} · {users} users · trial {trial}", done, len(cells)
+                    f"{name} · {scenario} · {users} users · trial {trial}{self.notice}",
+                    done,
+                    len(cells),
                 )
+                self.notice = ""
                 try:
                     cell = self._cell(
                         done, name, scenario, users, trial, monitor, placement, embedded
                     )
+                    self._settle(name, cell, monitor)
                 except Exception as exc:
                     reason = database.lost(exc, url, embedded)
                     if reason is None:
@@ -307,6 +318,58 @@ class Runner:
             {"cell": len(run.cells), "reason": reason}
         )
         return integrity.Monitor(url)
+
+    def _settle(self, name: str, cell: dict[str, Any], monitor: integrity.Monitor) -> None:
+        """After a cell: a server whose backends still hold a transaction (or run a statement)
+        :data:`LINGER_GRACE` s after the load stopped is restarted, so its locks go before any
+        other cell runs; backends that outlive its process are terminated. All recorded."""
+        server = self.servers[name]
+        app = [server.app_name]
+        backends = _still_open(lambda: monitor.open_transactions(app), LINGER_GRACE)
+        if not backends:
+            return
+        record = integrity.lingering_summary(backends)
+        states = ", ".join(f"{n} {state}" for state, n in record["states"].items())
+        remote = isinstance(server, metrics.RemoteServer)
+        what = "remote server" if remote else "server restarted"
+        note = (
+            f"{what}: left {record['count']} transactions open ({states}; oldest "
+            f"{record['max_age_s']:.1f} s, {LINGER_GRACE:g} s after the load stopped)"
+        )
+        left = backends
+        if not remote:  # its PID: its connections close, PostgreSQL releases its locks
+            server.stop(timeout=5)
+            left = _still_open(lambda: monitor.open_transactions(app), LINGER_GRACE)
+        if left:
+            record["terminated"] = monitor.terminate(b.pid for b in left)
+            note += f"; {record['terminated']} terminated with pg_terminate_backend"
+        record["restarted"] = not remote
+        cell["lingering_transactions"] = record
+        cell["reasons"].insert(0, note)
+        if cell["status"] == "ok":
+            cell["status"] = "invalid"
+        self.notice = f" · after {name}: {note.split(' (')[0]}"
+        if not remote:
+            with contextlib.suppress(ServerError):  # the next cell tries again, and says so
+                server.start()
+
+    def _stray_transactions(self, monitor: integrity.Monitor) -> str | None:
+        """Before the reset: no server of this run may hold a transaction (their locks would
+        stall the reset or the cell's writes). Stray ones are terminated; the one-line
+        reason if some survive (None: the database is clean)."""
+        names = [server.app_name for server in self.servers.values()]
+        stray = _still_open(lambda: monitor.open_transactions(names), LINGER_GRACE)
+        if not stray:
+            return None
+        monitor.terminate(b.pid for b in stray)
+        left = _still_open(lambda: monitor.open_transactions(names), LINGER_GRACE)
+        if not left:
+            return None
+        owners = ", ".join(sorted({b.app_name for b in left}))
+        return (
+            f"database not clean before the reset: {len(left)} transactions of {owners} still "
+            "open after pg_terminate_backend"
+        )
 
     def _server(
         self, series: Series, url: DatabaseUrl, placement: Placement
@@ -403,6 +466,11 @@ class Runner:
                 return cell
         raw = config.out / "raw" / f"{index:04d}-{name}-{scenario}-u{users}-t{trial}"
         raw.mkdir(parents=True, exist_ok=True)
+        unclean = self._stray_transactions(monitor)
+        if unclean:
+            self.notice = f" · {unclean}"
+            cell["reasons"].append(unclean)
+            return cell
         monitor.prepare()
         remote = isinstance(server, metrics.RemoteServer)
         groups = {} if remote else {"server": [server.pid or 0]}
@@ -544,7 +612,7 @@ class Runner:
             "--html", str(raw / "locust.html"), "--only-summary", "--loglevel", "WARNING",
         ]  # fmt: skip
         if config.locust_processes > 1:
-            cmd += ["--processes", str(config.locust_processes)]
+            cmd += local_processes_args(config.locust_processes)
         if config.expect_workers:
             master = distributed.Master(
                 config.expect_workers, config.master_bind, config.master_port
@@ -570,6 +638,18 @@ class Runner:
             processes.stop(self.locust)
         for server in self.servers.values():
             server.stop()
+
+
+def local_processes_args(processes: int, port: int | None = None) -> list[str]:
+    """Locust's ``--processes``: its master on loopback, on a free port (*port*, else one the
+    kernel hands out), never locust's default 0.0.0.0:5557 that concurrent runs collide on.
+    The forked workers connect with ``--master-host``/``--master-port``, so both are set."""
+    port = port or free_port()
+    return [
+        "--processes", str(processes),
+        "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+        "--master-host", "127.0.0.1", "--master-port", str(port),
+    ]  # fmt: skip
 
 
 def validity_reasons(
@@ -678,6 +758,16 @@ def _sample_until(deadline: float, sample: Callable[[], int], every: float = 0.1
         time.sleep(max(0.0, min(every, deadline - time.time())))
     _sleep_until(deadline)
     return peak
+
+
+def _still_open(
+    probe: Callable[[], list[integrity.Backend]], grace: float
+) -> list[integrity.Backend]:
+    """*probe*'s backends once it finds none, or those still there after *grace* s."""
+    deadline = time.monotonic() + grace
+    while (found := probe()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
 
 
 def _sleep_until(timestamp: float) -> None:

@@ -291,6 +291,21 @@ def validity(doc: dict[str, Any]) -> list[Block]:
                 ],
             )
         )
+    restarted = [
+        f"{c['variant']} · {c['scenario']} · {c['users']} users · trial {c['trial']}: "
+        + c["reasons"][0].splitlines()[0]
+        for c in cells
+        if c.get("lingering_transactions")
+    ]
+    if restarted:
+        blocks += [
+            p(
+                "Servers that still held transactions after their cell (a stall): each was "
+                "restarted before any other cell ran, so its locks could not spoil the next "
+                "cells; backends that outlived it were terminated:"
+            ),
+            bullets(restarted),
+        ]
     skipped = [
         f"{name}: {'; '.join(info['verify'].get('failures', []))[:300]}"
         for name, info in doc["variants"].items()
