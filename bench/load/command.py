@@ -27,8 +27,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "variants": list(variants.VARIANTS),
         "scenarios": list(SCENARIOS),
-        # 11 series × 4 scenarios × 2 levels × 5 trials in ~20 min: single-request cost is
-        # what the micro-benchmarks' request-* groups measure, so users=1 is left to them.
+        # 13 series × 4 scenarios × 2 levels × 5 trials (~25 min, plus up to the 30-s pool
+        # timeout per sync_threadpool read cell at 128 users: it stalls, see its docstring).
+        # Single-request cost is what the micro-benchmarks' request-* groups measure, so
+        # users=1 is left to them.
         "users": [32, 128],
         # From the reference's per-round spread (README, Statistics): 5 rounds resolve a 5 %
         # req/s difference for 5–20 % of strategy comparisons, 10 for 50–70 %, 15 for 90–95 %;
