@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from variants.app import create_app
 from variants.engine import engine, lifespan
+from variants.lab import advanced_alchemy_lab_router
 from variants.routes import injected_session_router
 
 config = SQLAlchemyAsyncConfig(
@@ -47,6 +48,7 @@ alchemy = AdvancedAlchemy(config=config)
 DatabaseSession = Annotated[AsyncSession, Depends(alchemy.provide_session())]
 
 router = injected_session_router(DatabaseSession)
+router.include_router(advanced_alchemy_lab_router(alchemy))
 
 app = create_app(router, lifespan=lifespan)
 alchemy.init_app(app)

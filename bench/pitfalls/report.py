@@ -53,11 +53,16 @@ BRIEF: dict[str, Callable[[dict[str, Any]], str]] = {
         f"while task waits"
     ),
     "streaming": lambda n: (
-        f"open tx {n['longest_open_transaction_s']:.1f} s of {n['stream_s']:.1f} s stream"
+        f"held {n.get('longest_connection_hold_s', 0.0):.1f} s, open tx "
+        f"{n['longest_open_transaction_s']:.1f} s of {n['stream_s']:.1f} s stream"
     ),
     "disconnect": lambda n: f"pool back after {_s(n['connections_back_after_s'])}",
     "handler_error": lambda n: f"{_codes(n['statuses'])} · {n['rows_written']} rows written",
     "failed_commit": lambda n: f"{_codes(n['statuses'])} · {n['rows_written']} rows written",
+    "acknowledged": lambda n: (
+        f"{_codes(n['statuses'])} · {n['acknowledged_not_committed']}/{n['requests']} "
+        f"2xx not committed"
+    ),
     "visibility": lambda n: (
         f"{n['api_read_misses'] + n['db_read_misses']} missed reads / {n['writes']} writes"
     ),
