@@ -5,6 +5,7 @@ PostgreSQL: each library's session used as its docs show, and what it answers fo
 write whose COMMIT fails.
 """
 
+import argparse
 import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from bench.common.server import VariantServer
 from bench.pitfalls import scenarios
+from bench.pitfalls.command import config_from
 from bench.pitfalls.probe import BROKEN, OK, Target
 from bench.pitfalls.runner import unhealthy
 from tests.test_pitfalls import POOL, make_target
@@ -75,7 +77,7 @@ def test_advanced_alchemy_autocommit_acknowledges_writes_it_never_commits(
     assert found.summary.startswith("5/5 failing commits answered 201")
 
 
-@pytest.mark.parametrize("name", ["fastapi_sqla", "fastapi_async_sqlalchemy", "context"])
+@pytest.mark.parametrize("name", ["fastapi_sqla", "fastapi_async_sqlalchemy", "context", "depends"])
 def test_a_commit_before_the_response_turns_a_failing_commit_into_a_500(
     target: Callable[[str], Target], name: str
 ) -> None:
@@ -92,3 +94,21 @@ def test_advanced_alchemy_autocommit_acknowledges_a_failed_commit(
     found = run(scenarios.failed_commit, target("advanced_alchemy"))
     assert found.outcome == BROKEN, found
     assert found.numbers["statuses"] == {"201": 3} and found.numbers["rows_written"] == 0
+
+
+def test_the_matrix_covers_strategies_and_libraries_by_default() -> None:
+    args = argparse.Namespace(
+        mode="quick", variants=None, scenarios=None, soak=None, pool_size=10,
+        pool_timeout=2.0, out=None,
+    )  # fmt: skip
+    config = config_from(args)
+    assert set(LIBRARIES) <= set(config.variants) and {"scoped", "context"} <= set(config.variants)
+    assert not {"raw", "core"} & set(config.variants)
+    assert "acknowledged" in config.scenarios
+
+
+def test_the_streaming_hold_is_the_longest_run_of_held_samples() -> None:
+    samples = [(0.0, 0), (0.1, 1), (0.2, 1), (0.35, 2), (0.4, 0), (0.5, 1), (0.6, 0)]
+    assert scenarios._longest_run(samples) == pytest.approx(0.25)
+    assert scenarios._longest_run([(0.0, 1)]) == 0.0  # one held sample: a per-page hold
+    assert scenarios._longest_run([]) == 0.0

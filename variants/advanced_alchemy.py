@@ -20,7 +20,10 @@ read's is held through the sending of the response, as in ``scoped``.
 Same engine as every variant (``engine_instance``: pool settings, ``application_name``);
 ``AsyncSessionConfig(expire_on_commit=False)`` as the docs show. The config's session
 factory adds the library's session listeners (file objects, ``updated_at`` touch, cache
-invalidation) to every flush, commit and rollback: part of its cost.
+invalidation) to every flush, commit and rollback: part of its cost. Under ``serve --lab``
+the pitfall lab adds a second config, ``commit_mode="autocommit"`` on the same engine, for
+its own routes only (``variants/lab/libraries.py``): the documented mode is the one the
+pitfall matrix shows.
 """
 
 from typing import Annotated

@@ -255,13 +255,19 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
         table(["scenario", *names], rows),
         p(
             "How the lab endpoints use the session (GET /lab/…, mounted by every strategy "
+            "and library "
             "served with --lab, never part of the contract, the schema or the throughput "
             "runs): the scoped family uses "
             "its global session everywhere (also in gathered tasks, background tasks and "
             "streaming generators); the depends family uses the injected session and hands "
             "it to background tasks and generators; context opens a session wherever it "
             "needs one (one per gathered task, one per streamed page, its own in a "
-            "background task)."
+            "background task). The libraries use their own session as their docs show: "
+            "fastapi_async_sqlalchemy its db.session global as the scoped family does, "
+            "advanced_alchemy its provide_session() dependency on a commit_mode='autocommit' "
+            "config (the middleware commits after the response) and fastapi_sqla its "
+            "AsyncSession dependency (the middleware commits when the response starts); "
+            "handlers of those two never commit."
         ),
         p("In short:"),
         bullets(findings(doc)),
