@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "pitfalls", cmd_pitfalls, help)
     mode_flags(
         p,
-        quick="few requests per scenario, 8 s soak (default; about 3 minutes)",
+        quick="few requests per scenario, 8 s soak (default; about 8 minutes for every variant)",
         full="more requests per scenario, 60 s soak",
     )
     p.add_argument(
