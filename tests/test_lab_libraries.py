@@ -88,6 +88,15 @@ def test_a_commit_before_the_response_turns_a_failing_commit_into_a_500(
     assert n["statuses"] == {"500": 5} and n["acknowledged"] == 0 and n["rows_written"] == 0
 
 
+def test_fastapi_async_sqlalchemy_fans_out_on_multi_sessions_and_leaks_nothing(
+    target: Callable[[str], Target],
+) -> None:
+    # Its README's concurrent-queries pattern: one session per gathered task.
+    found = run(scenarios.fanout, target("fastapi_async_sqlalchemy"))
+    assert found.outcome == OK, found
+    assert found.numbers["at_once"] == {"200": 10} and found.numbers["leaked_connections"] == 0
+
+
 def test_advanced_alchemy_autocommit_acknowledges_a_failed_commit(
     target: Callable[[str], Target],
 ) -> None:

@@ -13,13 +13,18 @@ They return an empty router unless the server was started with ``--lab`` (see
 
 from variants.lab.context import context_lab_router
 from variants.lab.depends import depends_lab_router
-from variants.lab.libraries import advanced_alchemy_lab_router, fastapi_sqla_lab_router
+from variants.lab.libraries import (
+    advanced_alchemy_lab_router,
+    fastapi_async_sqlalchemy_lab_router,
+    fastapi_sqla_lab_router,
+)
 from variants.lab.scoped import scoped_lab_router
 
 __all__ = [
     "advanced_alchemy_lab_router",
     "context_lab_router",
     "depends_lab_router",
+    "fastapi_async_sqlalchemy_lab_router",
     "fastapi_sqla_lab_router",
     "scoped_lab_router",
 ]

@@ -4,8 +4,10 @@ The libraries fall into the families above, so their labs are those families' ro
 with the library's own session:
 
 * fastapi-async-sqlalchemy: the ``db.session`` global everywhere (the scoped family's
-  router with ``lambda: db.session``, mounted directly by its variant); handlers commit,
-  as its README shows with ``commit_on_exit`` left at False.
+  router with ``lambda: db.session``); handlers commit, as its README shows with
+  ``commit_on_exit`` left at False. Fan-out follows its README's "concurrent queries"
+  example instead: ``async with db(multi_sessions=True)``, where every ``db.session``
+  access in a task opens a session of its own, closed when that task ends.
 * advanced-alchemy: ``Depends(alchemy.provide_session())`` everywhere, through a second
   config with ``commit_mode="autocommit"``, the mode its FastAPI page shows: handlers
   never commit, the middleware commits after the response was sent.
@@ -16,17 +18,40 @@ The library imports stay inside the factories: fastapi-sqla runs from its own en
 where advanced-alchemy is not installed (and the other way round).
 """
 
+import asyncio
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from variants.engine import engine
-from variants.lab.common import on_request
+from variants.lab.common import PREFIX, FanOut, on_request
 from variants.lab.depends import depends_lab_router
+from variants.lab.scoped import scoped_lab_router
+from variants.models import Todo
 
 if TYPE_CHECKING:
     from advanced_alchemy.extensions.fastapi import AdvancedAlchemy
+
+
+@on_request
+def fastapi_async_sqlalchemy_lab_router(db: Any) -> APIRouter:
+    """The ``/lab`` routes on *db* (the library's ``db`` proxy); fan-out with multi_sessions."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get(f"{PREFIX}/fanout")  # first match: replaces the scoped family's fan-out
+    async def fanout(n: FanOut = 2) -> list[int]:
+        async def load(todo_id: int) -> int | None:
+            todo = await db.session.get(Todo, todo_id)
+            return todo.id if todo else None
+
+        async with db(multi_sessions=True):
+            found = await asyncio.gather(*(load(i) for i in range(1, n + 1)))
+        return [i for i in found if i is not None]
+
+    router.include_router(scoped_lab_router(lambda: db.session))
+    return router
+
 
 LAB_BIND_KEY = "lab"
 """advanced-alchemy: bind key of the lab's autocommit config (the variant's own is "default")."""
