@@ -10,6 +10,7 @@ from bench.common.server import VariantServer
 from variants.settings import DatabaseUrl
 
 FAMILIES = ["scoped", "depends", "context"]
+LIBRARIES = ["fastapi_async_sqlalchemy", "advanced_alchemy", "fastapi_sqla"]
 SECONDS_MAX = 5  # variants.lab.common.SECONDS_MAX (importing it needs DATABASE_URL)
 
 
@@ -29,7 +30,7 @@ def lab_paths(server: VariantServer) -> list[str]:
     return [path for path in schema["paths"] if path.startswith("/lab")]
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", FAMILIES + LIBRARIES)
 def test_serve_without_lab_exposes_no_lab_path(
     name: str, serve: Callable[[str], VariantServer]
 ) -> None:

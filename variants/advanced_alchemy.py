@@ -20,7 +20,10 @@ read's is held through the sending of the response, as in ``scoped``.
 Same engine as every variant (``engine_instance``: pool settings, ``application_name``);
 ``AsyncSessionConfig(expire_on_commit=False)`` as the docs show. The config's session
 factory adds the library's session listeners (file objects, ``updated_at`` touch, cache
-invalidation) to every flush, commit and rollback: part of its cost.
+invalidation) to every flush, commit and rollback: part of its cost. Under ``serve --lab``
+the pitfall lab adds a second config, ``commit_mode="autocommit"`` on the same engine, for
+its own routes only (``variants/lab/libraries.py``): the documented mode is the one the
+pitfall matrix shows.
 """
 
 from typing import Annotated
@@ -35,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from variants.app import create_app
 from variants.engine import engine, lifespan
+from variants.lab import advanced_alchemy_lab_router
 from variants.routes import injected_session_router
 
 config = SQLAlchemyAsyncConfig(
@@ -47,6 +51,7 @@ alchemy = AdvancedAlchemy(config=config)
 DatabaseSession = Annotated[AsyncSession, Depends(alchemy.provide_session())]
 
 router = injected_session_router(DatabaseSession)
+router.include_router(advanced_alchemy_lab_router(alchemy))
 
 app = create_app(router, lifespan=lifespan)
 alchemy.init_app(app)

@@ -20,9 +20,11 @@ from starlette.middleware import Middleware
 
 from variants.app import create_app
 from variants.engine import engine, lifespan
+from variants.lab import fastapi_async_sqlalchemy_lab_router
 from variants.routes import global_session_router
 
 router = global_session_router(lambda: db.session)
+router.include_router(fastapi_async_sqlalchemy_lab_router(db))
 
 app = create_app(
     router, lifespan=lifespan, middleware=[Middleware(SQLAlchemyMiddleware, custom_engine=engine)]

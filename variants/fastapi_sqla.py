@@ -39,6 +39,7 @@ from sqlalchemy.engine import Engine
 
 from variants import driver_evidence, pool
 from variants.app import create_app
+from variants.lab import fastapi_sqla_lab_router
 from variants.routes import injected_session_router
 from variants.settings import Settings
 
@@ -70,6 +71,7 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
 
 
 router = injected_session_router(fastapi_sqla.AsyncSession, commit=False)
+router.include_router(fastapi_sqla_lab_router())
 
 app = create_app(router, lifespan=lifespan)
 fastapi_sqla.setup_middlewares(app)

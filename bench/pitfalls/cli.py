@@ -35,17 +35,17 @@ def cmd_pitfalls(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``pitfalls`` to the CLI's subparsers."""
-    help = "Run the pitfall matrix: each scenario against each strategy."
+    help = "Run the pitfall matrix: each scenario against each strategy and library."
     p = add_command(sub, "pitfalls", cmd_pitfalls, help)
     mode_flags(
         p,
-        quick="few requests per scenario, 8 s soak (default; about 3 minutes)",
+        quick="few requests per scenario, 8 s soak (default; about 8 minutes for every variant)",
         full="more requests per scenario, 60 s soak",
     )
     p.add_argument(
         "--variants",
         type=comma_list(variant_name),
-        help="comma-separated names (default: every strategy)",
+        help="comma-separated names (default: every strategy and library)",
     )
     p.add_argument(
         "--scenarios",

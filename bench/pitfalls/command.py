@@ -18,12 +18,14 @@ from bench.pitfalls.runner import PITFALLS_FILE, PitfallConfig, PitfallRunner
 from bench.pitfalls.scenarios import SCENARIOS
 from variants.settings import DatabaseUrl
 
+PITFALL_KINDS = ("strategy", "library")
+"""Variant kinds the matrix covers by default (baselines have no session to get wrong)."""
 SOAK = {"quick": 8.0, "full": 60.0}
 """Default soak seconds per mode (``--soak`` overrides)."""
 
 
 def config_from(args: argparse.Namespace) -> PitfallConfig:
-    strategies = [v.name for v in variants.VARIANTS.values() if v.kind == "strategy"]
+    strategies = [v.name for v in variants.VARIANTS.values() if v.kind in PITFALL_KINDS]
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-pitfalls"
     return PitfallConfig(
         mode=args.mode,

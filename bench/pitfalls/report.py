@@ -53,11 +53,16 @@ BRIEF: dict[str, Callable[[dict[str, Any]], str]] = {
         f"while task waits"
     ),
     "streaming": lambda n: (
-        f"open tx {n['longest_open_transaction_s']:.1f} s of {n['stream_s']:.1f} s stream"
+        f"held {n.get('longest_connection_hold_s', 0.0):.1f} s, open tx "
+        f"{n['longest_open_transaction_s']:.1f} s of {n['stream_s']:.1f} s stream"
     ),
     "disconnect": lambda n: f"pool back after {_s(n['connections_back_after_s'])}",
     "handler_error": lambda n: f"{_codes(n['statuses'])} · {n['rows_written']} rows written",
     "failed_commit": lambda n: f"{_codes(n['statuses'])} · {n['rows_written']} rows written",
+    "acknowledged": lambda n: (
+        f"{_codes(n['statuses'])} · {n['acknowledged_not_committed']}/{n['requests']} "
+        f"2xx not committed"
+    ),
     "visibility": lambda n: (
         f"{n['api_read_misses'] + n['db_read_misses']} missed reads / {n['writes']} writes"
     ),
@@ -250,13 +255,20 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
         table(["scenario", *names], rows),
         p(
             "How the lab endpoints use the session (GET /lab/…, mounted by every strategy "
+            "and library "
             "served with --lab, never part of the contract, the schema or the throughput "
             "runs): the scoped family uses "
             "its global session everywhere (also in gathered tasks, background tasks and "
             "streaming generators); the depends family uses the injected session and hands "
             "it to background tasks and generators; context opens a session wherever it "
             "needs one (one per gathered task, one per streamed page, its own in a "
-            "background task)."
+            "background task). The libraries use their own session as their docs show: "
+            "fastapi_async_sqlalchemy its db.session global as the scoped family does "
+            "(fan-out in db(multi_sessions=True), as its README shows), "
+            "advanced_alchemy its provide_session() dependency on a commit_mode='autocommit' "
+            "config (the middleware commits after the response) and fastapi_sqla its "
+            "AsyncSession dependency (the middleware commits when the response starts); "
+            "handlers of those two never commit."
         ),
         p("In short:"),
         bullets(findings(doc)),

@@ -11,10 +11,12 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query
 from sqlalchemy import Select, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from variants.app import lab_enabled
 from variants.engine import engine
 from variants.models import Todo
+from variants.queries import AnySession
 
 PREFIX = "/lab"
 SECONDS_MAX = 5.0
@@ -24,6 +26,13 @@ BACKEND_PID = text("SELECT pg_backend_pid()")
 SLEEP = text("SELECT pg_sleep(:seconds)")
 DUPLICATE_ID = 1
 """A seed row's id: inserting it again fails only when the session flushes (at commit)."""
+DEFERRED_TABLE = text(
+    "CREATE TEMPORARY TABLE IF NOT EXISTS lab_deferred"
+    " (key text CONSTRAINT lab_deferred_key UNIQUE DEFERRABLE INITIALLY DEFERRED) ON COMMIT DROP"
+)
+"""The lab's own table for ``/lab/deferred-write``: temporary (this connection's only, dropped
+at the end of the transaction) with a unique constraint checked only at COMMIT."""
+DEFERRED_ROWS = text("INSERT INTO lab_deferred (key) VALUES (:key), (:key)")
 
 FanOut = Annotated[int, Query(ge=1, le=8)]
 Seconds = Annotated[float, Query(ge=0, le=SECONDS_MAX)]
@@ -54,9 +63,9 @@ class LabError(RuntimeError):
     """Raised on purpose by ``/lab/write-then-raise`` (mapped to 500 like any handler bug)."""
 
 
-def pool_stats() -> dict[str, int]:
-    """The shared engine's pool as this process sees it."""
-    pool: Any = engine.pool
+def pool_stats(of: AsyncEngine = engine) -> dict[str, int]:
+    """An engine's pool (the shared one by default) as this process sees it."""
+    pool: Any = of.pool
     return {
         "size": pool.size(),
         "checked_out": pool.checkedout(),
@@ -65,13 +74,19 @@ def pool_stats() -> dict[str, int]:
     }
 
 
-def pool_router(registry_size: Callable[[], int | None]) -> APIRouter:
-    """``GET /pool`` (under the lab prefix): pool counters plus the scoped registry's size."""
+def pool_router(
+    registry_size: Callable[[], int | None], engine_of: Callable[[], AsyncEngine] = lambda: engine
+) -> APIRouter:
+    """``GET /pool`` (under the lab prefix): pool counters plus the scoped registry's size.
+
+    *engine_of* returns the engine whose pool the variant's sessions use (a library that
+    builds its own engine passes a getter for it).
+    """
     router = APIRouter()
 
     @router.get("/pool")
     async def pool() -> dict[str, int | None]:
-        return {**pool_stats(), "registry": registry_size()}
+        return {**pool_stats(engine_of()), "registry": registry_size()}
 
     return router
 
@@ -94,3 +109,17 @@ def marked(marker: str, pid: int | None = None) -> str:
 def duplicate(marker: str) -> list[Todo]:
     """A new row and one whose id exists: the pair fails together when flushed."""
     return [Todo(title=marked(marker)), Todo(id=DUPLICATE_ID, title=marked(marker, 0))]
+
+
+async def deferred_write(session: AnySession, marker: str) -> None:
+    """Add a row titled *marker* whose transaction cannot commit: flushes fine, fails at COMMIT.
+
+    Two equal keys in the lab's temporary table break its deferred unique constraint, which
+    PostgreSQL checks only at COMMIT: whoever commits this session gets the error, and the
+    row titled *marker* is rolled back with everything else. The caller commits (or its
+    library does).
+    """
+    await session.execute(DEFERRED_TABLE)
+    session.add(Todo(title=marked(marker)))
+    await session.execute(DEFERRED_ROWS, {"key": marker})
+    await session.flush()

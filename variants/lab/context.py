@@ -20,6 +20,7 @@ from variants.lab.common import (
     Pages,
     PageSize,
     Seconds,
+    deferred_write,
     duplicate,
     lab_router,
     line,
@@ -93,5 +94,10 @@ def context_lab_router() -> APIRouter:
     async def failing_commit(marker: Marker) -> None:
         async with Session.begin() as session:
             session.add_all(duplicate(marker))
+
+    @router.post("/deferred-write", status_code=201)
+    async def deferred(marker: Marker) -> None:
+        async with Session.begin() as session:
+            await deferred_write(session, marker)
 
     return router

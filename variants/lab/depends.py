@@ -5,12 +5,12 @@ session handed over, as FastAPI's docs and most tutorials show it.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from variants.lab.common import (
     BACKEND_PID,
@@ -21,6 +21,7 @@ from variants.lab.common import (
     Pages,
     PageSize,
     Seconds,
+    deferred_write,
     duplicate,
     lab_router,
     line,
@@ -40,13 +41,23 @@ async def write_later(session: AsyncSession, marker: str, delay: float) -> None:
 
 
 @on_request
-def depends_lab_router(session_dep: Any) -> APIRouter:
+def depends_lab_router(
+    session_dep: Any,
+    *,
+    commit: bool = True,
+    engine_of: Callable[[], AsyncEngine] | None = None,
+) -> APIRouter:
     """The ``/lab`` routes for a variant whose handlers declare ``session: session_dep``.
 
     *session_dep* is the variant's ``Annotated[AsyncSession, Depends(...)]`` alias.
+    ``commit=False`` for a library that commits the request's session itself (its docs
+    tell handlers not to): the handlers' writes then only flush, as in
+    ``variants.routes.injected_session_router``. A background task commits its own write
+    either way: it runs after the request's session was handed back. *engine_of*: the
+    engine behind the sessions when it is not the shared one.
     """
     router = lab_router()
-    router.include_router(pool_router(lambda: None))
+    router.include_router(pool_router(lambda: None, *([engine_of] if engine_of else [])))
 
     @router.get("/fanout")
     async def fanout(session: session_dep, n: FanOut = 2) -> list[int]:
@@ -87,6 +98,13 @@ def depends_lab_router(session_dep: Any) -> APIRouter:
     @router.post("/failing-commit", status_code=201)
     async def failing_commit(session: session_dep, marker: Marker) -> None:
         session.add_all(duplicate(marker))
-        await session.commit()
+        if commit:
+            await session.commit()
+
+    @router.post("/deferred-write", status_code=201)
+    async def deferred(session: session_dep, marker: Marker) -> None:
+        await deferred_write(session, marker)
+        if commit:
+            await session.commit()
 
     return router

@@ -21,6 +21,7 @@ from variants.lab.common import (
     Pages,
     PageSize,
     Seconds,
+    deferred_write,
     duplicate,
     lab_router,
     line,
@@ -96,6 +97,12 @@ def scoped_lab_router(current: Callable[[], AnySession]) -> APIRouter:
     async def failing_commit(marker: Marker) -> None:
         session = current()
         session.add_all(duplicate(marker))
+        await session.commit()
+
+    @router.post("/deferred-write", status_code=201)
+    async def deferred(marker: Marker) -> None:
+        session = current()
+        await deferred_write(session, marker)
         await session.commit()
 
     return router
