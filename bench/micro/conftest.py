@@ -24,9 +24,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(scope="session")
-def micro_db() -> Iterator[database.DatabaseUrl]:
+def micro_db(pytestconfig: pytest.Config) -> Iterator[database.DatabaseUrl]:
     """A seeded PostgreSQL; the variant modules (imported after this) read its DATABASE_URL."""
     server_cores, other_cores = cpu.split_cores()
+    if not _timed(pytestconfig):
+        # Untimed (the test suite): pinning would only hold this process, and every test it
+        # runs after these, to one core until the session ends.
+        server_cores = other_cores = set(os.sched_getaffinity(0))
     with database.database_url_or_embedded() as (url, embedded):
         if embedded is not None and embedded.pid and server_cores != other_cores:
             cpu.pin([embedded.pid], other_cores)
@@ -46,6 +50,11 @@ def micro_db() -> Iterator[database.DatabaseUrl]:
                 os.environ.pop("DATABASE_URL", None)
             else:
                 os.environ["DATABASE_URL"] = previous
+
+
+def _timed(config: pytest.Config) -> bool:
+    """pytest-benchmark times the benchmarks (``sessionbench micro``'s --benchmark-enable)."""
+    return bool(config.getoption("benchmark_enable") or not config.getoption("benchmark_disable"))
 
 
 @pytest.fixture(scope="session")
