@@ -65,8 +65,14 @@ def test_report_writes_every_file_with_images_that_exist(small_run: Path, tmp_pa
     assert "## Validity" in report and "## How to read this" in report
     assert "99 % busy" in report and "1 invalid" in report
     assert "## Rankings at 4 users" in report and "## Axis" not in report
-    ranked = re.findall(r"^\| 1 \| (\w+) ([\d.,]+) \(", report, re.MULTILINE)
-    assert [name for name, _ in ranked] == ["raw", "raw"]  # cheapest and fastest tail
+    rankings = report.split("## Rankings at 4 users", 1)[1].split("\n## ", 1)[0]
+    tables = re.findall(r"^By [^\n]+:\n\n((?:\|[^\n]*\n)+)", rankings, re.MULTILINE)
+    assert len(tables) == 2  # by server CPU and by p99
+    for ranking in tables:  # each ranked lowest first, every series of the run in it
+        rows = re.findall(r"^\| \d+ \| (\w+) (?:≥ )?([\d.,]+) \(", ranking, re.MULTILINE)
+        assert {name for name, _ in rows} == {"raw", "depends"}
+        values = [float(v.replace(",", "")) for _, v in rows]
+        assert values == sorted(values)
     assert not any(n.startswith("axis-") for n in names)
 
 
