@@ -6,51 +6,20 @@ write whose COMMIT fails.
 """
 
 import argparse
-import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from bench.common.server import VariantServer
 from bench.pitfalls import scenarios
 from bench.pitfalls.command import config_from
 from bench.pitfalls.probe import BROKEN, OK, Target
-from bench.pitfalls.runner import unhealthy
-from tests.test_pitfalls import POOL, make_target
-from variants.settings import DatabaseUrl
+from tests import test_pitfalls
+
+target = test_pitfalls.target  # the same module-scoped fixture: a lab server per variant
+run = test_pitfalls.run
 
 LIBRARIES = ["fastapi_async_sqlalchemy", "advanced_alchemy", "fastapi_sqla"]
-
-
-@pytest.fixture(scope="module")
-def target(
-    db: DatabaseUrl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[[str], Target]]:
-    """A healthy lab server per variant, started on first use, restarted if left damaged."""
-    logs = tmp_path_factory.mktemp("lab-library-logs")
-    servers: dict[str, VariantServer] = {}
-
-    def get(name: str) -> Target:
-        if name not in servers:
-            servers[name] = VariantServer(
-                name, db, log_path=Path(logs) / f"{name}.log", env=POOL, lab=True
-            )
-            servers[name].start()
-        found = make_target(servers[name], db)
-        if not servers[name].alive() or asyncio.run(unhealthy(found)):
-            servers[name].stop()
-            servers[name].start()
-        return found
-
-    yield get
-    for server in servers.values():
-        server.stop()
-
-
-def run(scenario: scenarios.Scenario, target: Target) -> scenarios.Outcome:
-    return asyncio.run(scenario(target))
 
 
 @pytest.mark.parametrize("name", LIBRARIES)
