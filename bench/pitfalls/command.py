@@ -42,7 +42,7 @@ def config_from(args: argparse.Namespace) -> PitfallConfig:
 def run(args: argparse.Namespace) -> int:
     if os.environ.get("DATABASE_URL"):
         DatabaseUrl.parse(os.environ["DATABASE_URL"])  # a bad URL fails before anything starts
-    strategies = [v.name for v in variants.VARIANTS.values() if v.kind == "strategy"]
+    strategies = [v.name for v in variants.VARIANTS.values() if v.kind in PITFALL_KINDS]
     try:
         names, notes = drivers.only(
             args.variants or strategies, args.driver, named=args.variants is not None
