@@ -588,12 +588,16 @@ class Runner:
             )
         if not remote:  # the server's own record of the connections it opened
             cell |= drivers.collect(self._driver_dir(name))
-            if problem := drivers.mismatch(series.driver, cell):
-                cell["reasons"].append(problem)
+            unproven = drivers.mismatch(series.driver, cell)
+            if unproven and cell["driver_connections"]:  # it ran on another driver
+                cell["reasons"].append(unproven)
+                unproven = None
         cell["reasons"] += validity_reasons(
             cell, placement, locust_processes=config.locust_processes
         )
         cell["warnings"] = warnings(cell)
+        if not remote and unproven:  # an app that records no evidence (not a registry variant)
+            cell["warnings"].append(unproven)
         if cell.get("server_cpu", "").startswith("not measured"):
             cell["warnings"].append("server CPU " + cell["server_cpu"])
         cell["status"] = "invalid" if cell["reasons"] else "ok"
