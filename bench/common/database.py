@@ -302,6 +302,14 @@ async def ensure_schema(url: DatabaseUrl, *, rows: int = SEED_ROWS) -> bool:
         await conn.close()
 
 
+async def rewind_ids(conn: asyncpg.Connection) -> None:
+    """Set the id sequence back to the highest id in the table: after a run of write cycles
+    (each deletes the row it created) the next rows get the same ids again."""
+    await conn.execute(
+        "SELECT setval(pg_get_serial_sequence('todos', 'id'), (SELECT max(id) FROM todos))"
+    )
+
+
 async def reset(url: DatabaseUrl, *, rows: int = SEED_ROWS) -> None:
     """Bring the table back to exactly the deterministic seed (schema created if missing)."""
     if await ensure_schema(url, rows=rows):

@@ -2,28 +2,31 @@
 
 Operation *i* of a repeat always touches the same row (ids and offsets are a function of
 *i*), so every repeat sends exactly the same requests. The write cycle is POST + PATCH +
-DELETE of the row it created: three requests per operation.
+DELETE of the row it created: three requests per operation. Requests go through
+``bench.cost.client`` (each in one write), one keep-alive connection per simulated client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import httpx
+from bench.cost.client import Connection, Lockstep, Response
 
-Op = Callable[[httpx.AsyncClient, int], Awaitable[None]]
+Op = Callable[[Connection, int], Awaitable[None]]
 
 
 class UnexpectedResponse(RuntimeError):
     """The server answered with another status than the contract's."""
 
 
-def _expect(response: httpx.Response, status: int) -> httpx.Response:
+def _expect(response: Response, status: int) -> Response:
     if response.status_code != status:
         raise UnexpectedResponse(
-            f"{response.request.method} {response.request.url.path} → {response.status_code} "
+            f"{response.method} {response.path} → {response.status_code} "
             f"(expected {status}): {response.text[:200]}"
         )
     return response
@@ -33,26 +36,26 @@ def _row_id(i: int) -> int:
     return 1 + (i * 7919) % 1000  # spread over the seed's first 1000 rows, same per repeat
 
 
-async def _get(client: httpx.AsyncClient, i: int) -> None:
+async def _get(client: Connection, i: int) -> None:
     _expect(await client.get(f"/todos/{_row_id(i)}"), 200)
 
 
-async def _list(client: httpx.AsyncClient, i: int) -> None:
+async def _list(client: Connection, i: int) -> None:
     _expect(await client.get(f"/todos?limit=20&offset={(i * 20) % 1000}"), 200)
 
 
-async def _multi(client: httpx.AsyncClient, i: int) -> None:
+async def _multi(client: Connection, i: int) -> None:
     _expect(await client.get(f"/todos/{_row_id(i)}/multi?queries=10"), 200)
 
 
-async def _write(client: httpx.AsyncClient, i: int) -> None:
+async def _write(client: Connection, i: int) -> None:
     created = _expect(await client.post("/todos", json={"title": "cost"}), 201).json()
     url = f"/todos/{created['id']}"
     _expect(await client.patch(url, json={"done": True}), 200)
     _expect(await client.delete(url), 204)
 
 
-async def _health(client: httpx.AsyncClient, i: int) -> None:
+async def _health(client: Connection, i: int) -> None:
     _expect(await client.get("/health"), 200)
 
 
@@ -76,11 +79,38 @@ ENDPOINTS: dict[str, Endpoint] = {
 }
 
 
-async def drive(client: httpx.AsyncClient, endpoint: Endpoint, ops: int, clients: int) -> None:
-    """*ops* operations from *clients* concurrent clients (client j does j, j+clients, …)."""
+@dataclass(frozen=True)
+class Server:
+    """How ``drive`` holds the server while it writes a burst: its pid and the pause before."""
+
+    pid: int
+    pause: float
+
+    def lockstep(self, members: int) -> Lockstep:
+        return Lockstep(
+            members,
+            self.pause,
+            hold=lambda: os.kill(self.pid, signal.SIGSTOP),
+            release=lambda: os.kill(self.pid, signal.SIGCONT),
+        )
+
+
+async def drive(
+    server: Server, connections: list[Connection], endpoint: Endpoint, ops: int
+) -> None:
+    """*ops* operations from one concurrent client per connection (client j does j,
+    j + clients, …), each round of requests sent in lockstep (``bench.cost.client``)."""
+    clients = min(len(connections), ops)
+    lockstep = server.lockstep(clients)
 
     async def one(first: int) -> None:
-        for i in range(first, ops, clients):
-            await endpoint.op(client, i)
+        connection = connections[first]
+        connection.lockstep = lockstep
+        try:
+            for i in range(first, ops, clients):
+                await endpoint.op(connection, i)
+        finally:
+            connection.lockstep = None
+            await lockstep.leave()
 
-    await asyncio.gather(*(one(j) for j in range(min(clients, ops))))
+    await asyncio.gather(*(one(j) for j in range(clients)))

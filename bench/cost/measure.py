@@ -11,11 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from bench.cost.endpoints import ENDPOINTS, drive
+from bench.common import database
+from bench.cost.client import Connection
+from bench.cost.endpoints import ENDPOINTS, Server, drive
 from bench.cost.valgrind import CallgrindServer
 
+PAUSE = 0.02
+"""s before each burst: the server finishes the work that follows its last response (under
+callgrind that takes a few milliseconds) and waits in its poll when the burst comes."""
 REQUEST_TIMEOUT = 300.0  # s: 16 queued requests under callgrind on a busy machine
 
 
@@ -79,35 +82,36 @@ async def measure(
 ) -> list[dict[str, Any]]:
     """Every (endpoint, clients) row of *plan* for the running, instrumented *server*."""
     rows = []
-    clients_of = {
-        c: httpx.AsyncClient(
-            base_url=server.base_url,
-            timeout=REQUEST_TIMEOUT,
-            limits=httpx.Limits(
-                max_connections=c, max_keepalive_connections=c, keepalive_expiry=None
-            ),
-        )
+    connections_of = {
+        c: [Connection("127.0.0.1", server.port, REQUEST_TIMEOUT) for _ in range(c)]
         for c in plan.clients
     }
+    held = Server(server.pid, PAUSE)
+    conn = await database.connect(server.url, app_name="sessionbench-cost-rewind")
     try:
         for name in plan.endpoints:  # code paths translated and caches filled once
-            await drive(clients_of[plan.clients[0]], ENDPOINTS[name], plan.first_warmup, 1)
+            await drive(
+                held, connections_of[plan.clients[0]][:1], ENDPOINTS[name], plan.first_warmup
+            )
         idle = await idle_rate(server)
         for name, clients in plan.groups():
             endpoint = ENDPOINTS[name]
-            client = clients_of[clients]
+            connections = connections_of[clients]
             ops = plan.ops_for(name, clients)
             progress(f"{name}, {clients} client{'s' if clients > 1 else ''}")
             # a discarded repeat at least: the adaptive interpreter, caches and (at several
             # clients) the pool's waiting paths settle before anything is counted
-            await drive(client, endpoint, max(plan.warmup, ops), clients)
+            await drive(held, connections, endpoint, max(plan.warmup, ops))
             totals: list[float] = []
             seconds: list[float] = []
             for repeat in range(plan.repeats):
+                # the write cycle's rows get the same ids in every repeat: the same digits
+                # in URLs and JSON, the same keys in the session's identity map
+                await database.rewind_ids(conn)
                 await asyncio.to_thread(server.collect_garbage)
                 await asyncio.to_thread(server.zero)
                 started = time.monotonic()
-                await drive(client, endpoint, ops, clients)
+                await drive(held, connections, endpoint, ops)
                 elapsed = time.monotonic() - started
                 label = f"{name}-c{clients}-r{repeat + 1}"
                 total = await asyncio.to_thread(server.dump, label)
@@ -133,6 +137,8 @@ async def measure(
                 }
             )
     finally:
-        for client in clients_of.values():
-            await client.aclose()
+        await conn.close()
+        for connections in connections_of.values():
+            for connection in connections:
+                await connection.close()
     return rows

@@ -21,6 +21,7 @@ import variants
 from bench.common import database, drivers, environments
 from bench.common.results import environment
 from bench.common.server import ServerError
+from bench.cost.client import ProtocolError
 from bench.cost.endpoints import UnexpectedResponse
 from bench.cost.measure import Plan, measure
 from bench.cost.results import CostRun
@@ -155,7 +156,7 @@ def _variants(
 
             rows = asyncio.run(measure(server, config.plan, step))
             run.add_rows(rows)
-        except (ServerError, CallgrindError, UnexpectedResponse) as exc:
+        except (ServerError, CallgrindError, UnexpectedResponse, ProtocolError) as exc:
             info["error"] = str(exc)
             failed += 1
             done = (index + 1) * groups
