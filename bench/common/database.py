@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from sqlalchemy.dialects import postgresql
@@ -298,6 +299,33 @@ async def ensure_schema(url: DatabaseUrl, *, rows: int = SEED_ROWS) -> bool:
         with contextlib.suppress(asyncpg.PostgresError):
             await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         return True
+    finally:
+        await conn.close()
+
+
+def scratch_url(url: DatabaseUrl, name: str) -> DatabaseUrl:
+    """*url* with its database replaced by *name*."""
+    return DatabaseUrl(urlunsplit(urlsplit(url.url)._replace(path=f"/{name}")))
+
+
+async def create_scratch(url: DatabaseUrl, name: str) -> DatabaseUrl:
+    """A fresh database *name* on *url*'s server (dropped first if left over) with the schema
+    and the seed; its URL. ``drop_scratch`` removes it."""
+    conn = await connect(url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    scratch = scratch_url(url, name)
+    await ensure_schema(scratch)
+    return scratch
+
+
+async def drop_scratch(url: DatabaseUrl, name: str) -> None:
+    conn = await connect(url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
 

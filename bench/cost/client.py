@@ -9,9 +9,9 @@ every repeat's requests reach the server the same way. Only what the cost endpoi
 a JSON body, ``Content-Length`` responses, one connection per simulated client.
 
 ``Lockstep`` sends the next request of every connection of a group together: it waits
-until each connection has its next request ready, waits ``pause`` seconds (the server
-finishes what it does after its last response), stops the server (SIGSTOP), writes them
-all, and lets it go on (SIGCONT). The server then finds the whole burst in one poll. A
+until each connection has its next request ready, then until the server is idle (its
+``settle`` coroutine: see ``bench.cost.endpoints.Server``), stops the server (SIGSTOP),
+writes them all, and lets it go on (SIGCONT). The server then finds the whole burst in one poll. A
 request that instead arrives while the server still runs (after one response, before the
 next poll) or one poll later costs it extra event-loop turns: measured under callgrind,
 that moved instructions per request by 0.1–0.3 % from repeat to repeat at one client, and
@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +51,14 @@ class Lockstep:
     """The next request of *members* connections, sent in one burst to a stopped server."""
 
     def __init__(
-        self, members: int, pause: float, hold: Callable[[], None], release: Callable[[], None]
+        self,
+        members: int,
+        settle: Callable[[], Awaitable[None]],
+        hold: Callable[[], None],
+        release: Callable[[], None],
     ) -> None:
         self.members = members
-        self.pause = pause
+        self.settle = settle
         self.hold = hold
         self.release = release
         self._writes: list[Callable[[], None]] = []
@@ -79,7 +83,7 @@ class Lockstep:
         self._writes = []
         self._burst = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.sleep(self.pause)
+            await self.settle()
             self.hold()
             try:
                 for write in writes:

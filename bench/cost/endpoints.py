@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -81,15 +82,40 @@ ENDPOINTS: dict[str, Endpoint] = {
 
 @dataclass(frozen=True)
 class Server:
-    """How ``drive`` holds the server while it writes a burst: its pid and the pause before."""
+    """The server process ``drive`` holds while it writes a burst, and how it waits for that
+    process to be idle: every thread asleep and the event loop's thread in ``epoll_wait``
+    (``/proc/PID/task/*/stat`` and ``wchan``), twice in a row *settle* seconds apart, so that
+    a reply from PostgreSQL still on its way is not mistaken for the end of the work."""
 
     pid: int
-    pause: float
+    settle: float = 0.002
+    timeout: float = 5.0
+
+    def idle(self) -> bool:
+        try:
+            with open(f"/proc/{self.pid}/wchan") as wchan:
+                if wchan.read().strip() not in ("do_epoll_wait", "ep_poll"):
+                    return False
+            for task in os.listdir(f"/proc/{self.pid}/task"):
+                with open(f"/proc/{self.pid}/task/{task}/stat") as stat:
+                    state = stat.read().rsplit(")", 1)[1].split()[0]
+                if state not in ("S", "D", "I"):
+                    return False
+        except OSError:  # gone: the burst's write fails and says so
+            return True
+        return True
+
+    async def wait_idle(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        calm = 0
+        while calm < 2 and time.monotonic() < deadline:  # busy that long: send anyway
+            await asyncio.sleep(self.settle)
+            calm = calm + 1 if self.idle() else 0
 
     def lockstep(self, members: int) -> Lockstep:
         return Lockstep(
             members,
-            self.pause,
+            self.wait_idle,
             hold=lambda: os.kill(self.pid, signal.SIGSTOP),
             release=lambda: os.kill(self.pid, signal.SIGCONT),
         )

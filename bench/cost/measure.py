@@ -16,9 +16,6 @@ from bench.cost.client import Connection
 from bench.cost.endpoints import ENDPOINTS, Server, drive
 from bench.cost.valgrind import CallgrindServer
 
-PAUSE = 0.02
-"""s before each burst: the server finishes the work that follows its last response (under
-callgrind that takes a few milliseconds) and waits in its poll when the burst comes."""
 REQUEST_TIMEOUT = 300.0  # s: 16 queued requests under callgrind on a busy machine
 
 
@@ -86,7 +83,7 @@ async def measure(
         c: [Connection("127.0.0.1", server.port, REQUEST_TIMEOUT) for _ in range(c)]
         for c in plan.clients
     }
-    held = Server(server.pid, PAUSE)
+    held = Server(server.pid)
     conn = await database.connect(server.url, app_name="sessionbench-cost-rewind")
     try:
         for name in plan.endpoints:  # code paths translated and caches filled once

@@ -1,16 +1,23 @@
-"""Run ``sessionbench cost``: each variant under callgrind in turn, rows saved after each.
+"""Run ``sessionbench cost``: each variant under callgrind, rows saved after each.
 
-Order per variant: its server is already starting (the next variant's server is launched
-as soon as the current one is ready, so valgrind's slow start-up overlaps a measurement;
-start-up runs with instrumentation off and cannot disturb the other's counts), then the
-database is reset to the seed, instrumentation is switched on, and the rows are measured.
-Ctrl-C or SIGTERM: servers stopped, finished variants kept, cost.json marked incomplete.
+Variants are dealt to *lanes* (``--lanes``, default 2 on this two-core machine) that run
+side by side, each with its own database (a scratch database per lane after the first), so
+one lane's write cycles cannot move the other's ids. Instruction counts do not depend on
+the speed a server gets: requests reach it in lockstep bursts (``bench.cost.client``).
+Order per variant within a lane: its server is already starting (the next variant's server
+is launched as soon as the current one is ready, so valgrind's slow start-up overlaps a
+measurement; start-up runs with instrumentation off and cannot disturb the other's counts),
+then the lane's database is reset to the seed, instrumentation is switched on, and the rows
+are measured. Ctrl-C or SIGTERM: servers stopped, finished variants kept, cost.json marked
+incomplete.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +47,7 @@ class CostConfig:
     keep_dumps: bool = False
     driver: str | None = None
     """None: each variant on its default driver."""
+    lanes: int = 1
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -49,6 +57,7 @@ class CostConfig:
             "pool_size": self.pool_size,
             "max_overflow": self.max_overflow,
             "driver": self.driver,
+            "lanes": self.lanes,
             "drivers": {v: self.driver or drivers.default(v) for v in self.variants},
             "out": str(self.out),
             "valgrind_flags": list(_flags()),
@@ -79,6 +88,8 @@ def run_cost(config: CostConfig, progress: Callable[[str, int, int], None]) -> C
     run = CostRun.create(config.out, settings=config.settings(), env=env)
     servers: list[CallgrindServer] = []
     status = "incomplete"
+    lanes = max(1, min(config.lanes, len(config.variants)))
+    scratch = [f"sessionbench_cost_lane{n + 1}" for n in range(1, lanes)]
     try:
         with database.database_url_or_embedded() as (url, embedded):
             run.doc["environment"] |= {
@@ -86,30 +97,17 @@ def run_cost(config: CostConfig, progress: Callable[[str, int, int], None]) -> C
                 "embedded_postgres": embedded is not None,
             }
             asyncio.run(database.ensure_schema(url))
-
-            def launch(name: str) -> CallgrindServer:
-                server = CallgrindServer(
-                    name,
-                    url,
-                    raw=config.out / "raw" / "cost",
-                    keep_dumps=config.keep_dumps,
-                    env={
-                        "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
-                        "SESSIONBENCH_MAX_OVERFLOW": str(config.max_overflow),
-                        **drivers.server_env(name, config.driver),
-                    },
-                )
-                servers.append(server)
-                server.launch()
-                return server
-
             try:
-                status = _variants(run, config, url, launch, progress)
+                urls = [url] + [asyncio.run(database.create_scratch(url, n)) for n in scratch]
+                status = _lanes(run, config, urls, servers, _Progress(progress, config.steps))
             finally:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 for server in servers:
                     server.stop()
+                for name in scratch:
+                    with contextlib.suppress(Exception):  # gone with the embedded server
+                        asyncio.run(database.drop_scratch(url, name))
     except Interrupted as exc:
         run.doc["interrupted_by"] = str(exc)
     finally:
@@ -119,52 +117,127 @@ def run_cost(config: CostConfig, progress: Callable[[str, int, int], None]) -> C
     return run
 
 
+class _Progress:
+    """One progress bar fed by every lane: a step counter shared under a lock."""
+
+    def __init__(self, progress: Callable[[str, int, int], None], total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def step(self, label: str, steps: int = 1) -> None:
+        with self.lock:
+            self.progress(label, self.done, self.total)
+            self.done += steps
+
+
+def _lanes(
+    run: CostRun,
+    config: CostConfig,
+    urls: list[database.DatabaseUrl],
+    servers: list[CallgrindServer],
+    progress: _Progress,
+) -> str:
+    """Deal the variants to one lane per URL (round robin) and run the lanes in threads;
+    the main thread waits, so that Ctrl-C and SIGTERM still reach it."""
+    lock = threading.Lock()
+    lanes = [config.variants[n :: len(urls)] for n in range(len(urls))]
+    failed: list[int] = []
+    errors: list[BaseException] = []
+
+    def lane(names: list[str], url: database.DatabaseUrl) -> None:
+        try:
+            failed.append(_variants(run, config, names, url, servers, progress, lock))
+        except BaseException as exc:  # re-raised in the main thread
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=lane, args=(names, url), daemon=True)
+        for names, url in zip(lanes, urls, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)
+    if errors:
+        raise errors[0]
+    progress.progress("done", config.steps, config.steps)
+    failures = sum(failed)
+    return (
+        "complete" if not failures else "failed" if failures == len(config.variants) else "partial"
+    )
+
+
 def _variants(
     run: CostRun,
     config: CostConfig,
+    names: list[str],
     url: database.DatabaseUrl,
-    launch: Callable[[str], CallgrindServer],
-    progress: Callable[[str, int, int], None],
-) -> str:
+    servers: list[CallgrindServer],
+    progress: _Progress,
+    lock: threading.Lock,
+) -> int:
+    """Measure *names* one after the other on *url*'s database; the number that failed."""
     groups = len(config.plan.groups())
-    done = 0
     failed = 0
-    progress(f"starting {config.variants[0]} under valgrind", 0, config.steps)
-    pending = launch(config.variants[0])
-    for index, name in enumerate(config.variants):
+
+    def launch(name: str) -> CallgrindServer:
+        server = CallgrindServer(
+            name,
+            url,
+            raw=config.out / "raw" / "cost",
+            keep_dumps=config.keep_dumps,
+            env={
+                "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
+                "SESSIONBENCH_MAX_OVERFLOW": str(config.max_overflow),
+                **drivers.server_env(name, config.driver),
+            },
+        )
+        with lock:
+            servers.append(server)
+        server.launch()
+        return server
+
+    pending = launch(names[0])
+    for index, name in enumerate(names):
         server = pending
         variant = variants.get(name)
         info: dict[str, Any] = {"label": variant.label, "kind": variant.kind}
-        run.doc["variants"][name] = info
+        with lock:
+            run.doc["variants"][name] = info
         started = time.monotonic()
+        steps = 0
         try:
             info["packages"] = environments.package_versions(variant)
             server.wait_ready()
-            # launch → healthy; for every variant but the first an upper bound, since its
-            # start-up overlapped the previous variant's measurement
+            # launch → healthy; for every variant but a lane's first an upper bound, since
+            # its start-up overlapped the previous variant's measurement
             info["startup_seconds"] = server.startup_seconds
             info["startup_overlapped"] = index > 0
-            if index + 1 < len(config.variants):
-                pending = launch(config.variants[index + 1])  # overlaps this measurement
+            if index + 1 < len(names):
+                pending = launch(names[index + 1])  # overlaps this measurement
             asyncio.run(database.reset(url))
             server.instrument()
 
             def step(what: str, name: str = name) -> None:
-                nonlocal done
-                progress(f"{name} · {what}", done, config.steps)
-                done += 1
+                nonlocal steps
+                progress.step(f"{name} · {what}")
+                steps += 1
 
             rows = asyncio.run(measure(server, config.plan, step))
-            run.add_rows(rows)
+            with lock:
+                run.add_rows(rows)
         except (ServerError, CallgrindError, UnexpectedResponse, ProtocolError) as exc:
             info["error"] = str(exc)
             failed += 1
-            done = (index + 1) * groups
+            progress.step(f"{name} failed", groups - steps)
         finally:
             server.stop()
-            if index + 1 < len(config.variants) and pending is server:
-                pending = launch(config.variants[index + 1])
+            if index + 1 < len(names) and pending is server:
+                pending = launch(names[index + 1])
         info["seconds"] = round(time.monotonic() - started, 1)
-        run.save()
-    progress("done", config.steps, config.steps)
-    return "complete" if not failed else "failed" if failed == len(config.variants) else "partial"
+        with lock:
+            run.save()
+    return failed
