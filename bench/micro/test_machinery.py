@@ -6,6 +6,7 @@ BaseHTTPMiddleware; the yield dependency solved by FastAPI, in request and funct
 scope; an ``async with`` session in the handler).
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -80,18 +81,16 @@ async def _receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "plain", "scoped-middleware", "scoped-session", "scoped-basehttp-session", "depends",
-        "depends-function", "context",
-    ],
-)  # fmt: skip
-def test_machinery(name: str, measure, benchmark) -> None:
-    benchmark.group = "machinery"
-    benchmark.extra_info["label"] = f"ASGI call of a no-op endpoint: {name}"
-    app = build(name)
-    statuses: list[int] = []
+VARIANT_OF = {
+    "plain": "plain", "scoped-middleware": "scoped", "scoped-session": "scoped",
+    "scoped-basehttp-session": "scoped_basehttp", "depends": "depends",
+    "depends-function": "depends_function", "context": "context",
+}  # fmt: skip
+"""Each machinery's variant (``plain``: the FastAPI floor, no variant's)."""
+
+
+def asgi_call(app: ASGIApp, statuses: list[int]) -> Callable[[], Awaitable[None]]:
+    """The operation: one ASGI call of *app*'s ``/op``, its response status appended."""
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -100,5 +99,17 @@ def test_machinery(name: str, measure, benchmark) -> None:
     async def op() -> None:
         await app(dict(SCOPE), _receive, send)
 
-    measure(op, batch=1000)
+    return op
+
+
+def label(name: str) -> str:
+    return f"ASGI call of a no-op endpoint: {name}"
+
+
+@pytest.mark.parametrize("name", list(VARIANT_OF))
+def test_machinery(name: str, measure, benchmark) -> None:
+    benchmark.group = "machinery"
+    benchmark.extra_info["label"] = label(name)
+    statuses: list[int] = []
+    measure(asgi_call(build(name), statuses), batch=1000)
     assert set(statuses) == {200}
