@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # imported when the command runs: the CLI (and `serve`) start
     from bench.cost.runner import CostConfig
 
 ENDPOINTS = ("get", "list", "multi", "write", "health")  # bench.cost.endpoints.ENDPOINTS
+OPERATION_GROUPS = ("session-lifecycle", "session-select1", "session-get", "machinery")
+"""``bench.cost.operations_hook.GROUPS`` (not imported here: it imports the micro-benchmarks)."""
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 _QUICK: dict[str, Any] = {
@@ -32,6 +34,7 @@ _QUICK: dict[str, Any] = {
     "repeats": 3,
     "warmup": 32,
     "first_warmup": 8,
+    "operations": list(OPERATION_GROUPS),
 }
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": _QUICK,
@@ -86,12 +89,30 @@ def register(sub: Any) -> None:
         action="store_true",
         help="keep callgrind's dump files in RUN_DIR/raw/cost (0.5 MB each)",
     )
+    p.add_argument(
+        "--operations",
+        type=_operation_groups,
+        metavar="GROUP[,GROUP…]|none",
+        help=f"micro-operations counted after the variants, of {','.join(OPERATION_GROUPS)} "
+        "(default: all)",
+    )
     driver_flag(p)
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-cost)")
 
 
+def _operation_groups(value: str) -> list[str]:
+    """``--operations``: groups of ``OPERATION_GROUPS``, or ``none`` (an empty list)."""
+    from bench.common.arguments import comma_list, one_of
+
+    if value.strip() == "none":
+        return []
+    groups: list[str] = comma_list(one_of("operation group", lambda: OPERATION_GROUPS))(value)
+    return groups
+
+
 def config_from(args: argparse.Namespace, version: str) -> CostConfig:
     from bench.cost.measure import Plan
+    from bench.cost.operations import plan_for
     from bench.cost.runner import CostConfig
 
     preset = PRESETS[args.mode]
@@ -121,6 +142,9 @@ def config_from(args: argparse.Namespace, version: str) -> CostConfig:
         valgrind=version,
         keep_dumps=args.keep_dumps,
         driver=args.driver,
+        operations=plan_for(
+            preset["operations"] if args.operations is None else args.operations, plan.repeats
+        ),
     )
 
 
@@ -158,13 +182,17 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"sessionbench cost --{config.mode}: {len(config.variants)} variants × "
         f"{len(config.plan.groups())} (endpoint, clients) rows × {config.plan.repeats} repeats, "
-        f"under {version} → {config.out}",
+        f"under {version}"
+        + (f", micro-operations {','.join(config.operations.groups)}" if config.operations else "")
+        + f" → {config.out}",
         highlight=False,
     )
     started = time.monotonic()
     with progress_bar(config.steps) as progress:
         result = run_cost(config, progress)
     console.print(cost_table(result.doc))
+    if result.doc.get("operations"):
+        console.print(operations_table(result.doc))
     for line in concurrency_notes(result.doc):
         console.print(line, highlight=False)
     for name, info in result.doc["variants"].items():
@@ -217,6 +245,21 @@ def cost_table(doc: dict[str, Any]) -> Table:
             f"{r['instructions_per_request'] / ref:.3f}" if ref else "–",
             f"{r['requests']} × {r['repeats']}",
         )
+    return out
+
+
+def operations_table(doc: dict[str, Any]) -> Table:
+    from rich.table import Table
+
+    from bench.cost.report import OPERATION_HEADERS, operation_rows
+
+    out = Table(title="instructions per micro-operation (median of repeats)")
+    for column in OPERATION_HEADERS:
+        out.add_column(
+            column, justify="left" if column in ("group", "variant", "operation") else "right"
+        )
+    for row in operation_rows(doc):
+        out.add_row(*row)
     return out
 
 

@@ -23,8 +23,9 @@ from bench.common.results import environment
 from bench.common.server import ServerError
 from bench.cost.endpoints import UnexpectedResponse
 from bench.cost.measure import Plan, measure
+from bench.cost.operations import OperationsPlan, run_operations, start_operations
 from bench.cost.results import CostRun
-from bench.cost.valgrind import CallgrindError, CallgrindServer
+from bench.cost.valgrind import CallgrindError, CallgrindProcess, CallgrindServer
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class CostConfig:
     keep_dumps: bool = False
     driver: str | None = None
     """None: each variant on its default driver."""
+    operations: OperationsPlan | None = None
+    """The micro-operations pass after the variants (None: none)."""
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,7 @@ class CostConfig:
             "drivers": {v: self.driver or drivers.default(v) for v in self.variants},
             "out": str(self.out),
             "valgrind_flags": list(_flags()),
+            **({"operations": self.operations.settings()} if self.operations else {}),
         }
 
     @property
@@ -76,7 +80,7 @@ def run_cost(config: CostConfig, progress: Callable[[str, int, int], None]) -> C
     previous = {s: signal.signal(s, _raise) for s in (signal.SIGINT, signal.SIGTERM)}
     env = environment() | {"valgrind": config.valgrind}
     run = CostRun.create(config.out, settings=config.settings(), env=env)
-    servers: list[CallgrindServer] = []
+    servers: list[CallgrindProcess] = []
     status = "incomplete"
     try:
         with database.database_url_or_embedded() as (url, embedded):
@@ -103,7 +107,10 @@ def run_cost(config: CostConfig, progress: Callable[[str, int, int], None]) -> C
                 return server
 
             try:
+                operations = start_operations(config, url, servers.append)
                 status = _variants(run, config, url, launch, progress)
+                if not run_operations(run, config, url, progress, operations):
+                    status = "partial" if status == "complete" else status
             finally:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
