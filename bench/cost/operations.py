@@ -69,9 +69,11 @@ how long they take; the machine has 2 cores and the variants' servers have stopp
 COMMAND_TIMEOUT = 600.0  # s for one command: a repeat under callgrind on a busy machine
 BASELINE = "context"
 
-OPS = {"session-lifecycle": 200, "session-select1": 100, "session-get": 80, "machinery": 100}
-"""Operations per repeat: at 3 repeats each group's spread ≤ ~0.2 % (at N 40/30/50 for
-select1/get/machinery they spread 0.3–0.9 %), the pass ~1–2 min on 2 cores."""
+OPS = {"session-lifecycle": 200, "session-select1": 80, "session-get": 80, "machinery": 100}
+"""Operations per repeat: at 3 repeats every row spread ≤ 0.18 % in two runs (at 40/30/50,
+select1, get and machinery spread 0.3–0.9 %; lifecycle at 120 reached 0.21 %). For context +
+depends (+ bare, plain) the pass then takes 65–70 s on 2 shared cores, its lanes (lifecycle +
+get, select1 + machinery) about equal: get's repeats (~90 M instructions each) dominate."""
 WARMUP = {g: n // 4 for g, n in OPS.items()}
 """Operations run (uncounted) right before an operation's first repeat."""
 
