@@ -16,12 +16,11 @@ import pytest
 
 from bench.cli import main
 from bench.common.rundiff import differences
-from bench.cost.command import OPERATION_GROUPS
 from bench.cost.measure import Plan
 from bench.cost.operations import OperationsPlan, run_operations, selection, start_operations
 from bench.cost.operations_hook import GROUP_USE, GROUPS
 from bench.cost.report import rows_for, section
-from bench.cost.results import SCHEMA, CostRun, load
+from bench.cost.results import OPERATION_GROUPS, SCHEMA, CostRun, load
 from bench.cost.runner import CostConfig
 from bench.cost.summary import verdicts
 from bench.cost.valgrind import CallgrindError, CallgrindProcess, read_dump
@@ -219,5 +218,5 @@ def test_operation_groups_match_and_a_bad_one_is_exit_2(tmp_path: Path) -> None:
     assert len(lines) == 1 and "unknown operation group 'lifecycle'" in lines[0]
     assert not (tmp_path / "o").exists()
     assert selection(["raw", "context"], ["machinery"])[1] == {
-        "raw": "no operation of its own in bench/micro (test_session, test_machinery)"
+        "raw": "no micro-benchmark operation of its own (bench.common.micro_ops)"
     }

@@ -21,8 +21,6 @@ if TYPE_CHECKING:  # imported when the command runs: the CLI (and `serve`) start
     from bench.cost.runner import CostConfig
 
 ENDPOINTS = ("get", "list", "multi", "write", "health")  # bench.cost.endpoints.ENDPOINTS
-OPERATION_GROUPS = ("session-lifecycle", "session-select1", "session-get", "machinery")
-"""``bench.cost.operations_hook.GROUPS`` (not imported here: it imports the micro-benchmarks)."""
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 _QUICK: dict[str, Any] = {
@@ -34,7 +32,7 @@ _QUICK: dict[str, Any] = {
     "repeats": 3,
     "warmup": 32,
     "first_warmup": 8,
-    "operations": list(OPERATION_GROUPS),
+    "operations": None,  # every group (bench.cost.results.OPERATION_GROUPS)
 }
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": _QUICK,
@@ -89,6 +87,8 @@ def register(sub: Any) -> None:
         action="store_true",
         help="keep callgrind's dump files in RUN_DIR/raw/cost (0.5 MB each)",
     )
+    from bench.cost.results import OPERATION_GROUPS
+
     p.add_argument(
         "--operations",
         type=_operation_groups,
@@ -103,6 +103,7 @@ def register(sub: Any) -> None:
 def _operation_groups(value: str) -> list[str]:
     """``--operations``: groups of ``OPERATION_GROUPS``, or ``none`` (an empty list)."""
     from bench.common.arguments import comma_list, one_of
+    from bench.cost.results import OPERATION_GROUPS
 
     if value.strip() == "none":
         return []
@@ -143,7 +144,8 @@ def config_from(args: argparse.Namespace, version: str) -> CostConfig:
         keep_dumps=args.keep_dumps,
         driver=args.driver,
         operations=plan_for(
-            preset["operations"] if args.operations is None else args.operations, plan.repeats
+            args.operations if args.operations is not None else preset["operations"],
+            plan.repeats,
         ),
     )
 

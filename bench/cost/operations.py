@@ -3,12 +3,12 @@
 A process (``bench.cost.operations_hook`` on this interpreter, under the flags and fixed
 hash seed of the counted servers, instrumentation off while it imports) runs operations on
 command: a session opened, used and ended per strategy (``session-lifecycle``,
-``session-select1``, ``session-get``, from ``test_session``) and the per-request machinery
-(one ASGI call of a no-op endpoint, from ``test_machinery``). Per operation: one checked
-call, a warm-up of a quarter repeat, then per repeat ``gc`` → ``zero`` → ``run … N`` →
-``dump``; instructions per operation = (dump − round trip) / N. Two such processes count
-side by side (``LANES``), each taking whole groups, so every ratio to ``context`` compares
-two rows of one process.
+``session-select1``, ``session-get``) and the per-request machinery (one ASGI call of a
+no-op endpoint), the functions ``bench/micro`` times (``bench.common.micro_ops``). Per
+operation: one checked call, a warm-up of a quarter repeat, then per repeat ``gc`` →
+``zero`` → ``run … N`` → ``dump``; instructions per operation = (dump − round trip) / N.
+Two such processes count side by side (``LANES``), each taking whole groups, so every
+ratio to ``context`` compares two rows of one process.
 
 The round trip: ``run GROUP NAME 0`` between a zero and a dump counts what every repeat
 pays besides its N operations (reading and parsing the line, entering the event loop,
@@ -25,9 +25,10 @@ group's spread at or below ~0.2 %. The level of ``session-get`` also moves by a 
 between processes with a different history (what ran before it): compare its rows within
 one run, not across runs with other operations selected.
 
-The selected variants decide the rows: the session groups of every strategy with a function
-in ``test_session`` (plus ``bare``, the floor, when ``context`` is selected), the machinery
-group of every variant ``test_machinery`` covers (plus ``plain`` when ``context`` is). A
+The selected variants decide the rows: the session groups of every strategy with a
+function in ``micro_ops.STRATEGIES`` (plus ``bare``, the floor, when ``context`` is
+selected), the machinery group of every variant ``micro_ops.VARIANT_OF`` names (plus
+``plain`` when ``context`` is). A
 selected variant with none of them is recorded in ``operations_skipped`` with the reason.
 """
 
@@ -46,7 +47,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.common import database, drivers, processes
 from bench.cost.measure import spread_percent
@@ -61,7 +62,6 @@ from bench.cost.valgrind import (
 
 if TYPE_CHECKING:
     from bench.cost.results import CostRun
-    from bench.cost.runner import CostConfig
 
 LANES = 2
 """Operations processes counting side by side (counts are per process: load changes only
@@ -76,6 +76,27 @@ depends (+ bare, plain) the pass then takes 65–70 s on 2 shared cores, its lan
 get, select1 + machinery) about equal: get's repeats (~90 M instructions each) dominate."""
 WARMUP = {g: n // 4 for g, n in OPS.items()}
 """Operations run (uncounted) right before an operation's first repeat."""
+
+
+class CostSettings(Protocol):
+    """What the pass reads of ``bench.cost.runner.CostConfig`` (not imported: it imports this)."""
+
+    @property
+    def variants(self) -> list[str]: ...
+    @property
+    def pool_size(self) -> int: ...
+    @property
+    def max_overflow(self) -> int: ...
+    @property
+    def out(self) -> Path: ...
+    @property
+    def keep_dumps(self) -> bool: ...
+    @property
+    def driver(self) -> str | None: ...
+    @property
+    def operations(self) -> OperationsPlan | None: ...
+    @property
+    def steps(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -102,7 +123,7 @@ def selection(names: list[str], groups: list[str]) -> tuple[list[Operation], dic
     chosen = [op for op in catalogue() if op.group in groups and op.variant in wanted]
     covered = {op.variant for op in chosen}
     skipped = {
-        name: "no operation of its own in bench/micro (test_session, test_machinery)"
+        name: "no micro-benchmark operation of its own (bench.common.micro_ops)"
         if not any(op.variant == name for op in catalogue())
         else f"none of its operations is in the selected groups ({','.join(groups)})"
         for name in names
@@ -237,7 +258,7 @@ def measure_operations(
 
 
 def start_operations(
-    config: CostConfig, url: database.DatabaseUrl, track: Callable[[CallgrindProcess], None]
+    config: CostSettings, url: database.DatabaseUrl, track: Callable[[CallgrindProcess], None]
 ) -> list[OperationsProcess]:
     """Launch the operations processes, one per lane (none: no operation selected): their
     start-up, with instrumentation off, overlaps the variants' measurement and cannot
@@ -267,7 +288,7 @@ def start_operations(
 
 def run_operations(
     run: CostRun,
-    config: CostConfig,
+    config: CostSettings,
     url: database.DatabaseUrl,
     progress: Callable[[str, int, int], None],
     lanes: list[OperationsProcess],
@@ -332,6 +353,7 @@ def run_operations(
     return not errors
 
 
-def plan_for(groups: list[str], repeats: int) -> OperationsPlan | None:
-    """The plan of ``--operations`` (None: ``none``)."""
-    return OperationsPlan(groups, repeats, OPS, WARMUP) if groups else None
+def plan_for(groups: list[str] | None, repeats: int) -> OperationsPlan | None:
+    """The plan of ``--operations`` (*groups* None: every group; empty, ``none``: no plan)."""
+    chosen = list(GROUPS) if groups is None else groups
+    return OperationsPlan(chosen, repeats, OPS, WARMUP) if chosen else None

@@ -1,9 +1,9 @@
 """``python -m bench.cost.operations_hook``: the micro-benchmarks' operations, run on command.
 
 The process ``bench.cost.operations`` starts under callgrind. It imports the operation
-functions of ``bench/micro`` (``test_session``'s strategies × uses, ``test_machinery``'s
-ASGI calls), answers ``ready`` on stdout, then reads one command per line on stdin and
-answers one line each:
+functions the micro-benchmarks time (``bench.common.micro_ops``: strategies × uses, ASGI
+calls of the machinery apps), answers ``ready`` on stdout, then reads one command per line
+on stdin and answers one line each:
 
 - ``run GROUP NAME N``: the operation N times, one after the other, in one
   ``run_until_complete`` of its uvloop event loop (as ``bench/micro``'s batches) → ``done``;
@@ -23,11 +23,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.micro import test_machinery, test_session
+from bench.common import micro_ops
 
 GROUP_USE = {"session-lifecycle": "lifecycle", "session-select1": "select1", "session-get": "get"}
-"""Session groups → the ``test_session`` use their operations make of the session."""
-GROUPS = (*GROUP_USE, "machinery")
+"""Session groups → the use (``micro_ops.USES``) their operations make of the session."""
+GROUPS = (*GROUP_USE, "machinery")  # bench.cost.results.OPERATION_GROUPS: the tables' order
 FLOORS = {"session": "bare", "machinery": "plain"}
 """The floor of each kind of group (no strategy around the session / no session at all)."""
 
@@ -38,7 +38,7 @@ Op = Callable[[], Awaitable[Any]]
 class Operation:
     group: str
     name: str
-    """The strategy function's name (session groups) or the machinery's (``test_machinery``)."""
+    """The strategy function's name (session groups) or the machinery's (``VARIANT_OF``)."""
     variant: str
     """The row's variant: the strategy's, or ``bare`` / ``plain`` for the floors."""
     label: str
@@ -49,11 +49,11 @@ def catalogue() -> list[Operation]:
     out = [
         Operation(group, s.__name__, s.__name__, s.__doc__ or s.__name__)
         for group in GROUP_USE
-        for s in test_session.STRATEGIES
+        for s in micro_ops.STRATEGIES
     ]
     out += [
-        Operation("machinery", name, variant, test_machinery.label(name))
-        for name, variant in test_machinery.VARIANT_OF.items()
+        Operation("machinery", name, variant, micro_ops.label(name))
+        for name, variant in micro_ops.VARIANT_OF.items()
     ]
     return out
 
@@ -65,14 +65,14 @@ class Operations:
         self.loop = loop
         self.statuses: list[int] = []
         self.ops: dict[tuple[str, str], Op] = {}
-        strategies = {s.__name__: s for s in test_session.STRATEGIES}
+        strategies = {s.__name__: s for s in micro_ops.STRATEGIES}
         for op in catalogue():
             if op.group in GROUP_USE:
-                use = test_session.USES[GROUP_USE[op.group]]
+                use = micro_ops.USES[GROUP_USE[op.group]]
                 self.ops[op.group, op.name] = _bound(strategies[op.name], use)
             else:
-                app = test_machinery.build(op.name)
-                self.ops[op.group, op.name] = test_machinery.asgi_call(app, self.statuses)
+                app = micro_ops.build(op.name)
+                self.ops[op.group, op.name] = micro_ops.asgi_call(app, self.statuses)
 
     def run(self, group: str, name: str, n: int) -> None:
         op = self.ops[group, name]
@@ -87,8 +87,8 @@ class Operations:
     def check(self, group: str, name: str) -> None:
         """One operation, checked as its micro-benchmark checks it (AssertionError if not)."""
         if group in GROUP_USE:
-            strategy = next(s for s in test_session.STRATEGIES if s.__name__ == name)
-            test_session.check_strategy(strategy, GROUP_USE[group], self.loop)
+            strategy = next(s for s in micro_ops.STRATEGIES if s.__name__ == name)
+            micro_ops.check_strategy(strategy, GROUP_USE[group], self.loop)
             return
         self.statuses.clear()
         self.loop.run_until_complete(self.ops[group, name]())
@@ -97,8 +97,8 @@ class Operations:
         self.statuses.clear()
 
 
-def _bound(strategy: Callable[[test_session.Use], Awaitable[None]], use: test_session.Use) -> Op:
-    """``strategy(use)`` as a no-argument operation, as ``test_session`` measures it."""
+def _bound(strategy: Callable[[micro_ops.Use], Awaitable[None]], use: micro_ops.Use) -> Op:
+    """``strategy(use)`` as a no-argument operation, as ``bench/micro/test_session.py`` times it."""
     return lambda: strategy(use)
 
 

@@ -26,8 +26,7 @@ from bench.common.blocks import (
     to_html,
     to_markdown,
 )
-from bench.cost.command import OPERATION_GROUPS
-from bench.cost.results import COST_FILE, load, row_index
+from bench.cost.results import COST_FILE, OPERATION_GROUPS, load, row_index
 
 SCENARIO_OF = {"get": "read", "write": "write", "multi": "multi"}
 """Load scenario whose requests are one endpoint's (list and health have none of their own)."""

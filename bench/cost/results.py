@@ -14,6 +14,8 @@ from bench.common.results import Run, rounded
 
 COST_FILE = "cost.json"
 SCHEMA = "sessionbench.cost/1"
+OPERATION_GROUPS = ("session-lifecycle", "session-select1", "session-get", "machinery")
+"""The ``group`` of an ``operations`` row (``bench.cost.operations_hook``), in table order."""
 
 
 class CostRun(Run):
