@@ -72,7 +72,7 @@ BASELINE = "context"
 OPS = {"session-lifecycle": 200, "session-select1": 80, "session-get": 80, "machinery": 100}
 """Operations per repeat: at 3 repeats every row spread ≤ 0.18 % in two runs (at 40/30/50,
 select1, get and machinery spread 0.3–0.9 %; lifecycle at 120 reached 0.21 %). For context +
-depends (+ bare, plain) the pass then takes 65–70 s on 2 shared cores, its lanes (lifecycle +
+depends (+ bare, plain) the pass then takes 47–70 s on 2 shared cores, its lanes (lifecycle +
 get, select1 + machinery) about equal: get's repeats (~90 M instructions each) dominate."""
 WARMUP = {g: n // 4 for g, n in OPS.items()}
 """Operations run (uncounted) right before an operation's first repeat."""
@@ -136,8 +136,8 @@ class OperationsProcess(CallgrindProcess):
     """``python -m bench.cost.operations_hook`` under callgrind, driven through its stdin."""
 
     name = "operations"
-    # It waits for each command blocked in read(): vgdb forces the monitor command in after
-    # 1 ms instead of its default 100 ms (7 vgdb calls per repeat-pair otherwise add ~1 s).
+    # Between commands it is blocked in read(): vgdb forces the monitor command in after
+    # 1 ms instead of its default 100 ms (a zero and a dump per repeat).
     vgdb_flags = ("--max-invoke-ms=1",)
 
     def __init__(
