@@ -16,10 +16,14 @@ import pytest
 
 from bench.cli import main
 from bench.common.rundiff import differences
+from bench.cost.measure import Plan
+from bench.cost.operations import OperationsPlan, run_operations, selection, start_operations
+from bench.cost.operations_hook import GROUP_USE, GROUPS
 from bench.cost.report import rows_for, section
-from bench.cost.results import SCHEMA
+from bench.cost.results import OPERATION_GROUPS, SCHEMA, CostRun, load
+from bench.cost.runner import CostConfig
 from bench.cost.summary import verdicts
-from bench.cost.valgrind import CallgrindError, read_dump
+from bench.cost.valgrind import CallgrindError, CallgrindProcess, read_dump
 from variants.settings import DatabaseUrl
 
 CLI = [sys.executable, "-m", "bench.cli"]
@@ -40,10 +44,11 @@ def cost_run(db: DatabaseUrl, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cost") / "run"
     result = cli(
         "cost", "--variants", "context,depends", "--endpoints", "get", "--clients", "1",
-        "--requests", "8", "--repeats", "2", "--out", str(out),
+        "--requests", "8", "--repeats", "2", "--operations", "session-lifecycle", "--out", str(out),
         env={**os.environ, "DATABASE_URL": db.url}, timeout=400,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "instructions per micro-operation" in result.stderr
     return out
 
 
@@ -63,13 +68,18 @@ def test_cost_json_shape_repeats_agree_and_depends_costs_more(cost_run: Path) ->
     assert rows["depends"]["instructions_per_request"] > rows["context"]["instructions_per_request"]
     assert not list((cost_run / "raw" / "cost").glob("*.out.[0-9]*")), "dumps are deleted"
     assert verdicts(doc)[0].startswith("depends: +")
+    lifecycle = {r["variant"]: r for r in doc["operations"]}
+    assert set(lifecycle) == {"context", "depends", "bare"}  # bare: the floor beside context
+    assert {r["group"] for r in doc["operations"]} == {"session-lifecycle"}
 
 
 @needs_valgrind
 def test_report_of_a_folder_with_only_cost_json(cost_run: Path) -> None:
     blocks, _ = section(cost_run)
     tables = [b for b in blocks if b.kind == "table"]
-    assert len(tables) == 1 and len(tables[0].rows) == 2
+    assert len(tables) == 2 and len(tables[0].rows) == 2
+    assert [r[1] for r in tables[1].rows] == ["bare", "context", "depends"]  # cheapest first
+    assert tables[1].rows[1][5].startswith("1.000")  # context vs itself
     assert any("No load run" in b.text for b in blocks)
     assert main(["report", str(cost_run)]) == 0
     assert "Instructions per request" in (cost_run / "report.md").read_text()
@@ -162,3 +172,51 @@ def test_report_sets_cpu_ratio_beside_and_flags_disagreement() -> None:
     assert (checked, disagreements) == (2, 1) and by_variant["raw"][-2] == "–"  # no raw cells
     invalid = {"cells": [c | {"status": "invalid"} for c in run_doc["cells"]]}
     assert rows_for(cost, invalid)[1:] == (0, 0)
+
+
+@needs_valgrind
+def test_operations_rows_of_context_and_depends(db: DatabaseUrl, tmp_path: Path) -> None:
+    """The operations pass on its own, few operations per repeat: one row per operation."""
+    config = CostConfig(
+        mode="quick", variants=["context", "depends"],
+        plan=Plan(endpoints=[], clients=[1], ops={}, repeats=2, warmup=0, first_warmup=0),
+        pool_size=2, max_overflow=0, out=tmp_path, valgrind="valgrind",
+        operations=OperationsPlan(
+            list(GROUPS), repeats=2, ops=dict.fromkeys(GROUPS, 4), warmup=dict.fromkeys(GROUPS, 2)
+        ),
+    )  # fmt: skip
+    run = CostRun.create(tmp_path, settings=config.settings(), env={})
+    started: list[CallgrindProcess] = []
+    lanes = start_operations(config, db, started.append)
+    try:
+        assert run_operations(run, config, db, lambda *_: None, lanes)
+    finally:
+        for each in started:
+            each.stop()
+    assert len(lanes) == 2 and not any(lane.alive() for lane in lanes)
+    rows = {(r["variant"], r["group"]): r for r in load(tmp_path)["operations"]}
+    expected = {(v, g) for v in ("context", "depends", "bare") for g in GROUP_USE}
+    expected |= {(v, "machinery") for v in ("context", "depends", "plain")}
+    assert set(rows) == expected
+    for row in rows.values():
+        assert row["instructions_per_op"] > 0 and len(row["per_repeat"]) == 2 and row["ops"] == 4
+        assert 0 < row["round_trip_instructions"] < row["instructions_per_op"] * 4
+    lifecycle = {
+        v: rows[v, "session-lifecycle"]["instructions_per_op"] for v in ("bare", "depends")
+    }
+    assert lifecycle["depends"] > lifecycle["bare"]
+    assert rows["context", "session-get"]["operation"] == "context: async with Session() as session"
+
+
+def test_operation_groups_match_and_a_bad_one_is_exit_2(tmp_path: Path) -> None:
+    assert OPERATION_GROUPS == GROUPS
+    result = cli(
+        "cost", "--operations", "session-lifecycle,lifecycle", "--out", str(tmp_path / "o")
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown operation group 'lifecycle'" in lines[0]
+    assert not (tmp_path / "o").exists()
+    assert selection(["raw", "context"], ["machinery"])[1] == {
+        "raw": "no micro-benchmark operation of its own (bench.common.micro_ops)"
+    }

@@ -35,6 +35,8 @@ _QUICK: dict[str, Any] = {
     "repeats": 3,
     "warmup": 32,
     "first_warmup": 8,
+    # the session's own cost (no I/O, a few seconds); --full counts every group
+    "operations": ["session-lifecycle"],
 }
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": _QUICK,
@@ -44,6 +46,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "endpoints": list(ENDPOINTS),
         "clients": [1, 16],
         "concurrent": ["get", "write"],  # the pool's waiting paths (16 clients on 10)
+        "operations": None,  # every group (bench.cost.results.OPERATION_GROUPS)
     },
 }
 
@@ -104,12 +107,33 @@ def register(sub: Any) -> None:
         action="store_true",
         help="keep callgrind's dump files in RUN_DIR/raw/cost (0.5 MB each)",
     )
+    from bench.cost.results import OPERATION_GROUPS
+
+    p.add_argument(
+        "--operations",
+        type=_operation_groups,
+        metavar="GROUP[,GROUP…]|none",
+        help=f"micro-operations counted after the variants, of {','.join(OPERATION_GROUPS)} "
+        "(default: session-lifecycle; --full: all)",
+    )
     driver_flag(p)
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-cost)")
 
 
+def _operation_groups(value: str) -> list[str]:
+    """``--operations``: groups of ``OPERATION_GROUPS``, or ``none`` (an empty list)."""
+    from bench.common.arguments import comma_list, one_of
+    from bench.cost.results import OPERATION_GROUPS
+
+    if value.strip() == "none":
+        return []
+    groups: list[str] = comma_list(one_of("operation group", lambda: OPERATION_GROUPS))(value)
+    return groups
+
+
 def config_from(args: argparse.Namespace, version: str) -> CostConfig:
     from bench.cost.measure import Plan
+    from bench.cost.operations import plan_for
     from bench.cost.runner import CostConfig
 
     preset = PRESETS[args.mode]
@@ -140,6 +164,10 @@ def config_from(args: argparse.Namespace, version: str) -> CostConfig:
         keep_dumps=args.keep_dumps,
         driver=args.driver,
         lanes=args.lanes,
+        operations=plan_for(
+            args.operations if args.operations is not None else preset["operations"],
+            plan.repeats,
+        ),
     )
 
 
@@ -177,13 +205,17 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"sessionbench cost --{config.mode}: {len(config.variants)} variants × "
         f"{len(config.plan.groups())} (endpoint, clients) rows × {config.plan.repeats} repeats, "
-        f"{min(config.lanes, len(config.variants))} lane(s), under {version} → {config.out}",
+        f"{min(config.lanes, len(config.variants))} lane(s), under {version}"
+        + (f", micro-operations {','.join(config.operations.groups)}" if config.operations else "")
+        + f" → {config.out}",
         highlight=False,
     )
     started = time.monotonic()
     with progress_bar(config.steps) as progress:
         result = run_cost(config, progress)
     console.print(cost_table(result.doc))
+    if result.doc.get("operations"):
+        console.print(operations_table(result.doc))
     for line in concurrency_notes(result.doc):
         console.print(line, highlight=False)
     for name, info in result.doc["variants"].items():
@@ -236,6 +268,21 @@ def cost_table(doc: dict[str, Any]) -> Table:
             f"{r['instructions_per_request'] / ref:.3f}" if ref else "–",
             f"{r['requests']} × {r['repeats']}",
         )
+    return out
+
+
+def operations_table(doc: dict[str, Any]) -> Table:
+    from rich.table import Table
+
+    from bench.cost.report import OPERATION_HEADERS, operation_rows
+
+    out = Table(title="instructions per micro-operation (median of repeats)")
+    for column in OPERATION_HEADERS:
+        out.add_column(
+            column, justify="left" if column in ("group", "variant", "operation") else "right"
+        )
+    for row in operation_rows(doc):
+        out.add_row(*row)
     return out
 
 

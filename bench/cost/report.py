@@ -26,7 +26,7 @@ from bench.common.blocks import (
     to_html,
     to_markdown,
 )
-from bench.cost.results import COST_FILE, load, row_index
+from bench.cost.results import COST_FILE, OPERATION_GROUPS, load, row_index
 
 SCENARIO_OF = {"get": "read", "write": "write", "multi": "multi"}
 """Load scenario whose requests are one endpoint's (list and health have none of their own)."""
@@ -34,6 +34,15 @@ SCENARIO_OF = {"get": "read", "write": "write", "multi": "multi"}
 ENDPOINT_ORDER = ("get", "list", "multi", "write", "health")
 BASELINE = "context"
 FLOOR = "raw"
+OPERATION_HEADERS = [
+    "group",
+    "variant",
+    "operation",
+    "instr/op",
+    "spread",
+    "vs context",
+    "ops × repeats",
+]
 
 
 def cpu_ratio(run_doc: dict[str, Any], variant: str, scenario: str) -> dict[str, Any] | None:
@@ -112,6 +121,37 @@ def rows_for(
     return out, checked, disagreements
 
 
+def operation_rows(cost: dict[str, Any]) -> list[list[str]]:
+    """Table rows of the ``operations`` list (``OPERATION_HEADERS``): by group, cheapest first;
+    the session groups relative to ``context``'s row of the same group."""
+    rows = cost.get("operations", [])
+    base = {r["group"]: r for r in rows if r["variant"] == BASELINE and r["group"] != "machinery"}
+    ordered = sorted(
+        rows,
+        key=lambda r: (
+            OPERATION_GROUPS.index(r["group"]) if r["group"] in OPERATION_GROUPS else 99,
+            r["instructions_per_op"],
+        ),
+    )
+    out = []
+    for r in ordered:
+        value, spread, ref = r["instructions_per_op"], r["spread_percent"], base.get(r["group"])
+        out.append(
+            [
+                r["group"],
+                r["variant"],
+                r["operation"],
+                f"{value:,.0f}",
+                f"{spread:.2f} %",
+                _ratio_cell(value / ref["instructions_per_op"], spread + ref["spread_percent"])
+                if ref
+                else "–",
+                f"{r['ops']} × {r['repeats']}",
+            ]
+        )
+    return out
+
+
 def _run_doc(folder: Path) -> dict[str, Any] | None:
     path = folder / "run.json"
     if not path.exists():
@@ -178,6 +218,24 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
             rows,
         )
     )
+    operations = operation_rows(cost)
+    if operations:
+        blocks += [
+            h2("Instructions per micro-operation (valgrind)"),
+            p(
+                "The micro-benchmarks' operations (bench/micro: a session opened, used and "
+                "ended per strategy; one ASGI call of a no-op endpoint) run N times per repeat "
+                "in one process under callgrind, from a collected heap; instructions per "
+                "operation = (dump − one command's round trip) / N, median of the repeats. "
+                "Session groups relative to context's operation of the same group."
+            ),
+            table(OPERATION_HEADERS, operations),
+        ]
+    skipped = [f"{name}: {why}" for name, why in cost.get("operations_skipped", {}).items()]
+    if cost.get("operations_error"):
+        skipped.append(f"the operations pass failed: {cost['operations_error'][:300]}")
+    if skipped:
+        blocks += [p("Micro-operations not counted:"), bullets(skipped)]
     errors = [
         f"{name}: {info['error'][:300]}"
         for name, info in cost["variants"].items()

@@ -1,5 +1,7 @@
 """``cost.json``: schema ``sessionbench.cost/1``, the environment stored once, one row per
-(variant, endpoint, clients), rewritten atomically after each variant.
+(variant, endpoint, clients), rewritten atomically after each variant; ``operations``: one
+row per (variant, group, operation) of ``bench.cost.operations``, saved as each finishes
+(absent from the files written before that key existed: read as none).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from bench.common.results import Run, rounded
 
 COST_FILE = "cost.json"
 SCHEMA = "sessionbench.cost/1"
+OPERATION_GROUPS = ("session-lifecycle", "session-select1", "session-get", "machinery")
+"""The ``group`` of an ``operations`` row (``bench.cost.operations_hook``), in table order."""
 
 
 class CostRun(Run):
@@ -27,6 +31,7 @@ class CostRun(Run):
         run = super().create(folder, settings=settings, env=env, **fields)
         del run.doc["cells"]
         run.doc["rows"] = []
+        run.doc["operations"] = []
         run.save()
         return run
 
@@ -37,6 +42,10 @@ class CostRun(Run):
 
     def add_rows(self, rows: list[dict[str, Any]]) -> None:
         self.rows.extend(rounded(row, 6) for row in rows)
+        self.save()
+
+    def add_operation_row(self, row: dict[str, Any]) -> None:
+        self.doc["operations"].append(rounded(row, 6))
         self.save()
 
 

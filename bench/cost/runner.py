@@ -31,8 +31,9 @@ from bench.common.server import ServerError
 from bench.cost.client import ProtocolError
 from bench.cost.endpoints import UnexpectedResponse
 from bench.cost.measure import Plan, measure
+from bench.cost.operations import OperationsPlan, run_operations, start_operations
 from bench.cost.results import CostRun
-from bench.cost.valgrind import CallgrindError, CallgrindServer
+from bench.cost.valgrind import CallgrindError, CallgrindProcess, CallgrindServer
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class CostConfig:
     driver: str | None = None
     """None: each variant on its default driver."""
     lanes: int = 1
+    operations: OperationsPlan | None = None
+    """The micro-operations pass after the variants (None: none)."""
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -61,6 +64,7 @@ class CostConfig:
             "drivers": {v: self.driver or drivers.default(v) for v in self.variants},
             "out": str(self.out),
             "valgrind_flags": list(_flags()),
+            **({"operations": self.operations.settings()} if self.operations else {}),
         }
 
     @property
@@ -86,7 +90,7 @@ def run_cost(config: CostConfig, progress: Callable[[str, int, int], None]) -> C
     previous = {s: signal.signal(s, _raise) for s in (signal.SIGINT, signal.SIGTERM)}
     env = environment() | {"valgrind": config.valgrind}
     run = CostRun.create(config.out, settings=config.settings(), env=env)
-    servers: list[CallgrindServer] = []
+    servers: list[CallgrindProcess] = []
     status = "incomplete"
     lanes = max(1, min(config.lanes, len(config.variants)))
     scratch = [f"sessionbench_cost_lane{n + 1}" for n in range(1, lanes)]
@@ -99,7 +103,10 @@ def run_cost(config: CostConfig, progress: Callable[[str, int, int], None]) -> C
             asyncio.run(database.ensure_schema(url))
             try:
                 urls = [url] + [asyncio.run(database.create_scratch(url, n)) for n in scratch]
+                operations = start_operations(config, url, servers.append)
                 status = _lanes(run, config, urls, servers, _Progress(progress, config.steps))
+                if not run_operations(run, config, url, progress, operations):
+                    status = "partial" if status == "complete" else status
             finally:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -136,7 +143,7 @@ def _lanes(
     run: CostRun,
     config: CostConfig,
     urls: list[database.DatabaseUrl],
-    servers: list[CallgrindServer],
+    servers: list[CallgrindProcess],
     progress: _Progress,
 ) -> str:
     """Deal the variants to one lane per URL (round robin) and run the lanes in threads;
@@ -175,7 +182,7 @@ def _variants(
     config: CostConfig,
     names: list[str],
     url: database.DatabaseUrl,
-    servers: list[CallgrindServer],
+    servers: list[CallgrindProcess],
     progress: _Progress,
     lock: threading.Lock,
 ) -> int:

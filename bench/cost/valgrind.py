@@ -7,6 +7,9 @@ repeat is bracketed by ``callgrind_control -z`` (zero) and ``-d`` (dump), sent t
 ``summary:`` line is the instructions the server process executed in user space since
 the zeroing (``--collect-systime=no``: the kernel's work is not counted; PostgreSQL and
 the load driver are other processes and not counted either).
+
+``CallgrindProcess`` is that control for any process started by ``callgrind_command``;
+``CallgrindServer`` is a variant's server, ``bench.cost.operations`` the micro-operations'.
 """
 
 from __future__ import annotations
@@ -74,7 +77,92 @@ def read_dump(path: Path) -> tuple[int, str]:
     return int(summary.group(1)), trigger.group(1).decode().strip() if trigger else ""
 
 
-class CallgrindServer:
+def callgrind_command(out_base: Path, python: str, *args: str) -> list[str]:
+    """``python args…`` under callgrind, instrumentation off, dumps to ``out_base.N``."""
+    return ["valgrind", *VALGRIND_FLAGS, f"--callgrind-out-file={out_base}", python, *args]
+
+
+COUNTED_ENV = {
+    "PYTHONUNBUFFERED": "1",
+    # str hashes (dict and set layouts) are random per process: instruction counts
+    # of two processes of the same code differ by ~2 % without a fixed seed
+    "PYTHONHASHSEED": "0",
+}
+"""Environment of every counted process (over the caller's)."""
+
+
+class CallgrindProcess:
+    """A process started by ``callgrind_command``: its counters switched, zeroed and dumped
+    through ``vgdb``. Subclasses set ``process``, ``out_base`` and ``name``."""
+
+    name: str
+    out_base: Path
+    process: subprocess.Popen[bytes] | None = None
+    vgdb_flags: tuple[str, ...] = ()
+
+    def __init__(self, *, keep_dumps: bool = False) -> None:
+        self.dumps = 0
+        self.keep_dumps = keep_dumps
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _control(self, *args: str) -> str:
+        """A callgrind monitor command through ``vgdb`` (what ``callgrind_control`` runs,
+        without its Perl start-up and its scan of every valgrind process)."""
+        try:
+            result = subprocess.run(
+                ["vgdb", *self.vgdb_flags, f"--pid={self.pid}", *args],
+                capture_output=True,
+                text=True,
+                timeout=CONTROL_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise CallgrindError(f"vgdb {' '.join(args)} timed out") from None
+        if result.returncode != 0:
+            raise CallgrindError(
+                f"vgdb {' '.join(args)} failed: {(result.stderr or result.stdout).strip()[-300:]}"
+            )
+        return result.stdout
+
+    def instrument(self) -> None:
+        """Switch instrumentation on (it is off during start-up)."""
+        self._control("instrumentation", "on")
+
+    def zero(self) -> None:
+        self._control("zero")
+
+    def dump(self, label: str) -> int:
+        """Dump the counters since the last zero; return the instructions in that dump."""
+        self._control("dump", label)
+        self.dumps += 1
+        path = Path(f"{self.out_base}.{self.dumps}")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                instructions, trigger = read_dump(path)
+            except (FileNotFoundError, CallgrindError):
+                if time.monotonic() > deadline:
+                    raise CallgrindError(f"no callgrind dump at {path}") from None
+                time.sleep(0.05)
+                continue
+            if trigger != f"dump {label}":
+                raise CallgrindError(f"{path} is the dump of {trigger!r}, not of {label!r}")
+            if not self.keep_dumps:
+                path.unlink()  # ~0.5 MB each; the summary line is all cost.json keeps
+            return instructions
+
+    def stop(self, timeout: float = 5.0) -> None:
+        processes.stop(self.process, signal.SIGINT, timeout)
+
+
+class CallgrindServer(CallgrindProcess):
     """``sessionbench serve VARIANT`` on the variant's own interpreter, wrapped by callgrind."""
 
     def __init__(
@@ -86,25 +174,20 @@ class CallgrindServer:
         env: Mapping[str, str] | None = None,
         keep_dumps: bool = False,
     ) -> None:
+        super().__init__(keep_dumps=keep_dumps)
         self.variant = variants.get(name)
+        self.name = self.variant.name
         self.url = url
         self.raw = raw
         self.env = dict(env or {})
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.dumps = 0
-        self.keep_dumps = keep_dumps
+        self.out_base = raw / f"callgrind-{self.variant.name}.out"
         self.started_at = 0.0
         self.startup_seconds: float | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
 
     @property
     def log_path(self) -> Path:
@@ -114,13 +197,6 @@ class CallgrindServer:
     def ack_path(self) -> Path:
         return self.raw / f"gc-{self.variant.name}.ack"
 
-    @property
-    def out_base(self) -> Path:
-        return self.raw / f"callgrind-{self.variant.name}.out"
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def launch(self) -> None:
         """Start the process (returns at once; ``wait_ready`` waits for ``/health``)."""
         try:  # valgrind must wrap the interpreter that serves, not one that re-executes
@@ -128,26 +204,21 @@ class CallgrindServer:
         except environments.EnvironmentBuildError as exc:
             raise ServerError(str(exc)) from None
         self.raw.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            "valgrind",
-            *VALGRIND_FLAGS,
-            f"--callgrind-out-file={self.out_base}",
+        cmd = callgrind_command(
+            self.out_base,
             python,
             "-m",
             "bench.cost.serve_hook",
             self.variant.name,
             str(self.port),
             str(self.ack_path),
-        ]
+        )
         env = {
             **os.environ,
             "SESSIONBENCH_APP_NAME": f"sessionbench-cost-{self.variant.name}-{self.port}",
             **self.env,
             "DATABASE_URL": self.url.url,
-            "PYTHONUNBUFFERED": "1",
-            # str hashes (dict and set layouts) are random per process: instruction counts
-            # of two processes of the same code differ by ~2 % without a fixed seed
-            "PYTHONHASHSEED": "0",
+            **COUNTED_ENV,
         }
         self.started_at = time.monotonic()
         with self.log_path.open("ab") as log:
@@ -183,25 +254,6 @@ class CallgrindServer:
         except httpx.HTTPError:
             return False
 
-    def _control(self, *args: str) -> str:
-        """A callgrind monitor command through ``vgdb`` (what ``callgrind_control`` runs,
-        without its Perl start-up and its scan of every valgrind process)."""
-        try:
-            result = subprocess.run(
-                ["vgdb", f"--pid={self.pid}", *args],
-                capture_output=True,
-                text=True,
-                timeout=CONTROL_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise CallgrindError(f"vgdb {' '.join(args)} timed out") from None
-        if result.returncode != 0:
-            raise CallgrindError(
-                f"vgdb {' '.join(args)} failed: {(result.stderr or result.stdout).strip()[-300:]}"
-            )
-        return result.stdout
-
     def collect_garbage(self, timeout: float = 60.0) -> None:
         """A full ``gc.collect()`` in the server (SIGUSR1; see ``serve_hook``), waited for."""
         before = self._acks()
@@ -217,33 +269,3 @@ class CallgrindServer:
             return len(self.ack_path.read_text().splitlines())
         except FileNotFoundError:
             return 0
-
-    def instrument(self) -> None:
-        """Switch instrumentation on (it is off during start-up)."""
-        self._control("instrumentation", "on")
-
-    def zero(self) -> None:
-        self._control("zero")
-
-    def dump(self, label: str) -> int:
-        """Dump the counters since the last zero; return the instructions in that dump."""
-        self._control("dump", label)
-        self.dumps += 1
-        path = Path(f"{self.out_base}.{self.dumps}")
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                instructions, trigger = read_dump(path)
-            except (FileNotFoundError, CallgrindError):
-                if time.monotonic() > deadline:
-                    raise CallgrindError(f"no callgrind dump at {path}") from None
-                time.sleep(0.05)
-                continue
-            if trigger != f"dump {label}":
-                raise CallgrindError(f"{path} is the dump of {trigger!r}, not of {label!r}")
-            if not self.keep_dumps:
-                path.unlink()  # ~0.5 MB each; the summary line is all cost.json keeps
-            return instructions
-
-    def stop(self, timeout: float = 5.0) -> None:
-        processes.stop(self.process, signal.SIGINT, timeout)

@@ -1,93 +1,21 @@
 """Session lifecycle per strategy: no I/O, one ``SELECT 1``, one primary-key ``get``; the registry.
 
-Each function below is one strategy's way to open, use and end a session, written as
-the variant modules do it; its docstring is its label. ``sync_threadpool`` has no row here:
+Each strategy function (``bench.common.micro_ops``, shared with ``sessionbench cost``) is one
+strategy's way to open, use and end a session, written as the variant modules do it; its
+docstring is its label. ``sync_threadpool`` has no row here:
 its sync ``Session`` is not a coroutine on the event loop these rows time, and what a request
 costs it (threadpool hand-offs included) is in the request-level groups (``test_requests``).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
-from sqlalchemy import literal, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.pool import QueuePool
-from sqlmodel.ext.asyncio.session import AsyncSession as SQLModelSession
+from sqlalchemy import literal, select
 
-from variants.models import Todo
+from bench.common.micro_ops import STRATEGIES, USES, Use, check_strategy, checked_out
 
-Use = Callable[[AsyncSession], Awaitable[Any]]
-
-
-async def _nothing(session: AsyncSession) -> None:
-    return None
-
-
-async def _select1(session: AsyncSession) -> None:
-    if isinstance(session, SQLModelSession):  # its execute() warns (deprecated) on every call
-        await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-    else:
-        await session.execute(text("SELECT 1"))
-
-
-async def _get(session: AsyncSession) -> None:
-    await session.get(Todo, 1)
-
-
-USES: dict[str, Use] = {"lifecycle": _nothing, "select1": _select1, "get": _get}
-
-
-async def scoped(use: Use) -> None:
-    """scoped: set the ContextVar key, first registry access, remove()"""
-    from variants.scoped import session, set_scoped_context
-
-    with set_scoped_context():
-        await use(session())
-        await session.remove()
-
-
-async def depends(use: Use) -> None:
-    """depends: drive the yield dependency get_session (open, yield, close)"""
-    from variants.depends import get_session
-
-    dependency = aiter(get_session())
-    await use(await anext(dependency))
-    with contextlib.suppress(StopAsyncIteration):  # the generator's close path, as FastAPI runs it
-        await anext(dependency)
-
-
-async def sqlmodel(use: Use) -> None:
-    """sqlmodel: drive its yield dependency (SQLModel's AsyncSession)"""
-    from variants.sqlmodel import get_session
-
-    dependency = aiter(get_session())
-    await use(await anext(dependency))
-    with contextlib.suppress(StopAsyncIteration):
-        await anext(dependency)
-
-
-async def context(use: Use) -> None:
-    """context: async with Session() as session"""
-    from variants.engine import Session
-
-    async with Session() as session:
-        await use(session)
-
-
-async def bare(use: Use) -> None:
-    """bare session: Session() then close(), no strategy around it"""
-    from variants.engine import Session
-
-    session = Session()
-    await use(session)
-    await session.close()
-
-
-STRATEGIES = [scoped, depends, sqlmodel, context, bare]
 BATCH = {"lifecycle": 1000, "select1": 200, "get": 200}
 
 
@@ -101,35 +29,6 @@ def test_session(
     use = USES[group]
     measure(lambda: strategy(use), batch=BATCH[group])
     check_strategy(strategy, group, loop)
-
-
-def checked_out() -> int:
-    """Connections the shared engine's pool has lent out now."""
-    from variants.engine import engine
-
-    pool = engine.pool
-    assert isinstance(pool, QueuePool)
-    return pool.checkedout()
-
-
-def check_strategy(strategy: Callable[[Use], Awaitable[None]], group: str, loop) -> None:
-    """What was timed did its job: the use ran on a live session, and the strategy gave the
-    connection back to the pool when it ended the session."""
-
-    seen: list[AsyncSession] = []
-
-    async def checked(session: AsyncSession) -> None:
-        await USES[group](session)
-        seen.append(session)
-        if group == "lifecycle":
-            assert not session.in_transaction()  # no I/O: no connection taken
-        else:  # the SELECT / get went to PostgreSQL on one pooled connection
-            assert session.in_transaction() and checked_out() == 1
-
-    before = checked_out()
-    loop.run_until_complete(strategy(checked))
-    assert len(seen) == 1 and before == checked_out() == 0
-    assert not seen[0].in_transaction()  # ended: closed or rolled back
 
 
 async def core_select1() -> None:
