@@ -15,6 +15,7 @@ the load driver are other processes and not counted either).
 from __future__ import annotations
 
 import os
+import platform
 import re
 import shutil
 import signal
@@ -77,9 +78,24 @@ def read_dump(path: Path) -> tuple[int, str]:
     return int(summary.group(1)), trigger.group(1).decode().strip() if trigger else ""
 
 
+def _fixed_addresses() -> list[str]:
+    """``setarch -R`` (util-linux) when there is one: address-space randomisation off for the
+    counted process. Objects hashed by address (sets, dicts keyed by objects, ``id()``) then
+    sit in the same slots in every process, as ``PYTHONHASHSEED`` does for str hashes."""
+    setarch = shutil.which("setarch")
+    return [setarch, platform.machine(), "-R"] if setarch else []
+
+
 def callgrind_command(out_base: Path, python: str, *args: str) -> list[str]:
     """``python args…`` under callgrind, instrumentation off, dumps to ``out_base.N``."""
-    return ["valgrind", *VALGRIND_FLAGS, f"--callgrind-out-file={out_base}", python, *args]
+    return [
+        *_fixed_addresses(),
+        "valgrind",
+        *VALGRIND_FLAGS,
+        f"--callgrind-out-file={out_base}",
+        python,
+        *args,
+    ]
 
 
 COUNTED_ENV = {
