@@ -94,7 +94,8 @@ class Server:
     def idle(self) -> bool:
         try:
             with open(f"/proc/{self.pid}/wchan") as wchan:
-                if wchan.read().strip() not in ("do_epoll_wait", "ep_poll"):
+                # "0" or nothing: a kernel that does not say; the threads' states still do
+                if wchan.read().strip() not in ("do_epoll_wait", "ep_poll", "0", ""):
                     return False
             for task in os.listdir(f"/proc/{self.pid}/task"):
                 with open(f"/proc/{self.pid}/task/{task}/stat") as stat:
