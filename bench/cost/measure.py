@@ -28,7 +28,7 @@ class Plan:
     clients: list[int]
     ops: dict[str, int]  # endpoint → operations per repeat (rounded up to a multiple of clients)
     repeats: int
-    warmup: int  # operations (at least one repeat's) before the first repeat of each group
+    warmup: int  # operations (at least WARMUP_REPEATS repeats') before each group's first repeat
     first_warmup: int  # operations of every endpoint once after instrumentation is switched on
     concurrent: list[str] | None = None  # endpoints measured at clients > 1 (None: all)
 
