@@ -107,7 +107,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="keep callgrind's dump files in RUN_DIR/raw/cost (0.5 MB each)",
     )
-    from bench.cost.results import OPERATION_GROUPS
+    from bench.cost import OPERATION_GROUPS
 
     p.add_argument(
         "--operations",
@@ -123,7 +123,7 @@ def register(sub: Any) -> None:
 def _operation_groups(value: str) -> list[str]:
     """``--operations``: groups of ``OPERATION_GROUPS``, or ``none`` (an empty list)."""
     from bench.common.arguments import comma_list, one_of
-    from bench.cost.results import OPERATION_GROUPS
+    from bench.cost import OPERATION_GROUPS
 
     if value.strip() == "none":
         return []

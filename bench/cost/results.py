@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any, Self
 
 from bench.common.results import Run, rounded
+from bench.cost import OPERATION_GROUPS  # noqa: F401 (the groups of operations rows; re-exported)
 
 COST_FILE = "cost.json"
 SCHEMA = "sessionbench.cost/1"
-OPERATION_GROUPS = ("session-lifecycle", "session-select1", "session-get", "machinery")
-"""The ``group`` of an ``operations`` row (``bench.cost.operations_hook``), in table order."""
 
 
 class CostRun(Run):
