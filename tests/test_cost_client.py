@@ -2,6 +2,7 @@
 bursts written while the server is held, idleness read from /proc, ids rewound."""
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -110,6 +111,32 @@ def test_a_server_in_epoll_wait_is_idle_and_a_busy_one_is_not(sleeper: int, spin
     assert not any(Server(spinner).idle() for _ in range(5))
     busy = Server(spinner, timeout=0.1)
     asyncio.run(busy.wait_idle())  # gives up after its timeout instead of hanging
+
+
+def test_a_server_is_not_idle_while_a_backend_it_waits_for_works(
+    sleeper: int, spinner: int
+) -> None:
+    asyncio.run(asyncio.sleep(0.2))
+    assert Server(sleeper, backends=(sleeper,)).idle()
+    assert not any(Server(sleeper, backends=(spinner,)).idle() for _ in range(5))
+
+
+def test_the_watched_backends_are_the_database_s_others(db: DatabaseUrl) -> None:
+    async def main() -> tuple[tuple[int, ...], int, int]:
+        mine, other = await database.connect(db), await database.connect(db)
+        try:
+            server = Server(os.getpid())
+            await server.watch_backends(mine)
+            own = await mine.fetchval("SELECT pg_backend_pid()")
+            theirs = await other.fetchval("SELECT pg_backend_pid()")
+            return server.backends, own, theirs
+        finally:
+            await mine.close()
+            await other.close()
+
+    backends, own, theirs = asyncio.run(main())
+    assert theirs in backends
+    assert own not in backends
 
 
 def test_rewound_ids_repeat_after_a_write_cycle(db: DatabaseUrl) -> None:

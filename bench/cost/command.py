@@ -25,13 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 LANES = max(1, min(2, os.cpu_count() or 1))
 
 _QUICK: dict[str, Any] = {
-    "variants": ["scoped", "depends", "context", "raw"],  # the quick load run's
+    "variants": list(variants.VARIANTS),  # scripts/bench passes its load run's
     "endpoints": ["get", "write"],  # the quick load run's scenarios: read, write
     "clients": [1],
     "concurrent": None,
     # enough requests per repeat that CPython's own repeat-to-repeat wobble (adaptive
-    # specialisation, allocator state: ~0.1–0.3 M instructions) stays near 0.1 %
-    "ops": {"get": 96, "list": 96, "multi": 24, "write": 24, "health": 96},
+    # specialisation, allocator state: ~0.1–0.3 M instructions) stays near 0.1 %; 24
+    # write cycles (0.2–0.26 % on context and depends) were too few
+    "ops": {"get": 96, "list": 96, "multi": 24, "write": 48, "health": 96},
     "repeats": 3,
     "warmup": 32,
     "first_warmup": 8,
@@ -67,7 +68,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run, mode="quick")
     mode_flags(
         p,
-        quick="the quick load run's 4 variants and endpoints (get, write) at 1 client, "
+        quick="every variant, the quick load run's endpoints (get, write) at 1 client, "
         "3 repeats (default)",
         full="every variant and endpoint at 1 client, get and write also at 16 clients",
     )

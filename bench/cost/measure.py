@@ -91,6 +91,7 @@ async def measure(
             await drive(
                 held, connections_of[plan.clients[0]][:1], ENDPOINTS[name], plan.first_warmup
             )
+        await held.watch_backends(conn)
         idle = await idle_rate(server)
         for name, clients in plan.groups():
             endpoint = ENDPOINTS[name]
@@ -102,6 +103,7 @@ async def measure(
             # repeats of 24 write cycles after a single warm-up repeat, +0.1 % in the first)
             await database.rewind_ids(conn)
             await drive(held, connections, endpoint, max(plan.warmup, WARMUP_REPEATS * ops))
+            await held.watch_backends(conn)  # the pool has grown to what these clients use
             totals: list[float] = []
             seconds: list[float] = []
             for repeat in range(plan.repeats):
@@ -109,10 +111,18 @@ async def measure(
                 # in URLs and JSON, the same keys in the session's identity map
                 await database.rewind_ids(conn)
                 await asyncio.to_thread(server.collect_garbage)
+                # the signal handler's return and the loop turn that reads its wake-up
+                # byte finish before the zeroing, not in the repeat
+                await held.wait_idle()
                 await asyncio.to_thread(server.zero)
                 started = time.monotonic()
                 await drive(held, connections, endpoint, ops)
                 elapsed = time.monotonic() - started
+                # a request's work goes on after its response is sent (the session closes,
+                # the pool's ROLLBACK on return goes to PostgreSQL and its reply is read):
+                # the last request's share of it is counted in its repeat, never cut off
+                # by a dump that comes first in some repeats and later in others
+                await held.wait_idle()
                 label = f"{name}-c{clients}-r{repeat + 1}"
                 total = await asyncio.to_thread(server.dump, label)
                 totals.append(total)
