@@ -31,6 +31,9 @@ class Plan:
     warmup: int  # operations (at least WARMUP_REPEATS repeats') before each group's first repeat
     first_warmup: int  # operations of every endpoint once after instrumentation is switched on
     concurrent: list[str] | None = None  # endpoints measured at clients > 1 (None: all)
+    # operations per repeat at clients > 1 (None: ops): rounds of concurrent requests meet
+    # PostgreSQL's replies in a different order each time, noise that averages out over rounds
+    concurrent_ops: dict[str, int] | None = None
 
     def groups(self) -> list[tuple[str, int]]:
         return [
@@ -42,6 +45,8 @@ class Plan:
 
     def ops_for(self, endpoint: str, clients: int) -> int:
         ops = self.ops[endpoint]
+        if clients > 1:
+            ops = (self.concurrent_ops or {}).get(endpoint, ops)
         return -(-ops // clients) * clients
 
     def settings(self) -> dict[str, Any]:
@@ -49,6 +54,7 @@ class Plan:
             "endpoints": self.endpoints,
             "clients": self.clients,
             "ops_per_repeat": self.ops,
+            "concurrent_ops_per_repeat": self.ops | (self.concurrent_ops or {}),
             "repeats": self.repeats,
             "warmup_ops": self.warmup,
             "first_warmup_ops": self.first_warmup,
