@@ -96,6 +96,8 @@ class CostSettings(Protocol):
     @property
     def operations(self) -> OperationsPlan | None: ...
     @property
+    def variant_steps(self) -> int: ...
+    @property
     def steps(self) -> int: ...
 
 
@@ -304,8 +306,8 @@ def run_operations(
     run.save()
     if not lanes:
         return True
-    total = config.steps + len(operations)
-    done = config.steps
+    total = config.steps  # the variants' rows, then these operations
+    done = config.variant_steps
     lock = threading.Lock()
     progress("operations: waiting for their processes under valgrind", done, total)
     started = time.monotonic()
@@ -349,7 +351,6 @@ def run_operations(
             run.doc["operations_error"] = "; ".join(errors)
         run.doc["operations_seconds"] = round(time.monotonic() - started, 1)
         run.save()
-    progress("done", total, total)
     return not errors
 
 

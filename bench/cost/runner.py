@@ -68,8 +68,17 @@ class CostConfig:
         }
 
     @property
-    def steps(self) -> int:
+    def variant_steps(self) -> int:
         return len(self.variants) * len(self.plan.groups())
+
+    @property
+    def steps(self) -> int:
+        """Progress steps: every (variant, endpoint, clients) row, then every operation."""
+        if self.operations is None:
+            return self.variant_steps
+        from bench.cost.operations import selection
+
+        return self.variant_steps + len(selection(self.variants, self.operations.groups)[0])
 
 
 def _flags() -> tuple[str, ...]:
@@ -107,6 +116,7 @@ def run_cost(config: CostConfig, progress: Callable[[str, int, int], None]) -> C
                 status = _lanes(run, config, urls, servers, _Progress(progress, config.steps))
                 if not run_operations(run, config, url, progress, operations):
                     status = "partial" if status == "complete" else status
+                progress("done", config.steps, config.steps)
             finally:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -170,7 +180,6 @@ def _lanes(
             thread.join(0.2)
     if errors:
         raise errors[0]
-    progress.progress("done", config.steps, config.steps)
     failures = sum(failed)
     return (
         "complete" if not failures else "failed" if failures == len(config.variants) else "partial"
