@@ -5,7 +5,7 @@ hash seed of the counted servers, instrumentation off while it imports) runs ope
 command: a session opened, used and ended per strategy (``session-lifecycle``,
 ``session-select1``, ``session-get``) and the per-request machinery (one ASGI call of a
 no-op endpoint), the functions ``bench/micro`` times (``bench.common.micro_ops``). Per
-operation: one checked call, a warm-up of a quarter repeat, then per repeat ``gc`` →
+operation: one checked call, a warm-up of one repeat (uncounted), then per repeat ``gc`` →
 ``zero`` → ``run … N`` → ``dump``; instructions per operation = (dump − round trip) / N.
 Two such processes count side by side (``LANES``), each taking whole groups, so every
 ratio to ``context`` compares two rows of one process.
@@ -74,8 +74,11 @@ OPS = {"session-lifecycle": 200, "session-select1": 80, "session-get": 80, "mach
 select1, get and machinery spread 0.3–0.9 %; lifecycle at 120 reached 0.21 %). For context +
 depends (+ bare, plain) the pass then takes 47–70 s on 2 shared cores, its lanes (lifecycle +
 get, select1 + machinery) about equal: get's repeats (~90 M instructions each) dominate."""
-WARMUP = {g: n // 4 for g, n in OPS.items()}
-"""Operations run (uncounted) right before an operation's first repeat."""
+WARMUP = dict(OPS)
+"""Operations run (uncounted) right before an operation's first repeat: one repeat's worth.
+A quarter repeat was too little for some: in the reference of 2026-11-29 the first repeat of
+context's and sqlmodel's three session groups counted ~1 % more than the two after it
+(+1.4 k instructions per lifecycle, +10–13 k per select1 or get); the others ≤ 0.2 %."""
 
 
 class CostSettings(Protocol):
