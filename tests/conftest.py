@@ -56,7 +56,6 @@ FIRST: tuple[str, ...] = (
     "tests/test_runner.py::test_axes_run_every_series_on_its_own_server",  # 43 s
     "tests/test_pool.py::test_runner_writes_pool_fields_and_the_queue_axis",  # 25 s
     "tests/test_runner.py::test_smoke_run_end_to_end",  # 23 s
-    "contract-fastapi_sqla",  # 21 s: its own environment
     "tests/test_runner.py::test_a_dying_server_fails_its_cell_and_the_run_goes_on",  # 20 s
     "tests/test_faults.py::test_a_killed_embedded_postmaster_fails_its_cell_and_the_run_goes_on",
     "tests/test_style.py::test_tool_is_clean[mypy]",  # 15 s
