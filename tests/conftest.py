@@ -46,6 +46,29 @@ with pytest 9.2 (it renames ``item._nodeid``, which pytest no longer reads), so 
 scheduler below reads the table instead.
 """
 
+FIRST: tuple[str, ...] = (
+    # Both groups with a fixture that needs the machine to itself start at once, one on each
+    # worker: the two fixtures run one after the other while nothing else is in flight.
+    "timing",
+    "report",
+    # Then the longest (seconds on a 2-core machine), so the workers end together.
+    "micro",  # about 45 s
+    "tests/test_runner.py::test_axes_run_every_series_on_its_own_server",  # 43 s
+    "tests/test_pool.py::test_runner_writes_pool_fields_and_the_queue_axis",  # 25 s
+    "tests/test_runner.py::test_smoke_run_end_to_end",  # 23 s
+    "tests/test_runner.py::test_a_dying_server_fails_its_cell_and_the_run_goes_on",  # 20 s
+    "tests/test_faults.py::test_a_killed_embedded_postmaster_fails_its_cell_and_the_run_goes_on",
+    "tests/test_style.py::test_tool_is_clean[mypy]",  # 15 s
+    "tests/test_topology.py::test_database_server_load_and_runner_on_four_hosts",  # 15 s
+    "report-browser",  # 15 s
+    "tests/test_distributed.py::test_two_workers_load_one_cell_and_the_master_merges_both",
+    "tests/test_load_faults.py::test_a_server_that_leaves_transactions_open_is_restarted_before_the_next_cell",
+    "tests/test_driver.py::test_run_on_both_drivers_records_the_evidence",  # 13 s
+    "tests/test_runner.py::test_locust_processes_listen_on_loopback_only",  # 12 s
+)
+"""Groups that start first, in this order (every other group follows in xdist's order: most
+tests first). Long ones go early: a long test that starts last keeps the other worker idle."""
+
 XDIST_ENV = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 
 
@@ -66,31 +89,73 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadScopeScheduling
 
     class GroupScheduling(LoadScopeScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             return group_of(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the first call: the queue is complete, nothing assigned
+                self.ordered = True
+                rank = {group: i for i, group in enumerate(FIRST)}
+                units = sorted(self.workqueue.items(), key=lambda u: rank.get(u[0], len(rank)))
+                self.workqueue.clear()
+                self.workqueue.update(units)
+            super()._assign_work_unit(node)
+
+        def _reschedule(self, node: Any) -> None:
+            """xdist's, but a worker gets its next group only when it is down to its last
+            test (which it holds until it knows the next): groups queued behind a long test
+            on one worker would leave the other idle at the end."""
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) > 1:
+                return
+            self._assign_work_unit(node)
 
     return GroupScheduling(config, log)
 
 
-ALONE = ("tests/test_cost.py::", "tests/test_report.py::")
-"""Tests (their module fixtures included) that run with the machine to themselves: the other
-worker waits. valgrind's repeats agree within 1 % and depends' req/s stays below raw's only
-when nothing else runs (both failed beside the other worker)."""
+ALONE = ("cost_run", "small_run")
+"""Fixtures whose set-up runs with the machine to itself: the other worker finishes its test
+and waits. valgrind's repeats agree within 1 % (``test_cost.py``'s cost run) and depends'
+req/s stays below raw's (``test_report.py``'s run) only when nothing else runs (both failed
+beside the other worker). The tests that only read what they measured need no lock of
+their own."""
+
+_lock: list[Any] = []  # this worker's lock file while a test runs (shared, or exclusive)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    """Under xdist: a shared lock for every test, an exclusive one for ``ALONE``'s."""
+    """Under xdist: a shared lock for every test (``ALONE``'s set-up makes it exclusive)."""
     if not hasattr(item.config, "workerinput"):
         return (yield)
-    alone = item.nodeid.startswith(ALONE)
     path = item.config._tmp_path_factory.getbasetemp().parent / "alone.lock"  # type: ignore[attr-defined]
     with path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        _lock.append(lock)
         try:
             return (yield)
         finally:
+            _lock.remove(lock)
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any]) -> Iterator[Any]:
+    """An ``ALONE`` fixture is set up under the exclusive lock (the same file: flock converts
+    this worker's shared lock, then waits for the other's to go), then shared again."""
+    if fixturedef.argname not in ALONE or not _lock:
+        return (yield)
+    fcntl.flock(_lock[-1], fcntl.LOCK_EX)
+    try:
+        return (yield)
+    finally:
+        fcntl.flock(_lock[-1], fcntl.LOCK_SH)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -326,8 +326,12 @@ def test_sigint_stops_every_child_and_keeps_finished_cells(tmp_path: Path, db) -
 
 @pytest.mark.timeout(180)
 def test_a_dying_server_fails_its_cell_and_the_run_goes_on(tmp_path: Path, db) -> None:
+    """The first cell's server is killed 0.5 s after its locust started (2 s windows leave
+    time to spare). Two trials of two variants: the three later cells include the killed
+    variant's second one, so its server must have been restarted (a third trial added
+    nothing the assertions look at)."""
     out = tmp_path / "run"
-    proc = start_run(out, db, "raw,context", trials=3, duration=2)
+    proc = start_run(out, db, "raw,context", trials=2, duration=2)
     deadline = time.monotonic() + 120
     victim = None
     while victim is None:
@@ -348,11 +352,12 @@ def test_a_dying_server_fails_its_cell_and_the_run_goes_on(tmp_path: Path, db) -
     victim.kill()
     assert proc.wait(150) == 0, proc.stderr.read() if proc.stderr else ""
     doc = json.loads((out / "run.json").read_text())
-    assert doc["status"] == "complete" and len(doc["cells"]) == 6
+    assert doc["status"] == "complete" and len(doc["cells"]) == 4
     failed = [c for c in doc["cells"] if c["status"] == "failed"]
     assert len(failed) == 1 and "server died" in failed[0]["reasons"][0]
     later = [c for c in doc["cells"] if c["order"] > failed[0]["order"]]
     assert later and all(c["requests"] > 0 for c in later)
+    assert any(c["variant"] == failed[0]["variant"] for c in later)  # restarted, then served
 
 
 @pytest.mark.slow

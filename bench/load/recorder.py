@@ -47,7 +47,8 @@ from bench.common.histograms import HIST_RANGE
 SEED_ROWS = int(os.environ.get("SESSIONBENCH_SEED_ROWS", "10000"))
 WINDOW_MESSAGE = "sessionbench-window"
 RESULT_MESSAGE = "sessionbench-result"
-RESULT_TIMEOUT = 15.0  # s the master waits for workers' results after they stopped
+# s the master waits for workers' results after they stopped (a lost worker never sends its)
+RESULT_TIMEOUT = float(os.environ.get("SESSIONBENCH_RESULT_TIMEOUT", "15"))
 
 _warmup = float(os.environ.get("SESSIONBENCH_WARMUP", "0"))
 _duration = float(os.environ.get("SESSIONBENCH_DURATION", "1e9"))

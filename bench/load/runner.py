@@ -68,6 +68,8 @@ CORE_BUSY_LIMIT = 95.0  # % busy on a non-server core: it is saturated
 PHASES = ("warmup", "window", "stop")
 STOP_TIMEOUT = 10  # s locust gives users to finish their task (so writes are acknowledged)
 LINGER_GRACE = 2.0  # s a server's backends get to end their transactions after the load stops
+# s an external database that went away mid-run gets to come back before the run ends
+DATABASE_WAIT = float(os.environ.get("SESSIONBENCH_DATABASE_WAIT", "15"))
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,7 @@ class Runner:
             if embedded.pid is not None:
                 cpu.pin(cpu.tree_pids(embedded.pid), placement.others)
         else:
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + DATABASE_WAIT
             while (problem := database.unreachable(url)) and time.monotonic() < deadline:
                 time.sleep(1)
             if problem:

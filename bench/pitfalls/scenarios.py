@@ -512,6 +512,9 @@ def _tree_rss(process: psutil.Process) -> int:
     return total
 
 
+SOAK_EVERY = 0.5  # s between the soak's samples of RSS, pool and registry
+
+
 def _soak_request(client: httpx.AsyncClient) -> Any:
     roll = random.random()
     if roll < 0.7:
@@ -525,7 +528,10 @@ async def soak(target: Target) -> Outcome:
     """Soak: sustained mixed load; server RSS and scoped registry size over time.
 
     8 clients (70 % reads, 20 % writes, 10 % /health) for ``--soak`` seconds; the
-    server's RSS, pool and registry are sampled every 0.5 s.
+    server's RSS, pool and registry are sampled every :data:`SOAK_EVERY` s on a fixed
+    schedule (due at 0, 0.5, 1, … s): ``ceil(soak / SOAK_EVERY)`` samples however long each
+    takes on a loaded server (a late one delays the next, never drops it; each row keeps
+    the time it was taken).
     """
     try:
         lab = await pool(target)
@@ -539,13 +545,14 @@ async def soak(target: Target) -> Outcome:
         target.client(connections=8) as client,
         loaded(client, _soak_request, concurrency=8, t0=t0, samples=samples),
     ):
-        while time.monotonic() - t0 < target.soak_seconds:
+        for due in range(math.ceil(target.soak_seconds / SOAK_EVERY)):
+            await asyncio.sleep(max(0.0, t0 + due * SOAK_EVERY - time.monotonic()))
             stats = await pool(target) if lab is not None else {}
             rss = _tree_rss(process) / 2**20
             trace.append(
                 (time.monotonic() - t0, rss, stats.get("registry"), stats.get("checked_out"))
             )
-            await asyncio.sleep(0.5)
+        await asyncio.sleep(max(0.0, t0 + target.soak_seconds - time.monotonic()))
     elapsed = time.monotonic() - t0
     errors = sum(not s.ok for s in samples)
     half = [row for row in trace if row[0] >= elapsed / 2]
