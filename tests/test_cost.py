@@ -46,7 +46,8 @@ def cost_run(db: DatabaseUrl, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cost") / "run"
     result = cli(
         "cost", "--variants", "context,depends", "--endpoints", "get", "--clients", "1",
-        "--requests", "32", "--repeats", "2", "--operations", "session-lifecycle", "--out", str(out),
+        "--requests", "32", "--repeats", "2", "--operations", "session-lifecycle",
+        "--out", str(out),
         env={**os.environ, "DATABASE_URL": db.url}, timeout=400,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
