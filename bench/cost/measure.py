@@ -32,7 +32,8 @@ class Plan:
     first_warmup: int  # operations of every endpoint once after instrumentation is switched on
     concurrent: list[str] | None = None  # endpoints measured at clients > 1 (None: all)
     # operations per repeat at clients > 1 (None: ops): rounds of concurrent requests meet
-    # PostgreSQL's replies in a different order each time, noise that averages out over rounds
+    # PostgreSQL's replies in a different order each time; more rounds settle GETs, not write
+    # cycles (the collector's work follows the requests in flight: command.PRESETS)
     concurrent_ops: dict[str, int] | None = None
 
     def groups(self) -> list[tuple[str, int]]:
