@@ -455,3 +455,32 @@ def _cmdline(process: psutil.Process) -> list[str]:
         return process.cmdline()
     except psutil.Error:
         return []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_deadlocked_server_is_recorded_as_a_stall_with_what_held_what(
+    tmp_path: Path, db
+) -> None:
+    """sync_threadpool at 128 users on 40 threads and a pool of 10 (issue 24): every thread
+    waits in the pool's checkout while the 10 connection holders wait for a thread to
+    validate their response. The cell is a stall, with what held what, not "invalid"."""
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [*CLI, "run", "--variants", "sync_threadpool", "--scenarios", "read", "--users", "128",
+         "--trials", "1", "--duration", "1.5", "--warmup", "0.5", "--pool-size", "10",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=220,
+        env={**os.environ, "DATABASE_URL": db.url},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((out / "run.json").read_text())
+    [cell] = doc["cells"]
+    assert cell["status"] == "stall", (cell["status"], cell["reasons"])
+    stall = cell["stall"]
+    assert stall["users"] == 128 and stall["in_flight"] == 128
+    assert stall["connections"] == 10 and stall["states"] == {"idle in transaction": 10}
+    assert stall["held_s"] >= 2 and stall["quiet_s"] >= 0.75, stall
+    assert stall["requests_in_window"] < 128  # well under one round of its users
+    assert doc["variants"]["sync_threadpool"]["threadpool_tokens"] == 40
+    assert cell["reasons"][0].startswith("server restarted: left 10 transactions open")

@@ -19,8 +19,10 @@ Order of work:
    A server whose backends still hold a transaction (or run a statement) 2 s after its
    load stopped (a stall) is restarted before any other cell runs, so its locks cannot
    spoil the next cells; backends that outlive it are terminated; the cell records it
-   (``lingering_transactions``) and is invalid. Before each reset no server of the run
-   may hold a transaction: stray ones are terminated, else the cell fails saying so.
+   (``lingering_transactions``) and is invalid, or, when the server had also stopped
+   answering, a ``stall`` with what held what (``stall_record``). Before each reset no
+   server of the run may hold a transaction: stray ones are terminated, else the cell
+   fails saying so.
    Ctrl-C or SIGTERM: every child stopped, finished cells kept, the run marked incomplete.
 """
 
@@ -348,7 +350,12 @@ class Runner:
         record["restarted"] = not remote
         cell["lingering_transactions"] = record
         cell["reasons"].insert(0, note)
-        if cell["status"] == "ok":
+        failed = cell["status"] == "failed"  # e.g. the server died: no stall to judge
+        stall = None if failed else stall_record(cell, record, self.config.duration)
+        if stall is not None:  # a result (what held what), not missing data
+            cell["stall"] = stall
+            cell["status"] = "stall"
+        elif cell["status"] == "ok":
             cell["status"] = "invalid"
         self.notice = f" · after {name}: {note.split(' (')[0]}"
         if not remote:
@@ -764,6 +771,31 @@ def _sample_until(deadline: float, sample: Callable[[], int], every: float = 0.1
         time.sleep(max(0.0, min(every, deadline - time.time())))
     _sleep_until(deadline)
     return peak
+
+
+def stall_record(
+    cell: dict[str, Any], lingering: dict[str, Any], duration: float
+) -> dict[str, Any] | None:
+    """What held what when a server that still held transactions after its cell had also
+    stopped answering: no request completed in the window, or none in at least its last
+    half (the youngest request in flight at the window's end is that old; users send their
+    next request at once). None for a server that kept answering (a leak: invalid)."""
+    censored = cell.get("censored") or {}
+    quiet = 0.0
+    if censored.get("count") and cell.get("censored_histogram"):
+        quiet = histograms.merge([cell["censored_histogram"]]).get_min_value() / 1e6
+    if cell.get("requests") != 0 and quiet < duration / 2:
+        return None
+    return {
+        "users": cell.get("users"),
+        "in_flight": censored.get("count"),
+        "requests_in_window": cell.get("requests"),
+        "window_s": duration,
+        "quiet_s": round(quiet, 2),
+        "connections": lingering["count"],
+        "states": lingering["states"],
+        "held_s": lingering["max_age_s"],
+    }
 
 
 def _still_open(

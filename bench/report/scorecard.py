@@ -2,9 +2,11 @@
 
 Per series: its cost (instructions per GET from ``cost.json`` when the folder has one,
 else server CPU µs per request), relative to the cheapest strategy; req/s against
-``depends`` with the statistics module's verdict; the tail under overload (p99.9 and
-fairness at the highest user count, "≥ X (censored)" when unresolved); the pitfall
-matrix's outcome counts; and one line on when to use it, from fixed rules (``advice``).
+``depends`` with the statistics module's verdict ("deadlocks at N users" where the load run
+recorded a stall, with req/s where it did not stall); the tail under overload (p99.9, max
+and fairness from the long-window overload pass only, "≥ X" when unresolved); the pitfall
+matrix's outcome counts; and "use", "use with care: …" or "avoid: …" from the fixed rules
+of :mod:`bench.report.advice`.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.common.blocks import Block, p, table
 from bench.common.result_files import PitfallFile, load_document
-from bench.common.results import Run, censored_percentiles, percentile, series_names
+from bench.common.results import Run, series_names
+from bench.report import advice as rules
+from bench.report import longwindow, stalls
 from bench.report.compare import METRICS, within
 
 COST_FILE = "cost.json"
@@ -27,11 +32,6 @@ BASELINE = "depends"
 GET_ENDPOINTS = {"get", "read", "get_by_id", "get /todos/{id}", "/todos/{id}"}
 """Names the cost run may give the GET-by-id endpoint (compared lower-case)."""
 
-# The rules behind the last column (percent or index; see ``advice``).
-FAIR_MIN = 0.90  # Jain's index below this at the highest user count: clients starve
-SLOWER_PERCENT = 5.0  # a resolved req/s loss beyond this against depends counts
-COSTLIER = 1.15  # cost ≥ 15 % above the cheapest strategy counts
-CHEAPEST = 1.02  # within 2 % of the cheapest strategy: "among the cheapest"
 PITFALL_ORDER = ("ok", "degraded", "broken", "error", "skipped")
 
 
@@ -46,12 +46,17 @@ class Score:
     rps: float | None = None
     rps_change_percent: float | None = None  # in req/s: +10 = 10 % more req/s than depends
     rps_resolved: bool = False  # the verdict found a difference
+    rps_users: int | None = None  # where rps was read, when not at the top user count
     verdict: str = ""
-    p999_us: float | None = None
-    p999_censored: bool = False
-    fairness: float | None = None
+    tail: longwindow.Tail | None = None  # from the long-window overload pass, or none
+    stall: stalls.Stall | None = None
     pitfalls: dict[str, int] = field(default_factory=dict)
-    broken: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)  # shared scenarios left out
+    degraded: list[str] = field(default_factory=list)
+
+    @property
+    def fairness(self) -> float | None:
+        return self.tail.fairness if self.tail else None
 
 
 def _ms(us: float) -> str:
@@ -61,6 +66,16 @@ def _ms(us: float) -> str:
 def tail_text(us: float, censored: bool) -> str:
     """A latency, "≥ X (censored)" when it is only a lower bound."""
     return f"≥ {_ms(us)} (censored)" if censored else _ms(us)
+
+
+def _tail_cell(tail: longwindow.Tail | None) -> str:
+    """p99.9 · max of the long-window pass, "≥ X" where only a lower bound."""
+    if tail is None:
+        return "not measured"
+    return " · ".join(
+        ("≥ " if key in tail.censored else "") + _ms(us)
+        for key, us in (("p99.9", tail.p999_us), ("max", tail.max_us))
+    )
 
 
 def headline_scenario(doc: dict[str, Any]) -> str | None:
@@ -100,15 +115,16 @@ def get_instructions(folder: Path) -> dict[str, float]:
     return {v: statistics.median(xs) for v, xs in per.items()}
 
 
-def _pitfalls(folder: Path) -> dict[str, list[dict[str, Any]]]:
+def _pitfalls(folder: Path) -> tuple[dict[str, list[dict[str, Any]]], set[tuple[str, Any]]]:
+    """The pitfall cells per variant, and the scenarios every variant shares."""
     path = folder / PITFALLS_FILE
     if not path.exists():
-        return {}
+        return {}, set()
     doc = load_document(path, PitfallFile)  # validated: a damaged file is one line, exit 2
     by_variant: dict[str, list[dict[str, Any]]] = {}
     for cell in doc.get("cells", []):
         by_variant.setdefault(cell["variant"], []).append(cell)
-    return by_variant
+    return by_variant, rules.shared_scenarios(doc.get("cells", []))
 
 
 def _kind(doc: dict[str, Any], series: str) -> str:
@@ -121,12 +137,14 @@ def _kind(doc: dict[str, Any], series: str) -> str:
     return known.kind if known else "strategy"
 
 
-def scores(folder: Path) -> tuple[list[Score], dict[str, Any]]:
-    """The scorecard's rows for *folder* and what they were read from (for the caption)."""
-    pitfalls = _pitfalls(folder)
-    context: dict[str, Any] = {"pitfalls": bool(pitfalls)}
+def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[str, Any]]:
+    """The scorecard's rows for *folder* and what they were read from (for the caption);
+    tails and fairness from the long-window overload pass among *folder* and *extra*."""
+    pitfalls, shared = _pitfalls(folder)
+    context: dict[str, Any] = {"pitfalls": bool(pitfalls), "shared": sorted(
+        {scenario for scenario, _ in shared})}  # fmt: skip
     if not (folder / "run.json").exists():
-        out = [_with_pitfalls(Score(name, _kind({"variants": {}}, name)), pitfalls)
+        out = [_with_pitfalls(Score(name, _kind({"variants": {}}, name)), pitfalls, shared)
                for name in pitfalls]  # fmt: skip
         return out, context
     run = Run.load(folder)
@@ -138,7 +156,9 @@ def scores(folder: Path) -> tuple[list[Score], dict[str, Any]]:
     context |= {"scenario": scenario, "users": top}
     instructions = get_instructions(folder)
     context["cost_unit"] = "instructions/GET" if instructions else "server CPU µs/req"
-    context["tail_recorded"] = any("tail_resolved" in c for c in doc["cells"])
+    tails = longwindow.tails([folder, *extra], scenario)
+    context["long_window"] = next(iter(tails.values()), None)
+    stalled = stalls.stalls(doc)
     verdicts: dict[tuple[str, str], Any] = {}
     names = series_names(doc)
     for base in {_twin(doc, s, BASELINE) for s in names}:
@@ -151,19 +171,17 @@ def scores(folder: Path) -> tuple[list[Score], dict[str, Any]]:
         group = [c for c in doc["cells"] if (c["variant"], c["scenario"], c["users"]) == (
             name, scenario, top)]  # fmt: skip
         valid = [c for c in group if c["status"] == "ok"]
-        score = Score(name, _kind(doc, name))
+        score = Score(name, _kind(doc, name), stall=stalled.get(name))
+        score.tail = tails.get(longwindow.key(doc["variants"].get(name, {}), name))
+        if instructions:  # measured apart from the load run: shown whatever the load did
+            score.cost = instructions.get(name.split("+", 1)[0])
+        if not valid:  # e.g. a stall at the top: req/s where it did not stall
+            valid, score.rps_users = _highest_valid(doc["cells"], name, scenario)
         if valid:
             score.rps = statistics.median(c["rps"] for c in valid)
-            if instructions:
-                score.cost = instructions.get(name.split("+", 1)[0])
-            else:
+            if not instructions:
                 cpu = [v for c in valid if (v := c["cpu_us_per_request"].get("server")) is not None]
                 score.cost = statistics.median(cpu) if cpu else None
-            if all("p99.9" in c["latency_us"] for c in valid):
-                score.p999_us = percentile(group, "p99.9")[0]
-                score.p999_censored = "p99.9" in censored_percentiles(group)
-            jain = [c["fairness"]["jain"] for c in valid if "fairness" in c]
-            score.fairness = statistics.median(jain) if jain else None
         compared = verdicts.get((_twin(doc, name, BASELINE), name))
         if compared is not None:
             score.verdict = compared.comparison.verdict()
@@ -172,7 +190,7 @@ def scores(folder: Path) -> tuple[list[Score], dict[str, Any]]:
             score.rps_resolved = bool(getattr(compared.comparison, "significant", False))
         elif name == _twin(doc, name, BASELINE):
             score.verdict = "baseline"
-        out.append(_with_pitfalls(score, pitfalls))
+        out.append(_with_pitfalls(score, pitfalls, shared))
     strategies = [s.cost for s in out if s.kind == "strategy" and s.cost]
     cheapest = min(strategies) if strategies else None
     for s in out:
@@ -182,66 +200,53 @@ def scores(folder: Path) -> tuple[list[Score], dict[str, Any]]:
     return out, context
 
 
-def _with_pitfalls(score: Score, pitfalls: dict[str, list[dict[str, Any]]]) -> Score:
+def _highest_valid(
+    cells: list[dict[str, Any]], name: str, scenario: str
+) -> tuple[list[dict[str, Any]], int | None]:
+    """*name*'s valid cells of *scenario* at the highest user count that has any."""
+    valid = [c for c in cells if (c["variant"], c["scenario"], c["status"]) == (
+        name, scenario, "ok")]  # fmt: skip
+    if not valid:
+        return [], None
+    users = max(c["users"] for c in valid)
+    return [c for c in valid if c["users"] == users], users
+
+
+def _with_pitfalls(
+    score: Score, pitfalls: dict[str, list[dict[str, Any]]], shared: set[tuple[str, Any]]
+) -> Score:
     cells = pitfalls.get(score.series.split("+", 1)[0], [])
     for cell in cells:
         score.pitfalls[cell["outcome"]] = score.pitfalls.get(cell["outcome"], 0) + 1
-        if cell["outcome"] == "broken":
-            score.broken.append(cell["scenario"])
+    score.broken, score.degraded = rules.own_failures(cells, shared)
     return score
 
 
-def _pct(value: float) -> str:
-    return f"{value:+.0f} %".replace("-", "−")
-
-
-def _scenarios(n: int) -> str:
-    return f"{n} pitfall scenario" + ("" if n == 1 else "s")
-
-
 def advice(s: Score) -> str:
-    """When to use *s* or avoid it: fixed rules over the row's numbers (no hand-written prose).
-
-    avoid when: a pitfall scenario is broken (avoid code written that way), or clients starve
-    under overload (fairness < FAIR_MIN or a censored tail); care: a resolved req/s loss of
-    SLOWER_PERCENT or more against depends, a cost ≥ COSTLIER × the cheapest strategy's, a
-    degraded pitfall; otherwise use, with what speaks for it.
-    """
+    """One of "use", "use with care: …", "avoid: …" for *s* (:mod:`bench.report.advice`)."""
+    reference = ""
     if s.kind == "baseline":
         import variants
 
         known = variants.VARIANTS.get(s.series.split("+", 1)[0])
-        if known is not None and known.threads:
-            return "a reference, not a contender: the sync Session in FastAPI's threadpool"
-        return "a ceiling, not a contender: shows what the ORM session costs"
-    avoid, caution, good = [], [], []
-    if s.broken:
-        avoid.append(f"handlers do {', '.join(s.broken)} (broken in the pitfall matrix)")
-    starving = s.fairness is not None and s.fairness < FAIR_MIN
-    if starving or s.p999_censored:
-        detail = f"fairness {s.fairness:.2f}" if s.fairness is not None else "tail censored"
-        avoid.append(f"users can outnumber the pool: clients starve ({detail})")
-    if s.rps_resolved and s.rps_change_percent is not None:
-        if s.rps_change_percent <= -SLOWER_PERCENT:
-            caution.append(f"{_pct(s.rps_change_percent)} req/s vs {BASELINE}")
-        elif s.rps_change_percent >= SLOWER_PERCENT:
-            good.append(f"{_pct(s.rps_change_percent)} req/s vs {BASELINE}")
-    if s.cost_relative is not None:
-        if s.cost_relative >= COSTLIER:
-            caution.append(f"costs {_pct(100 * (s.cost_relative - 1))} over the cheapest")
-        elif s.cost_relative <= CHEAPEST:
-            good.append("among the cheapest")
-    if s.pitfalls.get("degraded"):
-        caution.append(f"degraded in {_scenarios(s.pitfalls['degraded'])}")
-    if s.fairness is not None and not starving and not s.p999_censored:
-        good.append("fair under overload")
-    if s.pitfalls and not s.broken:
-        good.append("no pitfall broken")
-    if avoid:
-        return "avoid when " + " or when ".join(avoid) + "".join(f"; {c}" for c in caution)
-    if caution:
-        return "use with care: " + "; ".join(caution + good)
-    return "use: " + "; ".join(good) if good else "no verdict: too little measured"
+        reference = (
+            "reference: the sync Session in FastAPI's threadpool"
+            if known is not None and known.threads
+            else "a ceiling, not a contender"
+        )
+    deadlock = f"{s.stall.headline()} ({s.stall.mechanism()})" if s.stall else None
+    tail = s.tail
+    return rules.verdict(
+        kind=s.kind,
+        deadlock=deadlock,
+        broken=s.broken,
+        tested=bool(s.pitfalls),
+        fairness=s.fairness,
+        measured=tail is not None,
+        tail=f"max {'≥ ' if 'max' in tail.censored else ''}{_ms(tail.max_us)}" if tail else "",
+        users=tail.users if tail else None,
+        reference=reference,
+    )
 
 
 def _pitfall_text(counts: dict[str, int]) -> str:
@@ -257,9 +262,24 @@ def _cost_text(s: Score, unit: str) -> str:
     return f"×{s.cost_relative:.2f} ({amount})" if s.cost_relative else amount
 
 
-def blocks(folder: Path) -> list[Block]:
-    """The scorecard: a caption and one table (nothing if there is nothing to score)."""
-    rows, ctx = scores(folder)
+def _short(verdict: str) -> str:
+    """A verdict without its interval: "1.19x faster", "not resolved by this run"."""
+    return verdict.split(" (", 1)[0]
+
+
+def _rps_text(s: Score) -> str:
+    rps = "–" if s.rps is None else f"{s.rps:,.0f}"
+    if s.stall is not None:
+        where = f"; {rps} at {s.rps_users} users" if s.rps_users and s.rps is not None else ""
+        return f"{s.stall.headline()}{where}"
+    if s.rps_users is not None:
+        return f"{rps} at {s.rps_users} users"
+    return "–" if s.rps is None else f"{rps}: {_short(s.verdict) or '–'}"
+
+
+def blocks(folder: Path, extra: Sequence[Path] = ()) -> list[Block]:
+    """The scorecard: a caption, one table and how to read it (nothing if nothing to score)."""
+    rows, ctx = scores(folder, extra)
     if not rows:
         return []
     if "scenario" not in ctx:  # a folder with only a pitfall matrix
@@ -267,6 +287,7 @@ def blocks(folder: Path) -> list[Block]:
             p("Scorecard: the pitfall matrix's outcomes per strategy, and what they mean."),
             table(["strategy", "pitfalls", "use it?"],
                   [[s.series, _pitfall_text(s.pitfalls), advice(s)] for s in rows]),
+            p(rules.rules_text()),
         ]  # fmt: skip
     unit = ctx["cost_unit"]
     cost_head = "instructions per GET" if unit.startswith("instructions") else "server CPU/req"
@@ -274,20 +295,25 @@ def blocks(folder: Path) -> list[Block]:
         [
             s.series,
             _cost_text(s, unit),
-            "–" if s.rps is None else f"{s.rps:,.0f}: {s.verdict or '–'}",
-            "–" if s.p999_us is None else tail_text(s.p999_us, s.p999_censored),
+            _rps_text(s),
+            _tail_cell(s.tail),
             "–" if s.fairness is None or math.isnan(s.fairness) else f"{s.fairness:.2f}",
             _pitfall_text(s.pitfalls),
             advice(s),
         ]
         for s in rows
     ]
-    note = (
-        "Tails: this run did not record censored requests, so p99.9 counts completed "
-        "requests only and can understate the wait of starved clients. "
-        if not ctx["tail_recorded"]
-        else "A tail marked ≥ (censored) is a lower bound: requests were still waiting when "
-        "the window closed. "
+    long: longwindow.Tail | None = ctx["long_window"]
+    tail_note = (
+        f"p99.9 · max and fairness: from the long-window overload pass ({long.folder}: "
+        f"{long.users} users, pool {long.pool}, {long.window_s:g} s windows, same pool queue "
+        f"and driver), never from the short windows of this run; ≥ X: a lower bound, "
+        f"requests were still waiting when the window closed; fairness is Jain's index of "
+        f"requests per user (1.00 = all served alike). "
+        if long
+        else "p99.9 · max and fairness: not measured in long windows (no overload pass "
+        f"of at least {longwindow.LONG_WINDOW_S:g} s windows given), and never read from "
+        "short windows. "
     )
     cost_note = (
         "cost: instructions the server executed per GET /todos/{id} (valgrind, cost.json)"
@@ -296,6 +322,21 @@ def blocks(folder: Path) -> list[Block]:
         "close to 1 / req/s, not an independent measure; `sessionbench cost` counts "
         "instructions)"
     )
+    shared = ctx.get("shared") or []
+    notes = [
+        f"{cost_note[0].upper()}{cost_note[1:]}, relative to the cheapest strategy "
+        f"(×1.00). req/s: median of valid trials, with the statistics module's verdict "
+        f"against {BASELINE} (intervals in the tables below); \"deadlocks at N users\": the "
+        f"server stopped answering with its threads and connections held (a stall, a result "
+        f"of the run), req/s then from the highest user count where it did not. {tail_note}"
+        f"Pitfalls: the pitfall matrix's outcomes"
+        + (f"; shared by every strategy, so counted against none: {', '.join(shared)}"
+           if shared else "")
+        + ".",
+        rules.rules_text(),
+    ]  # fmt: skip
+    if any(s.stall and s.stall.threads for s in rows):
+        notes.append(stalls.MECHANISM)
     return [
         p(
             f"Scorecard — {ctx['scenario']} scenario at {ctx['users']} concurrent users (the "
@@ -307,22 +348,12 @@ def blocks(folder: Path) -> list[Block]:
                 "strategy",
                 cost_head,
                 f"req/s vs {BASELINE}",
-                "p99.9",
+                "p99.9 · max",
                 "fairness",
                 "pitfalls",
                 "use it?",
             ],
             body,
         ),
-        p(
-            f"{cost_note[0].upper()}{cost_note[1:]}, relative to the cheapest strategy "
-            f"(×1.00). req/s: median of valid trials, with the statistics module's verdict "
-            f"against {BASELINE}. p99.9: median over valid trials of each trial's; fairness: "
-            f"Jain's index of requests per user (1.00 = all served alike). Pitfalls: the "
-            f"pitfall matrix's outcomes. {note}The last column follows fixed rules "
-            f"(bench/report/scorecard.py): avoid when a pitfall is broken, "
-            f"fairness < {FAIR_MIN:.2f} or "
-            f"the tail is censored; care when req/s is resolved {SLOWER_PERCENT:g} % or more "
-            f"below {BASELINE}, the cost ≥ ×{COSTLIER:.2f}, or a pitfall degraded."
-        ),
+        *(p(n) for n in notes),
     ]

@@ -1,0 +1,92 @@
+"""Tails and fairness from a long-window overload pass, never from short windows.
+
+A starving client completes a handful of requests in a 1.5 s window, so Jain's index
+and the longest wait measured there say more about the window than about the strategy.
+The scorecard takes p99.9, max and fairness only from a run folder whose windows last at
+least :data:`LONG_WINDOW_S` and whose users outnumber the pool (the overload pass, given to
+``sessionbench report`` with ``--readme-also``), per strategy on the same pool queue and
+driver as the scorecard's series; a strategy that pass did not run has no tail.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common.results import Run, censored_percentiles, percentile
+
+LONG_WINDOW_S = 4.0
+"""Shortest measured window (s) whose tails and fairness the scorecard reads."""
+
+Key = tuple[str, str, str]  # variant, pool queue, driver
+
+
+def key(info: dict[str, Any], series: str) -> Key:
+    """What must match between a scorecard series and a series of the long-window pass."""
+    return (
+        str(info.get("variant", series.split("+", 1)[0])),
+        str(info.get("pool_queue") or "sqlalchemy"),
+        str(info.get("driver") or "asyncpg"),
+    )
+
+
+@dataclass(frozen=True)
+class Tail:
+    """One series' tail in the long-window pass (µs; censored: keys only lower bounds)."""
+
+    fairness: float | None
+    p999_us: float
+    max_us: float
+    censored: frozenset[str]
+    users: int
+    pool: int | None
+    window_s: float
+    folder: str
+
+
+def _is_long(doc: dict[str, Any]) -> bool:
+    if float(doc["settings"].get("duration", 0)) < LONG_WINDOW_S:
+        return False
+    return any(
+        c["users"] > (doc["variants"].get(c["variant"], {}).get("pool_size") or c["users"])
+        for c in doc["cells"]
+    )
+
+
+def tails(folders: Sequence[Path], scenario: str) -> dict[Key, Tail]:
+    """Per (variant, queue, driver): its tail at the highest user count of *scenario* in the
+    longest-window overload folder that ran it (empty when no folder qualifies)."""
+    runs = []
+    for folder in folders:
+        if (folder / "run.json").exists():
+            run = Run.load(folder)
+            if run.doc["cells"] and _is_long(run.doc):
+                runs.append((float(run.doc["settings"]["duration"]), folder, run))
+    out: dict[Key, Tail] = {}
+    for duration, folder, run in sorted(runs, key=lambda r: -r[0]):
+        doc = run.doc
+        cells = [c for c in doc["cells"] if c["scenario"] == scenario]
+        if not cells:
+            continue
+        top = max(c["users"] for c in cells)
+        for series, info in doc["variants"].items():
+            group = [c for c in cells if (c["variant"], c["users"]) == (series, top)]
+            valid = [c for c in group if c["status"] == "ok"]
+            k = key(info, series)
+            if k in out or not valid or not all("max" in c["latency_us"] for c in valid):
+                continue
+            jain = [c["fairness"]["jain"] for c in valid if "fairness" in c]
+            out[k] = Tail(
+                fairness=statistics.median(jain) if jain else None,
+                p999_us=percentile(group, "p99.9")[0],
+                max_us=percentile(group, "max")[0],
+                censored=frozenset(censored_percentiles(group)),
+                users=top,
+                pool=info.get("pool_size"),
+                window_s=duration,
+                folder=folder.name,
+            )
+    return out
