@@ -115,8 +115,8 @@ def verdict(
     if not measured:
         care.append(NOT_MEASURED)
     elif fairness is not None and fairness < FAIR_MIN:
-        at = f" at {users}" if users else ""
-        care.append(f"users ≤ pool (fairness {fairness:.2f}{at}{', ' + tail if tail else ''})")
+        at = f"at {users} users: " if users else ""
+        care.append(f"users ≤ pool ({at}fairness {fairness:.2f}{', ' + tail if tail else ''})")
     return "use with care: " + "; ".join(care) if care else "use"
 
 

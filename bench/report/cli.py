@@ -47,7 +47,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         folder = args.run or latest_run()
     except FileNotFoundError as exc:
         usage_error(str(exc))
-    for path in build(folder):
+    for path in build(folder, args.readme_also):
         print(path)
     if args.readme is not None:
         from bench.report.document import update_readme
@@ -70,8 +70,9 @@ def register(sub: Any) -> None:
     p.add_argument("--readme", type=Path, metavar="FILE",
                    help="also refresh FILE's generated reference-results section")  # fmt: skip
     p.add_argument("--readme-also", type=report_folder, action="append", default=[],
-                   metavar="RUN_DIR", help="with --readme: add RUN_DIR's summaries to that "
-                   "section (e.g. the overload pass; repeatable)")  # fmt: skip
+                   metavar="RUN_DIR", help="add RUN_DIR's summaries to README's section "
+                   "and let the scorecard and the questions read it (e.g. the overload pass, "
+                   "the driver run; repeatable)")  # fmt: skip
 
     help = "Compare strategies within a run, or two runs cell by cell."
     p = add_command(sub, "compare", cmd_compare, help)

@@ -34,7 +34,7 @@ from bench.common.results import Run, censored_percentiles, group_summary, perce
 from bench.common.stats import VERDICT_METHOD, coverage_text, median_ci
 from bench.micro import GROUPS as MICRO_GROUPS
 from bench.micro.command import MICRO_FILE
-from bench.report import questions, scorecard
+from bench.report import questions, scorecard, stalls
 from bench.report.compare import METRICS, within
 
 # --- content ---------------------------------------------------------------------------------
@@ -81,6 +81,11 @@ def headline(run: Run) -> tuple[list[Block], int]:
         (r.b, r.scenario, r.users): r.comparison.verdict()
         for r in within(run, base, METRICS["rps"])
     }
+    stalled = {
+        (c["variant"], c["scenario"]) for c in doc["cells"]
+        if c["users"] == top and stalls.is_stall(c, doc)
+    }  # fmt: skip
+    found = stalls.stalls(doc)
     rows = []
     for row in sorted(group_summary(doc["cells"]), key=lambda r: (r["scenario"], -r.get("rps", 0))):
         if row["users"] != top:
@@ -101,6 +106,9 @@ def headline(run: Run) -> tuple[list[Block], int]:
                 latency_ms(group, "p99.9"),
                 _fair(row["jain"]),
             ]
+        elif (row["variant"], row["scenario"]) in stalled:
+            stall = found[row["variant"]]
+            rps, rest = f"{stall.headline()} ({stall.mechanism()})", ["–"] * 5
         else:
             rps, rest = "no valid trial", ["–"] * 5
         verdict = (
@@ -232,6 +240,7 @@ def all_cells_table(doc: dict[str, Any]) -> list[Block]:
     rows = []
     for key in sorted(groups):
         r, group = summary[key], groups[key]
+        stalled = [c for c in group if stalls.is_stall(c, doc)]
         if "rps" in r:
             measured = [
                 f"{r['rps']:,.0f}",
@@ -242,12 +251,15 @@ def all_cells_table(doc: dict[str, Any]) -> list[Block]:
                 latency_ms(group, "p99.9"),
                 _fair(r["jain"]),
             ]
+        elif stalled:
+            measured = ["stall", *["–"] * 6]
         else:
             measured = ["–"] * 7
         extra = ([littles_law(group)] if has_law else []) + (
             [phase_failures(group)] if has_phases else []
         )
-        rows.append([key[0], str(key[1]), key[2], f"{r['valid']}/{r['trials']}", *measured, *extra])
+        valid = f"{r['valid']}/{r['trials']}" + (f", {len(stalled)} stalled" if stalled else "")
+        rows.append([key[0], str(key[1]), key[2], valid, *measured, *extra])
     headers = ["scenario", "users", "variant", "valid", "req/s", "CV", "server µs/req"]
     headers += ["p50 ms", "p99 ms", "p99.9 ms", "fairness"]
     headers += (["Little's law ratio"] if has_law else []) + (
@@ -266,15 +278,27 @@ def all_cells_table(doc: dict[str, Any]) -> list[Block]:
 
 def validity(doc: dict[str, Any]) -> list[Block]:
     cells = doc["cells"]
+    stalled = [c for c in cells if stalls.is_stall(c, doc)]
     counts = {s: sum(c["status"] == s for c in cells) for s in ("ok", "invalid", "failed")}
+    counts["invalid"] -= sum(c["status"] == "invalid" for c in stalled)  # older runs' stalls
     blocks = [
         h2("Validity"),
         p(
-            f"{len(cells)} cells: {counts['ok']} valid, {counts['invalid']} invalid, "
-            f"{counts['failed']} failed. Invalid and failed cells are left out of every median, "
-            "dot and line above; the throughput plots show invalid trials as grey crosses."
+            f"{len(cells)} cells: {counts['ok']} valid, {len(stalled)} stalled, "
+            f"{counts['invalid']} invalid, {counts['failed']} failed. Stalled, invalid and "
+            "failed cells are left out of every median, dot and line above; the throughput "
+            "plots show invalid trials as grey crosses. A stall is a result: the server stopped "
+            "answering with its threads and connections held (below)."
         ),
     ]
+    found = stalls.stalls(doc)
+    if found:
+        blocks += [
+            h2("Stalls: what held what"),
+            bullets([f"{name}: {st.headline()}: {st.evidence()}" for name, st in found.items()]),
+        ]
+        if any(st.threads for st in found.values()):
+            blocks.append(p(stalls.MECHANISM))
     bad = [c for c in cells if c["status"] != "ok"]
     if bad:
         blocks.append(
@@ -284,7 +308,7 @@ def validity(doc: dict[str, Any]) -> list[Block]:
                     [
                         f"{c['variant']} · {c['scenario']} · {c['users']} users · "
                         f"trial {c['trial']}",
-                        c["status"],
+                        "stall" if stalls.is_stall(c, doc) else c["status"],
                         "; ".join(r.splitlines()[0] for r in c["reasons"])[:300],
                     ]
                     for c in bad
@@ -300,7 +324,7 @@ def validity(doc: dict[str, Any]) -> list[Block]:
     if restarted:
         blocks += [
             p(
-                "Servers that still held transactions after their cell (a stall): each was "
+                "Servers that still held transactions after their cell: each was "
                 "restarted before any other cell ran, so its locks could not spoil the next "
                 "cells; backends that outlived it were terminated:"
             ),
@@ -437,8 +461,11 @@ def micro_section(folder: Path, doc: dict[str, Any]) -> list[Block]:
     ]
 
 
-def build(folder: Path) -> list[Path]:
-    """Write plots, report.md and index.html into *folder*; return what was written."""
+def build(folder: Path, extra: Sequence[Path] = ()) -> list[Path]:
+    """Write plots, report.md and index.html into *folder*; return what was written.
+
+    *extra*: other run folders the scorecard and the questions may read (the long-window
+    overload pass, the driver run)."""
     if not (folder / "run.json").exists() and not (folder / "pitfalls.json").exists():
         from bench.cost.report import build_alone as cost_alone  # only a cost run
 
@@ -459,7 +486,11 @@ def build(folder: Path) -> list[Path]:
             f"run {doc['started']} ({doc['settings'].get('mode')} mode, status {doc['status']})."
         ),
     ]
-    blocks += [h2("Scorecard"), *scorecard.blocks(folder), *questions.blocks([folder])]
+    blocks += [
+        h2("Scorecard"),
+        *scorecard.blocks(folder, extra),
+        *questions.blocks([folder, *extra]),
+    ]
     tables: list[Block] = []
     if doc["cells"]:
         head, top = headline(run)
@@ -523,7 +554,7 @@ def readme_section(folder: Path, readme: Path, extra: Sequence[Path] = ()) -> st
     env = doc["environment"]
     rel = folder.resolve().relative_to(readme.resolve().parent)
     blocks: list[Block] = [
-        *scorecard.blocks(folder),
+        *scorecard.blocks(folder, extra),
         *questions.blocks([folder, *extra]),
         p(
             f"Reference run `{doc['run_id']}` of {doc['started'][:10]} on {env.get('cpu_model')} "
