@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,29 +74,56 @@ def to_markdown(blocks: list[Block]) -> str:
     return "\n".join(out)
 
 
+_CODE = re.compile(r"(`+)(.+?)\1")
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+_EM = re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])")
+
+
+def inline(text: str) -> str:
+    """The inline Markdown the blocks write (`code`, **bold**, *emphasis*, [text](url)) as
+    HTML, everything else escaped; a code span's content is shown as written."""
+    out = []
+    last = 0
+    for m in _CODE.finditer(text):
+        out.append(_spans(text[last : m.start()]))
+        out.append(f"<code>{html.escape(m.group(2).strip())}</code>")
+        last = m.end()
+    out.append(_spans(text[last:]))
+    return "".join(out)
+
+
+def _spans(text: str) -> str:
+    text = html.escape(text, quote=False)
+    text = _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', text)
+    text = _BOLD.sub(r"<strong>\1</strong>", text)
+    return _EM.sub(r"<em>\1</em>", text)
+
+
 def to_html(blocks: list[Block], title: str) -> str:
     e = html.escape
     body: list[str] = []
     for b in blocks:
         if b.kind in ("h1", "h2"):
-            body.append(f"<{b.kind}>{e(b.text)}</{b.kind}>")
+            body.append(f"<{b.kind}>{inline(b.text)}</{b.kind}>")
         elif b.kind == "p":
-            body.append(f"<p>{e(b.text)}</p>")
+            body.append(f"<p>{inline(b.text)}</p>")
         elif b.kind == "table":
-            head = "".join(f"<th>{e(h)}</th>" for h in b.headers)
+            head = "".join(f"<th>{inline(h)}</th>" for h in b.headers)
             rows = "".join(
-                "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in b.rows
+                "<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>" for row in b.rows
             )
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif b.kind == "img":
             body.append(f'<figure><img src="{e(b.text)}" alt="{e(b.items[0])}"></figure>')
         elif b.kind == "list":
-            body.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in b.items) + "</ul>")
+            body.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in b.items) + "</ul>")
     style = (
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
         "color:#222}table{border-collapse:collapse;margin:1em 0;font-size:.9em}"
         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}"
         "img{max-width:100%;border:1px solid #ddd}figure{margin:1em 0}"
+        "code{background:#f3f3f3;padding:0 .2em;border-radius:3px}"
     )
     return (
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -129,7 +129,7 @@ def rules_text() -> str:
         "a deadlock under load is *avoid: deadlocks at N users*; "
         f"a broken pitfall every app meets ({unconditional}) is *avoid*; "
         f"a broken pitfall that depends on how handlers are written ({conditional}) is a "
-        "condition, *use with care: <condition>*; "
+        "condition (*use with care: no fan-out on one session*), not a verdict; "
         "a pitfall scenario in which every strategy has the same outcome under the same pool "
         "settings (e.g. a PostgreSQL restart without pre-ping) is a pool setting's failure "
         "and counts against none; "

@@ -1,11 +1,13 @@
 """Three questions FastAPI users ask before they pick a strategy, each answered from the numbers.
 
 "I followed FastAPI's own tutorial" (``sqlmodel`` against ``depends``), "does async even buy
-me anything?" (``sync_threadpool`` against ``context``) and "asyncpg or psycopg?" (the
-driver axis). Each answer is one sentence built from the run folders it is given: req/s of
-the ``read`` scenario at each user count, with the paired verdict of ``bench.report.compare``
-(or why there is none), and instructions per GET from ``cost.json`` where the folder has one.
-A question whose series no folder holds is left out.
+me anything?" (``sync_threadpool`` against ``context``, both on psycopg, so the driver does
+not decide it: the driver run of ``scripts/reference`` holds both) and "asyncpg or
+psycopg?" (the driver axis). Each answer is one sentence built from the run folders it is
+given: req/s of the ``read`` scenario at each user count, with the paired verdict of
+``bench.report.compare`` (or why there is none), and instructions per GET from ``cost.json``
+where the folder has one. A question whose series no folder holds is left out; no claim is
+made that no number in the folders backs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from bench.common.blocks import Block, bullets, h2
 from bench.common.results import Run
 from bench.common.stats import Comparison
+from bench.report import stalls
 from bench.report.compare import METRICS, within
 from bench.report.scorecard import get_instructions
 
@@ -116,30 +119,87 @@ def tutorial(folders: Sequence[Path]) -> str | None:
     )
 
 
+def _on(run: Run, variant: str, driver: str) -> str | None:
+    """The series of *run* that is *variant* on *driver* (by the run's own record)."""
+    for series, info in run.doc["variants"].items():
+        own = info.get("variant", series.split("+", 1)[0])
+        on = (info.get("driver") or "asyncpg") == driver
+        if own == variant and on and any(c["variant"] == series for c in run.cells):
+            return series
+    return None
+
+
+def _answer(run: Run, comparison: Comparison | None, series: str, users: int) -> str:
+    """Async's answer at *users*: faster, slower, no difference, not resolved or deadlock."""
+    if any(
+        stalls.is_stall(c, run.doc)
+        for c in run.cells
+        if (c["variant"], c["scenario"], c["users"]) == (series, SCENARIO, users)
+    ):
+        return "the threadpool deadlocks"
+    if comparison is None:
+        return "not compared"
+    if comparison.significant:
+        return "async faster" if comparison.change_percent < 0 else "sync faster"
+    return "no difference" if comparison.equivalent else "not resolved"
+
+
 def sync_vs_async(folders: Sequence[Path]) -> str | None:
-    """sync_threadpool (sync Session in FastAPI's threadpool) against context."""
-    found = _find(folders, "sync_threadpool", "context")
-    if found is None:
-        return None
-    folder, run = found
-    info = run.doc["variants"].get("sync_threadpool", {})
+    """sync_threadpool against context on the same driver (psycopg), per user count."""
+    for folder in folders:
+        if not (folder / "run.json").exists():
+            continue
+        run = Run.load(folder)
+        sync = _on(run, "sync_threadpool", "psycopg")
+        context = _on(run, "context", "psycopg")
+        if sync is not None and context is not None:
+            return _sync_vs_async(folder, run, sync, context)
+    return None
+
+
+def _sync_vs_async(folder: Path, run: Run, sync: str, context: str) -> str:
+    info = run.doc["variants"].get(sync, {})
     setup = ", ".join(
         f"{label} {info[key]}"
         for key, label in (("threadpool_tokens", "threads"), ("pool_size", "pool"))
         if key in info
     )
     levels = sorted({c["users"] for c in run.cells if c["scenario"] == SCENARIO})
-    stalled = [u for u in levels if _invalid(run.cells, "sync_threadpool", u)]
+    rows = {
+        r.users: r.comparison
+        for r in within(run, context, METRICS["rps"])
+        if r.b == sync and r.scenario == SCENARIO
+    }
+    parts, answers = [], []
+    for users in levels:
+        answer = _answer(run, rows.get(users), sync, users)
+        answers.append(answer)
+        if answer == "the threadpool deadlocks":
+            found = stalls.stalls(run.doc).get(sync)
+            detail = f" ({found.evidence().split(': ', 1)[1]})" if found else ""
+            parts.append(f"at {users} users {answer}{detail}")
+        elif users in rows:
+            parts.append(_short(rows[users], f"at {users} users"))
+        else:
+            why = _invalid(run.cells, sync, users) or _invalid(run.cells, context, users)
+            parts.append(f"no comparison at {users} users ({why or 'no common round'})")
+    changes = [
+        f"from {users} users on: {now}"
+        for users, before, now in zip(levels[1:], answers, answers[1:], strict=False)
+        if now != before
+    ]
+    close = (
+        f"the answer changes {'; '.join(changes)} (at {levels[0]} users: {answers[0]})"
+        if changes
+        else f"the same answer at every user count run ({answers[0]})"
+    )
     ratio = _instructions(folder, "context", "sync_threadpool")
-    parts = _rps(run, "context", "sync_threadpool")
-    if stalled:
-        close = f"async keeps serving where the threadpool did not (at {stalled[0]} users)"
-    else:
-        close = "see the verdicts for what async buys here"
+    cost = f"; {_cost_phrase(ratio, 'context')}" if ratio is not None else ""
     return (
-        f"**Does async buy me anything?** The sync `Session` in FastAPI's threadpool "
-        f"(`sync_threadpool`{', ' + setup if setup else ''}) against the async `context` "
-        f"strategy: {'; '.join(parts)}; {_cost_phrase(ratio, 'context')}: {close}."
+        f"**Does async buy me anything?** Both on psycopg, so the driver is not what differs "
+        f"(`{folder.name}`): the sync `Session` in FastAPI's threadpool (`sync_threadpool`"
+        f"{', ' + setup if setup else ''}) against the async `context` strategy, req/s of "
+        f"{SCENARIO}: {'; '.join(parts)}{cost}; {close}."
     )
 
 
