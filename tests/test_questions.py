@@ -52,20 +52,52 @@ def test_unresolved_difference_is_said_so(tmp_path: Path) -> None:
     assert "no instruction count" in answer
 
 
-def test_stalled_threadpool_names_the_reason(tmp_path: Path) -> None:
-    doc = _jitter(fake_doc({"context": 1000, "sync_threadpool": 600}, users=(32, 128)), "context")
-    doc["variants"]["sync_threadpool"] |= {"threadpool_tokens": 40, "pool_size": 10}
+def _same_driver(doc: dict[str, Any], driver: str = "psycopg") -> dict[str, Any]:
+    for info in doc["variants"].values():
+        info |= {"driver": driver, "pool_size": 10}
+    return doc
+
+
+def test_async_question_compares_on_one_driver_and_says_where_the_answer_changes(
+    tmp_path: Path,
+) -> None:
+    """At 8 users the same req/s, at 32 the threadpool 40 % slower, at 128 a stall."""
+    doc = _same_driver(fake_doc({"context": 1000, "sync_threadpool": 1000}, users=(8, 32, 128)))
+    doc["variants"]["sync_threadpool"]["threadpool_tokens"] = 40
     for cell in doc["cells"]:
-        if cell["variant"] == "sync_threadpool" and cell["users"] == 128:
-            cell |= {"status": "invalid", "reasons": ["0 requests completed"]}
-    answer = questions.sync_vs_async([write(tmp_path / "run", doc)])
+        if (cell["variant"], cell["users"]) == ("sync_threadpool", 8):
+            cell["rps"] *= (1.0, 1.005, 0.995)[cell["trial"] - 1]
+        elif (cell["variant"], cell["users"]) == ("sync_threadpool", 32):
+            cell["rps"] *= 0.6 * (1.0, 1.01, 0.99)[cell["trial"] - 1]
+        elif (cell["variant"], cell["users"]) == ("sync_threadpool", 128):
+            cell |= {"status": "stall", "rps": 0.0, "reasons": ["server restarted"],
+                     "stall": {"users": 128, "in_flight": 128, "requests_in_window": 0,
+                               "window_s": 2.5, "quiet_s": 2.4, "connections": 10,
+                               "states": {"idle in transaction": 10}, "held_s": 9.0}}  # fmt: skip
+    answer = questions.sync_vs_async([write(tmp_path / "driver", doc)])
     assert answer is not None
+    assert "Both on psycopg, so the driver is not what differs (`driver`)" in answer
     assert "threads 40, pool 10" in answer
-    assert "at 32 users" in answer and "−40 % req/s at 32 users (CI" in answer
-    assert "no comparison at 128 users (all 3 of its cells invalid: 0 requests completed)" in (
-        answer
+    assert "+0 % req/s at 8 users (no difference within ±5 %, CI −1 %…+1 %)" in answer
+    assert "−40 % req/s at 32 users (CI" in answer
+    assert "at 128 users the threadpool deadlocks (128 requests in flight on 40 threads" in answer
+    assert answer.endswith(
+        "the answer changes from 32 users on: async faster; from 128 users on: the threadpool "
+        "deadlocks (at 8 users: no difference)."
     )
-    assert "where the threadpool did not (at 128 users)" in answer
+
+
+def test_async_question_is_not_answered_across_drivers(tmp_path: Path) -> None:
+    """context on asyncpg against sync_threadpool on psycopg measures the driver too."""
+    doc = fake_doc({"context": 1000, "sync_threadpool": 600})
+    doc["variants"]["sync_threadpool"]["driver"] = "psycopg"
+    doc["variants"]["context"]["driver"] = "asyncpg"
+    assert questions.sync_vs_async([write(tmp_path / "run", doc)]) is None
+    same = write(tmp_path / "driver", _jitter(_same_driver(fake_doc(
+        {"context": 1000, "sync_threadpool": 1000})), "sync_threadpool"))  # fmt: skip
+    answer = questions.sync_vs_async([tmp_path / "run", same])
+    assert answer is not None and "(`driver`)" in answer
+    assert "the same answer at every user count compared (no difference)" in answer
 
 
 def test_driver_axis_and_ranking(tmp_path: Path) -> None:

@@ -70,6 +70,7 @@ CORE_BUSY_LIMIT = 95.0  # % busy on a non-server core: it is saturated
 PHASES = ("warmup", "window", "stop")
 STOP_TIMEOUT = 10  # s locust gives users to finish their task (so writes are acknowledged)
 LINGER_GRACE = 2.0  # s a server's backends get to end their transactions after the load stops
+STALL_QUIET = 1.0  # s without an answer at the window's end that make lingering a stall
 # s an external database that went away mid-run gets to come back before the run ends
 DATABASE_WAIT = float(os.environ.get("SESSIONBENCH_DATABASE_WAIT", "15"))
 
@@ -777,14 +778,15 @@ def stall_record(
     cell: dict[str, Any], lingering: dict[str, Any], duration: float
 ) -> dict[str, Any] | None:
     """What held what when a server that still held transactions after its cell had also
-    stopped answering: no request completed in the window, or none in at least its last
-    half (the youngest request in flight at the window's end is that old; users send their
-    next request at once). None for a server that kept answering (a leak: invalid)."""
+    stopped answering: no request completed in the window, or none in its last second (half
+    the window if shorter): the youngest request in flight at the window's end is that old,
+    and users send their next request at once (a starving but working server's youngest was
+    under 0.1 s in the reference). None for a server that kept answering (a leak: invalid)."""
     censored = cell.get("censored") or {}
     quiet = 0.0
     if censored.get("count") and cell.get("censored_histogram"):
         quiet = histograms.merge([cell["censored_histogram"]]).get_min_value() / 1e6
-    if cell.get("requests") != 0 and quiet < duration / 2:
+    if cell.get("requests") != 0 and quiet < min(STALL_QUIET, duration / 2):
         return None
     return {
         "users": cell.get("users"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ Cell = dict[str, Any]
 
 
 def _signed(value: float) -> str:
+    if round(value) == 0:  # no "−0 %"
+        value = 0.0
     return f"{value:+.0f} %".replace("-", "−")
 
 
@@ -40,6 +43,8 @@ def _short(c: Comparison, where: str) -> str:
     if c.low is None or c.high is None:
         return f"{change} (not resolved: {c.note or 'no interval'})"
     ci = f"CI {_signed(100 * (c.low - 1))}…{_signed(100 * (c.high - 1))}"
+    if c.equivalent:
+        return f"{change} (no difference within ±{c.margin_percent:g} %, {ci})"
     return f"{change} ({ci})" if c.significant else f"{change} (not resolved, {ci})"
 
 
@@ -183,23 +188,26 @@ def _sync_vs_async(folder: Path, run: Run, sync: str, context: str) -> str:
         else:
             why = _invalid(run.cells, sync, users) or _invalid(run.cells, context, users)
             parts.append(f"no comparison at {users} users ({why or 'no common round'})")
+    measured = [(u, a) for u, a in zip(levels, answers, strict=True) if a != "not compared"]
     changes = [
         f"from {users} users on: {now}"
-        for users, before, now in zip(levels[1:], answers, answers[1:], strict=False)
+        for (_, before), (users, now) in pairwise(measured)
         if now != before
     ]
-    close = (
-        f"the answer changes {'; '.join(changes)} (at {levels[0]} users: {answers[0]})"
-        if changes
-        else f"the same answer at every user count run ({answers[0]})"
-    )
+    if len(measured) < 2:
+        close = "too few user counts compared to say where the answer changes"
+    elif changes:
+        first, answer = measured[0]
+        close = f"the answer changes {'; '.join(changes)} (at {first} users: {answer})"
+    else:
+        close = f"the same answer at every user count compared ({measured[0][1]})"
     ratio = _instructions(folder, "context", "sync_threadpool")
     cost = f"; {_cost_phrase(ratio, 'context')}" if ratio is not None else ""
     return (
         f"**Does async buy me anything?** Both on psycopg, so the driver is not what differs "
         f"(`{folder.name}`): the sync `Session` in FastAPI's threadpool (`sync_threadpool`"
-        f"{', ' + setup if setup else ''}) against the async `context` strategy, req/s of "
-        f"{SCENARIO}: {'; '.join(parts)}{cost}; {close}."
+        f"{', ' + setup if setup else ''}) against the async `context` strategy in the "
+        f"{SCENARIO} scenario: {'; '.join(parts)}{cost}; {close}."
     )
 
 
@@ -243,7 +251,9 @@ def drivers(folders: Sequence[Path]) -> str | None:
             orders[driver] = [v for r, v in sorted(ranked, key=lambda x: -(x[0] or 0)) if r]
         same = orders["asyncpg"] == orders["psycopg"]
         holds = (
-            "the ranking by median req/s holds"
+            "one strategy on both drivers, so no ranking to compare"
+            if len(pairs) < 2 or min(len(o) for o in orders.values()) < 2
+            else "the ranking by median req/s holds"
             if same
             else "the ranking by median req/s changes (asyncpg: "
             + " > ".join(orders["asyncpg"])
