@@ -23,6 +23,7 @@ from bench.load.runner import (
     warnings,
 )
 from bench.report.document import build
+from variants.settings import DatabaseUrl
 
 
 def config(**overrides: Any) -> RunConfig:
@@ -459,7 +460,9 @@ def _cmdline(process: psutil.Process) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_a_deadlocked_server_is_recorded_as_a_stall_with_what_held_what(tmp_path: Path, db) -> None:
+def test_a_deadlocked_server_is_recorded_as_a_stall_with_what_held_what(
+    tmp_path: Path, db: DatabaseUrl
+) -> None:
     """sync_threadpool at 128 users on 40 threads and a pool of 10 (issue 24): every thread
     waits in the pool's checkout while the 10 connection holders wait for a thread to
     validate their response. The cell is a stall, with what held what, not "invalid"."""

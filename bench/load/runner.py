@@ -786,7 +786,8 @@ def stall_record(
     quiet = 0.0
     if censored.get("count") and cell.get("censored_histogram"):
         quiet = histograms.merge([cell["censored_histogram"]]).get_min_value() / 1e6
-    if cell.get("requests") != 0 and quiet < min(STALL_QUIET, duration / 2):
+    threshold = min(STALL_QUIET, duration / 2) if duration > 0 else STALL_QUIET
+    if cell.get("requests") != 0 and quiet < threshold:
         return None
     return {
         "users": cell.get("users"),

@@ -99,12 +99,12 @@ def record(cell: dict[str, Any], duration: float) -> dict[str, Any] | None:
 
 
 def is_stall(cell: dict[str, Any], doc: dict[str, Any]) -> bool:
-    return record(cell, float(doc["settings"].get("duration", 0))) is not None
+    return record(cell, float(doc.get("settings", {}).get("duration", 0))) is not None
 
 
 def stalls(doc: dict[str, Any]) -> dict[str, Stall]:
     """Series → its stalls at the lowest user count where any cell stalled."""
-    duration = float(doc["settings"].get("duration", 0))
+    duration = float(doc.get("settings", {}).get("duration", 0))
     found: dict[str, dict[int, list[tuple[dict[str, Any], dict[str, Any]]]]] = {}
     for cell in doc["cells"]:
         rec = record(cell, duration)
