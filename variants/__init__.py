@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Kind = Literal["strategy", "baseline", "library"]
+Kind = Literal["strategy", "baseline", "library", "calibration"]
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,15 @@ VARIANTS: dict[str, Variant] = {
             drivers=("asyncpg",),
         ),
         Variant("sqlmodel", "variants.sqlmodel", "library", library="sqlmodel"),
+        Variant("context_plus5", "variants.context_plus5", "calibration"),
+        Variant("context_plus10", "variants.context_plus10", "calibration"),
     ]
 }
+
+
+def measured() -> list[str]:
+    """Every variant but the calibration series (those join a run when asked for by name)."""
+    return [name for name, v in VARIANTS.items() if v.kind != "calibration"]
 
 
 def get(name: str) -> Variant:

@@ -23,9 +23,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "trials": 3,
         "duration": 2.5,
         "warmup": 1.0,
+        "co_anchors": ["context", "depends"],
+        "co_windows": 6,
+        "co_window": 2.0,
+        "co_rounds": 1,
+        "co_group": "pairs",
     },
     "full": {
-        "variants": list(variants.VARIANTS),
+        "variants": variants.measured(),
         "scenarios": list(SCENARIOS),
         # 13 series × 4 scenarios × 2 levels × 5 trials (~25 min, plus up to the 30-s pool
         # timeout per sync_threadpool read cell at 128 users: it stalls, see its docstring).
@@ -38,14 +43,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "trials": 5,
         "duration": 1.5,
         "warmup": 0.5,
+        "co_anchors": ["context", "depends"],
+        "co_windows": 6,
+        "co_window": 2.0,
+        "co_rounds": 1,
+        "co_group": "pairs",
     },
 }
 
 
 def config_from(args: argparse.Namespace) -> RunConfig:
     preset = PRESETS[args.mode]
-    chosen = {key: getattr(args, key) if getattr(args, key) is not None else preset[key]
+    chosen = {key: getattr(args, key) if getattr(args, key, None) is not None else preset[key]
               for key in preset}  # fmt: skip
+    if getattr(args, "no_co", False) or args.remote or args.expect_workers:
+        chosen["co_anchors"] = []  # co-scheduling needs every server on this machine's core
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.mode}"
     out = args.out or ROOT / "results" / run_id
     return RunConfig(

@@ -20,8 +20,15 @@ status (integrity), every failure by phase (``warmup``, ``window``, ``stop``), a
 acknowledged PATCH by todo id with the title it set (lost-update check; ids with a
 PATCH or DELETE whose outcome the client does not know are listed as unsure).
 
+**Co-scheduled windows.** With ``SESSIONBENCH_WINDOW_AT`` (epoch s) the window starts
+at that instant instead of after the warm-up, so several locust runs loading several
+servers at once measure the same window; ``SESSIONBENCH_WINDOWS`` (default 1) cuts the
+window into that many back-to-back sub-windows, each with its own histogram and failure
+count (``sub_windows`` in ``result.json``). ``late_s`` says how long after the window's
+start every user was running (0: on time).
+
 Configured by environment variables set by the runner: SESSIONBENCH_OUT,
-SESSIONBENCH_WARMUP, SESSIONBENCH_DURATION.
+SESSIONBENCH_WARMUP, SESSIONBENCH_DURATION, SESSIONBENCH_WINDOW_AT, SESSIONBENCH_WINDOWS.
 """
 
 from __future__ import annotations
@@ -53,6 +60,12 @@ RESULT_TIMEOUT = float(os.environ.get("SESSIONBENCH_RESULT_TIMEOUT", "15"))
 _warmup = float(os.environ.get("SESSIONBENCH_WARMUP", "0"))
 _duration = float(os.environ.get("SESSIONBENCH_DURATION", "1e9"))
 _out = os.environ.get("SESSIONBENCH_OUT")
+_window_at = (
+    float(os.environ["SESSIONBENCH_WINDOW_AT"])
+    if os.environ.get("SESSIONBENCH_WINDOW_AT")
+    else None
+)
+_sub_count = max(1, int(os.environ.get("SESSIONBENCH_WINDOWS", "1")))
 _todo_url = re.compile(r"/todos/(\d+)$")
 
 histogram = HdrHistogram(*HIST_RANGE)  # completed in the window, µs
@@ -66,6 +79,8 @@ state: dict[str, Any] = {
     "start": None, "window": None, "started": False, "sent": False, "written": False,
 }  # fmt: skip
 worker_results: list[dict[str, Any]] = []  # on the master: what each worker sent
+sub_histograms = [HdrHistogram(*HIST_RANGE) for _ in range(_sub_count)]  # per sub-window, µs
+sub_failures = [0] * _sub_count
 
 
 class InFlight:
@@ -166,14 +181,17 @@ def _on_spawning_complete(user_count: int, **kwargs: Any) -> None:
     if isinstance(runner, WorkerRunner) or runner is None or state["window"] is not None:
         return  # a worker gets the master's window as a message
     spawned = time.time()
-    window = (spawned + _warmup, spawned + _warmup + _duration)
+    begin = spawned + _warmup if _window_at is None else _window_at
+    window = (begin, begin + _duration)
     _set_window(window)
     if isinstance(runner, MasterRunner):
         runner.send_message(WINDOW_MESSAGE, {"window": window})
     # End the run right after the window (locust's own -t takes whole seconds only).
-    gevent.spawn_later(_warmup + _duration + 0.05, _end_run, runner)
+    gevent.spawn_later(max(0.0, window[1] - spawned) + 0.05, _end_run, runner)
+    state["late_s"] = max(0.0, spawned - begin)
     if _out:
-        start = {"start": state["start"], "spawned": spawned, "window": window}
+        start = {"start": state["start"], "spawned": spawned, "window": window,
+                 "late_s": state["late_s"]}  # fmt: skip
         (Path(_out) / "start.json").write_text(json.dumps(start))
 
 
@@ -194,6 +212,9 @@ def _on_request(
     window = state["window"]
     if window is None:
         return
+    sub = _sub_window(window, now)
+    if sub is not None and exception is not None:
+        sub_failures[sub] += 1
     entry = _in_flight.get(gevent.getcurrent())
     if entry is not None and entry.censored:
         return  # counted at its age when the window closed
@@ -202,6 +223,15 @@ def _on_request(
     elif window[0] <= now < window[1]:
         histogram.record_value(max(1, round(response_time * 1000)))
         per_user[id(gevent.getcurrent())] += 1  # each locust user runs in its own greenlet
+        if sub is not None:
+            sub_histograms[sub].record_value(max(1, round(response_time * 1000)))
+
+
+def _sub_window(window: tuple[float, float], now: float) -> int | None:
+    """Index of the sub-window *now* falls in (None: outside the window)."""
+    if not window[0] <= now < window[1]:
+        return None
+    return min(_sub_count - 1, int((now - window[0]) * _sub_count / (window[1] - window[0])))
 
 
 def _end_run(runner: Any) -> None:
@@ -236,6 +266,11 @@ def _own_result() -> dict[str, Any]:
         "failures_by_phase": {phase: dict(c) for phase, c in failures.items()},
         "patched": patched,
         "unsure": sorted(unsure),
+        "late_s": state.get("late_s", 0.0),
+        "sub_windows": [
+            {"histogram": h.encode().decode(), "failures": f}
+            for h, f in zip(sub_histograms, sub_failures, strict=True)
+        ],
     }
 
 
@@ -264,7 +299,25 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
         "failures_by_phase": {phase: dict(c) for phase, c in by_phase.items()},
         "patched": {i: t for r in results for i, t in r["patched"].items()},
         "unsure": sorted({i for r in results for i in r["unsure"]}),
+        "late_s": max(r.get("late_s", 0.0) for r in results),
+        "sub_windows": _merge_sub_windows(results),
     }
+
+
+def _merge_sub_windows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every process's sub-windows added index by index."""
+    count = max((len(r.get("sub_windows", [])) for r in results), default=0)
+    merged = []
+    for i in range(count):
+        hist = HdrHistogram(*HIST_RANGE)
+        failed = 0
+        for result in results:
+            subs = result.get("sub_windows", [])
+            if i < len(subs):
+                hist.add(HdrHistogram.decode(subs[i]["histogram"]))
+                failed += subs[i]["failures"]
+        merged.append({"histogram": hist.encode().decode(), "failures": failed})
+    return merged
 
 
 def _write_result() -> None:

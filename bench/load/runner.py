@@ -58,7 +58,7 @@ from bench.common import (
 from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
 from bench.common.results import Run, environment
 from bench.common.server import ServerError, VariantServer, free_port
-from bench.load import distributed, tails
+from bench.load import coschedule, distributed, tails
 from bench.load.scenarios import SCENARIOS
 from bench.pool import stats as pool_stats
 from variants.settings import DatabaseUrl
@@ -112,6 +112,28 @@ class RunConfig:
     pool_stats: bool = False
     """Servers record pool wait/hold/barging (variants/pool_stats.py) into each cell; off by
     default: it costs ~1-3 % of a request's CPU (README), so req/s comes from runs without."""
+    co_anchors: list[str] = field(default_factory=list)
+    """Series every other is co-scheduled with (bench/load/coschedule.py); empty: no such pass."""
+    co_windows: int = 6
+    co_window: float = 2.0
+    co_warmup: float = 2.0
+    co_rounds: int = 1
+    co_group: str = "pairs"
+
+    def co_settings(self) -> coschedule.CoSettings | None:
+        if not self.co_anchors:
+            return None
+        return coschedule.CoSettings(
+            anchors=self.co_anchors, windows=self.co_windows, window=self.co_window,
+            warmup=self.co_warmup, rounds=self.co_rounds, group=self.co_group,
+        )  # fmt: skip
+
+    def co_schedule(self) -> list[tuple[int, str, int, tuple[str, ...]]]:
+        co = self.co_settings()
+        if co is None:
+            return []
+        names = [s.name for s in self.series()]
+        return list(coschedule.schedule(names, self.scenarios, self.users, co))
 
     def settings(self) -> dict[str, Any]:
         settings = asdict(self)
@@ -157,7 +179,9 @@ class RunConfig:
 
     @property
     def cell_count(self) -> int:
-        return self.trials * len(self.scenarios) * len(self.users) * len(self.series())
+        """Solo cells plus co-scheduled groups (each one step of the progress bar)."""
+        solo = self.trials * len(self.scenarios) * len(self.users) * len(self.series())
+        return solo + len(self.co_schedule())
 
 
 @dataclass
@@ -281,10 +305,60 @@ class Runner:
                 cell["order"] = done
                 run.add_cell(cell)
                 done += 1
-            self.progress("done", done, len(cells))
+            self._co_pass(run, url, embedded, placement, ready, done)
+            self.progress("done", self.config.cell_count, self.config.cell_count)
         finally:
             monitor.close()
         return "complete"
+
+    def _co_pass(
+        self,
+        run: Run,
+        url: DatabaseUrl,
+        embedded: database.EmbeddedPostgres | None,
+        placement: Placement,
+        ready: list[str],
+        done: int,
+    ) -> None:
+        """The co-scheduled pass (bench/load/coschedule.py): solo servers stopped, one server
+        per series on its own database, groups loaded together; records in run.json."""
+        config = self.config
+        settings = config.co_settings()
+        if settings is None:
+            return
+        plan = [g for g in config.co_schedule() if all(n in ready for n in g[3])]
+        record: dict[str, Any] = {"settings": settings.as_dict(), "groups": [], "series": []}
+        run.doc["coscheduled"] = record
+        for server in self.servers.values():
+            server.stop()
+        co = coschedule.CoPass(
+            settings, config.out, placement.server, placement.others,
+            server_env=lambda name: self._server_env(self.series[name]),
+            series_variant={n: s.variant for n, s in self.series.items()},
+            pool_limits={n: (s.pool_size + config.max_overflow) * s.workers
+                         for n, s in self.series.items()},
+            progress=self.progress,
+            pg_pid=embedded.pid if embedded is not None else None,
+        )  # fmt: skip
+        try:
+            names = sorted({n for g in plan for n in g[3]}, key=ready.index)
+            self.progress("co-scheduled pass: starting one server per series", done,
+                          config.cell_count)  # fmt: skip
+            started = co.start(url, names)
+            record["series"] = started
+            for i, (round_, scenario, users, group) in enumerate(plan):
+                if not all(n in started for n in group):
+                    continue
+                self.progress(
+                    f"co-scheduled {' + '.join(group)} · {scenario} · {users} users · "
+                    f"round {round_}",
+                    done + i,
+                    config.cell_count,
+                )
+                record["groups"].append(co.group(i, round_, scenario, users, group))
+                run.save()
+        finally:
+            co.stop(url)
 
     def _database_lost(
         self,
@@ -383,21 +457,22 @@ class Runner:
             url,
             log_path=self.config.out / "logs" / f"server-{series.name}.log",
             cpus=placement.server,
-            env={
-                "SESSIONBENCH_POOL_SIZE": str(series.pool_size),
-                "SESSIONBENCH_MAX_OVERFLOW": str(self.config.max_overflow),
-                "SESSIONBENCH_POOL_QUEUE": series.pool_queue,
-                drivers.DRIVER_ENV: series.driver,
-                drivers.EVIDENCE_ENV: str(self._driver_dir(series.name)),
-                **(
-                    {pool_stats.ENV: str(self._pool_dir(series.name))}
-                    if self.config.pool_stats
-                    else {}
-                ),
-            },
+            env=self._server_env(series),
             workers=series.workers,
             server=series.server,
         )
+
+    def _server_env(self, series: Series) -> dict[str, str]:
+        return {
+            "SESSIONBENCH_POOL_SIZE": str(series.pool_size),
+            "SESSIONBENCH_MAX_OVERFLOW": str(self.config.max_overflow),
+            "SESSIONBENCH_POOL_QUEUE": series.pool_queue,
+            drivers.DRIVER_ENV: series.driver,
+            drivers.EVIDENCE_ENV: str(self._driver_dir(series.name)),
+            **(
+                {pool_stats.ENV: str(self._pool_dir(series.name))} if self.config.pool_stats else {}
+            ),
+        }
 
     def _pool_dir(self, name: str) -> Path:
         return self.config.out / "raw" / "pool-stats" / name

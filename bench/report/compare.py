@@ -1,10 +1,13 @@
 """``sessionbench compare``: strategies within a run, or the same cells between two runs.
 
-Within one run every variant is set against ``--baseline`` in each (scenario, users),
-paired by round (the cell's ``trial``: each series ran once per round); between two runs
-every cell of B against the same cell of A, unpaired. Only valid trials count. Changes are
-in the metric itself (req/s: + is more requests per second). ``--fail-above PCT`` exits 1
-when B is significantly worse than A by more than PCT % of the metric (for CI).
+Within one run every variant is set against ``--baseline`` in each (scenario, users): from
+the co-scheduled pass where the run has one (bench/load/coschedule.py: window pairs measured
+on one core at the same instants, req/s per core, Holm-corrected over every co-scheduled
+comparison of the run), else paired by round (the cell's ``trial``: each series ran once
+per round); between two runs every cell of B against the same cell of A, unpaired. Only
+valid trials count. Changes are in the metric itself (req/s: + is more requests per
+second). ``--fail-above PCT`` exits 1 when B is significantly worse than A by more than
+PCT % of the metric (for CI).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from rich.table import Table
 
 from bench.common.console import console
 from bench.common.results import Run, latest_run, series_names
-from bench.common.stats import Comparison, compare, compare_paired
+from bench.common.stats import Comparison, compare, compare_paired, compare_windows, holm
 
 Cell = dict[str, Any]
 
@@ -86,7 +89,87 @@ def _row(
     )  # fmt: skip
 
 
+CO_UNIT = "req/s per core"
+
+
+def window_capacity(side: dict[str, Any]) -> float | None:
+    """Requests per second of the side's own server CPU in one co-scheduled window."""
+    cpu = side.get("server_cpu_s") or 0.0
+    return side["requests"] / cpu if cpu > 0 and side.get("requests") else None
+
+
+def co_pairs(
+    doc: dict[str, Any], a: str, b: str, scenario: str, users: int
+) -> list[list[tuple[float, float]]]:
+    """(A, B) req/s per core of every kept window in which both ran, one list per group."""
+    out = []
+    for group in doc.get("coscheduled", {}).get("groups", []):
+        if (group["scenario"], group["users"], group["status"]) != (scenario, users, "ok"):
+            continue
+        if a not in group["members"] or b not in group["members"]:
+            continue
+        pairs = []
+        for window in group.get("windows", []):
+            if window["dropped"]:
+                continue
+            ca = window_capacity(window["members"][a])
+            cb = window_capacity(window["members"][b])
+            if ca and cb:
+                pairs.append((ca, cb))
+        if pairs:
+            out.append(pairs)
+    return out
+
+
+def co_rows(doc: dict[str, Any]) -> list[Row]:
+    """Every co-scheduled comparison of the run (each non-anchor series against each anchor
+    it was loaded with, and the anchors among themselves), decided together (Holm)."""
+    co = doc.get("coscheduled")
+    if not co:
+        return []
+    anchors = co["settings"]["anchors"]
+
+    def first(a: str, b: str) -> bool:  # each anchor pair once, in the anchors' order
+        return b not in anchors or anchors.index(a) < anchors.index(b)
+
+    keys = sorted({
+        (g["scenario"], g["users"], a, b)
+        for g in co["groups"]
+        for a in anchors if a in g["members"]
+        for b in g["members"] if b != a and first(a, b)
+    })  # fmt: skip
+    found = []
+    for scenario, users, a, b in keys:
+        groups = co_pairs(doc, a, b, scenario, users)
+        if not groups:
+            continue
+        comparison = compare_windows(groups, higher_is_better=True, unit=CO_UNIT)
+        flat = [p for g in groups for p in g]
+        a_value = statistics.median(x for x, _ in flat)
+        b_value = statistics.median(y for _, y in flat)
+        found.append(Row(scenario, users, a, b, a_value, b_value, comparison))
+    decided = holm([r.comparison for r in found])
+    return [replace(r, comparison=c) for r, c in zip(found, decided, strict=True)]
+
+
+def co_row(rows: list[Row], a: str, b: str, scenario: str, users: int) -> Row | None:
+    """B against A from *rows*; the row of A against B turned around where only that exists."""
+    for r in rows:
+        if (r.scenario, r.users, r.a, r.b) == (scenario, users, a, b):
+            return r
+    for r in rows:
+        if (r.scenario, r.users, r.a, r.b) == (scenario, users, b, a):
+            return Row(scenario, users, a, b, r.b_value, r.a_value, r.comparison.inverted())
+    return None
+
+
 def within(run: Run, baseline: str, metric: Metric) -> list[Row]:
+    if run.doc.get("coscheduled") and metric is METRICS["rps"]:
+        co = co_rows(run.doc)
+        keys = sorted({(r.scenario, r.users, name) for r in co for name in (r.a, r.b)})
+        found = [co_row(co, baseline, name, scenario, users)
+                 for scenario, users, name in keys if name != baseline]  # fmt: skip
+        return [r for r in found if r is not None]
     groups = _valid(run.cells)
     rows = []
     for (variant, scenario, users), cells in sorted(groups.items(), key=lambda kv: kv[0][1:]):
