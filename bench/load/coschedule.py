@@ -42,6 +42,7 @@ import itertools
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -51,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import variants
-from bench.common import cpu, database, histograms, integrity, processes
+from bench.common import cpu, database, histograms, integrity, processes, tally
 from bench.common.server import ServerError, VariantServer
 from bench.load.scenarios import SCENARIOS
 from variants.settings import DatabaseUrl
@@ -154,9 +155,10 @@ class CoPass:
             db = f"sessionbench_co{i + 1}"
             lane = asyncio.run(database.create_scratch(url, db))
             variant = self.series_variant[name]
+            env = self.server_env(name) | {tally.TALLY_ENV: str(self._tally(name))}
             server = VariantServer(
                 variant, lane, log_path=self.out / "logs" / f"co-{name}.log",
-                cpus=self.placement_server, env=self.server_env(name),
+                cpus=self.placement_server, env=env,
             )  # fmt: skip
             try:
                 server.start()
@@ -168,6 +170,9 @@ class CoPass:
             self.members[name] = member
             ready.append(name)
         return ready
+
+    def _tally(self, name: str) -> Path:
+        return self.out / "raw" / "co-tally" / f"{name}.txt"
 
     def stop(self, url: DatabaseUrl) -> None:
         for locust in self.locusts:
@@ -215,10 +220,16 @@ class CoPass:
         if self.pg_pid:
             pids["postgres"] = [self.pg_pid]
         edges = [at + i * s.window for i in range(s.windows + 1)]
+        seen = {m.name: len(tally.read(self._tally(m.name))) for m in members}
         snapshots = []
         for edge in edges:
             _sleep_until(edge)
+            for m in members:  # back to back: each server reads its own count and CPU
+                with contextlib.suppress(ProcessLookupError, TypeError):
+                    os.kill(m.server.pid, signal.SIGUSR1)  # type: ignore[arg-type]
             snapshots.append((time.time(), cpu.Snapshot.take(pids)))
+        time.sleep(0.05)
+        tallies = {m.name: tally.read(self._tally(m.name))[seen[m.name] :] for m in members}
         for name, locust in launched.items():
             try:
                 locust.wait(s.window * s.windows + STOP_TIMEOUT + 30)
@@ -230,7 +241,7 @@ class CoPass:
         record["sides"] = {}
         for m in members:
             record["sides"][m.name] = self._side(m, results[m.name], raws[m.name])
-        record["windows"] = _windows(snapshots, members, results)
+        record["windows"] = _windows(snapshots, members, results, tallies)
         bad = [n for n, side in record["sides"].items() if side["status"] != "ok"]
         if bad or record["reasons"]:
             record["status"] = "invalid"
@@ -310,9 +321,11 @@ def _windows(
     snapshots: list[tuple[float, cpu.Snapshot]],
     members: list[Member],
     results: dict[str, dict[str, Any] | None],
+    tallies: dict[str, list[tuple[float, int, int]]],
 ) -> list[dict[str, Any]]:
-    """Per window: every member's requests, errors, µs histogram and server CPU; the
-    machine's steal and busy cores; and why the window is dropped (None: kept)."""
+    """Per window: every member's requests and server CPU (its own tally), errors and µs
+    histogram (its locust), the machine's steal and busy cores, and why the window is
+    dropped (None: kept)."""
     out = []
     for i, ((t0, a), (t1, b)) in enumerate(itertools.pairwise(snapshots)):
         spent = a.until(b)
@@ -324,16 +337,24 @@ def _windows(
             "busy_percent": [round(100 * x / elapsed, 1) for x in spent.cores],
             "members": {}, "dropped": None,
         }  # fmt: skip
-        server_cpu = {m.name: spent.processes[f"server:{m.name}"] for m in members}
+        own = {m.name: _tally_window(tallies[m.name], i) for m in members}
+        server_cpu = {}
+        for m in members:
+            mine = own[m.name]
+            server_cpu[m.name] = mine[1] if mine else spent.processes[f"server:{m.name}"]
         total_cpu = sum(server_cpu.values()) or 1.0
         for m in members:
             result = results[m.name]
             subs = (result or {}).get("sub_windows") or []
             sub = subs[i] if i < len(subs) else None
             hist = histograms.merge([sub["histogram"]]) if sub else None
-            requests = hist.get_total_count() if hist is not None else 0
+            recorded = hist.get_total_count() if hist is not None else 0
+            mine = own[m.name]
+            requests = mine[0] if mine else recorded
             window["members"][m.name] = {
                 "requests": requests,
+                "requests_source": "server tally" if mine else "locust",
+                "requests_recorded": recorded,
                 "errors": sub["failures"] if sub else None,
                 "server_cpu_s": round(server_cpu[m.name], 6),
                 "locust_cpu_s": round(spent.processes[f"locust:{m.name}"], 4),
@@ -347,6 +368,14 @@ def _windows(
             window["dropped"] = "a member completed no request or failed one"
         out.append(window)
     return out
+
+
+def _tally_window(rows: list[tuple[float, int, int]], i: int) -> tuple[int, float] | None:
+    """(requests, CPU s) of window *i* from a server's dumps at the window edges."""
+    if i + 1 >= len(rows):
+        return None
+    (_, n0, c0), (_, n1, c1) = rows[i], rows[i + 1]
+    return n1 - n0, (c1 - c0) / 1e9
 
 
 def _read(path: Path) -> dict[str, Any] | None:
