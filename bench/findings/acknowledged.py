@@ -35,7 +35,12 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, FastAPI
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from bench.findings.support import database, fetchval, notes, served
 from variants.settings import DatabaseUrl
@@ -51,7 +56,9 @@ DOOMED = [
 async def doomed_write(session: AsyncSession, title: str) -> int:
     """Insert a note (flushed: it has an id) in a transaction that cannot commit."""
     await session.execute(text(DOOMED[0]))
-    new_id: int = (await session.execute(insert(notes).values(title=title).returning(notes.c.id))).scalar_one()
+    new_id: int = (
+        await session.execute(insert(notes).values(title=title).returning(notes.c.id))
+    ).scalar_one()
     await session.execute(text(DOOMED[1]))
     return new_id
 
@@ -118,7 +125,7 @@ def commit_after_yield_app(scope: str) -> Callable[[AsyncEngine], FastAPI]:
                 yield session
                 await session.commit()
 
-        session_dep = Annotated[AsyncSession, Depends(get_session, scope=scope)]  # type: ignore[arg-type]
+        session_dep = Annotated[AsyncSession, Depends(get_session, scope=scope)]
 
         @app.post("/notes", status_code=201)
         async def create(session: session_dep, title: str) -> dict[str, int]:
@@ -182,7 +189,9 @@ def run_case(case: Case, url: DatabaseUrl, writes: int) -> Outcome:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.findings.acknowledged", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.findings.acknowledged", description=__doc__
+    )
     parser.add_argument("--writes", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="2 writes per case")
     args = parser.parse_args(argv)

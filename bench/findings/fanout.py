@@ -22,16 +22,23 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
-from bench.findings.support import database, idle_in_transaction, notes
+from bench.findings.support import collect_leaks, database, idle_in_transaction, notes
 from variants.settings import DatabaseUrl
 
 APP_NAME = "findings-fanout"
 
 
 async def read(session: AsyncSession, note_id: int) -> str:
-    title: str = (await session.execute(select(notes.c.title).where(notes.c.id == note_id))).scalar_one()
+    title: str = (
+        await session.execute(select(notes.c.title).where(notes.c.id == note_id))
+    ).scalar_one()
     return title
 
 
@@ -55,7 +62,9 @@ async def one_session(engine: AsyncEngine, url: DatabaseUrl, tasks: int) -> Brok
             chain.append(cause)
             cause = cause.__context__
         # The first failure is last in the chain: __aexit__'s close() raised on top of it.
-        error = "\n  ".join(f"{type(e).__name__}: {str(e).splitlines()[0]}" for e in reversed(chain))
+        error = "\n  ".join(
+            f"{type(e).__name__}: {str(e).splitlines()[0]}" for e in reversed(chain)
+        )
     await asyncio.sleep(0.2)  # let the sibling tasks finish what they started
     pool = engine.pool
     return Broken(error, pool.checkedout(), await idle_in_transaction(url, APP_NAME))  # type: ignore[attr-defined]
@@ -108,6 +117,7 @@ async def run(url: DatabaseUrl, tasks: int, rounds: int) -> None:
         print(f"  after the block: {broken.checked_out_after} connection(s) still checked out, "
               f"{broken.idle_in_transaction_after} idle in transaction")  # fmt: skip
         # Fresh pool for the timings: the leaked connection above must not count.
+        await collect_leaks()
         await engine.dispose()
         for _ in range(2):  # warm the pool (connections opened) before timing
             await timed(engine, tasks, True, 1)

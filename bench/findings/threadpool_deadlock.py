@@ -20,9 +20,9 @@ Cases: ``as written`` (the pattern above); ``scope="function"`` (the dependency 
 inside the function scope); ``pool >= threads`` (``pool_size`` = ``threads``: the holders
 give their tokens back while they wait, so the waiters take them all the same);
 ``close in handler`` (the endpoint closes the session before it returns; the row stays
-loaded). ``--quick`` runs the first and the last. It prints per case the requests answered before the pool timeout, the final
-statuses, the connections PostgreSQL saw ``idle in transaction`` during the stall and when
-the last request was answered.
+loaded). ``--quick`` runs the first and the last. It prints per case the requests answered
+before the pool timeout, the final statuses, the connections PostgreSQL saw ``idle in
+transaction`` during the stall and when the last request was answered.
 """
 
 import argparse
@@ -68,7 +68,7 @@ def build(
         with session_factory() as session:
             yield session
 
-    session_dep = Annotated[Session, Depends(get_session, scope=scope)]  # type: ignore[arg-type]
+    session_dep = Annotated[Session, Depends(get_session, scope=scope)]
     app = FastAPI()
 
     @app.get("/notes/{note_id}", response_model=NoteOut)
@@ -100,21 +100,22 @@ class Outcome:
 
 
 async def run_case(
-    case: str, url: DatabaseUrl, *, users: int, threads: int, pool: int, timeout: float,
+    case: str, url: DatabaseUrl, *, users: int, threads: int, pool: int, pool_timeout: float,
     close_in_handler: bool = False, scope: str = "request",
 ) -> Outcome:  # fmt: skip
     anyio.to_thread.current_default_thread_limiter().total_tokens = threads
-    app = build(url, pool, timeout, close_in_handler, scope)
+    app = build(url, pool, pool_timeout, close_in_handler, scope)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     started = time.perf_counter()
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+
             async def get(note_id: int) -> tuple[int, float]:
                 response = await client.get(f"/notes/{note_id}")
                 return response.status_code, time.perf_counter() - started
 
             tasks = [asyncio.create_task(get(1 + i % 100)) for i in range(users)]
-            await asyncio.sleep(timeout * 0.6)  # well inside the stall, before any timeout
+            await asyncio.sleep(pool_timeout * 0.6)  # well inside the stall, before any timeout
             answered = sum(task.done() for task in tasks)
             idle = await idle_in_transaction(url, APP_NAME)
             responses = await asyncio.gather(*tasks)
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="pool_timeout 1 s, 2 cases")
     args = parser.parse_args(argv)
     timeout = 1.0 if args.quick else args.pool_timeout
-    shape = {"users": args.users, "threads": args.threads, "timeout": timeout}
+    shape = {"users": args.users, "threads": args.threads, "pool_timeout": timeout}
     print(f"{args.users} users at once, {args.threads} threads, pool {args.pool}, "
           f"pool_timeout {timeout} s")  # fmt: skip
     with database() as url:
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             ("close in handler", {"pool": args.pool, "close_in_handler": True}),
         ]
         for name, options in [cases[0], cases[-1]] if args.quick else cases:
-            outcome = asyncio.run(run_case(name, url, **shape, **options))  # type: ignore[arg-type]
+            outcome = asyncio.run(run_case(name, url, **shape, **options))
             print(outcome.line(), flush=True)
     return 0
 
