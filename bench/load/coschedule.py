@@ -28,10 +28,12 @@ checks of every cell hold per server: acknowledged writes in the table, acknowle
 updates visible, no idle-in-transaction connections, statements as expected.
 
 **Machine guard.** A window in which any core's steal exceeds ``STEAL_LIMIT`` % of the
-window, or in which a member failed a request, is dropped from every member of its group
-(so from both sides of each pair), counted and reported. A member whose locust reported
-start-up too late for the window, or whose integrity checks fail, leaves the whole group
-out of the verdicts (the group record says why).
+window, in which the members' servers together used less than ``SATURATED`` of their core
+(something else ran there, or the load generators could not keep them busy: the cost at
+saturation was not measured), or in which a member failed a request, is dropped from every
+member of its group (so from both sides of each pair), counted and reported. A member
+whose locust reported start-up too late for the window, or whose integrity checks fail,
+leaves the whole group out of the verdicts (the group record says why).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from variants.settings import DatabaseUrl
 
 START_MARGIN = 3.0  # s from launching the locusts to the warm-up's start (their start-up)
 STEAL_LIMIT = 5.0  # % of a window any core may lose to steal before the window is dropped
+SATURATED = 0.85  # share of their core the members' servers must use together in a window
 LINGER_GRACE = 2.0
 STOP_TIMEOUT = 10
 
@@ -362,8 +365,15 @@ def _windows(
                 "share": round(server_cpu[m.name] / total_cpu, 4),
                 "histogram": sub["histogram"] if sub else None,
             }
+        busy = sum(server_cpu.values()) / elapsed
+        window["servers_busy_percent"] = round(100 * busy, 1)
         if max(steal, default=0.0) > STEAL_LIMIT:
             window["dropped"] = f"steal {max(steal):.1f} % > {STEAL_LIMIT:g} %"
+        elif busy < SATURATED:
+            window["dropped"] = (
+                f"unsaturated: the servers used {100 * busy:.0f} % of their core "
+                f"(< {100 * SATURATED:.0f} %): cost per request at saturation not measured"
+            )
         elif any(not v["requests"] or v["errors"] for v in window["members"].values()):
             window["dropped"] = "a member completed no request or failed one"
         out.append(window)

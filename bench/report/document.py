@@ -34,7 +34,7 @@ from bench.common.results import Run, censored_percentiles, group_summary, perce
 from bench.common.stats import VERDICT_METHOD, coverage_text, median_ci
 from bench.micro import GROUPS as MICRO_GROUPS
 from bench.micro.command import MICRO_FILE
-from bench.report import questions, scorecard
+from bench.report import coscheduled, questions, scorecard
 from bench.report.compare import METRICS, within
 
 # --- content ---------------------------------------------------------------------------------
@@ -460,6 +460,7 @@ def build(folder: Path) -> list[Path]:
         ),
     ]
     blocks += [h2("Scorecard"), *scorecard.blocks(folder), *questions.blocks([folder])]
+    blocks += coscheduled.section(folder, doc)
     tables: list[Block] = []
     if doc["cells"]:
         head, top = headline(run)
