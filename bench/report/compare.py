@@ -15,15 +15,16 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from bench.common.console import console
+from bench.common.pairs import co_comparisons
 from bench.common.results import Run, latest_run, series_names
-from bench.common.stats import Comparison, compare, compare_paired, compare_windows, holm
+from bench.common.stats import Comparison, compare, compare_paired
 
 Cell = dict[str, Any]
 
@@ -89,67 +90,10 @@ def _row(
     )  # fmt: skip
 
 
-CO_UNIT = "req/s per core"
-
-
-def window_capacity(side: dict[str, Any]) -> float | None:
-    """Requests per second of the side's own server CPU in one co-scheduled window."""
-    cpu = side.get("server_cpu_s") or 0.0
-    return side["requests"] / cpu if cpu > 0 and side.get("requests") else None
-
-
-def co_pairs(
-    doc: dict[str, Any], a: str, b: str, scenario: str, users: int
-) -> list[list[tuple[float, float]]]:
-    """(A, B) req/s per core of every kept window in which both ran, one list per group."""
-    out = []
-    for group in doc.get("coscheduled", {}).get("groups", []):
-        if (group["scenario"], group["users"], group["status"]) != (scenario, users, "ok"):
-            continue
-        if a not in group["members"] or b not in group["members"]:
-            continue
-        pairs = []
-        for window in group.get("windows", []):
-            if window["dropped"]:
-                continue
-            ca = window_capacity(window["members"][a])
-            cb = window_capacity(window["members"][b])
-            if ca and cb:
-                pairs.append((ca, cb))
-        if pairs:
-            out.append(pairs)
-    return out
-
-
 def co_rows(doc: dict[str, Any]) -> list[Row]:
-    """Every co-scheduled comparison of the run (each non-anchor series against each anchor
-    it was loaded with, and the anchors among themselves), decided together (Holm)."""
-    co = doc.get("coscheduled")
-    if not co:
-        return []
-    anchors = co["settings"]["anchors"]
-
-    def first(a: str, b: str) -> bool:  # each anchor pair once, in the anchors' order
-        return b not in anchors or anchors.index(a) < anchors.index(b)
-
-    keys = sorted({
-        (g["scenario"], g["users"], a, b)
-        for g in co["groups"]
-        for a in anchors if a in g["members"]
-        for b in g["members"] if b != a and first(a, b)
-    })  # fmt: skip
-    found = []
-    for scenario, users, a, b in keys:
-        groups = co_pairs(doc, a, b, scenario, users)
-        if not groups:
-            continue
-        comparison = compare_windows(groups, higher_is_better=True, unit=CO_UNIT)
-        flat = [p for g in groups for p in g]
-        a_value = statistics.median(x for x, _ in flat)
-        b_value = statistics.median(y for _, y in flat)
-        found.append(Row(scenario, users, a, b, a_value, b_value, comparison))
-    decided = holm([r.comparison for r in found])
-    return [replace(r, comparison=c) for r, c in zip(found, decided, strict=True)]
+    """Every co-scheduled comparison of the run as rows (bench/common/pairs.py)."""
+    return [Row(c.scenario, c.users, c.a, c.b, c.a_value, c.b_value, c.comparison)
+            for c in co_comparisons(doc)]  # fmt: skip
 
 
 def co_row(rows: list[Row], a: str, b: str, scenario: str, users: int) -> Row | None:

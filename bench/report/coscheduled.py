@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.blocks import Block, bullets, h2, p, table
+from bench.common.pairs import co_pairs
 from bench.common.stats import MARGIN_PERCENT
-from bench.report.compare import Row, co_pairs, co_rows
+from bench.report.compare import Row, co_rows
 from bench.report.scorecard import COST_FILE
 
 # the cost endpoint whose instructions predict a scenario's cost per request

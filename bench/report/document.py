@@ -62,7 +62,7 @@ def baseline_of(doc: dict[str, Any]) -> str:
 HEADLINE = [
     "scenario",
     "variant",
-    "req/s (95 % CI)",
+    "req/s (interval)",
     "server CPU µs/req",
     "p50 ms",
     "p99 ms",
@@ -127,7 +127,12 @@ def headline(run: Run) -> tuple[list[Block], int]:
             f"each trial's percentile, ≥ … (censored) when only a lower bound; fairness is Jain's "
             f"index of requests completed per user (1.00: every user served alike; low: some "
             f"users starve while others are served fast). The last column sets req/s against "
-            f"{base} ({VERDICT_METHOD})."
+            + (
+                f"{base} from the co-scheduled pass (req/s per core in window pairs measured "
+                "on one core at the same instants; see 'Verdicts: co-scheduled comparisons')."
+                if doc.get("coscheduled", {}).get("groups")
+                else f"{base} ({VERDICT_METHOD})."
+            )
         ),
         table([*HEADLINE, f"req/s vs {base}"], rows),
     ]
@@ -394,10 +399,12 @@ HOW_TO_READ = [
     "Tail percentiles (p99, p99.9) are the median over valid trials of each trial's "
     'percentile; "≥ X (censored)" marks a lower bound: requests were still waiting when '
     "the measured window closed, so the true value is at least X.",
-    "A verdict is faster/slower when the 95 % CI of the ratio (paired by round) excludes 1, "
-    "'no difference within ±5 %' when the whole CI lies inside ±5 %, and otherwise 'not "
-    "resolved by this run' with the rounds that would resolve 5 %; each gives its minimum "
-    "detectable difference. Use more --trials where a verdict is not resolved.",
+    "A verdict is faster/slower when the 95 % CI of the ratio excludes 1, 'no difference "
+    "within ±5 %' when the whole CI lies inside ±5 %, and otherwise 'not resolved by this "
+    "run' with the window pairs (or rounds) that would resolve 5 %; each gives its minimum "
+    "detectable difference. Verdicts between strategies come from the co-scheduled pass "
+    "where the run has one (the machine's speed swings hit both sides of every window); "
+    "absolute req/s and latencies come from the solo cells.",
     "p99 and above show queueing and pauses: a strategy can have the same throughput and a "
     "far worse tail (see the latency spectrum).",
     "Cells marked invalid (failed requests, saturated load generator or core, failed "
