@@ -484,3 +484,15 @@ def test_follow_mode_counts_real_pool_timeouts_without_invalidating(tmp_path: Pa
     assert not any("failed requests" in r for r in cell["reasons"]), cell["reasons"]
     assert cell["follow"]["complete"] is True and cell["censored"]["count"] == 0
     assert cell["tail_resolved"] is True and cell["latency_us"]["max"] >= timeouts["max_us"]
+
+
+def test_the_cells_table_shows_a_followed_max_and_its_pool_timeouts() -> None:
+    from bench.report.document import timeouts
+
+    def cell(count: int, of: int, status: str = "ok") -> dict[str, Any]:
+        return {"status": status, "timeouts": {"count": count, "of": of, "at_s": 30.0}}
+
+    assert timeouts([cell(2, 20_000), cell(1, 19_000), cell(50, 100, "invalid")]) == (
+        "3 of 39,000 at 30 s"
+    )
+    assert timeouts([{"status": "ok"}]) == "–"
