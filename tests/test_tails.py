@@ -163,7 +163,7 @@ def test_follow_mode_censors_only_what_outlives_its_limit() -> None:
 
 def test_follow_window_rule_and_timeout_text() -> None:
     cell = {
-        "users": 128, "started_in_window": 128 * 150,
+        "users": 128, "started_in_window": 128 * 75,
         "latency_us": {"max": 5_400_000}, "censored": {"count": 0},
         "follow": {"complete": True, "limit_s": 35.0},
         "timeouts": {"count": 3, "of": 19_200, "at_s": 30.0},
