@@ -162,7 +162,7 @@ def test_follow_mode_censors_only_what_outlives_its_limit() -> None:
 
 
 def test_follow_window_rule_and_timeout_text() -> None:
-    cell = {
+    cell: dict[str, Any] = {
         "users": 128, "started_in_window": 128 * 75,
         "latency_us": {"max": 5_400_000}, "censored": {"count": 0},
         "follow": {"complete": True, "limit_s": 35.0},
