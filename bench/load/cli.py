@@ -125,6 +125,12 @@ def register(sub: Any) -> None:
         help="servers record pool wait/hold times and barging per cell (costs ~1-3 %% CPU)",
     )
     p.add_argument(
+        "--follow",
+        action="store_true",
+        help="follow every request started in the window to its end (users keep running, at "
+        "most pool_timeout + 5 s): no censored tail; 503 pool timeouts count as timeouts",
+    )
+    p.add_argument(
         "--locust-processes",
         type=number(int, 1),
         default=1,

@@ -11,6 +11,7 @@ import variants
 from bench.common import drivers
 from bench.common.console import console, progress_bar, rel_path, summary_table
 from bench.common.results import ROOT, RUN_FILE
+from bench.load import follow
 from bench.load.runner import ConfigError, RunConfig, Runner
 from bench.load.scenarios import SCENARIOS
 from variants.settings import DatabaseUrl
@@ -66,6 +67,8 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         pool_queues=args.pool_queue, pool_stats=args.pool_stats, drivers=args.driver,
         expect_workers=args.expect_workers, master_bind=args.master_bind,
         master_port=args.master_port, remote=args.remote or {},
+        follow=follow.limit(follow.pool_timeout()) if getattr(args, "follow", False) else 0.0,
+        pool_timeout=follow.pool_timeout(),
         **chosen,
     )  # fmt: skip
 
@@ -96,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
         console.print(
             "sessionbench: error: --expect-workers and --locust-processes exclude "
             "each other (workers run the load)",
+            highlight=False,
+        )
+        return 2
+    if getattr(args, "follow", False) and (args.expect_workers or args.locust_processes > 1):
+        console.print(
+            "sessionbench: error: --follow needs one locust process (it follows the requests "
+            "its own users started): drop --locust-processes / --expect-workers",
             highlight=False,
         )
         return 2
@@ -130,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
         f"sessionbench run --{config.mode}: {config.cell_count} cells "
         f"({len(config.series())} series × {len(config.scenarios)} scenarios × "
         f"{len(config.users)} user counts × {config.trials} trials), "
-        f"{config.warmup:g} s warm-up + {config.duration:g} s each → {rel_path(config.out)}",
+        f"{config.warmup:g} s warm-up + {config.duration:g} s each"
+        + (f" + up to {config.follow:g} s following" if config.follow else "")
+        + f" → {rel_path(config.out)}",
         highlight=False,
     )
     try:

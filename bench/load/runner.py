@@ -59,6 +59,7 @@ from bench.common.processes import Interrupted, ignore_signals, raise_interrupte
 from bench.common.results import Run, environment
 from bench.common.server import ServerError, VariantServer, free_port
 from bench.load import coschedule, distributed, tails
+from bench.load import follow as follow_mode
 from bench.load.scenarios import SCENARIOS
 from bench.pool import stats as pool_stats
 from variants.settings import DatabaseUrl
@@ -134,6 +135,11 @@ class RunConfig:
             return []
         names = [s.name for s in self.series()]
         return list(coschedule.schedule(names, self.scenarios, self.users, co))
+    follow: float = 0.0
+    """>0: follow mode (bench/load/follow.py): every request started in the window is followed
+    to its end, at most this many s after the window; 0: off."""
+    pool_timeout: float = follow_mode.DEFAULT_POOL_TIMEOUT
+    """The servers' pool_timeout (SESSIONBENCH_POOL_TIMEOUT): a 503 after it is a timeout."""
 
     def settings(self) -> dict[str, Any]:
         settings = asdict(self)
@@ -581,7 +587,7 @@ class Runner:
             remote_cpu.append(metrics.read_cpu(server.metrics))  # type: ignore[union-attr]
         cell |= pool_stats.collect(self._pool_dir(name), recorders)
         try:
-            locust.wait(config.warmup + config.duration + STOP_TIMEOUT + 30)
+            locust.wait(config.warmup + config.duration + config.follow + STOP_TIMEOUT + 30)
         except subprocess.TimeoutExpired:
             processes.stop(locust)
             cell["reasons"].append("locust did not finish in time")
@@ -641,6 +647,10 @@ class Runner:
             "integrity": [c.as_dict() for c in checks],
             "histogram": histograms.encode(merged),
         }
+        if config.follow and recorded.get("follow"):
+            cell |= follow_mode.cell_fields(
+                recorded["follow"], users=users, rps=rps, timeout=config.pool_timeout
+            )
         if remote:
             cell |= _remote_cpu(remote_cpu, requests, elapsed, cell)
         expected = config.locust_processes + 1 if config.locust_processes > 1 else 1
@@ -673,6 +683,8 @@ class Runner:
             cell, placement, locust_processes=config.locust_processes
         )
         cell["warnings"] = warnings(cell)
+        if "follow" in cell:
+            cell["warnings"] += follow_mode.window_notes(cell, config.duration)
         if not remote and unproven:  # an app that records no evidence (not a registry variant)
             cell["warnings"].append(unproven)
         if cell.get("server_cpu", "").startswith("not measured"):
@@ -685,7 +697,7 @@ class Runner:
     ) -> subprocess.Popen[bytes]:
         config = self.config
         # The recorder ends the run after the window; -t is only a safety net.
-        run_time = math.ceil(config.warmup + config.duration + STOP_TIMEOUT + 20)
+        run_time = math.ceil(config.warmup + config.duration + config.follow + STOP_TIMEOUT + 20)
         cmd = [
             sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
             "-u", str(users), "-r", str(users), "-t", f"{run_time}s", "--host", host,
@@ -704,6 +716,7 @@ class Runner:
             "SESSIONBENCH_OUT": str(raw),
             "SESSIONBENCH_WARMUP": str(config.warmup),
             "SESSIONBENCH_DURATION": str(config.duration),
+            "SESSIONBENCH_FOLLOW": str(config.follow),
             "SESSIONBENCH_SEED_ROWS": str(database.SEED_ROWS),
         }
         with (raw / "locust.log").open("wb") as log:

@@ -228,11 +228,22 @@ def phase_failures(group: list[dict[str, Any]]) -> str:
     return ", ".join(shown) or "0"
 
 
+def timeouts(group: list[dict[str, Any]]) -> str:
+    """Followed windows' pool timeouts over the valid trials: "k of n at 30 s" (– if none
+    followed)."""
+    followed = [c["timeouts"] for c in group if c["status"] == "ok" and "timeouts" in c]
+    if not followed:
+        return "–"
+    count, of = sum(t["count"] for t in followed), sum(t["of"] for t in followed)
+    return f"{count:,} of {of:,} at {followed[0]['at_s']:g} s"
+
+
 def all_cells_table(doc: dict[str, Any]) -> list[Block]:
     """Every (scenario, users, series) group; Little's law and failures by phase when recorded."""
     groups = _groups(doc)
     has_law = any("littles_law" in c for c in doc["cells"])
     has_phases = any("failures_by_phase" in c for c in doc["cells"])
+    has_follow = any("follow" in c for c in doc["cells"])
     summary = {(r["scenario"], r["users"], r["variant"]): r for r in group_summary(doc["cells"])}
     rows = []
     for key in sorted(groups):
@@ -252,13 +263,23 @@ def all_cells_table(doc: dict[str, Any]) -> list[Block]:
         extra = ([littles_law(group)] if has_law else []) + (
             [phase_failures(group)] if has_phases else []
         )
+        if has_follow:
+            extra += [latency_ms(group, "max"), timeouts(group)]
         rows.append([key[0], str(key[1]), key[2], f"{r['valid']}/{r['trials']}", *measured, *extra])
     headers = ["scenario", "users", "variant", "valid", "req/s", "CV", "server µs/req"]
     headers += ["p50 ms", "p99 ms", "p99.9 ms", "fairness"]
     headers += (["Little's law ratio"] if has_law else []) + (
         ["failures by phase"] if has_phases else []
     )
+    headers += ["max ms", "pool timeouts"] if has_follow else []
     notes = []
+    if has_follow:
+        notes.append(
+            "Followed windows (`run --follow`): every request started in the window is "
+            "measured to its end (the users keep running), so p99.9 and max are whole "
+            "latencies, not censored; a request answered 503 after `pool_timeout` is a pool "
+            "timeout, counted at its latency: k of n requests started in the window."
+        )
     if has_law:
         notes.append(
             "Little's law ratio: recorded mean latency ÷ users / req/s (1.00 when every "
