@@ -22,7 +22,7 @@ from bench.cost.packages import group_of, short_object
 
 SCHEMA = "sessionbench.cost-profile/1"
 PROFILES_DIR = "profiles"
-KEEP = 40
+KEEP = 30
 """Functions kept per file by self and by inclusive instructions (the union is stored)."""
 RESIDUE = "callgrind residue"
 """Group of the dumps' ``summary`` − ``totals``: zero in a clean dump (see ``valgrind.zero``)."""
@@ -91,14 +91,14 @@ def from_dumps(
                 name,
                 obj,
                 group_by[(name, obj)],
-                round(self_of[(name, obj)], 1),
-                round(inclusive_of[(name, obj)], 1),
+                round(self_of[(name, obj)]),
+                round(inclusive_of[(name, obj)]),
             )
             for name, obj in kept
         ],
         cutoff=(
-            round(self_of[by_self[-1]], 1) if by_self else 0.0,
-            round(inclusive_of[by_inclusive[-1]], 1) if by_inclusive else 0.0,
+            float(round(self_of[by_self[-1]])) if by_self else 0.0,
+            float(round(inclusive_of[by_inclusive[-1]])) if by_inclusive else 0.0,
         ),
     )
 
