@@ -70,6 +70,9 @@ class Explanation:
     """The two rows' (max − min) ranges added, in instructions per request."""
     groups: list[Part]
     functions: list[FunctionDiff]
+    """By inclusive difference, without the frames that hold over half of every request."""
+    by_self: list[FunctionDiff]
+    """By self difference."""
 
     @property
     def measured_diff(self) -> float:
@@ -122,6 +125,11 @@ def compare_profiles(
                 gb[2] if gb else None,
             )
         )
+    # frames that hold most of every request (the event loop, a task's step, the eval
+    # loop) include the whole difference and say nothing about where it is
+    whole = 0.5 * min(pa.instructions_per_request, pb.instructions_per_request)
+    by_self = sorted(functions, key=lambda f: -abs(f.self_diff))[:TOP_FUNCTIONS]
+    functions = [f for f in functions if max(f.inclusive_a or 0, f.inclusive_b or 0) < whole]
     functions.sort(key=lambda f: -abs(f.inclusive_diff))
     spread = sum(r["instructions_per_request"] * r["spread_percent"] / 100 for r in (row_a, row_b))
     return Explanation(
@@ -134,6 +142,7 @@ def compare_profiles(
         spread=spread,
         groups=groups,
         functions=functions[:TOP_FUNCTIONS],
+        by_self=by_self,
     )
 
 

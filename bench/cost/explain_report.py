@@ -28,6 +28,16 @@ LIMITS = (
 )
 
 
+def _k(value: float, _: object = None) -> str:
+    return f"{value / 1000:+,.0f} k" if value else "0"
+
+
+def _thousands() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(_k)
+
+
 def _n(value: float) -> str:
     return f"{value:+,.0f}"
 
@@ -48,12 +58,17 @@ def lines(e: Explanation, top: int = 8) -> list[str]:
         for g in e.groups
         if g.name.startswith(f"{INTERPRETER}:")
     ]
-    out.append("  top functions by inclusive difference (self difference beside):")
-    out += [
-        f"    {f.name[:48]:48s} {f.object[:14]:14s} {_n(f.inclusive_diff):>10s} "
-        f"{_n(f.self_diff):>10s}"
-        for f in e.functions[:top]
-    ]
+    for title, functions in (
+        ("top functions by inclusive difference (frames holding over half of every request "
+         "left out; self difference beside):", e.functions),
+        ("top functions by self difference (inclusive beside):", e.by_self),
+    ):  # fmt: skip
+        out.append(f"  {title}")
+        out += [
+            f"    {f.name[:48]:48s} {f.object[:14]:14s} {_n(f.inclusive_diff):>10s} "
+            f"{_n(f.self_diff):>10s}"
+            for f in functions[:top]
+        ]
     return out
 
 
@@ -77,7 +92,9 @@ def pair_figure(e: Explanation, doc: dict[str, Any], path: Path) -> Path:
         color=["#d62728" if f.inclusive_diff > 0 else "#2ca02c" for f in funcs],
     )
     right.axvline(0, color="#999999", linewidth=0.8)
-    right.set_title("top functions: inclusive difference (overlapping)", fontsize=10)
+    right.set_title("top functions: inclusive difference (overlap; loop frames out)", fontsize=10)
+    for ax in (left, right):
+        ax.xaxis.set_major_formatter(_thousands())
     right.set_xlabel("instructions per request")
     right.tick_params(axis="y", labelsize=7)
     fig.suptitle(
@@ -119,6 +136,7 @@ def all_figure(es: list[Explanation], doc: dict[str, Any], path: Path) -> Path:
     ax.scatter([e.measured_diff for e in es], labels, color="black", marker="|", s=200,
                zorder=3, label="measured total")  # fmt: skip
     ax.axvline(0, color="#999999", linewidth=0.8)
+    ax.xaxis.set_major_formatter(_thousands())
     ax.set_xlabel(f"instructions per request, variant − {es[0].b}")
     ax.legend(fontsize=8, loc="lower right")
     return plots.save(fig, path)
