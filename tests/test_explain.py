@@ -107,7 +107,8 @@ def test_explain_adds_up_only_within_the_spreads(tmp_path: Path) -> None:
                              row_b)  # fmt: skip
     assert close.grouped_diff == pytest.approx(190.0) and close.adds_up()
     assert [p.name for p in close.packages] == ["interpreter", "asyncpg"]
-    assert close.functions[0].inclusive_diff == pytest.approx(190.0)
+    assert close.by_self[0].self_diff == pytest.approx(200.0)
+    assert not close.functions  # f holds every request: left out of the inclusive ranking
     far = compare_profiles(a, b, {"instructions_per_request": 1530.0, "spread_percent": 0.1},
                            row_b)  # fmt: skip
     assert not far.adds_up()  # 30 off, the spreads allow 1.5 + 1.3

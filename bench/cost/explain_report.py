@@ -107,24 +107,24 @@ def pair_figure(e: Explanation, doc: dict[str, Any], path: Path) -> Path:
 
 
 def all_figure(es: list[Explanation], doc: dict[str, Any], path: Path) -> Path:
-    """Every variant's difference vs the baseline, stacked by package: one bar per variant."""
+    """Every variant's difference vs the baseline, stacked by group: one bar per variant."""
     from bench.common import plots
 
     fig, ax = plots._figure(
         f"Where each variant's extra instructions per {es[0].endpoint.upper()} go, vs "
-        f"{es[0].b} ({es[0].clients} client; self instructions by package)",
+        f"{es[0].b} ({es[0].clients} client; self instructions by group)",
         doc,
     )
     totals: dict[str, float] = {}
     for e in es:
-        for part in e.packages:
+        for part in e.groups:
             totals[part.name] = totals.get(part.name, 0.0) + abs(part.diff)
-    shown = sorted(totals, key=lambda n: -totals[n])[:7]
+    shown = sorted(totals, key=lambda n: -totals[n])[:8]
     es = sorted(es, key=lambda e: e.measured_diff)
     labels = [e.a for e in es]
-    for index, name in enumerate([*shown, "other packages"]):
+    for index, name in enumerate([*shown, "other groups"]):
         values = [
-            sum(p.diff for p in e.packages if (p.name == name) or (name == "other packages"
+            sum(p.diff for p in e.groups if (p.name == name) or (name == "other groups"
                 and p.name not in shown))
             for e in es
         ]  # fmt: skip
@@ -146,7 +146,7 @@ def _stack(es: list[Explanation], before: list[str], name: str, sign: int) -> li
     """Where *name*'s bar starts: the same-signed bars of the packages drawn before it."""
     out = []
     for e in es:
-        parts = {p.name: p.diff for p in e.packages}
+        parts = {p.name: p.diff for p in e.groups}
         prior = [parts.get(n, 0.0) for n in before]
         out.append(sum(v for v in prior if (v > 0) == (sign > 0) and v != 0))
     return out
