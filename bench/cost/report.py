@@ -251,7 +251,10 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
     ]
     if errors:
         blocks += [p("Variants that could not be measured:"), bullets(errors)]
-    return blocks, []
+    from bench.cost import explain_report
+
+    explained, written = explain_report.blocks(folder, cost)
+    return blocks + explained, written
 
 
 def build_alone(folder: Path) -> list[Path]:
