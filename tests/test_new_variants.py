@@ -61,8 +61,8 @@ def test_threadpool_tokens_are_recorded_next_to_the_pool_size(db, tmp_path: Path
 def test_asyncio_pool_queues_are_refused_for_the_sync_variant(db, tmp_path: Path) -> None:
     out = tmp_path / "refused"
     result = cli(
-        "run", "--quick", "--variants", "sync_threadpool,depends", "--pool-queue", "fifo",
-        "--out", str(out),
+        "run", "--no-co", "--quick", "--variants", "sync_threadpool,depends",
+        "--pool-queue", "fifo", "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 2
     lines = (result.stdout + result.stderr).strip().splitlines()

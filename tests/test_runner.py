@@ -157,7 +157,7 @@ CLI = [sys.executable, "-m", "bench.cli"]
 def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
     out = tmp_path / "run"
     result = subprocess.run(
-        [*CLI, "run", "--variants", "context,raw", "--scenarios", "write,mixed,multi",
+        [*CLI, "run", "--no-co", "--variants", "context,raw", "--scenarios", "write,mixed,multi",
          "--users", "4", "--trials", "1", "--duration", "1", "--warmup", "0.5", "--out", str(out)],
         capture_output=True, text=True, timeout=280,
         env={**os.environ, "DATABASE_URL": db.url},
@@ -259,7 +259,7 @@ def test_more_pooled_connections_than_postgres_allows_is_a_usage_error(tmp_path:
 def start_run(out: Path, db, variants: str, trials: int, duration: float) -> subprocess.Popen:
     """`sessionbench run` of the read scenario with 2 users, in the background."""
     return subprocess.Popen(
-        [*CLI, "run", "--variants", variants, "--scenarios", "read", "--users", "2",
+        [*CLI, "run", "--no-co", "--variants", variants, "--scenarios", "read", "--users", "2",
          "--trials", str(trials), "--duration", str(duration), "--warmup", "0.2",
          "--out", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
