@@ -80,8 +80,8 @@ def environment() -> dict[str, Any]:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             packages[name] = None
-    # Code changes only: results/ is what runs write (scripts/reference moves it aside).
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+    # Code changes (untracked files too): results/ is what runs write.
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)results")
     return {
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
