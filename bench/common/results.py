@@ -190,6 +190,26 @@ def tail_resolved(cells: list[dict[str, Any]]) -> bool | None:
     return all(flags)
 
 
+TAIL_MIN_PER_USER = 50
+TAIL_RULE = (
+    "p99.9, max and fairness come only from windows that can show them: the tail resolved "
+    "(no request still waiting when the window closed, or every request followed to its end) "
+    f"and each user completing ≥ {TAIL_MIN_PER_USER} requests in the window on average; "
+    "elsewhere they are left out (–: window too short)"
+)
+
+
+def tail_visible(cell: dict[str, Any]) -> bool:
+    """Whether *cell*'s window can show its p99.9, max and fairness (:data:`TAIL_RULE`)."""
+    if cell.get("status") != "ok" or cell.get("tail_resolved") is False:
+        return False
+    if cell.get("follow") and not cell["follow"].get("complete", False):
+        return False
+    users = cell.get("users") or 0
+    done = cell.get("started_in_window") or cell.get("requests") or 0
+    return bool(users) and done / users >= TAIL_MIN_PER_USER
+
+
 def group_summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (variant, scenario, users): medians over valid trials, with spread and intervals.
 

@@ -210,8 +210,15 @@ class Comparison:
 
 
 def _signed(value: float) -> str:
-    """Whole percent, one decimal below 1 (no "−0 %")."""
+    """Whole percent, one decimal below 1, "0" for what rounds to zero (never "−0")."""
+    if abs(value) < 0.05:
+        return "0"
     return (f"{value:+.1f}" if abs(value) < 0.95 else f"{value:+.0f}").replace("-", "−")
+
+
+def signed_percent(value: float) -> str:
+    """E.g. ``+12 %``, ``−0.4 %``, ``0 %``: a change in percent as every table prints it."""
+    return f"{_signed(value)} %"
 
 
 def _percent(value: float) -> str:

@@ -135,6 +135,7 @@ class RunConfig:
             return []
         names = [s.name for s in self.series()]
         return list(coschedule.schedule(names, self.scenarios, self.users, co))
+
     follow: float = 0.0
     """>0: follow mode (bench/load/follow.py): every request started in the window is followed
     to its end, at most this many s after the window; 0: off."""

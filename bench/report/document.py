@@ -30,7 +30,15 @@ from bench.common.blocks import (
     to_markdown,
 )
 from bench.common.result_files import MicroFile, load_document
-from bench.common.results import Run, censored_percentiles, group_summary, percentile, series_names
+from bench.common.results import (
+    TAIL_RULE,
+    Run,
+    censored_percentiles,
+    group_summary,
+    percentile,
+    series_names,
+    tail_visible,
+)
 from bench.common.stats import VERDICT_METHOD, coverage_text, median_ci
 from bench.micro import GROUPS as MICRO_GROUPS
 from bench.micro.command import MICRO_FILE
@@ -94,12 +102,13 @@ def headline(run: Run) -> tuple[list[Block], int]:
             _, low, high = median_ci(valid)
             rps = f"{row['rps']:,.0f} ({low:,.0f}–{high:,.0f})"
             group = groups[row["scenario"], top, row["variant"]]
+            visible = all(tail_visible(c) for c in group if c["status"] == "ok")
             rest = [
                 f"{row['server_us']:.0f}",
                 _ms(row["p50_us"]),
                 latency_ms(group, "p99"),
-                latency_ms(group, "p99.9"),
-                _fair(row["jain"]),
+                latency_ms(group, "p99.9") if visible else "– (window too short)",
+                _fair(row["jain"]) if visible else "– (window too short)",
             ]
         else:
             rps, rest = "no valid trial", ["–"] * 5
@@ -124,7 +133,8 @@ def headline(run: Run) -> tuple[list[Block], int]:
             f"Median over valid trials; req/s with the order-statistic interval of the median "
             f"(exact coverage {coverage_text(doc['settings']['trials'])} at "
             f"{doc['settings']['trials']} trials); p99 and p99.9: median over valid trials of "
-            f"each trial's percentile, ≥ … (censored) when only a lower bound; fairness is Jain's "
+            f"each trial's percentile, ≥ … (censored) when only a lower bound ({TAIL_RULE}); "
+            f"fairness is Jain's "
             f"index of requests completed per user (1.00: every user served alike; low: some "
             f"users starve while others are served fast). The last column sets req/s against "
             + (

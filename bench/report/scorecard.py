@@ -19,6 +19,7 @@ from typing import Any
 from bench.common.blocks import Block, p, table
 from bench.common.result_files import PitfallFile, load_document
 from bench.common.results import Run, censored_percentiles, percentile, series_names
+from bench.common.stats import signed_percent
 from bench.report.compare import METRICS, within
 
 COST_FILE = "cost.json"
@@ -192,7 +193,7 @@ def _with_pitfalls(score: Score, pitfalls: dict[str, list[dict[str, Any]]]) -> S
 
 
 def _pct(value: float) -> str:
-    return f"{value:+.0f} %".replace("-", "−")
+    return signed_percent(value)
 
 
 def _scenarios(n: int) -> str:
