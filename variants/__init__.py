@@ -61,6 +61,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("scoped_task", "variants.scoped_task", "strategy"),
         Variant("scoped_basehttp", "variants.scoped_basehttp", "strategy"),
         Variant("depends_function", "variants.depends_function", "strategy"),
+        Variant("depends_commit", "variants.depends_commit", "strategy"),
+        Variant("depends_commit_function", "variants.depends_commit_function", "strategy"),
         Variant("core", "variants.core", "baseline", orm=False),
         Variant("raw", "variants.raw", "baseline", orm=False, drivers=("asyncpg",)),
         Variant(
