@@ -78,12 +78,16 @@ class CoSettings:
     rounds: int = 1
     group: str = "pairs"
     """``pairs``: each series with one anchor at a time; ``all``: a series with every anchor."""
+    kinds: tuple[str, ...] = ("strategy", "library", "calibration")
+    """Variant kinds compared with the anchors (baselines such as raw are ceilings, not
+    contenders: their solo cells show them)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "anchors": self.anchors, "windows": self.windows, "window_s": self.window,
             "warmup_s": self.warmup, "rounds": self.rounds, "group": self.group,
             "start_margin_s": START_MARGIN, "steal_limit_percent": STEAL_LIMIT,
+            "saturated_percent": 100 * SATURATED, "kinds": list(self.kinds),
         }  # fmt: skip
 
 
@@ -95,7 +99,10 @@ def groups(series: Sequence[str], settings: CoSettings) -> list[tuple[str, ...]]
     out: list[tuple[str, ...]] = []
     for i, a in enumerate(anchors):  # anchors against each other
         out += [(a, b) for b in anchors[i + 1 :]]
-    others = [name for name in series if name not in anchors]
+    others = [
+        name for name in series
+        if name not in anchors and variants.get(name.split("+", 1)[0]).kind in settings.kinds
+    ]  # fmt: skip
     if settings.group == "all" and others:
         out = []  # every group holds every anchor: their comparisons come from all groups
     for name in others:

@@ -120,7 +120,8 @@ def section(folder: Path, doc: dict[str, Any]) -> list[Block]:
                 + f"); windows: {windows}, dropped: "
                 + (", ".join(f"{n} ({why})" for why, n in sorted(drops.items())) or "none")
                 + f" (machine guard: steal above {s['steal_limit_percent']:g} % of a window, "
-                "the members' servers below 85 % of their core, or a failed request).",
+                f"the members' servers below {s.get('saturated_percent', 85):g} % of their core, "
+                "or a failed request).",
                 "Spread of one window pair's ratio (standard deviation of the log ratio), "
                 f"median over comparisons: {100 * statistics.median(spreads):.1f} %"
                 if spreads
