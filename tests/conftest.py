@@ -31,6 +31,7 @@ GROUPS: dict[str, str] = {
     "tests/test_pitfalls.py::": "timing",
     "tests/test_pool.py::test_repro_": "timing",
     "tests/test_runner.py::test_a_starving_strategy": "timing",
+    "tests/test_coschedule.py::test_an_injected": "timing",
     # Module-scoped fixtures built once (a load run, a report, a server).
     "tests/test_report.py::": "report",
     "tests/test_report_browser.py::": "report-browser",
@@ -119,11 +120,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return GroupScheduling(config, log)
 
 
-ALONE = ("cost_run", "small_run")
+ALONE = ("cost_run", "small_run", "co_run")
 """Fixtures whose set-up runs with the machine to itself: the other worker finishes its test
 and waits. valgrind's repeats agree within 1 % (``test_cost.py``'s cost run) and depends'
 req/s stays below raw's (``test_report.py``'s run) only when nothing else runs (both failed
-beside the other worker). The tests that only read what they measured need no lock of
+beside the other worker); the co-scheduled run (``test_coschedule.py``) drops every window in
+which something else shares the server core. The tests that only read what they measured need no lock of
 their own."""
 
 _lock: list[Any] = []  # this worker's lock file while a test runs (shared, or exclusive)

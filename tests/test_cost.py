@@ -18,9 +18,11 @@ import pytest
 
 from bench.cli import main
 from bench.common.rundiff import differences
+from bench.cost.explain import explain
 from bench.cost.measure import Plan
 from bench.cost.operations import OperationsPlan, run_operations, selection, start_operations
 from bench.cost.operations_hook import GROUP_USE, GROUPS
+from bench.cost.profile import RESIDUE
 from bench.cost.report import rows_for, section
 from bench.cost.results import OPERATION_GROUPS, SCHEMA, CostRun, load
 from bench.cost.runner import CostConfig
@@ -80,12 +82,35 @@ def test_cost_json_shape_repeats_agree_and_depends_costs_more(cost_run: Path) ->
 def test_report_of_a_folder_with_only_cost_json(cost_run: Path) -> None:
     blocks, _ = section(cost_run)
     tables = [b for b in blocks if b.kind == "table"]
-    assert len(tables) == 2 and len(tables[0].rows) == 2
+    # instructions, micro-operations, then the explain of depends vs context (packages,
+    # functions)
+    assert len(tables) == 4 and len(tables[0].rows) == 2
+    assert tables[2].rows[0][0] == "depends" and tables[2].rows[0][4] == "yes"
+    assert any(b.kind == "img" and b.text == "plots/explain-get.png" for b in blocks)
+    assert (cost_run / "plots" / "explain-get.png").exists()
     assert [r[1] for r in tables[1].rows] == ["bare", "context", "depends"]  # cheapest first
     assert tables[1].rows[1][5].startswith("1.000")  # context vs itself
     assert any("No load run" in b.text for b in blocks)
     assert main(["report", str(cost_run)]) == 0
     assert "Instructions per request" in (cost_run / "report.md").read_text()
+
+
+@needs_valgrind
+def test_explain_depends_vs_context_adds_up(cost_run: Path) -> None:
+    e = explain(cost_run, "depends", "context", "get")
+    assert e is not None and e.measured_diff > 0
+    assert e.adds_up(), (e.grouped_diff, e.measured_diff, e.spread)
+    residue = next(g for g in e.groups if g.name == RESIDUE)
+    assert abs(residue.a) < 1e-4 * e.measured_a  # zeroing by a dump leaves no residue
+    assert e.packages[0].name == "interpreter" and e.functions
+    result = cli("cost", "--explain", "depends,context", "--out", str(cost_run))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "depends vs context, get at 1 client(s)" in result.stderr
+    assert "(within the spreads)" in result.stderr
+    assert (cost_run / "plots" / "explain-depends-vs-context-get-c1.png").stat().st_size > 10_000
+    profile = json.loads((cost_run / "profiles" / "depends-get-c1.json").read_text())
+    assert profile["schema"] == "sessionbench.cost-profile/1"
+    assert (cost_run / "profiles" / "depends-get-c1.json").stat().st_size < 8_000
 
 
 def compare(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

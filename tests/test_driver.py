@@ -117,7 +117,7 @@ def test_psycopg_engine_prepares_on_first_use(db: DatabaseUrl) -> None:
 def test_run_on_both_drivers_records_the_evidence(tmp_path: Path, db: DatabaseUrl) -> None:
     out = tmp_path / "run"
     result = subprocess.run(
-        [*CLI, "run", "--driver", "asyncpg,psycopg", "--variants", "depends",
+        [*CLI, "run", "--no-co", "--driver", "asyncpg,psycopg", "--variants", "depends",
          "--scenarios", "read", "--users", "4", "--trials", "1", "--duration", "1",
          "--warmup", "0.5", "--pool-size", "2", "--out", str(out)],
         capture_output=True, text=True, timeout=110,

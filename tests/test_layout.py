@@ -23,6 +23,7 @@ LAYERS = {
     "micro": 2,
     "cost": 2,
     "pitfalls": 2,
+    "findings": 2,
     "report": 3,
     "cli": 4,
 }

@@ -1,18 +1,26 @@
 """The sqlmodel and sync_threadpool variants (issue 16): registered, serving the contract,
-the threadpool's size recorded in run.json, and asyncio pool queues refused for the sync one."""
+the threadpool's size recorded in run.json, and asyncio pool queues refused for the sync one.
+The commit-after-yield pair (issue 24): ``depends_commit`` answers a write before its
+COMMIT has run, its ``scope="function"`` twin after it (a COMMIT slowed on purpose shows it).
+"""
 
 import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 import variants
 from bench.common import environments
-from bench.common.verify import CHECKS, Context, run_check
+from bench.common.server import VariantServer
+from bench.common.verify import CHECKS, Context, read_your_write, run_check
+from variants.settings import DatabaseUrl
 
 NEW = ["sqlmodel", "sync_threadpool"]
 CLI = [sys.executable, "-m", "bench.cli"]
@@ -61,8 +69,8 @@ def test_threadpool_tokens_are_recorded_next_to_the_pool_size(db, tmp_path: Path
 def test_asyncio_pool_queues_are_refused_for_the_sync_variant(db, tmp_path: Path) -> None:
     out = tmp_path / "refused"
     result = cli(
-        "run", "--quick", "--variants", "sync_threadpool,depends", "--pool-queue", "fifo",
-        "--out", str(out),
+        "run", "--no-co", "--quick", "--variants", "sync_threadpool,depends",
+        "--pool-queue", "fifo", "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 2
     lines = (result.stdout + result.stderr).strip().splitlines()
@@ -82,3 +90,73 @@ def test_scorecard_calls_the_threadpool_a_reference_not_a_ceiling() -> None:
 
     assert advice(Score("sync_threadpool", "baseline")).startswith("a reference, not a contender")
     assert advice(Score("raw", "baseline")).startswith("a ceiling")
+
+
+SLOW = 1.0
+"""s a slowed COMMIT takes: a deferred constraint trigger sleeps at COMMIT for the rows below."""
+SLOW_TITLES = "NEW.title = 'visible' OR NEW.title LIKE 'slow-commit%'"  # 'visible': verify's
+SLOW_COMMIT = [
+    "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql"
+    f" AS $$ BEGIN PERFORM pg_sleep({SLOW}); RETURN NULL; END $$",
+    "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT OR UPDATE ON todos"
+    f" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({SLOW_TITLES})"
+    " EXECUTE FUNCTION slow_commit()",
+]
+SLOW_COMMIT_DROP = "DROP FUNCTION IF EXISTS slow_commit() CASCADE"
+
+
+@pytest.fixture
+def slow_commit(db: DatabaseUrl) -> Iterator[None]:
+    """While the test runs, a COMMIT of a row titled ``visible`` or ``slow-commit…`` takes
+    ``SLOW`` s longer (this worker's own PostgreSQL; other rows are not slowed)."""
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        conn.execute(SLOW_COMMIT_DROP)
+        for statement in SLOW_COMMIT:
+            conn.execute(statement)
+        try:
+            yield
+        finally:
+            conn.execute(SLOW_COMMIT_DROP)
+
+
+def test_the_commit_after_yield_pair_is_registered() -> None:
+    plain, function = variants.get("depends_commit"), variants.get("depends_commit_function")
+    assert (plain.kind, function.kind) == ("strategy", "strategy")
+    flagged = {v.name for v in variants.VARIANTS.values() if v.commits_after_response}
+    assert flagged == {"depends_commit"}
+
+
+@pytest.mark.parametrize(
+    ("name", "answered_first"),
+    [("depends_commit", True), ("depends_commit_function", False), ("depends", False)],
+)
+def test_a_write_is_answered_before_its_commit_only_by_the_request_scoped_commit(
+    name: str,
+    answered_first: bool,
+    slow_commit: None,
+    serve: Callable[[str], VariantServer],
+    db: DatabaseUrl,
+) -> None:
+    """POST, then GET at once on the same connection: request scope answers 201 while the
+    slowed COMMIT still runs (the GET misses the row until it ends), function scope and
+    ``depends`` (handlers commit) answer once it has ended."""
+    server = serve(name)
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        started = time.monotonic()
+        created = client.post("/todos", json={"title": f"slow-commit {name}"})
+        answered = time.monotonic() - started
+        assert created.status_code == 201, created.text
+        read = client.get(f"/todos/{created.json()['id']}").status_code
+        while read != 200 and time.monotonic() - started < SLOW + 10:
+            read = client.get(f"/todos/{created.json()['id']}").status_code
+        visible = time.monotonic() - started
+        if answered_first:
+            assert answered < SLOW <= visible, (answered, visible)
+        else:
+            assert SLOW <= answered <= visible, (answered, visible)
+        # verify's own check fails exactly then: its GET after POST finds no row yet
+        outcome = run_check(read_your_write, Context(client, db))
+    assert read == 200
+    assert outcome.ok is not answered_first, outcome
+    if answered_first:
+        assert (outcome.error or "").startswith("GET after POST: expected 200, got 404")

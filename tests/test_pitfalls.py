@@ -139,6 +139,30 @@ def test_a_failed_commit_is_not_acknowledged(target: Callable[[str], Target]) ->
     assert n["acknowledged"] == 0 and n["rows_written"] == 0 and n["leaked_connections"] == 0
 
 
+@pytest.mark.parametrize(
+    ("name", "acknowledged"),
+    [("depends_commit", True), ("depends_commit_function", False), ("depends", False)],
+)
+def test_a_commit_after_yield_acknowledges_failing_commits_unless_function_scoped(
+    target: Callable[[str], Target], name: str, acknowledged: bool
+) -> None:
+    """``depends_commit`` commits after the response was sent: a COMMIT that fails (a
+    deferred constraint) or a flush at commit that fails (a duplicate key) was answered
+    201 already. Its ``scope="function"`` twin commits before the response: 500."""
+    found = run(scenarios.acknowledged, target(name))
+    n = found.numbers
+    assert n["rows_written"] == 0 and n["leaked_connections"] == 0, found
+    flushed = run(scenarios.failed_commit, target(name))
+    assert flushed.numbers["rows_written"] == 0, flushed
+    if acknowledged:
+        assert found.outcome == BROKEN and n["statuses"] == {"201": 5}, found
+        assert n["acknowledged_not_committed"] == 5
+        assert flushed.outcome == BROKEN and flushed.numbers["statuses"] == {"201": 3}, flushed
+    else:
+        assert found.outcome == OK and n["statuses"] == {"500": 5}, found
+        assert flushed.outcome == OK and flushed.numbers["statuses"] == {"500": 3}, flushed
+
+
 def test_acknowledged_writes_are_visible_at_once(target: Callable[[str], Target]) -> None:
     found = run(scenarios.visibility, target("depends"))
     assert found.outcome == OK, found

@@ -78,7 +78,7 @@ def test_async_question_compares_on_one_driver_and_says_where_the_answer_changes
     assert answer is not None
     assert "Both on psycopg, so the driver is not what differs (`driver`)" in answer
     assert "threads 40, pool 10" in answer
-    assert "+0 % req/s at 8 users (no difference within ±5 %, CI −1 %…+1 %)" in answer
+    assert "0 % req/s at 8 users (no difference within ±5 %, CI −1 %…+1 %)" in answer
     assert "−40 % req/s at 32 users (CI" in answer
     assert "at 128 users the threadpool deadlocks (128 requests in flight on 40 threads" in answer
     assert answer.endswith(

@@ -24,8 +24,9 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, db) -> Path:
     """Two variants, two user counts, two trials: produced by `sessionbench run`."""
     out = tmp_path_factory.mktemp("report") / "run"
     subprocess.run(
-        [*CLI, "run", "--variants", "depends,raw", "--scenarios", "read", "--users", "2,4",
-         "--trials", "2", "--duration", "1", "--warmup", "0.3", "--out", str(out)],
+        [*CLI, "run", "--no-co", "--variants", "depends,raw", "--scenarios", "read",
+         "--users", "2,4", "--trials", "2", "--duration", "1", "--warmup", "0.3",
+         "--out", str(out)],
         check=True, capture_output=True, timeout=180, env={**os.environ, "DATABASE_URL": db.url},
     )  # fmt: skip
     # A busy machine (other tests, other workers) invalidates cells for saturation alone; the

@@ -158,7 +158,7 @@ CLI = [sys.executable, "-m", "bench.cli"]
 def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
     out = tmp_path / "run"
     result = subprocess.run(
-        [*CLI, "run", "--variants", "context,raw", "--scenarios", "write,mixed,multi",
+        [*CLI, "run", "--no-co", "--variants", "context,raw", "--scenarios", "write,mixed,multi",
          "--users", "4", "--trials", "1", "--duration", "1", "--warmup", "0.5", "--out", str(out)],
         capture_output=True, text=True, timeout=280,
         env={**os.environ, "DATABASE_URL": db.url},
@@ -260,7 +260,7 @@ def test_more_pooled_connections_than_postgres_allows_is_a_usage_error(tmp_path:
 def start_run(out: Path, db, variants: str, trials: int, duration: float) -> subprocess.Popen:
     """`sessionbench run` of the read scenario with 2 users, in the background."""
     return subprocess.Popen(
-        [*CLI, "run", "--variants", variants, "--scenarios", "read", "--users", "2",
+        [*CLI, "run", "--no-co", "--variants", variants, "--scenarios", "read", "--users", "2",
          "--trials", str(trials), "--duration", str(duration), "--warmup", "0.2",
          "--out", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -485,3 +485,44 @@ def test_a_deadlocked_server_is_recorded_as_a_stall_with_what_held_what(
     assert stall["requests_in_window"] < 128  # well under one round of its users
     assert doc["variants"]["sync_threadpool"]["threadpool_tokens"] == 40
     assert cell["reasons"][0].startswith("server restarted: left 10 transactions open")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_follow_mode_counts_real_pool_timeouts_without_invalidating(tmp_path: Path, db) -> None:
+    """A pool of 1 with a 50-ms pool_timeout at 32 users: the pool times out for real, the
+    server answers 503 "pool timeout", and the followed cell counts them as timeouts."""
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [*CLI, "run", "--variants", "scoped", "--scenarios", "read", "--users", "32",
+         "--pool-size", "1", "--trials", "1", "--duration", "0.5", "--warmup", "0.2",
+         "--follow", "--out", str(out)],
+        capture_output=True, text=True, timeout=110,
+        env={**os.environ, "DATABASE_URL": db.url, "SESSIONBENCH_POOL_TIMEOUT": "0.05"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["settings"]["follow"] == 5.05 and doc["settings"]["pool_timeout"] == 0.05
+    (cell,) = doc["cells"]
+    timeouts = cell["timeouts"]
+    assert 0 < timeouts["count"] <= timeouts["of"] == cell["started_in_window"]
+    assert timeouts["at_s"] == 0.05 and timeouts["max_us"] >= 50_000
+    (raw,) = (out / "raw").glob("*/result.json")  # the recorder's counts by status
+    answered = json.loads(raw.read_text())["counts"]
+    assert sum(n for key, n in answered.items() if key.endswith(" 503")) >= timeouts["count"]
+    assert not any(cell["failures_by_phase"].values())  # timeouts are no failures
+    assert not any("failed requests" in r for r in cell["reasons"]), cell["reasons"]
+    assert cell["follow"]["complete"] is True and cell["censored"]["count"] == 0
+    assert cell["tail_resolved"] is True and cell["latency_us"]["max"] >= timeouts["max_us"]
+
+
+def test_the_cells_table_shows_a_followed_max_and_its_pool_timeouts() -> None:
+    from bench.report.document import timeouts
+
+    def cell(count: int, of: int, status: str = "ok") -> dict[str, Any]:
+        return {"status": status, "timeouts": {"count": count, "of": of, "at_s": 30.0}}
+
+    assert timeouts([cell(2, 20_000), cell(1, 19_000), cell(50, 100, "invalid")]) == (
+        "3 of 39,000 at 30 s"
+    )
+    assert timeouts([{"status": "ok"}]) == "–"

@@ -219,11 +219,14 @@ def test_a_failure_every_strategy_shares_counts_against_none(tmp_path: Path) -> 
     assert "counted against none: acknowledged, pg_restart" in note
 
 
-def _overload_doc(jain: dict[str, float], duration: float) -> dict[str, object]:
+def _overload_doc(jain: dict[str, float], duration: float) -> dict[str, Any]:
+    """128 users on a pool of 10, each user completing 20 requests a second of window."""
     doc = fake_doc({f"{v}+{q}": 1000.0 for v in jain for q in ("sqlalchemy", "fifo")},
                    users=(128,), trials=2,
                    jain={f"{v}+sqlalchemy": j for v, j in jain.items()})  # fmt: skip
     doc["settings"]["duration"] = duration
+    for cell in doc["cells"]:
+        cell |= {"tail_resolved": True, "requests": int(128 * 20 * duration)}
     for series, info in doc["variants"].items():
         info |= {"pool_queue": series.split("+")[1], "pool_size": 10}
     return doc
@@ -234,7 +237,8 @@ def test_tails_and_fairness_come_from_the_long_window_pass_only(tmp_path: Path) 
     short = write(tmp_path / "short", _overload_doc({"depends": 0.20, "scoped": 0.2}, 1.5))
     long = write(tmp_path / "long", _overload_doc({"depends": 0.93, "scoped": 0.38}, 30.0))
     by = {s.series: s for s in scores(main, [short])[0]}
-    assert by["depends"].tail is None and by["depends"].fairness is None  # 1.5 s: not long
+    # 1.5 s: 30 requests per user, too few to show a tail (results.TAIL_RULE)
+    assert by["depends"].tail is None and by["depends"].fairness is None
     by = {s.series: s for s in scores(main, [short, long])[0]}
     # the default queue's series (sqlalchemy), not the FIFO one (0.99)
     assert by["depends"].fairness == 0.93 and by["scoped"].fairness == 0.38

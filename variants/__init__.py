@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Kind = Literal["strategy", "baseline", "library"]
+Kind = Literal["strategy", "baseline", "library", "calibration"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class Variant:
     """Serves through an ORM session (one SELECT before each UPDATE/DELETE); False: Core/raw."""
     threads: bool = False
     """Sync handlers in FastAPI's threadpool on a sync engine: no asyncio pool queues."""
+    commits_after_response: bool = False
+    """Commits a request's writes after its response was sent: it breaks the contract's "a
+    2xx write is committed before the response is sent" (a read right after may miss the
+    write; a failing COMMIT was already answered 2xx). Every other rule still holds."""
     drivers: tuple[str, ...] = ("asyncpg", "psycopg")
     """The drivers it can run on (``variants.settings.DRIVERS``), its default first."""
 
@@ -61,6 +65,10 @@ VARIANTS: dict[str, Variant] = {
         Variant("scoped_task", "variants.scoped_task", "strategy"),
         Variant("scoped_basehttp", "variants.scoped_basehttp", "strategy"),
         Variant("depends_function", "variants.depends_function", "strategy"),
+        Variant(
+            "depends_commit", "variants.depends_commit", "strategy", commits_after_response=True
+        ),
+        Variant("depends_commit_function", "variants.depends_commit_function", "strategy"),
         Variant("core", "variants.core", "baseline", orm=False),
         Variant("raw", "variants.raw", "baseline", orm=False, drivers=("asyncpg",)),
         Variant(
@@ -88,8 +96,15 @@ VARIANTS: dict[str, Variant] = {
             drivers=("asyncpg",),
         ),
         Variant("sqlmodel", "variants.sqlmodel", "library", library="sqlmodel"),
+        Variant("context_plus5", "variants.context_plus5", "calibration"),
+        Variant("context_plus10", "variants.context_plus10", "calibration"),
     ]
 }
+
+
+def measured() -> list[str]:
+    """Every variant but the calibration series (those join a run when asked for by name)."""
+    return [name for name, v in VARIANTS.items() if v.kind != "calibration"]
 
 
 def get(name: str) -> Variant:

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.routing import compile_path
@@ -127,6 +128,15 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+POOL_TIMEOUT_DETAIL = "pool timeout"
+
+
+async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+    """SQLAlchemy's pool found no free connection within ``pool_timeout``: overload, not a
+    fault. 503 with its own detail, so a load generator counts it as a timeout."""
+    return JSONResponse({"detail": POOL_TIMEOUT_DETAIL}, status_code=503)
+
+
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
@@ -152,6 +162,7 @@ def create_app(
             TodoNotFound: _not_found,
             RequestValidationError: _invalid,
             StarletteHTTPException: _http_error,
+            PoolTimeout: _pool_timeout,
             Exception: _server_error,
         },
     )

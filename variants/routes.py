@@ -77,8 +77,9 @@ def injected_session_router(
 ) -> APIRouter:
     """Handlers that receive the request's session as a parameter of type *session_dep*.
 
-    ``commit=False`` for a library that commits the request's session itself: the
-    handlers then only flush (as the query functions do). *queries*: a module with the
+    ``commit=False`` for a strategy or library that commits the request's session itself
+    (``depends_commit``: its dependency, after ``yield``): the handlers then only flush (as
+    the query functions do). *queries*: a module with the
     functions of ``variants.queries`` for a library with its own model (``sqlmodel``).
     """
     router = APIRouter()

@@ -133,14 +133,15 @@ ERROR_MEANINGS = {
     413: "Request body larger than 64 KiB (refused unread).",
     422: "Invalid path, query or body, including a body that is not JSON.",
     500: "The database failed or could not be reached.",
+    503: "No pooled connection became free within the pool timeout (detail: pool timeout).",
 }
 CONTRACT_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
-    ("POST", "/todos"): (413, 422, 500),
-    ("GET", "/todos"): (422, 500),
-    ("GET", "/todos/{todo_id}"): (404, 422, 500),
-    ("PATCH", "/todos/{todo_id}"): (404, 413, 422, 500),
-    ("DELETE", "/todos/{todo_id}"): (404, 422, 500),
-    ("GET", "/todos/{todo_id}/multi"): (422, 500),
+    ("POST", "/todos"): (413, 422, 500, 503),
+    ("GET", "/todos"): (422, 500, 503),
+    ("GET", "/todos/{todo_id}"): (404, 422, 500, 503),
+    ("PATCH", "/todos/{todo_id}"): (404, 413, 422, 500, 503),
+    ("DELETE", "/todos/{todo_id}"): (404, 422, 500, 503),
+    ("GET", "/todos/{todo_id}/multi"): (422, 500, 503),
 }
 """Every error status each route of the contract answers (method, path) → statuses."""
 

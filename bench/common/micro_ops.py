@@ -64,6 +64,16 @@ async def depends(use: Use) -> None:
         await anext(dependency)
 
 
+async def depends_commit(use: Use) -> None:
+    """depends_commit: drive its yield dependency (open, yield, commit, close)"""
+    from variants.depends_commit import get_session
+
+    dependency = aiter(get_session())
+    await use(await anext(dependency))
+    with contextlib.suppress(StopAsyncIteration):  # the commit after yield, then the close
+        await anext(dependency)
+
+
 async def sqlmodel(use: Use) -> None:
     """sqlmodel: drive its yield dependency (SQLModel's AsyncSession)"""
     from variants.sqlmodel import get_session
@@ -91,7 +101,7 @@ async def bare(use: Use) -> None:
     await session.close()
 
 
-STRATEGIES = [scoped, depends, sqlmodel, context, bare]
+STRATEGIES = [scoped, depends, depends_commit, sqlmodel, context, bare]
 
 
 def checked_out() -> int:
@@ -126,7 +136,7 @@ def check_strategy(
 
 
 def build(name: str) -> ASGIApp:
-    from variants import depends_function, scoped_basehttp
+    from variants import depends_commit, depends_commit_function, depends_function, scoped_basehttp
     from variants.depends import SessionDep
     from variants.engine import Session
     from variants.scoped import SQLAlchemyMiddleware, session
@@ -171,6 +181,20 @@ def build(name: str) -> ASGIApp:
         async def depends(session: SessionDep) -> None:
             return None
 
+    elif name == "depends-commit":
+
+        @app.get("/op")
+        async def depends_commit_request(session: depends_commit.SessionDep) -> None:
+            return None
+
+    elif name == "depends-commit-function":
+
+        @app.get("/op")
+        async def depends_commit_function_scope(
+            session: depends_commit_function.SessionDep,
+        ) -> None:
+            return None
+
     elif name == "context":
 
         @app.get("/op")
@@ -195,7 +219,8 @@ async def _receive() -> Message:
 VARIANT_OF = {
     "plain": "plain", "scoped-middleware": "scoped", "scoped-session": "scoped",
     "scoped-basehttp-session": "scoped_basehttp", "depends": "depends",
-    "depends-function": "depends_function", "context": "context",
+    "depends-function": "depends_function", "depends-commit": "depends_commit",
+    "depends-commit-function": "depends_commit_function", "context": "context",
 }  # fmt: skip
 """Each machinery's variant (``plain``: the FastAPI floor, no variant's)."""
 

@@ -80,8 +80,8 @@ def environment() -> dict[str, Any]:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             packages[name] = None
-    # Code changes only: results/ is what runs write (scripts/reference moves it aside).
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+    # Code changes (untracked files too): results/ is what runs write.
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)results")
     return {
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
@@ -188,6 +188,26 @@ def tail_resolved(cells: list[dict[str, Any]]) -> bool | None:
     if not flags or any(f is None for f in flags):
         return None
     return all(flags)
+
+
+TAIL_MIN_PER_USER = 50
+TAIL_RULE = (
+    "p99.9, max and fairness come only from windows that can show them: the tail resolved "
+    "(no request still waiting when the window closed, or every request followed to its end) "
+    f"and each user completing ≥ {TAIL_MIN_PER_USER} requests in the window on average; "
+    "elsewhere they are left out (–: window too short)"
+)
+
+
+def tail_visible(cell: dict[str, Any]) -> bool:
+    """Whether *cell*'s window can show its p99.9, max and fairness (:data:`TAIL_RULE`)."""
+    if cell.get("status") != "ok" or cell.get("tail_resolved") is False:
+        return False
+    if cell.get("follow") and not cell["follow"].get("complete", False):
+        return False
+    users = cell.get("users") or 0
+    done = cell.get("started_in_window") or cell.get("requests") or 0
+    return bool(users) and done / users >= TAIL_MIN_PER_USER
 
 
 def group_summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:

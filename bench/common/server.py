@@ -8,6 +8,7 @@ access log, on 127.0.0.1. ``VariantServer`` starts that same command as a child
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
 import socket
@@ -16,12 +17,13 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
 
 import variants
-from bench.common import database, environments, processes
+from bench.common import database, environments, processes, tally
 from bench.common.processes import ServerError
 from variants.app import LAB_ENV
 from variants.settings import DRIVER_ENV, DatabaseUrl
@@ -77,8 +79,11 @@ def serve(
         if server == "granian":
             _granian(variant.app, host=host, port=port, workers=workers)
             return
+        app: Any = variant.app
+        if os.environ.get(tally.TALLY_ENV) and workers == 1:
+            app = tally.wrap(importlib.import_module(variant.module).app)
         uvicorn.run(
-            variant.app, host=host, port=port, workers=workers, loop="uvloop", http="httptools",
+            app, host=host, port=port, workers=workers, loop="uvloop", http="httptools",
             access_log=False, log_level="warning", lifespan="on",
         )  # fmt: skip
 

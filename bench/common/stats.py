@@ -25,6 +25,7 @@ such a comparison is "not resolved", never significant.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
@@ -112,20 +113,41 @@ class Comparison:
     trials_needed: int | None = None  # rounds (paired) or trials per side to resolve the margin
     margin_percent: float = MARGIN_PERCENT
     note: str = ""  # why there is no interval
+    design: str = ""  # how the pairs were made, when not rounds (e.g. "co-scheduled, 24 windows")
+    equivalence_p: float | None = None  # TOST p-value of "within ±margin" (two one-sided t-tests)
+    decided: bool | None = None
+    """None: decide by this comparison's own 95 % CI; True/False: a multiplicity rule over
+    the family of comparisons (``holm``) allowed or withheld this comparison's claim."""
+
+    @property
+    def claim(self) -> str | None:
+        """What this comparison's own 95 % CI would say: "different", "equivalent" or None."""
+        if self.low is None or self.high is None:
+            return None
+        if not self.low <= 1 <= self.high:
+            return "different"
+        m = self.margin_percent / 100
+        if 1 - m <= self.low <= self.high <= 1 + m:
+            return "equivalent"
+        return None
+
+    @property
+    def claim_p(self) -> float | None:
+        """The p-value behind :attr:`claim` (t-test, or TOST for equivalence)."""
+        if self.claim == "different":
+            return self.p_value
+        if self.claim == "equivalent":
+            return self.equivalence_p
+        return None
 
     @property
     def significant(self) -> bool:
-        return self.low is not None and self.high is not None and not self.low <= 1 <= self.high
+        return self.claim == "different" and self.decided is not False
 
     @property
     def equivalent(self) -> bool:
         """The whole CI lies within ±margin: no difference that large."""
-        m = self.margin_percent / 100
-        return (
-            self.low is not None
-            and self.high is not None
-            and 1 - m <= self.low <= self.high <= 1 + m
-        )
+        return self.claim == "equivalent" and self.decided is not False
 
     @property
     def change_percent(self) -> float:
@@ -141,7 +163,17 @@ class Comparison:
         """How much worse B is, in percent of the metric (negative when B is better)."""
         return -self.change_percent if self.higher_is_better else self.change_percent
 
+    def inverted(self) -> Comparison:
+        """A against B: the same evidence, ratio and interval turned around."""
+        return replace(
+            self, ratio=1 / self.ratio,
+            low=1 / self.high if self.high is not None else None,
+            high=1 / self.low if self.low is not None else None,
+        )  # fmt: skip
+
     def _how(self) -> str:
+        if self.design:
+            return self.design
         return (
             f"paired by round, n={self.n_a}"
             if self.paired
@@ -163,12 +195,14 @@ class Comparison:
             return f"{factor:.2f}x {word} ({detail})"
         if self.equivalent:
             return f"no difference within ±{self.margin_percent:g} % ({detail})"
-        if self.note:
+        if self.claim is not None and self.decided is False:
+            why = "held back by the Holm correction over this run's comparisons"
+        elif self.note:
             why = self.note
         elif self.trials_needed is None:
             why = f">{MAX_TRIALS} trials would resolve a {self.margin_percent:g} % difference"
         else:
-            each = "rounds" if self.paired else "trials per side"
+            each = "window pairs" if self.design else "rounds" if self.paired else "trials per side"
             why = (
                 f"~{self.trials_needed} {each} would resolve a {self.margin_percent:g} % difference"
             )
@@ -176,8 +210,15 @@ class Comparison:
 
 
 def _signed(value: float) -> str:
-    """Whole percent, one decimal below 1 (no "−0 %")."""
+    """Whole percent, one decimal below 1, "0" for what rounds to zero (never "−0")."""
+    if abs(value) < 0.05:
+        return "0"
     return (f"{value:+.1f}" if abs(value) < 0.95 else f"{value:+.0f}").replace("-", "−")
+
+
+def signed_percent(value: float) -> str:
+    """E.g. ``+12 %``, ``−0.4 %``, ``0 %``: a change in percent as every table prints it."""
+    return f"{_signed(value)} %"
 
 
 def _percent(value: float) -> str:
@@ -283,14 +324,97 @@ def compare_paired(
 def _with_interval(bare: Comparison, diff: float, se: float, df: float, sd: float) -> Comparison:
     """*bare* with the t-interval of the log ratio *diff* (standard error *se*)."""
     half = _t(1 - (1 - CONFIDENCE) / 2, df) * se
+    m = bare.margin_percent / 100
+    tost = max(  # both one-sided nulls "below −m" and "above +m" must be rejected
+        float(stats.t.sf((diff - math.log(1 - m)) / se, df)),
+        float(stats.t.cdf((diff - math.log(1 + m)) / se, df)),
+    )
     return replace(
         bare,
         low=math.exp(diff - half),
         high=math.exp(diff + half),
         p_value=float(2 * stats.t.sf(abs(diff) / se, df)),
+        equivalence_p=tost,
         detectable_percent=_detectable(se, df),
         trials_needed=trials_to_resolve(sd, paired=bare.paired, margin_percent=bare.margin_percent),
     )
+
+
+def holm(comparisons: Sequence[Comparison], alpha: float = 1 - CONFIDENCE) -> list[Comparison]:
+    """*comparisons* with ``decided`` set by Holm's step-down rule over their claims.
+
+    Each comparison's claim ("different": t-test p; "equivalent": TOST p) enters one family;
+    claims are allowed in order of p-value while ``p ≤ alpha / (m − rank)``, so the chance of
+    any false claim in the family stays ≤ *alpha*. A comparison with no claim stays unresolved.
+    """
+    ranked = sorted(
+        (i for i, c in enumerate(comparisons) if c.claim_p is not None),
+        key=lambda i: comparisons[i].claim_p or 0.0,
+    )
+    m = len(ranked)
+    allowed: set[int] = set()
+    for rank, i in enumerate(ranked):
+        if (comparisons[i].claim_p or 0.0) > alpha / (m - rank):
+            break
+        allowed.add(i)
+    return [
+        replace(c, decided=i in allowed) if c.claim_p is not None else c
+        for i, c in enumerate(comparisons)
+    ]
+
+
+def lag1_autocorrelation(series: Sequence[Sequence[float]]) -> float | None:
+    """Lag-1 autocorrelation pooled over several sequences (each about its own mean)."""
+    num = den = 0.0
+    for values in series:
+        if len(values) < 2:
+            continue
+        mean = statistics.fmean(values)
+        dev = [v - mean for v in values]
+        num += sum(a * b for a, b in itertools.pairwise(dev))
+        den += sum(d * d for d in dev)
+    return num / den if den > 0 else None
+
+
+def compare_windows(
+    groups: Sequence[Sequence[tuple[float, float]]],
+    *,
+    higher_is_better: bool = False,
+    unit: str = "",
+    margin_percent: float = MARGIN_PERCENT,
+    design: str = "",
+) -> Comparison:
+    """B against A from window pairs measured at the same instants, in runs of consecutive
+    windows (*groups*). Model: the log ratios ``log(b/a)`` of the windows scatter about one
+    mean; consecutive windows may be correlated, so the standard error of the mean uses the
+    effective number of windows ``n·(1 − ρ)/(1 + ρ)`` with ρ the pooled lag-1
+    autocorrelation (only when ρ > 0)."""
+    logs = [[math.log(b / a) for a, b in group if a > 0 < b] for group in groups]
+    flat = [x for group in logs for x in group]
+    if not flat:
+        raise ValueError("no window pairs")
+    n = len(flat)
+    mean = statistics.fmean(flat)
+    rho = lag1_autocorrelation(logs)
+    n_eff = n * (1 - rho) / (1 + rho) if rho is not None and rho > 0 else float(n)
+    n_eff = max(2.0, min(float(n), n_eff)) if n >= 2 else 1.0
+    label = design or f"co-scheduled, {n} window pairs"
+    if rho is not None and rho > 0:
+        label += f", lag-1 ρ {rho:.2f} → n_eff {n_eff:.0f}"
+    bare = Comparison(
+        math.exp(mean), None, None, None, n, n, paired=True, higher_is_better=higher_is_better,
+        unit=unit, margin_percent=margin_percent, design=label,
+    )  # fmt: skip
+    if n < 2:
+        return replace(bare, note="one window: no spread to judge by")
+    sd = statistics.stdev(flat)
+    if sd == 0:
+        return replace(bare, note="the same ratio in every window: no noise measured")
+    compared = _with_interval(bare, mean, sd / math.sqrt(n_eff), n_eff - 1, sd)
+    needed = compared.trials_needed
+    if needed is not None and n_eff < n:  # windows, not independent rounds
+        needed = math.ceil(needed * n / n_eff)
+    return replace(compared, trials_needed=needed)
 
 
 def fairness(per_user: Sequence[int], users: int) -> dict[str, float]:

@@ -160,7 +160,9 @@ def unicode_titles(ctx: Context) -> None:
     for title in ["ünïcödé ✓ 日本語 עברית 🎉👩‍👩‍👧", "x" * 200, " " + "é" * 200 + " ", "a\tb"]:
         todo = ctx.create(title)
         expect(todo["title"] == title.strip(), f"title {title[:20]!r}… stored as {todo['title']!r}")
-        expect(ctx.get(todo["id"]).json()["title"] == title.strip(), "title changed on read")
+        read = ctx.get(todo["id"])
+        expect_status(read, 200, "GET after POST")
+        expect(read.json()["title"] == title.strip(), "title changed on read")
 
 
 def get_one(ctx: Context) -> None:

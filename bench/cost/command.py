@@ -122,6 +122,13 @@ def register(sub: Any) -> None:
         help=f"micro-operations counted after the variants, of {','.join(OPERATION_GROUPS)} "
         "(default: session-lifecycle; --full: all)",
     )
+    p.add_argument(
+        "--explain",
+        type=_pair,
+        metavar="A,B",
+        help="where A's instructions per request differ from B's, by package and function "
+        "(callgrind profiles): from --out's run when it has both, else measures A and B first",
+    )
     driver_flag(p)
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-cost)")
 
@@ -135,6 +142,53 @@ def _operation_groups(value: str) -> list[str]:
         return []
     groups: list[str] = comma_list(one_of("operation group", lambda: OPERATION_GROUPS))(value)
     return groups
+
+
+def _pair(value: str) -> list[str]:
+    """``--explain A,B``: two variant names."""
+    from bench.common.arguments import comma_list, variant_name
+
+    names: list[str] = comma_list(variant_name)(value)
+    if len(names) != 2 or names[0] == names[1]:
+        raise argparse.ArgumentTypeError(f"expected two different variants A,B, got {value!r}")
+    return names
+
+
+def explain_existing(args: argparse.Namespace) -> int:
+    """``--explain A,B`` on the run in ``--out``: print and draw each row both have."""
+    from bench.common.blocks import PLOTS
+    from bench.common.console import console
+    from bench.cost.explain import explain, explainable
+    from bench.cost.explain_report import lines, pair_figure
+    from bench.cost.results import load
+
+    a, b = args.explain
+    doc = load(args.out)
+    clients_of = sorted({r["clients"] for r in doc["rows"]})
+    done = 0
+    for clients in clients_of:
+        have = explainable(args.out, clients)
+        for endpoint in [e for e in ENDPOINTS if (a, e) in have and (b, e) in have]:
+            e = explain(args.out, a, b, endpoint, clients)
+            if e is None:
+                continue
+            for line in lines(e):
+                console.print(line, highlight=False, soft_wrap=True, markup=False)
+            (args.out / PLOTS).mkdir(exist_ok=True)
+            figure = pair_figure(
+                e, doc, args.out / PLOTS / f"explain-{a}-vs-{b}-{endpoint}-c{clients}.png"
+            )
+            console.print(f"  figure: {figure}", highlight=False, soft_wrap=True)
+            done += 1
+    if not done:
+        console.print(
+            f"sessionbench: error: {args.out} has no profiles of both {a} and {b} "
+            "(profiles/ is written by sessionbench cost since the explain command)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 2
+    return 0
 
 
 def config_from(args: argparse.Namespace, version: str) -> CostConfig:
@@ -179,6 +233,19 @@ def config_from(args: argparse.Namespace, version: str) -> CostConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.cost.results import COST_FILE
+
+    if args.explain and args.out and (args.out / COST_FILE).exists():
+        return explain_existing(args)
+    if args.explain:
+        args.variants = list(args.explain)
+    code = measure_run(args)
+    if args.explain and code == 0:
+        return explain_existing(args)
+    return code
+
+
+def measure_run(args: argparse.Namespace) -> int:
     from bench.common import drivers
     from bench.common.console import console, progress_bar
     from bench.cost import valgrind
@@ -206,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
     args.variants = names
     config = config_from(args, version)
+    args.out = config.out
     if (config.out / COST_FILE).exists():
         console.print(f"sessionbench: error: --out {config.out} already holds a cost run")
         return 2

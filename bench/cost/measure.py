@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import database
+from bench.cost import profile
+from bench.cost.callgrind import Dump
 from bench.cost.client import Connection
 from bench.cost.endpoints import ENDPOINTS, Server, drive
+from bench.cost.profile import Profile
 from bench.cost.valgrind import CallgrindServer
 
 WARMUP_REPEATS = 2
@@ -83,9 +86,13 @@ async def idle_rate(server: CallgrindServer) -> float:
 
 
 async def measure(
-    server: CallgrindServer, plan: Plan, progress: Callable[[str], None]
+    server: CallgrindServer,
+    plan: Plan,
+    progress: Callable[[str], None],
+    profiles: Callable[[Profile], object] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every (endpoint, clients) row of *plan* for the running, instrumented *server*."""
+    """Every (endpoint, clients) row of *plan* for the running, instrumented *server*; each
+    row's per-function profile (from its repeats' dumps) handed to *profiles*."""
     rows = []
     connections_of = {
         c: [Connection("127.0.0.1", server.port, REQUEST_TIMEOUT) for _ in range(c)]
@@ -113,6 +120,7 @@ async def measure(
             await held.watch_backends(conn)  # the pool has grown to what these clients use
             totals: list[float] = []
             seconds: list[float] = []
+            dumps: list[Dump] = []
             for repeat in range(plan.repeats):
                 # the write cycle's rows get the same ids in every repeat: the same digits
                 # in URLs and JSON, the same keys in the session's identity map
@@ -131,10 +139,24 @@ async def measure(
                 # by a dump that comes first in some repeats and later in others
                 await held.wait_idle()
                 label = f"{name}-c{clients}-r{repeat + 1}"
-                total = await asyncio.to_thread(server.dump, label)
+                total, dump = await asyncio.to_thread(
+                    server.dump_profile, label, parse=profiles is not None
+                )
                 totals.append(total)
+                if dump is not None:
+                    dumps.append(dump)
                 seconds.append(elapsed)
             per_request = [t / (ops * endpoint.requests_per_op) for t in totals]
+            if profiles is not None:
+                profiles(
+                    profile.from_dumps(
+                        dumps,
+                        variant=server.variant.name,
+                        endpoint=name,
+                        clients=clients,
+                        requests=ops * endpoint.requests_per_op,
+                    )
+                )
             rows.append(
                 {
                     "variant": server.variant.name,

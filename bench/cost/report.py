@@ -46,28 +46,34 @@ OPERATION_HEADERS = [
 
 
 def cpu_ratio(run_doc: dict[str, Any], variant: str, scenario: str) -> dict[str, Any] | None:
-    """Server CPU per request of *variant* vs ``context`` in *scenario*: ratio and 95 % CI,
-    at the highest user count both have valid cells for (None: nothing to set beside)."""
-    from bench.common.stats import compare
+    """Server CPU per request of *variant* vs ``context`` in *scenario*, paired: from the
+    co-scheduled pass where the run has one (window pairs on one core; the inverse of the
+    req/s-per-core ratio), else by round (the geometric mean of per-round ratios of the solo
+    cells, t-interval on their logs); at the highest user count that has it (None: nothing
+    to set beside)."""
+    from bench.common.pairs import co_comparison
+    from bench.common.stats import compare_paired
 
-    cells: dict[tuple[str, int], list[float]] = {}
+    users = sorted({c["users"] for c in run_doc.get("cells", []) if c["scenario"] == scenario})
+    for top in reversed(users):
+        co = co_comparison(run_doc, BASELINE, variant, scenario, top)
+        if co is not None and co.comparison.low is not None:
+            c = co.comparison.inverted()  # req/s per core -> CPU per request
+            return {"ratio": c.ratio, "low": c.low, "high": c.high, "users": top,
+                    "how": f"co-scheduled, {c.n_a} window pairs"}  # fmt: skip
+    cells: dict[tuple[str, int], dict[int, float]] = {}
     for cell in run_doc.get("cells", []):
         server = (cell.get("cpu_us_per_request") or {}).get("server")
         if cell.get("status") == "ok" and cell["scenario"] == scenario and server:
-            cells.setdefault((cell["variant"], cell["users"]), []).append(server)
-    users = [u for (v, u) in cells if v == variant and (BASELINE, u) in cells]
-    if not users:
-        return None
-    top = max(users)
-    a, b = cells[(BASELINE, top)], cells[(variant, top)]
-    comparison = compare(a, b)
-    return {
-        "ratio": comparison.ratio,
-        "low": comparison.low,
-        "high": comparison.high,
-        "users": top,
-        "trials": (len(a), len(b)),
-    }
+            cells.setdefault((cell["variant"], cell["users"]), {})[cell["trial"]] = server
+    for top in reversed(users):
+        a, b = cells.get((BASELINE, top), {}), cells.get((variant, top), {})
+        pairs = [(a[t], b[t]) for t in sorted(a) if t in b]
+        if len(pairs) >= 2:
+            c = compare_paired(pairs)
+            return {"ratio": c.ratio, "low": c.low, "high": c.high, "users": top,
+                    "how": f"paired by round, n={len(pairs)}"}  # fmt: skip
+    return None
 
 
 def _ratio_cell(ratio: float, spread: float) -> str:
@@ -107,11 +113,11 @@ def rows_for(
             if cpu is not None:
                 ratio = value / base["instructions_per_request"]
                 if cpu["low"] is None or cpu["high"] is None:
-                    cpu_cell = f"{cpu['ratio']:.3f} (no CI: {cpu['trials'][0]} trials)"
+                    cpu_cell = f"{cpu['ratio']:.3f} (no CI: {cpu['how']})"
                 else:
                     cpu_cell = (
                         f"{cpu['ratio']:.3f} [{cpu['low']:.3f}, {cpu['high']:.3f}] "
-                        f"({scenario}, {cpu['users']} users)"
+                        f"({scenario}, {cpu['users']} users, {cpu['how']})"
                     )
                     inside = cpu["low"] <= ratio <= cpu["high"]
                     checked += 1
@@ -192,8 +198,10 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
     else:
         blocks.append(
             p(
-                "Server CPU vs context: the load run's server CPU per request, ratio of medians "
-                "with its 95 % CI, at the highest user count. "
+                "Server CPU vs context: the load run's server CPU per request against context's, "
+                "paired (co-scheduled window pairs where the run has them, else by round: "
+                "geometric mean of the paired ratios) with its 95 % t-interval, at the highest "
+                "user count. "
                 + (
                     f"{disagreements} instruction ratio(s) lie outside that CI (flagged): the "
                     "two measures disagree there (CPU also counts the kernel, caches, waiting)."
@@ -243,7 +251,10 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
     ]
     if errors:
         blocks += [p("Variants that could not be measured:"), bullets(errors)]
-    return blocks, []
+    from bench.cost import explain_report
+
+    explained, written = explain_report.blocks(folder, cost)
+    return blocks + explained, written
 
 
 def build_alone(folder: Path) -> list[Path]:

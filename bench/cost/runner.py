@@ -28,6 +28,7 @@ import variants
 from bench.common import database, drivers, environments
 from bench.common.results import environment
 from bench.common.server import ServerError
+from bench.cost import profile
 from bench.cost.client import ProtocolError
 from bench.cost.endpoints import UnexpectedResponse
 from bench.cost.measure import Plan, measure
@@ -242,7 +243,9 @@ def _variants(
                 progress.step(f"{name} · {what}")
                 steps += 1
 
-            rows = asyncio.run(measure(server, config.plan, step))
+            rows = asyncio.run(
+                measure(server, config.plan, step, lambda p: profile.save(p, config.out))
+            )
             with lock:
                 run.add_rows(rows)
         except (ServerError, CallgrindError, UnexpectedResponse, ProtocolError) as exc:

@@ -29,6 +29,8 @@ import httpx
 import variants
 from bench.common import environments, processes
 from bench.common.server import ServerError, free_port
+from bench.cost import callgrind
+from bench.cost.callgrind import Dump
 from variants.settings import DatabaseUrl
 
 PACKAGE = "valgrind"
@@ -76,6 +78,13 @@ def read_dump(path: Path) -> tuple[int, str]:
         raise CallgrindError(f"{path}: no summary line (not a callgrind dump?)")
     trigger = _TRIGGER.search(data)
     return int(summary.group(1)), trigger.group(1).decode().strip() if trigger else ""
+
+
+def _complete(path: Path) -> bool:
+    """Whether the dump at *path* is written to its end (its last line is ``totals:``)."""
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - 200))
+        return b"\ntotals:" in f.read()
 
 
 def _fixed_addresses() -> list[str]:
@@ -152,17 +161,35 @@ class CallgrindProcess:
         self._control("instrumentation", "on")
 
     def zero(self) -> None:
-        self._control("zero")
+        """Zero the counters with a dump that is thrown away. callgrind's own ``zero``
+        (3.19) leaves, in the next dump's function lines, the costs of code first run since
+        the last dump (a warm-up's: +6 % over the ``summary:`` line in a repeat of GETs);
+        the summary line is right either way, the per-function costs only after a dump."""
+        self._dump("zero").unlink()
 
     def dump(self, label: str) -> int:
         """Dump the counters since the last zero; return the instructions in that dump."""
+        return self.dump_profile(label, parse=False)[0]
+
+    def dump_profile(self, label: str, *, parse: bool = True) -> tuple[int, Dump | None]:
+        """Dump the counters since the last zero: the instructions in that dump and, with
+        *parse*, its functions (``bench.cost.callgrind``)."""
+        path = self._dump(label)
+        instructions = read_dump(path)[0]
+        functions = callgrind.parse(path) if parse else None
+        if not self.keep_dumps:
+            path.unlink()  # ~0.5 MB each; cost.json and profiles/ keep what is read
+        return instructions, functions
+
+    def _dump(self, label: str) -> Path:
+        """Ask for a dump labelled *label*; its path once it is complete."""
         self._control("dump", label)
         self.dumps += 1
         path = Path(f"{self.out_base}.{self.dumps}")
         deadline = time.monotonic() + 10
         while True:
             try:
-                instructions, trigger = read_dump(path)
+                _, trigger = read_dump(path)
             except (FileNotFoundError, CallgrindError):
                 if time.monotonic() > deadline:
                     raise CallgrindError(f"no callgrind dump at {path}") from None
@@ -170,9 +197,11 @@ class CallgrindProcess:
                 continue
             if trigger != f"dump {label}":
                 raise CallgrindError(f"{path} is the dump of {trigger!r}, not of {label!r}")
-            if not self.keep_dumps:
-                path.unlink()  # ~0.5 MB each; the summary line is all cost.json keeps
-            return instructions
+            if _complete(path):
+                return path
+            if time.monotonic() > deadline:
+                raise CallgrindError(f"{path} has no totals line (cut short?)")
+            time.sleep(0.05)
 
     def stop(self, timeout: float = 5.0) -> None:
         processes.stop(self.process, signal.SIGINT, timeout)

@@ -125,6 +125,12 @@ def register(sub: Any) -> None:
         help="servers record pool wait/hold times and barging per cell (costs ~1-3 %% CPU)",
     )
     p.add_argument(
+        "--follow",
+        action="store_true",
+        help="follow every request started in the window to its end (users keep running, at "
+        "most pool_timeout + 5 s): no censored tail; 503 pool timeouts count as timeouts",
+    )
+    p.add_argument(
         "--locust-processes",
         type=number(int, 1),
         default=1,
@@ -150,6 +156,25 @@ def register(sub: Any) -> None:
     p.add_argument("--remote", type=remote_servers, metavar="VARIANT=URL[,…]",
                    help="benchmark servers started elsewhere (`serve --metrics`); needs "
                    "DATABASE_URL of their database")  # fmt: skip
+    p.add_argument(
+        "--co-anchors",
+        type=comma_list(variant_name),
+        metavar="NAME[,NAME…]",
+        help="co-scheduled pass: every series is loaded together with these on one core and "
+        "compared in the same windows (verdicts come from it; default: the mode's)",
+    )
+    p.add_argument("--no-co", action="store_true", help="skip the co-scheduled pass")
+    p.add_argument("--co-windows", type=number(int, 2), metavar="N",
+                   help="windows per co-scheduled group (default: the mode's)")  # fmt: skip
+    p.add_argument("--co-window", type=number(float, 0.2), metavar="S",
+                   help="seconds per co-scheduled window (default: the mode's)")  # fmt: skip
+    p.add_argument("--co-rounds", type=number(int, 1), metavar="N",
+                   help="rounds of the co-scheduled groups (default: the mode's)")  # fmt: skip
+    p.add_argument(
+        "--co-group",
+        type=one_of("co-scheduled grouping", lambda: ("pairs", "all")),
+        help="pairs: each series with one anchor at a time; all: with every anchor at once",
+    )
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     p.set_defaults(mode="quick")
 

@@ -11,6 +11,7 @@ import variants
 from bench.common import drivers
 from bench.common.console import console, progress_bar, rel_path, summary_table
 from bench.common.results import ROOT, RUN_FILE
+from bench.load import follow
 from bench.load.runner import ConfigError, RunConfig, Runner
 from bench.load.scenarios import SCENARIOS
 from variants.settings import DatabaseUrl
@@ -23,9 +24,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "trials": 3,
         "duration": 2.5,
         "warmup": 1.0,
+        "co_anchors": ["context", "depends"],
+        "co_windows": 6,
+        "co_window": 2.0,
+        "co_rounds": 1,
+        "co_group": "pairs",
     },
     "full": {
-        "variants": list(variants.VARIANTS),
+        "variants": variants.measured(),
         "scenarios": list(SCENARIOS),
         # 13 series × 4 scenarios × 2 levels × 5 trials (~25 min, plus up to the 30-s pool
         # timeout per sync_threadpool read cell at 128 users: it stalls, see its docstring).
@@ -38,14 +44,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "trials": 5,
         "duration": 1.5,
         "warmup": 0.5,
+        "co_anchors": ["context", "depends"],
+        "co_windows": 6,
+        "co_window": 2.0,
+        "co_rounds": 1,
+        "co_group": "pairs",
     },
 }
 
 
 def config_from(args: argparse.Namespace) -> RunConfig:
     preset = PRESETS[args.mode]
-    chosen = {key: getattr(args, key) if getattr(args, key) is not None else preset[key]
+    chosen = {key: getattr(args, key) if getattr(args, key, None) is not None else preset[key]
               for key in preset}  # fmt: skip
+    if getattr(args, "no_co", False) or args.remote or args.expect_workers:
+        chosen["co_anchors"] = []  # co-scheduling needs every server on this machine's core
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.mode}"
     out = args.out or ROOT / "results" / run_id
     return RunConfig(
@@ -54,6 +67,8 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         pool_queues=args.pool_queue, pool_stats=args.pool_stats, drivers=args.driver,
         expect_workers=args.expect_workers, master_bind=args.master_bind,
         master_port=args.master_port, remote=args.remote or {},
+        follow=follow.limit(follow.pool_timeout()) if getattr(args, "follow", False) else 0.0,
+        pool_timeout=follow.pool_timeout(),
         **chosen,
     )  # fmt: skip
 
@@ -84,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
         console.print(
             "sessionbench: error: --expect-workers and --locust-processes exclude "
             "each other (workers run the load)",
+            highlight=False,
+        )
+        return 2
+    if getattr(args, "follow", False) and (args.expect_workers or args.locust_processes > 1):
+        console.print(
+            "sessionbench: error: --follow needs one locust process (it follows the requests "
+            "its own users started): drop --locust-processes / --expect-workers",
             highlight=False,
         )
         return 2
@@ -118,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
         f"sessionbench run --{config.mode}: {config.cell_count} cells "
         f"({len(config.series())} series × {len(config.scenarios)} scenarios × "
         f"{len(config.users)} user counts × {config.trials} trials), "
-        f"{config.warmup:g} s warm-up + {config.duration:g} s each → {rel_path(config.out)}",
+        f"{config.warmup:g} s warm-up + {config.duration:g} s each"
+        + (f" + up to {config.follow:g} s following" if config.follow else "")
+        + f" → {rel_path(config.out)}",
         highlight=False,
     )
     try:

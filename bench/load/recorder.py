@@ -20,8 +20,27 @@ status (integrity), every failure by phase (``warmup``, ``window``, ``stop``), a
 acknowledged PATCH by todo id with the title it set (lost-update check; ids with a
 PATCH or DELETE whose outcome the client does not know are listed as unsure).
 
+**Co-scheduled windows.** With ``SESSIONBENCH_WINDOW_AT`` (epoch s) the window starts
+at that instant instead of after the warm-up, so several locust runs loading several
+servers at once measure the same window; ``SESSIONBENCH_WINDOWS`` (default 1) cuts the
+window into that many back-to-back sub-windows, each with its own histogram and failure
+count (``sub_windows`` in ``result.json``). ``late_s`` says how long after the window's
+start every user was running (0: on time).
+
+**Follow mode** (``SESSIONBENCH_FOLLOW`` = a limit in s, > 0; one locust process only).
+The users keep running after the window (so the contention stays what it was) until every
+request *started* inside the window has ended, or the limit has passed; then the run
+ends as usual. Every window-started request gets its full latency (``follow.histogram``),
+or, answered 503 (``variants.app``: no pooled connection within ``pool_timeout``), counts
+as a timeout at its latency (``follow.timeouts_histogram``; in this mode a 503 is no
+failure, ``follow.timeouts_by_phase`` counts them by the phase they started in); only one
+still in flight at the limit is censored at its age then (``follow.unfinished_histogram``).
+``follow.per_user``: window-started requests per user (fairness); ``follow.seconds``: how
+long after the window the last one ended.
+
 Configured by environment variables set by the runner: SESSIONBENCH_OUT,
-SESSIONBENCH_WARMUP, SESSIONBENCH_DURATION.
+SESSIONBENCH_WARMUP, SESSIONBENCH_DURATION, SESSIONBENCH_WINDOW_AT, SESSIONBENCH_WINDOWS,
+SESSIONBENCH_FOLLOW.
 """
 
 from __future__ import annotations
@@ -53,6 +72,14 @@ RESULT_TIMEOUT = float(os.environ.get("SESSIONBENCH_RESULT_TIMEOUT", "15"))
 _warmup = float(os.environ.get("SESSIONBENCH_WARMUP", "0"))
 _duration = float(os.environ.get("SESSIONBENCH_DURATION", "1e9"))
 _out = os.environ.get("SESSIONBENCH_OUT")
+_window_at = (
+    float(os.environ["SESSIONBENCH_WINDOW_AT"])
+    if os.environ.get("SESSIONBENCH_WINDOW_AT")
+    else None
+)
+_sub_count = max(1, int(os.environ.get("SESSIONBENCH_WINDOWS", "1")))
+_follow = float(os.environ.get("SESSIONBENCH_FOLLOW", "0"))  # s after the window; 0: off
+POOL_TIMEOUT_STATUS = 503  # variants.app: no pooled connection within pool_timeout
 _todo_url = re.compile(r"/todos/(\d+)$")
 
 histogram = HdrHistogram(*HIST_RANGE)  # completed in the window, µs
@@ -66,6 +93,16 @@ state: dict[str, Any] = {
     "start": None, "window": None, "started": False, "sent": False, "written": False,
 }  # fmt: skip
 worker_results: list[dict[str, Any]] = []  # on the master: what each worker sent
+sub_histograms = [HdrHistogram(*HIST_RANGE) for _ in range(_sub_count)]  # per sub-window, µs
+sub_failures = [0] * _sub_count
+# follow mode: every request started in the window, to its end
+followed = HdrHistogram(*HIST_RANGE)  # answered (not a pool timeout), full latency, µs
+timed_out = HdrHistogram(*HIST_RANGE)  # answered 503 pool timeout, full latency, µs
+unfinished = HdrHistogram(*HIST_RANGE)  # still in flight at the follow limit: age then, µs
+follow_per_user: Counter[int] = Counter()  # user greenlet -> requests started in the window
+timeouts_by_phase: Counter[str] = Counter()  # phase a 503 pool timeout started in -> n
+follow_state: dict[str, Any] = {"seconds": None, "complete": None}
+_given_up: set[int] = set()  # id() of InFlight entries counted as unfinished
 
 
 class InFlight:
@@ -166,14 +203,21 @@ def _on_spawning_complete(user_count: int, **kwargs: Any) -> None:
     if isinstance(runner, WorkerRunner) or runner is None or state["window"] is not None:
         return  # a worker gets the master's window as a message
     spawned = time.time()
-    window = (spawned + _warmup, spawned + _warmup + _duration)
+    begin = spawned + _warmup if _window_at is None else _window_at
+    window = (begin, begin + _duration)
     _set_window(window)
     if isinstance(runner, MasterRunner):
         runner.send_message(WINDOW_MESSAGE, {"window": window})
-    # End the run right after the window (locust's own -t takes whole seconds only).
-    gevent.spawn_later(_warmup + _duration + 0.05, _end_run, runner)
+    state["late_s"] = max(0.0, spawned - begin)
+    # End the run right after the window (locust's own -t takes whole seconds only), or,
+    # in follow mode, once every window-started request has ended.
+    if _follow > 0:
+        gevent.spawn(_follow_then_end, runner)
+    else:
+        gevent.spawn_later(max(0.0, window[1] - spawned) + 0.05, _end_run, runner)
     if _out:
-        start = {"start": state["start"], "spawned": spawned, "window": window}
+        start = {"start": state["start"], "spawned": spawned, "window": window,
+                 "late_s": state["late_s"]}  # fmt: skip
         (Path(_out) / "start.json").write_text(json.dumps(start))
 
 
@@ -189,12 +233,20 @@ def _on_request(
     now = time.time()
     status = getattr(response, "status_code", 0) or 0
     counts[f"{request_type} {name} {status}"] += 1
-    if exception is not None:
+    timeout = _follow > 0 and status == POOL_TIMEOUT_STATUS
+    entry = _in_flight.get(gevent.getcurrent())
+    if timeout:
+        timeouts_by_phase[_phase(entry.start if entry is not None else now)] += 1
+    if exception is not None and not timeout:
         failures[_phase(now)][f"{request_type} {name}: {str(exception)[:120]}"] += 1
     window = state["window"]
     if window is None:
         return
-    entry = _in_flight.get(gevent.getcurrent())
+    sub = _sub_window(window, now)
+    if sub is not None and exception is not None and not timeout:
+        sub_failures[sub] += 1
+    if _follow > 0 and entry is not None:
+        _follow_record(entry, window, response_time, timeout=timeout)
     if entry is not None and entry.censored:
         return  # counted at its age when the window closed
     if entry is not None and entry.start < window[1] <= now:
@@ -202,6 +254,103 @@ def _on_request(
     elif window[0] <= now < window[1]:
         histogram.record_value(max(1, round(response_time * 1000)))
         per_user[id(gevent.getcurrent())] += 1  # each locust user runs in its own greenlet
+        if sub is not None:
+            sub_histograms[sub].record_value(max(1, round(response_time * 1000)))
+
+
+def _sub_window(window: tuple[float, float], now: float) -> int | None:
+    """Index of the sub-window *now* falls in (None: outside the window)."""
+    if not window[0] <= now < window[1]:
+        return None
+    return min(_sub_count - 1, int((now - window[0]) * _sub_count / (window[1] - window[0])))
+
+
+def _follow_record(
+    entry: InFlight, window: tuple[float, float], response_time: float, *, timeout: bool
+) -> None:
+    """Follow mode: a request that started in the window ended (answered or failed)."""
+    if not window[0] <= entry.start < window[1] or id(entry) in _given_up:
+        return
+    (timed_out if timeout else followed).record_value(max(1, round(response_time * 1000)))
+    follow_per_user[id(gevent.getcurrent())] += 1
+
+
+def _window_started(window: tuple[float, float]) -> list[tuple[Any, InFlight]]:
+    return [
+        (user, entry)
+        for user, entry in list(_in_flight.items())
+        if window[0] <= entry.start < window[1] and id(entry) not in _given_up
+    ]
+
+
+def follow_to_the_end(
+    window: tuple[float, float], limit: float, poll: float = 0.02
+) -> dict[str, Any]:
+    """Wait (users still running) until no window-started request is in flight or
+    *limit* s after the window's end; count the ones still in flight then as unfinished,
+    at their age. Returns :data:`follow_state`."""
+    gevent.sleep(max(0.0, window[1] - time.time()))
+    deadline = window[1] + limit
+    while _window_started(window) and time.time() < deadline:
+        gevent.sleep(poll)
+    now = time.time()
+    left = _window_started(window)
+    for user, entry in left:
+        _given_up.add(id(entry))
+        unfinished.record_value(max(1, round((now - entry.start) * 1e6)))
+        follow_per_user[id(user)] += 1
+    follow_state.update(seconds=now - window[1], complete=not left)
+    return follow_state
+
+
+def _follow_then_end(runner: Any) -> None:
+    follow_to_the_end(state["window"], _follow)
+    _end_run(runner)
+
+
+def _follow_result() -> dict[str, Any] | None:
+    if _follow <= 0:
+        return None
+    return {
+        "limit_s": _follow,
+        "seconds": follow_state["seconds"],
+        "complete": follow_state["complete"],
+        "histogram": followed.encode().decode(),
+        "timeouts_histogram": timed_out.encode().decode(),
+        "unfinished_histogram": unfinished.encode().decode(),
+        "per_user": sorted(follow_per_user.values()),
+        "timeouts_by_phase": dict(timeouts_by_phase),
+    }
+
+
+def merge_follow(results: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Every process's follow result in one (None: follow mode was off)."""
+    found = [r for r in results if r]
+    if not found:
+        return None
+    merged = {
+        key: histograms_added([r[key] for r in found])
+        for key in ("histogram", "timeouts_histogram", "unfinished_histogram")
+    }
+    phases: Counter[str] = Counter()
+    for result in found:
+        phases.update(result["timeouts_by_phase"])
+    seconds = [r["seconds"] for r in found if r["seconds"] is not None]
+    return {
+        "limit_s": found[0]["limit_s"],
+        "seconds": max(seconds) if seconds else None,
+        "complete": all(r["complete"] for r in found),
+        **merged,
+        "per_user": sorted(n for r in found for n in r["per_user"]),
+        "timeouts_by_phase": dict(phases),
+    }
+
+
+def histograms_added(encoded: list[str]) -> str:
+    total = HdrHistogram(*HIST_RANGE)
+    for one in encoded:
+        total.add(HdrHistogram.decode(one))
+    return str(total.encode().decode())
 
 
 def _end_run(runner: Any) -> None:
@@ -236,6 +385,12 @@ def _own_result() -> dict[str, Any]:
         "failures_by_phase": {phase: dict(c) for phase, c in failures.items()},
         "patched": patched,
         "unsure": sorted(unsure),
+        "late_s": state.get("late_s", 0.0),
+        "sub_windows": [
+            {"histogram": h.encode().decode(), "failures": f}
+            for h, f in zip(sub_histograms, sub_failures, strict=True)
+        ],
+        "follow": _follow_result(),
     }
 
 
@@ -264,7 +419,26 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
         "failures_by_phase": {phase: dict(c) for phase, c in by_phase.items()},
         "patched": {i: t for r in results for i, t in r["patched"].items()},
         "unsure": sorted({i for r in results for i in r["unsure"]}),
+        "late_s": max(r.get("late_s", 0.0) for r in results),
+        "sub_windows": _merge_sub_windows(results),
+        "follow": merge_follow([r.get("follow") for r in results]),
     }
+
+
+def _merge_sub_windows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every process's sub-windows added index by index."""
+    count = max((len(r.get("sub_windows", [])) for r in results), default=0)
+    merged = []
+    for i in range(count):
+        hist = HdrHistogram(*HIST_RANGE)
+        failed = 0
+        for result in results:
+            subs = result.get("sub_windows", [])
+            if i < len(subs):
+                hist.add(HdrHistogram.decode(subs[i]["histogram"]))
+                failed += subs[i]["failures"]
+        merged.append({"histogram": hist.encode().decode(), "failures": failed})
+    return merged
 
 
 def _write_result() -> None:

@@ -60,7 +60,8 @@ from bench.common import (
 from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
 from bench.common.results import Run, environment
 from bench.common.server import ServerError, VariantServer, free_port
-from bench.load import distributed, tails
+from bench.load import coschedule, distributed, tails
+from bench.load import follow as follow_mode
 from bench.load.scenarios import SCENARIOS
 from bench.pool import stats as pool_stats
 from variants.settings import DatabaseUrl
@@ -115,6 +116,34 @@ class RunConfig:
     pool_stats: bool = False
     """Servers record pool wait/hold/barging (variants/pool_stats.py) into each cell; off by
     default: it costs ~1-3 % of a request's CPU (README), so req/s comes from runs without."""
+    co_anchors: list[str] = field(default_factory=list)
+    """Series every other is co-scheduled with (bench/load/coschedule.py); empty: no such pass."""
+    co_windows: int = 6
+    co_window: float = 2.0
+    co_warmup: float = 2.0
+    co_rounds: int = 1
+    co_group: str = "pairs"
+
+    def co_settings(self) -> coschedule.CoSettings | None:
+        if not self.co_anchors:
+            return None
+        return coschedule.CoSettings(
+            anchors=self.co_anchors, windows=self.co_windows, window=self.co_window,
+            warmup=self.co_warmup, rounds=self.co_rounds, group=self.co_group,
+        )  # fmt: skip
+
+    def co_schedule(self) -> list[tuple[int, str, int, tuple[str, ...]]]:
+        co = self.co_settings()
+        if co is None:
+            return []
+        names = [s.name for s in self.series()]
+        return list(coschedule.schedule(names, self.scenarios, self.users, co))
+
+    follow: float = 0.0
+    """>0: follow mode (bench/load/follow.py): every request started in the window is followed
+    to its end, at most this many s after the window; 0: off."""
+    pool_timeout: float = follow_mode.DEFAULT_POOL_TIMEOUT
+    """The servers' pool_timeout (SESSIONBENCH_POOL_TIMEOUT): a 503 after it is a timeout."""
 
     def settings(self) -> dict[str, Any]:
         settings = asdict(self)
@@ -160,7 +189,9 @@ class RunConfig:
 
     @property
     def cell_count(self) -> int:
-        return self.trials * len(self.scenarios) * len(self.users) * len(self.series())
+        """Solo cells plus co-scheduled groups (each one step of the progress bar)."""
+        solo = self.trials * len(self.scenarios) * len(self.users) * len(self.series())
+        return solo + len(self.co_schedule())
 
 
 @dataclass
@@ -284,10 +315,60 @@ class Runner:
                 cell["order"] = done
                 run.add_cell(cell)
                 done += 1
-            self.progress("done", done, len(cells))
+            self._co_pass(run, url, embedded, placement, ready, done)
+            self.progress("done", self.config.cell_count, self.config.cell_count)
         finally:
             monitor.close()
         return "complete"
+
+    def _co_pass(
+        self,
+        run: Run,
+        url: DatabaseUrl,
+        embedded: database.EmbeddedPostgres | None,
+        placement: Placement,
+        ready: list[str],
+        done: int,
+    ) -> None:
+        """The co-scheduled pass (bench/load/coschedule.py): solo servers stopped, one server
+        per series on its own database, groups loaded together; records in run.json."""
+        config = self.config
+        settings = config.co_settings()
+        if settings is None:
+            return
+        plan = [g for g in config.co_schedule() if all(n in ready for n in g[3])]
+        record: dict[str, Any] = {"settings": settings.as_dict(), "groups": [], "series": []}
+        run.doc["coscheduled"] = record
+        for server in self.servers.values():
+            server.stop()
+        co = coschedule.CoPass(
+            settings, config.out, placement.server, placement.others,
+            server_env=lambda name: self._server_env(self.series[name]),
+            series_variant={n: s.variant for n, s in self.series.items()},
+            pool_limits={n: (s.pool_size + config.max_overflow) * s.workers
+                         for n, s in self.series.items()},
+            progress=self.progress,
+            pg_pid=embedded.pid if embedded is not None else None,
+        )  # fmt: skip
+        try:
+            names = sorted({n for g in plan for n in g[3]}, key=ready.index)
+            self.progress("co-scheduled pass: starting one server per series", done,
+                          config.cell_count)  # fmt: skip
+            started = co.start(url, names)
+            record["series"] = started
+            for i, (round_, scenario, users, group) in enumerate(plan):
+                if not all(n in started for n in group):
+                    continue
+                self.progress(
+                    f"co-scheduled {' + '.join(group)} · {scenario} · {users} users · "
+                    f"round {round_}",
+                    done + i,
+                    config.cell_count,
+                )
+                record["groups"].append(co.group(i, round_, scenario, users, group))
+                run.save()
+        finally:
+            co.stop(url)
 
     def _database_lost(
         self,
@@ -391,21 +472,22 @@ class Runner:
             url,
             log_path=self.config.out / "logs" / f"server-{series.name}.log",
             cpus=placement.server,
-            env={
-                "SESSIONBENCH_POOL_SIZE": str(series.pool_size),
-                "SESSIONBENCH_MAX_OVERFLOW": str(self.config.max_overflow),
-                "SESSIONBENCH_POOL_QUEUE": series.pool_queue,
-                drivers.DRIVER_ENV: series.driver,
-                drivers.EVIDENCE_ENV: str(self._driver_dir(series.name)),
-                **(
-                    {pool_stats.ENV: str(self._pool_dir(series.name))}
-                    if self.config.pool_stats
-                    else {}
-                ),
-            },
+            env=self._server_env(series),
             workers=series.workers,
             server=series.server,
         )
+
+    def _server_env(self, series: Series) -> dict[str, str]:
+        return {
+            "SESSIONBENCH_POOL_SIZE": str(series.pool_size),
+            "SESSIONBENCH_MAX_OVERFLOW": str(self.config.max_overflow),
+            "SESSIONBENCH_POOL_QUEUE": series.pool_queue,
+            drivers.DRIVER_ENV: series.driver,
+            drivers.EVIDENCE_ENV: str(self._driver_dir(series.name)),
+            **(
+                {pool_stats.ENV: str(self._pool_dir(series.name))} if self.config.pool_stats else {}
+            ),
+        }
 
     def _pool_dir(self, name: str) -> Path:
         return self.config.out / "raw" / "pool-stats" / name
@@ -441,7 +523,11 @@ class Runner:
             failures = [f"{o.check}: {o.error}" for o in outcomes if not o.ok]
             info["verify"] = {"passed": not failures, "checks": len(outcomes), "failures": failures}
             run.doc["variants"][name] = info
-            if failures:
+            if failures and variant.commits_after_response:
+                # Its contract failure is the finding (a 2xx before the commit): measured anyway.
+                info["verify"]["finding"] = "fails the contract: answers 2xx before it commits"
+                ready.append(name)
+            elif failures:
                 server.stop()
                 del self.servers[name]
             else:
@@ -514,7 +600,7 @@ class Runner:
             remote_cpu.append(metrics.read_cpu(server.metrics))  # type: ignore[union-attr]
         cell |= pool_stats.collect(self._pool_dir(name), recorders)
         try:
-            locust.wait(config.warmup + config.duration + STOP_TIMEOUT + 30)
+            locust.wait(config.warmup + config.duration + config.follow + STOP_TIMEOUT + 30)
         except subprocess.TimeoutExpired:
             processes.stop(locust)
             cell["reasons"].append("locust did not finish in time")
@@ -574,6 +660,10 @@ class Runner:
             "integrity": [c.as_dict() for c in checks],
             "histogram": histograms.encode(merged),
         }
+        if config.follow and recorded.get("follow"):
+            cell |= follow_mode.cell_fields(
+                recorded["follow"], users=users, rps=rps, timeout=config.pool_timeout
+            )
         if remote:
             cell |= _remote_cpu(remote_cpu, requests, elapsed, cell)
         expected = config.locust_processes + 1 if config.locust_processes > 1 else 1
@@ -606,6 +696,8 @@ class Runner:
             cell, placement, locust_processes=config.locust_processes
         )
         cell["warnings"] = warnings(cell)
+        if "follow" in cell:
+            cell["warnings"] += follow_mode.window_notes(cell, config.duration)
         if not remote and unproven:  # an app that records no evidence (not a registry variant)
             cell["warnings"].append(unproven)
         if cell.get("server_cpu", "").startswith("not measured"):
@@ -618,7 +710,7 @@ class Runner:
     ) -> subprocess.Popen[bytes]:
         config = self.config
         # The recorder ends the run after the window; -t is only a safety net.
-        run_time = math.ceil(config.warmup + config.duration + STOP_TIMEOUT + 20)
+        run_time = math.ceil(config.warmup + config.duration + config.follow + STOP_TIMEOUT + 20)
         cmd = [
             sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
             "-u", str(users), "-r", str(users), "-t", f"{run_time}s", "--host", host,
@@ -637,6 +729,7 @@ class Runner:
             "SESSIONBENCH_OUT": str(raw),
             "SESSIONBENCH_WARMUP": str(config.warmup),
             "SESSIONBENCH_DURATION": str(config.duration),
+            "SESSIONBENCH_FOLLOW": str(config.follow),
             "SESSIONBENCH_SEED_ROWS": str(database.SEED_ROWS),
         }
         with (raw / "locust.log").open("wb") as log:

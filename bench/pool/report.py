@@ -167,6 +167,16 @@ def _tail(cells: list[dict[str, Any]], key: str) -> str:
     return f"≥ {text} (censored)" if key in censored_percentiles(cells) else text
 
 
+def _timeouts(cells: list[dict[str, Any]]) -> str:
+    """Pool timeouts of followed cells, e.g. ` (3/20,000 timed out at 30 s)`; else ""."""
+    counts = [c["timeouts"] for c in cells if "timeouts" in c]
+    count = sum(t["count"] for t in counts)
+    if not count:
+        return ""
+    of = sum(t["of"] for t in counts)
+    return f" ({count:,}/{of:,} timed out at {counts[0]['at_s']:g} s)"
+
+
 @register_readme_summary("pool")
 def readme_summary(folder: Path, rel: Path) -> list[Block]:
     """README's "under overload" table: every series of a --pool-stats run, both queues."""
@@ -211,13 +221,21 @@ def readme_summary(folder: Path, rel: Path) -> list[Block]:
             rows.append([
                 scenario, info.get("variant", name), _queue(info),
                 f"{statistics.median(c['rps'] for c in valid):,.0f}",
-                _tail(valid, "p99"), _tail(valid, "p99.9"), _tail(valid, "max"),
+                _tail(valid, "p99"), _tail(valid, "p99.9"),
+                _tail(valid, "max") + _timeouts(valid),
                 f"{statistics.median(c['fairness']['jain'] for c in valid):.2f}",
                 _ms(wait["mean"]), _ms(hold["mean"]),
                 f"{100 * barged / checkouts:.0f} %" if checkouts else "–",
                 verdict,
             ])  # fmt: skip
     users = ", ".join(str(u) for u in settings["users"])
+    followed = (
+        " Followed windows (`--follow`): every request started in the window is measured to "
+        "its end (the users keep running), so no tail is censored; a request answered 503 "
+        "after `pool_timeout` counts at its latency, shown as k/n timed out."
+        if settings.get("follow")
+        else ""
+    )
     return [
         h2("Under overload: who waits, and the FIFO pool queue"),
         p(
@@ -229,7 +247,7 @@ def readme_summary(folder: Path, rel: Path) -> list[Block]:
             "Tails are the median over rounds of each round's percentile; ≥ … (censored): "
             "requests were still waiting when the window closed. barged: checkouts that took a "
             "free connection while others were already queued for one. Full report: "
-            f"[{rel}/report.md]({rel}/report.md)."
+            f"[{rel}/report.md]({rel}/report.md)." + followed
         ),
         table(headers, rows),
     ]

@@ -1,10 +1,13 @@
 """``sessionbench compare``: strategies within a run, or the same cells between two runs.
 
-Within one run every variant is set against ``--baseline`` in each (scenario, users),
-paired by round (the cell's ``trial``: each series ran once per round); between two runs
-every cell of B against the same cell of A, unpaired. Only valid trials count. Changes are
-in the metric itself (req/s: + is more requests per second). ``--fail-above PCT`` exits 1
-when B is significantly worse than A by more than PCT % of the metric (for CI).
+Within one run every variant is set against ``--baseline`` in each (scenario, users): from
+the co-scheduled pass where the run has one (bench/load/coschedule.py: window pairs measured
+on one core at the same instants, req/s per core, Holm-corrected over every co-scheduled
+comparison of the run), else paired by round (the cell's ``trial``: each series ran once
+per round); between two runs every cell of B against the same cell of A, unpaired. Only
+valid trials count. Changes are in the metric itself (req/s: + is more requests per
+second). ``--fail-above PCT`` exits 1 when B is significantly worse than A by more than
+PCT % of the metric (for CI).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from rich.table import Table
 
 from bench.common.console import console
+from bench.common.pairs import co_comparisons
 from bench.common.results import Run, latest_run, series_names
 from bench.common.stats import Comparison, compare, compare_paired
 
@@ -86,7 +90,30 @@ def _row(
     )  # fmt: skip
 
 
+def co_rows(doc: dict[str, Any]) -> list[Row]:
+    """Every co-scheduled comparison of the run as rows (bench/common/pairs.py)."""
+    return [Row(c.scenario, c.users, c.a, c.b, c.a_value, c.b_value, c.comparison)
+            for c in co_comparisons(doc)]  # fmt: skip
+
+
+def co_row(rows: list[Row], a: str, b: str, scenario: str, users: int) -> Row | None:
+    """B against A from *rows*; the row of A against B turned around where only that exists."""
+    for r in rows:
+        if (r.scenario, r.users, r.a, r.b) == (scenario, users, a, b):
+            return r
+    for r in rows:
+        if (r.scenario, r.users, r.a, r.b) == (scenario, users, b, a):
+            return Row(scenario, users, a, b, r.b_value, r.a_value, r.comparison.inverted())
+    return None
+
+
 def within(run: Run, baseline: str, metric: Metric) -> list[Row]:
+    if run.doc.get("coscheduled") and metric is METRICS["rps"]:
+        co = co_rows(run.doc)
+        keys = sorted({(r.scenario, r.users, name) for r in co for name in (r.a, r.b)})
+        found = [co_row(co, baseline, name, scenario, users)
+                 for scenario, users, name in keys if name != baseline]  # fmt: skip
+        return [r for r in found if r is not None]
     groups = _valid(run.cells)
     rows = []
     for (variant, scenario, users), cells in sorted(groups.items(), key=lambda kv: kv[0][1:]):

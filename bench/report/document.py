@@ -30,11 +30,19 @@ from bench.common.blocks import (
     to_markdown,
 )
 from bench.common.result_files import MicroFile, load_document
-from bench.common.results import Run, censored_percentiles, group_summary, percentile, series_names
+from bench.common.results import (
+    TAIL_RULE,
+    Run,
+    censored_percentiles,
+    group_summary,
+    percentile,
+    series_names,
+    tail_visible,
+)
 from bench.common.stats import VERDICT_METHOD, coverage_text, median_ci
 from bench.micro import GROUPS as MICRO_GROUPS
 from bench.micro.command import MICRO_FILE
-from bench.report import questions, scorecard, stalls
+from bench.report import coscheduled, questions, scorecard, stalls
 from bench.report.compare import METRICS, within
 
 # --- content ---------------------------------------------------------------------------------
@@ -62,7 +70,7 @@ def baseline_of(doc: dict[str, Any]) -> str:
 HEADLINE = [
     "scenario",
     "variant",
-    "req/s (95 % CI)",
+    "req/s (interval)",
     "server CPU µs/req",
     "p50 ms",
     "p99 ms",
@@ -99,12 +107,13 @@ def headline(run: Run) -> tuple[list[Block], int]:
             _, low, high = median_ci(valid)
             rps = f"{row['rps']:,.0f} ({low:,.0f}–{high:,.0f})"
             group = groups[row["scenario"], top, row["variant"]]
+            visible = all(tail_visible(c) for c in group if c["status"] == "ok")
             rest = [
                 f"{row['server_us']:.0f}",
                 _ms(row["p50_us"]),
                 latency_ms(group, "p99"),
-                latency_ms(group, "p99.9"),
-                _fair(row["jain"]),
+                latency_ms(group, "p99.9") if visible else "– (window too short)",
+                _fair(row["jain"]) if visible else "– (window too short)",
             ]
         elif (row["variant"], row["scenario"]) in stalled:
             stall = found[row["variant"]]
@@ -132,10 +141,16 @@ def headline(run: Run) -> tuple[list[Block], int]:
             f"Median over valid trials; req/s with the order-statistic interval of the median "
             f"(exact coverage {coverage_text(doc['settings']['trials'])} at "
             f"{doc['settings']['trials']} trials); p99 and p99.9: median over valid trials of "
-            f"each trial's percentile, ≥ … (censored) when only a lower bound; fairness is Jain's "
+            f"each trial's percentile, ≥ … (censored) when only a lower bound ({TAIL_RULE}); "
+            f"fairness is Jain's "
             f"index of requests completed per user (1.00: every user served alike; low: some "
             f"users starve while others are served fast). The last column sets req/s against "
-            f"{base} ({VERDICT_METHOD})."
+            + (
+                f"{base} from the co-scheduled pass (req/s per core in window pairs measured "
+                "on one core at the same instants; see 'Verdicts: co-scheduled comparisons')."
+                if doc.get("coscheduled", {}).get("groups")
+                else f"{base} ({VERDICT_METHOD})."
+            )
         ),
         table([*HEADLINE, f"req/s vs {base}"], rows),
     ]
@@ -231,11 +246,22 @@ def phase_failures(group: list[dict[str, Any]]) -> str:
     return ", ".join(shown) or "0"
 
 
+def timeouts(group: list[dict[str, Any]]) -> str:
+    """Followed windows' pool timeouts over the valid trials: "k of n at 30 s" (– if none
+    followed)."""
+    followed = [c["timeouts"] for c in group if c["status"] == "ok" and "timeouts" in c]
+    if not followed:
+        return "–"
+    count, of = sum(t["count"] for t in followed), sum(t["of"] for t in followed)
+    return f"{count:,} of {of:,} at {followed[0]['at_s']:g} s"
+
+
 def all_cells_table(doc: dict[str, Any]) -> list[Block]:
     """Every (scenario, users, series) group; Little's law and failures by phase when recorded."""
     groups = _groups(doc)
     has_law = any("littles_law" in c for c in doc["cells"])
     has_phases = any("failures_by_phase" in c for c in doc["cells"])
+    has_follow = any("follow" in c for c in doc["cells"])
     summary = {(r["scenario"], r["users"], r["variant"]): r for r in group_summary(doc["cells"])}
     rows = []
     for key in sorted(groups):
@@ -258,6 +284,8 @@ def all_cells_table(doc: dict[str, Any]) -> list[Block]:
         extra = ([littles_law(group)] if has_law else []) + (
             [phase_failures(group)] if has_phases else []
         )
+        if has_follow:
+            extra += [latency_ms(group, "max"), timeouts(group)]
         valid = f"{r['valid']}/{r['trials']}" + (f", {len(stalled)} stalled" if stalled else "")
         rows.append([key[0], str(key[1]), key[2], valid, *measured, *extra])
     headers = ["scenario", "users", "variant", "valid", "req/s", "CV", "server µs/req"]
@@ -265,7 +293,15 @@ def all_cells_table(doc: dict[str, Any]) -> list[Block]:
     headers += (["Little's law ratio"] if has_law else []) + (
         ["failures by phase"] if has_phases else []
     )
+    headers += ["max ms", "pool timeouts"] if has_follow else []
     notes = []
+    if has_follow:
+        notes.append(
+            "Followed windows (`run --follow`): every request started in the window is "
+            "measured to its end (the users keep running), so p99.9 and max are whole "
+            "latencies, not censored; a request answered 503 after `pool_timeout` is a pool "
+            "timeout, counted at its latency: k of n requests started in the window."
+        )
     if has_law:
         notes.append(
             "Little's law ratio: recorded mean latency ÷ users / req/s (1.00 when every "
@@ -418,10 +454,12 @@ HOW_TO_READ = [
     "Tail percentiles (p99, p99.9) are the median over valid trials of each trial's "
     'percentile; "≥ X (censored)" marks a lower bound: requests were still waiting when '
     "the measured window closed, so the true value is at least X.",
-    "A verdict is faster/slower when the 95 % CI of the ratio (paired by round) excludes 1, "
-    "'no difference within ±5 %' when the whole CI lies inside ±5 %, and otherwise 'not "
-    "resolved by this run' with the rounds that would resolve 5 %; each gives its minimum "
-    "detectable difference. Use more --trials where a verdict is not resolved.",
+    "A verdict is faster/slower when the 95 % CI of the ratio excludes 1, 'no difference "
+    "within ±5 %' when the whole CI lies inside ±5 %, and otherwise 'not resolved by this "
+    "run' with the window pairs (or rounds) that would resolve 5 %; each gives its minimum "
+    "detectable difference. Verdicts between strategies come from the co-scheduled pass "
+    "where the run has one (the machine's speed swings hit both sides of every window); "
+    "absolute req/s and latencies come from the solo cells.",
     "p99 and above show queueing and pauses: a strategy can have the same throughput and a "
     "far worse tail (see the latency spectrum).",
     "Cells marked invalid (failed requests, saturated load generator or core, failed "
@@ -491,6 +529,7 @@ def build(folder: Path, extra: Sequence[Path] = ()) -> list[Path]:
         *scorecard.blocks(folder, extra),
         *questions.blocks([folder, *extra]),
     ]
+    blocks += coscheduled.section(folder, doc)
     tables: list[Block] = []
     if doc["cells"]:
         head, top = headline(run)

@@ -2,10 +2,11 @@
 
 A starving client completes a handful of requests in a 1.5 s window, so Jain's index
 and the longest wait measured there say more about the window than about the strategy.
-The scorecard takes p99.9, max and fairness only from a run folder whose windows last at
-least :data:`LONG_WINDOW_S` and whose users outnumber the pool (the overload pass, given to
-``sessionbench report`` with ``--readme-also``), per strategy on the same pool queue and
-driver as the scorecard's series; a strategy that pass did not run has no tail.
+The scorecard takes p99.9, max and fairness only from a run folder whose users outnumber
+the pool (the overload pass, given to ``sessionbench report`` with ``--readme-also``) and
+only from cells whose windows can show them (``bench.common.results.TAIL_RULE``), per
+strategy on the same pool queue and driver as the scorecard's series; a strategy that pass
+did not run, or ran in windows too short, has no tail.
 """
 
 from __future__ import annotations
@@ -16,10 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common.results import Run, censored_percentiles, percentile
-
-LONG_WINDOW_S = 4.0
-"""Shortest measured window (s) whose tails and fairness the scorecard reads."""
+from bench.common.results import Run, censored_percentiles, percentile, tail_visible
 
 Key = tuple[str, str, str]  # variant, pool queue, driver
 
@@ -47,9 +45,7 @@ class Tail:
     folder: str
 
 
-def _is_long(doc: dict[str, Any]) -> bool:
-    if float(doc["settings"].get("duration", 0)) < LONG_WINDOW_S:
-        return False
+def _is_overload(doc: dict[str, Any]) -> bool:
     return any(
         c["users"] > (doc["variants"].get(c["variant"], {}).get("pool_size") or c["users"])
         for c in doc["cells"]
@@ -63,7 +59,7 @@ def tails(folders: Sequence[Path], scenario: str) -> dict[Key, Tail]:
     for folder in folders:
         if (folder / "run.json").exists():
             run = Run.load(folder)
-            if run.doc["cells"] and _is_long(run.doc):
+            if run.doc["cells"] and _is_overload(run.doc):
                 runs.append((float(run.doc["settings"]["duration"]), folder, run))
     out: dict[Key, Tail] = {}
     for duration, folder, run in sorted(runs, key=lambda r: -r[0]):
@@ -77,6 +73,8 @@ def tails(folders: Sequence[Path], scenario: str) -> dict[Key, Tail]:
             valid = [c for c in group if c["status"] == "ok"]
             k = key(info, series)
             if k in out or not valid or not all("max" in c["latency_us"] for c in valid):
+                continue
+            if not all(tail_visible(c) for c in valid):  # TAIL_RULE: the window cannot show it
                 continue
             jain = [c["fairness"]["jain"] for c in valid if "fairness" in c]
             out[k] = Tail(

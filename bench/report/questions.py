@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.common.blocks import Block, bullets, h2
 from bench.common.results import Run
-from bench.common.stats import Comparison
+from bench.common.stats import Comparison, signed_percent
 from bench.report import stalls
 from bench.report.compare import METRICS, within
 from bench.report.scorecard import get_instructions
@@ -32,9 +32,7 @@ Cell = dict[str, Any]
 
 
 def _signed(value: float) -> str:
-    if round(value) == 0:  # no "−0 %"
-        value = 0.0
-    return f"{value:+.0f} %".replace("-", "−")
+    return signed_percent(value)
 
 
 def _short(c: Comparison, where: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.common.blocks import Block, p, table
 from bench.common.result_files import PitfallFile, load_document
-from bench.common.results import Run, series_names
+from bench.common.results import TAIL_RULE, Run, series_names
 from bench.report import advice as rules
 from bench.report import longwindow, stalls
 from bench.report.compare import METRICS, within
@@ -309,11 +309,10 @@ def blocks(folder: Path, extra: Sequence[Path] = ()) -> list[Block]:
         f"{long.users} users, pool {long.pool}, {long.window_s:g} s windows, same pool queue "
         f"and driver), never from the short windows of this run; ≥ X: a lower bound, "
         f"requests were still waiting when the window closed; fairness is Jain's index of "
-        f"requests per user (1.00 = all served alike). "
+        f"requests per user (1.00 = all served alike); {TAIL_RULE}. "
         if long
-        else "p99.9 · max and fairness: not measured in long windows (no overload pass "
-        f"of at least {longwindow.LONG_WINDOW_S:g} s windows given), and never read from "
-        "short windows. "
+        else "p99.9 · max and fairness: not measured in long windows (no overload pass whose "
+        "windows can show them was given), and never read from short windows. "
     )
     cost_note = (
         "cost: instructions the server executed per GET /todos/{id} (valgrind, cost.json)"

@@ -50,8 +50,9 @@ def depends_lab_router(
     """The ``/lab`` routes for a variant whose handlers declare ``session: session_dep``.
 
     *session_dep* is the variant's ``Annotated[AsyncSession, Depends(...)]`` alias.
-    ``commit=False`` for a library that commits the request's session itself (its docs
-    tell handlers not to): the handlers' writes then only flush, as in
+    ``commit=False`` for a strategy or library that commits the request's session itself
+    (a dependency that commits after ``yield``; a library whose docs tell handlers not
+    to): the handlers' writes then only flush, as in
     ``variants.routes.injected_session_router``. A background task commits its own write
     either way: it runs after the request's session was handed back. *engine_of*: the
     engine behind the sessions when it is not the shared one.

@@ -1,0 +1,100 @@
+"""Verdicts of the co-scheduled pass: window pairs of req/s per core, decided together.
+
+One computation, read by the report's tables, the scorecard, ``compare`` and the cost
+report's cross-check: every non-anchor series against each anchor it was loaded with (and
+the anchors among themselves), from the windows the machine guard kept, with Holm's rule
+over all of a run's comparisons (bench/common/stats.py: ``compare_windows``, ``holm``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bench.common.stats import Comparison, compare_windows, holm
+
+CO_UNIT = "req/s per core"
+
+
+@dataclass(frozen=True)
+class CoComparison:
+    scenario: str
+    users: int
+    a: str
+    b: str
+    a_value: float  # median req/s per core of A over the window pairs
+    b_value: float
+    comparison: Comparison
+
+
+def window_capacity(side: dict[str, Any]) -> float | None:
+    """Requests per second of the side's own server CPU in one co-scheduled window."""
+    cpu = side.get("server_cpu_s") or 0.0
+    return side["requests"] / cpu if cpu > 0 and side.get("requests") else None
+
+
+def co_pairs(
+    doc: dict[str, Any], a: str, b: str, scenario: str, users: int
+) -> list[list[tuple[float, float]]]:
+    """(A, B) req/s per core of every kept window in which both ran, one list per group."""
+    out = []
+    for group in doc.get("coscheduled", {}).get("groups", []):
+        if (group["scenario"], group["users"], group["status"]) != (scenario, users, "ok"):
+            continue
+        if a not in group["members"] or b not in group["members"]:
+            continue
+        pairs = []
+        for window in group.get("windows", []):
+            if window["dropped"]:
+                continue
+            ca = window_capacity(window["members"][a])
+            cb = window_capacity(window["members"][b])
+            if ca and cb:
+                pairs.append((ca, cb))
+        if pairs:
+            out.append(pairs)
+    return out
+
+
+def co_comparisons(doc: dict[str, Any]) -> list[CoComparison]:
+    """Every co-scheduled comparison of the run, decided together (Holm)."""
+    co = doc.get("coscheduled")
+    if not co:
+        return []
+    anchors = co["settings"]["anchors"]
+
+    def first(a: str, b: str) -> bool:  # each anchor pair once, in the anchors' order
+        return b not in anchors or anchors.index(a) < anchors.index(b)
+
+    keys = sorted({
+        (g["scenario"], g["users"], a, b)
+        for g in co["groups"]
+        for a in anchors if a in g["members"]
+        for b in g["members"] if b != a and first(a, b)
+    })  # fmt: skip
+    found = []
+    for scenario, users, a, b in keys:
+        groups = co_pairs(doc, a, b, scenario, users)
+        if not groups:
+            continue
+        comparison = compare_windows(groups, higher_is_better=True, unit=CO_UNIT)
+        flat = [p for g in groups for p in g]
+        a_value = statistics.median(x for x, _ in flat)
+        b_value = statistics.median(y for _, y in flat)
+        found.append(CoComparison(scenario, users, a, b, a_value, b_value, comparison))
+    decided = holm([r.comparison for r in found])
+    return [replace(r, comparison=c) for r, c in zip(found, decided, strict=True)]
+
+
+def co_comparison(
+    doc: dict[str, Any], a: str, b: str, scenario: str, users: int
+) -> CoComparison | None:
+    """B against A, turned around from A against B where only that was measured."""
+    for r in co_comparisons(doc):
+        if (r.scenario, r.users, r.a, r.b) == (scenario, users, a, b):
+            return r
+        if (r.scenario, r.users, r.a, r.b) == (scenario, users, b, a):
+            return CoComparison(scenario, users, a, b, r.b_value, r.a_value,
+                                r.comparison.inverted())  # fmt: skip
+    return None

@@ -1,0 +1,409 @@
+"""Co-scheduled windows: the compared servers share one core and are loaded at the same time.
+
+**Why.** This VM's vCPU changes speed by up to 2× within a minute, with no steal to show it:
+a solo window of A and one of B taken seconds apart differ by the machine as much as by
+the strategies (per-round ratio CV 10–15 % in the solo design). Here the members of a
+*group* (a strategy and the anchors it is compared with) run on the server core together,
+each loaded by its own locust process with the same users, and every window is measured
+on all of them at the same instants: every swing of the core's speed hits every side.
+
+**What the figure means.** Per window and member: server CPU time / requests completed, the
+cost of one request at saturation. The verdict compares its inverse, *requests per
+server-CPU-second* ("req/s per core": the req/s the strategy would serve with the core to
+itself), as B against A, one log ratio per window. It does not need the core shared
+fairly: a side that idles for a moment hands the other more than its share, which moves
+their req/s but not their cost per request. Each side's req/s and CPU share in the window
+are recorded beside it (``share``: its part of the members' CPU).
+
+**Schedule.** Rounds × scenarios × users × groups, each group once per round, in an order
+rotated per round; per group: every member's database reset to the seed, one locust per
+member started so that the shared window opens ``START_MARGIN`` + warm-up seconds later
+(locust start-up and the servers' warm-up fall before it and are discarded), then
+``windows`` back-to-back windows of ``window`` seconds, CPU snapshots of every member at
+each edge. The whole schedule (start, edges, dropped windows) is kept in run.json
+(``coscheduled``).
+
+**Each member has its own database** (a scratch database per series), so the integrity
+checks of every cell hold per server: acknowledged writes in the table, acknowledged
+updates visible, no idle-in-transaction connections, statements as expected.
+
+**Machine guard.** A window in which any core's steal exceeds ``STEAL_LIMIT`` % of the
+window, in which the members' servers together used less than ``SATURATED`` of their core
+(something else ran there, or the load generators could not keep them busy: the cost at
+saturation was not measured), or in which a member failed a request, is dropped from every
+member of its group (so from both sides of each pair), counted and reported. A member
+whose locust reported start-up too late for the window, or whose integrity checks fail,
+leaves the whole group out of the verdicts (the group record says why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import variants
+from bench.common import cpu, database, histograms, integrity, processes, tally
+from bench.common.server import ServerError, VariantServer
+from bench.load.scenarios import SCENARIOS
+from variants.settings import DatabaseUrl
+
+START_MARGIN = 3.0  # s from launching the locusts to the warm-up's start (their start-up)
+STEAL_LIMIT = 5.0  # % of a window any core may lose to steal before the window is dropped
+SATURATED = 0.85  # share of their core the members' servers must use together in a window
+LINGER_GRACE = 2.0
+STOP_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class CoSettings:
+    """How the co-scheduled pass runs (recorded in run.json)."""
+
+    anchors: list[str]
+    """Every other series is compared with each of these, in the same windows."""
+    windows: int = 6
+    window: float = 2.0
+    warmup: float = 2.0
+    rounds: int = 1
+    group: str = "pairs"
+    """``pairs``: each series with one anchor at a time; ``all``: a series with every anchor."""
+    kinds: tuple[str, ...] = ("strategy", "library", "calibration")
+    """Variant kinds compared with the anchors (baselines such as raw are ceilings, not
+    contenders: their solo cells show them)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "anchors": self.anchors, "windows": self.windows, "window_s": self.window,
+            "warmup_s": self.warmup, "rounds": self.rounds, "group": self.group,
+            "start_margin_s": START_MARGIN, "steal_limit_percent": STEAL_LIMIT,
+            "saturated_percent": 100 * SATURATED, "kinds": list(self.kinds),
+        }  # fmt: skip
+
+
+def groups(series: Sequence[str], settings: CoSettings) -> list[tuple[str, ...]]:
+    """The groups loaded together: every series with the anchors, anchors among themselves.
+
+    Calibration series (``variants`` kind ``calibration``) go with ``context`` only."""
+    anchors = [a for a in settings.anchors if a in series]
+    out: list[tuple[str, ...]] = []
+    for i, a in enumerate(anchors):  # anchors against each other
+        out += [(a, b) for b in anchors[i + 1 :]]
+    others = [
+        name for name in series
+        if name not in anchors and variants.get(name.split("+", 1)[0]).kind in settings.kinds
+    ]  # fmt: skip
+    if settings.group == "all" and others:
+        out = []  # every group holds every anchor: their comparisons come from all groups
+    for name in others:
+        kind = variants.get(name.split("+", 1)[0]).kind
+        mine = ["context"] if kind == "calibration" and "context" in anchors else anchors
+        if settings.group == "all" or len(mine) == 1:
+            out.append((*mine, name))
+        else:
+            out += [(a, name) for a in mine]
+    return out
+
+
+def schedule(
+    series: Sequence[str], scenarios: Sequence[str], users: Sequence[int], settings: CoSettings
+) -> Iterator[tuple[int, str, int, tuple[str, ...]]]:
+    """(round, scenario, users, group) in run order; the group order rotates every round."""
+    plan = groups(series, settings)
+    for r in range(1, settings.rounds + 1):
+        for scenario in scenarios:
+            for n in users:
+                shift = (r - 1) % len(plan) if plan else 0
+                for group in plan[shift:] + plan[:shift]:
+                    yield r, scenario, n, group
+
+
+@dataclass
+class Member:
+    """One series of the pass: its server on its own database."""
+
+    name: str
+    variant: str
+    url: DatabaseUrl
+    server: VariantServer
+    monitor: integrity.Monitor | None = None
+    orm: bool = True
+    pool_limit: int = 10
+
+
+@dataclass
+class CoPass:
+    """Runs the co-scheduled pass of one run (after its solo cells)."""
+
+    settings: CoSettings
+    out: Path
+    placement_server: set[int]
+    placement_others: set[int]
+    server_env: Callable[[str], dict[str, str]]
+    """series name -> the environment its server gets (pool settings, driver …)."""
+    series_variant: dict[str, str]
+    pool_limits: dict[str, int]
+    progress: Callable[[str, int, int], None]
+    pg_pid: int | None = None
+    members: dict[str, Member] = field(default_factory=dict)
+    locusts: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, url: DatabaseUrl, names: Sequence[str]) -> list[str]:
+        """One server per series on its own scratch database; the names that started."""
+        ready = []
+        for i, name in enumerate(names):
+            db = f"sessionbench_co{i + 1}"
+            lane = asyncio.run(database.create_scratch(url, db))
+            variant = self.series_variant[name]
+            env = self.server_env(name) | {tally.TALLY_ENV: str(self._tally(name))}
+            server = VariantServer(
+                variant, lane, log_path=self.out / "logs" / f"co-{name}.log",
+                cpus=self.placement_server, env=env,
+            )  # fmt: skip
+            try:
+                server.start()
+            except ServerError:
+                continue
+            member = Member(name, variant, lane, server, orm=variants.get(variant).orm,
+                            pool_limit=self.pool_limits[name])  # fmt: skip
+            member.monitor = integrity.Monitor(lane)
+            self.members[name] = member
+            ready.append(name)
+        return ready
+
+    def _tally(self, name: str) -> Path:
+        return self.out / "raw" / "co-tally" / f"{name}.txt"
+
+    def stop(self, url: DatabaseUrl) -> None:
+        for locust in self.locusts:
+            processes.stop(locust)
+        for i, member in enumerate(self.members.values()):
+            member.server.stop()
+            if member.monitor is not None:
+                member.monitor.close()
+            with contextlib.suppress(Exception):
+                asyncio.run(database.drop_scratch(url, f"sessionbench_co{i + 1}"))
+        self.members.clear()
+
+    def group(
+        self, index: int, round_: int, scenario: str, users: int, names: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """Load every member of *names* at once; the group's record."""
+        s = self.settings
+        record: dict[str, Any] = {
+            "round": round_, "scenario": scenario, "users": users, "members": list(names),
+            "order": index, "window_s": s.window, "status": "ok", "reasons": [],
+        }  # fmt: skip
+        members = [self.members[n] for n in names]
+        for m in members:
+            if not m.server.alive():
+                try:
+                    m.server.start()
+                except ServerError as exc:
+                    record |= {"status": "failed", "reasons": [f"{m.name}: {exc}"]}
+                    return record
+            assert m.monitor is not None
+            stray = m.monitor.open_transactions([m.server.app_name])
+            if stray:
+                m.monitor.terminate(b.pid for b in stray)
+            m.monitor.prepare()
+        at = time.time() + START_MARGIN + s.warmup
+        raws = {}
+        launched = {}
+        for m in members:
+            raw = self.out / "raw" / f"co{index:04d}-{scenario}-u{users}-{m.name}"
+            raw.mkdir(parents=True, exist_ok=True)
+            raws[m.name] = raw
+            launched[m.name] = self._locust(m, scenario, users, raw, at)
+        pids: dict[str, list[int]] = {f"server:{m.name}": [m.server.pid or 0] for m in members}
+        pids |= {f"locust:{n}": [p.pid] for n, p in launched.items()}
+        if self.pg_pid:
+            pids["postgres"] = [self.pg_pid]
+        edges = [at + i * s.window for i in range(s.windows + 1)]
+        seen = {m.name: len(tally.read(self._tally(m.name))) for m in members}
+        snapshots = []
+        for edge in edges:
+            _sleep_until(edge)
+            for m in members:  # back to back: each server reads its own count and CPU
+                with contextlib.suppress(ProcessLookupError, TypeError):
+                    os.kill(m.server.pid, signal.SIGUSR1)  # type: ignore[arg-type]
+            snapshots.append((time.time(), cpu.Snapshot.take(pids)))
+        time.sleep(0.05)
+        tallies = {m.name: tally.read(self._tally(m.name))[seen[m.name] :] for m in members}
+        for name, locust in launched.items():
+            try:
+                locust.wait(s.window * s.windows + STOP_TIMEOUT + 30)
+            except subprocess.TimeoutExpired:
+                processes.stop(locust)
+                record["reasons"].append(f"{name}: locust did not finish in time")
+        self.locusts.clear()
+        results = {n: _read(raws[n] / "result.json") for n in names}
+        record["sides"] = {}
+        for m in members:
+            record["sides"][m.name] = self._side(m, results[m.name], raws[m.name])
+        record["windows"] = _windows(snapshots, members, results, tallies)
+        bad = [n for n, side in record["sides"].items() if side["status"] != "ok"]
+        if bad or record["reasons"]:
+            record["status"] = "invalid"
+            record["reasons"] += [f"{n}: {r}" for n in bad for r in record["sides"][n]["reasons"]]
+        return record
+
+    def _side(self, m: Member, result: dict[str, Any] | None, raw: Path) -> dict[str, Any]:
+        """One member's whole-run record: counts, integrity, lingering transactions."""
+        side: dict[str, Any] = {"status": "ok", "reasons": []}
+        if result is None:
+            log = processes.tail(raw / "locust.log")
+            return {"status": "failed", "reasons": [f"locust wrote no results:\n{log}"]}
+        assert m.monitor is not None
+        unsure = set(result["unsure"])
+        patched = {i: t for i, t in result["patched"].items() if i not in unsure}
+        deadline = time.monotonic() + LINGER_GRACE
+        while (left := m.monitor.open_transactions([m.server.app_name])) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        observed = m.monitor.observe(m.server.app_name, todo_ids=patched)
+        checks = integrity.check_cell(
+            result["counts"], observed, seed_rows=m.monitor.seed_rows,
+            pool_limit=m.pool_limit, orm=m.orm, patched=patched,
+        )  # fmt: skip
+        side["integrity"] = [c.as_dict() for c in checks]
+        side["reasons"] += [f"integrity: {c.name}: {c.detail}" for c in checks if not c.ok]
+        side["late_s"] = result.get("late_s", 0.0)
+        if side["late_s"] > 0:
+            side["reasons"].append(f"its users were all running only {side['late_s']:.1f} s "
+                                   "after the window opened")  # fmt: skip
+        if left:
+            side["reasons"].append(f"{len(left)} transactions still open {LINGER_GRACE:g} s "
+                                   "after the load stopped: server restarted")  # fmt: skip
+            m.server.stop(timeout=5)
+            m.monitor.terminate(b.pid for b in left)
+            with contextlib.suppress(ServerError):
+                m.server.start()
+        failed = {p: sum(v.values()) for p, v in result["failures_by_phase"].items()}
+        side["failures_by_phase"] = failed
+        side["requests_all_phases"] = sum(result["counts"].values())
+        if side["reasons"]:
+            side["status"] = "invalid"
+        return side
+
+    def _locust(
+        self, m: Member, scenario: str, users: int, raw: Path, at: float
+    ) -> subprocess.Popen[bytes]:
+        s = self.settings
+        duration = s.window * s.windows
+        run_time = math.ceil(START_MARGIN + s.warmup + duration + STOP_TIMEOUT + 20)
+        cmd = [
+            sys.executable, "-m", "locust", "-f", str(SCENARIOS[scenario].locustfile),
+            "--headless", "-u", str(users), "-r", str(users), "-t", f"{run_time}s",
+            "--host", m.server.base_url, "--stop-timeout", str(STOP_TIMEOUT),
+            "--only-summary", "--loglevel", "WARNING",
+        ]  # fmt: skip
+        env = {
+            **os.environ,
+            "SESSIONBENCH_OUT": str(raw),
+            "SESSIONBENCH_DURATION": str(duration),
+            "SESSIONBENCH_WINDOW_AT": repr(at),
+            "SESSIONBENCH_WINDOWS": str(s.windows),
+            "SESSIONBENCH_SEED_ROWS": str(database.SEED_ROWS),
+        }
+        with (raw / "locust.log").open("wb") as log:
+            locust = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        cpu.pin([locust.pid], self.placement_others)
+        self.locusts.append(locust)
+        return locust
+
+
+def _windows(
+    snapshots: list[tuple[float, cpu.Snapshot]],
+    members: list[Member],
+    results: dict[str, dict[str, Any] | None],
+    tallies: dict[str, list[tuple[float, int, int]]],
+) -> list[dict[str, Any]]:
+    """Per window: every member's requests and server CPU (its own tally), errors and µs
+    histogram (its locust), the machine's steal and busy cores, and why the window is
+    dropped (None: kept)."""
+    out = []
+    for i, ((t0, a), (t1, b)) in enumerate(itertools.pairwise(snapshots)):
+        spent = a.until(b)
+        elapsed = t1 - t0
+        steal = [100 * x / elapsed for x in spent.steal]
+        window: dict[str, Any] = {
+            "start": round(t0, 3), "elapsed_s": round(elapsed, 4),
+            "steal_percent": [round(x, 2) for x in steal],
+            "busy_percent": [round(100 * x / elapsed, 1) for x in spent.cores],
+            "members": {}, "dropped": None,
+        }  # fmt: skip
+        own = {m.name: _tally_window(tallies[m.name], i) for m in members}
+        server_cpu = {}
+        for m in members:
+            mine = own[m.name]
+            server_cpu[m.name] = mine[1] if mine else spent.processes[f"server:{m.name}"]
+        total_cpu = sum(server_cpu.values()) or 1.0
+        for m in members:
+            result = results[m.name]
+            subs = (result or {}).get("sub_windows") or []
+            sub = subs[i] if i < len(subs) else None
+            hist = histograms.merge([sub["histogram"]]) if sub else None
+            recorded = hist.get_total_count() if hist is not None else 0
+            mine = own[m.name]
+            requests = mine[0] if mine else recorded
+            window["members"][m.name] = {
+                "requests": requests,
+                "requests_source": "server tally" if mine else "locust",
+                "requests_recorded": recorded,
+                "errors": sub["failures"] if sub else None,
+                "server_cpu_s": round(server_cpu[m.name], 6),
+                "locust_cpu_s": round(spent.processes[f"locust:{m.name}"], 4),
+                "rps": round(requests / elapsed, 2),
+                "share": round(server_cpu[m.name] / total_cpu, 4),
+                "histogram": sub["histogram"] if sub else None,
+            }
+        busy = sum(server_cpu.values()) / elapsed
+        window["servers_busy_percent"] = round(100 * busy, 1)
+        if max(steal, default=0.0) > STEAL_LIMIT:
+            window["dropped"] = f"steal {max(steal):.1f} % > {STEAL_LIMIT:g} %"
+        elif busy < SATURATED:
+            window["dropped"] = (
+                f"unsaturated: the servers used {100 * busy:.0f} % of their core "
+                f"(< {100 * SATURATED:.0f} %): cost per request at saturation not measured"
+            )
+        elif any(not v["requests"] or v["errors"] for v in window["members"].values()):
+            window["dropped"] = "a member completed no request or failed one"
+        out.append(window)
+    return out
+
+
+def _tally_window(rows: list[tuple[float, int, int]], i: int) -> tuple[int, float] | None:
+    """(requests, CPU s) of window *i* from a server's dumps at the window edges."""
+    if i + 1 >= len(rows):
+        return None
+    (_, n0, c0), (_, n1, c1) = rows[i], rows[i + 1]
+    return n1 - n0, (c1 - c0) / 1e9
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data
+
+
+def _sleep_until(timestamp: float) -> None:
+    delay = timestamp - time.time()
+    if delay > 0:
+        time.sleep(delay)

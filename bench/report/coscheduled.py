@@ -1,0 +1,223 @@
+"""The report's section on the co-scheduled pass: verdicts, their design, and their checks.
+
+Reads ``run.json``'s ``coscheduled`` record (bench/load/coschedule.py) through
+:func:`bench.report.compare.co_rows` (one computation for every table that shows a verdict)
+and, when the folder has one, ``cost.json``'s instructions per request: the prediction each
+co-scheduled ratio is set against, and the calibration series' known extra cost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench.common.blocks import Block, bullets, h2, p, table
+from bench.common.pairs import co_pairs
+from bench.common.stats import MARGIN_PERCENT
+from bench.report.compare import Row, co_rows
+from bench.report.scorecard import COST_FILE
+
+# the cost endpoint whose instructions predict a scenario's cost per request
+SCENARIO_ENDPOINT = {"read": "get", "write": "write", "multi": "multi"}
+DECIDED_GOAL = {"read": 0.90, "write": 0.90, "mixed": 0.75, "multi": 0.75}
+
+
+def instructions(folder: Path) -> dict[tuple[str, str], float]:
+    """(variant, endpoint) -> instructions per request at the fewest clients in cost.json."""
+    path = folder / COST_FILE
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    rows = [r for r in doc.get("rows", []) if isinstance(r, dict)]
+    if not rows:
+        return {}
+    fewest = min(r.get("clients", 1) for r in rows)
+    return {
+        (r["variant"], r["endpoint"]): float(r["instructions_per_request"])
+        for r in rows
+        if r.get("clients", 1) == fewest and r.get("instructions_per_request")
+    }
+
+
+def predicted(counts: dict[tuple[str, str], float], row: Row) -> float | None:
+    """B's req/s per core against A's as the instruction counts predict it (A/B instructions)."""
+    endpoint = SCENARIO_ENDPOINT.get(row.scenario)
+    a = counts.get((row.a.split("+", 1)[0], endpoint or ""))
+    b = counts.get((row.b.split("+", 1)[0], endpoint or ""))
+    return a / b if a and b else None
+
+
+def decided(row: Row) -> bool:
+    return row.comparison.significant or row.comparison.equivalent
+
+
+def spread(doc: dict[str, Any], row: Row) -> float | None:
+    """Standard deviation of the log ratio per window pair (≈ the CV of one pair's ratio)."""
+    logs = [math.log(b / a) for g in co_pairs(doc, row.a, row.b, row.scenario, row.users)
+            for a, b in g]  # fmt: skip
+    return statistics.stdev(logs) if len(logs) > 1 else None
+
+
+def dropped(doc: dict[str, Any]) -> dict[str, int]:
+    """Why windows were dropped, with counts (machine guard and failed requests)."""
+    out: dict[str, int] = {}
+    for group in doc["coscheduled"]["groups"]:
+        for window in group.get("windows", []):
+            if window["dropped"]:
+                reason = window["dropped"].split(" ", 1)[0]
+                out[reason] = out.get(reason, 0) + 1
+    return out
+
+
+def _ratio(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def _agrees(row: Row, prediction: float | None) -> str:
+    c = row.comparison
+    if prediction is None or c.low is None or c.high is None:
+        return "–"
+    return "yes" if c.low <= prediction <= c.high else "no"
+
+
+def section(folder: Path, doc: dict[str, Any]) -> list[Block]:
+    """The co-scheduled section of *folder*'s report (empty without a co-scheduled pass)."""
+    co = doc.get("coscheduled")
+    if not co or not co.get("groups"):
+        return []
+    rows = co_rows(doc)
+    counts = instructions(folder)
+    s = co["settings"]
+    windows = sum(len(g.get("windows", [])) for g in co["groups"])
+    drops = dropped(doc)
+    invalid = [g for g in co["groups"] if g["status"] != "ok"]
+    spreads = [x for r in rows if (x := spread(doc, r)) is not None]
+    blocks: list[Block] = [
+        h2("Verdicts: co-scheduled comparisons"),
+        p(
+            "Each strategy shares the server core with the anchor it is compared with "
+            f"({', '.join(s['anchors'])}); both are loaded at once, each by its own locust "
+            f"with the same users, and measured in the same {s['windows']} windows of "
+            f"{s['window_s']:g} s after {s['warmup_s']:g} s of discarded warm-up (start-up "
+            f"{s['start_margin_s']:g} s before that), {s['rounds']} round(s). The figure is "
+            "req/s per core: requests each server completed per second of its own CPU, read "
+            "by the server itself at each window edge (the inverse of its CPU cost per request "
+            "at saturation; it does not need the core shared fairly). Verdict: B/A per window "
+            "pair, mean of the log ratios, 95 % t-interval with the effective number of "
+            "windows when consecutive windows correlate (lag-1); 'no difference' when the "
+            f"interval lies within ±{MARGIN_PERCENT:g} % (TOST). Multiplicity: Holm's rule "
+            f"over all {len(rows)} comparisons of this run, so the chance of any false claim "
+            "among them stays ≤ 5 %."
+        ),
+        bullets(
+            [
+                f"Groups: {len(co['groups'])} ({len(invalid)} left out: "
+                + _left_out(invalid)
+                + f"); windows: {windows}, dropped: "
+                + (", ".join(f"{n} ({why})" for why, n in sorted(drops.items())) or "none")
+                + f" (machine guard: steal above {s['steal_limit_percent']:g} % of a window, "
+                f"the members' servers below {s.get('saturated_percent', 85):g} % of their core, "
+                "or a failed request).",
+                "Spread of one window pair's ratio (standard deviation of the log ratio), "
+                f"median over comparisons: {100 * statistics.median(spreads):.1f} %"
+                if spreads
+                else "Spread: not enough windows.",
+                *_decided_counts(rows),
+            ]
+        ),
+    ]
+    for anchor in s["anchors"]:
+        mine = [r for r in rows if r.a == anchor]
+        mine += [
+            Row(r.scenario, r.users, r.b, r.a, r.b_value, r.a_value, r.comparison.inverted())
+            for r in rows
+            if r.b == anchor
+        ]
+        if not mine:
+            continue
+        body = []
+        for r in sorted(mine, key=lambda r: (r.scenario, r.users, -r.comparison.ratio)):
+            guess = predicted(counts, r)
+            body.append(
+                [
+                    r.scenario, str(r.users), r.b, f"{r.b_value:,.0f}", _ratio(guess),
+                    _agrees(r, guess), r.comparison.verdict(),
+                ]
+            )  # fmt: skip
+        blocks += [
+            p(f"Against {anchor} (req/s per core of B; instructions predict A/B instructions):"),
+            table(
+                [
+                    "scenario",
+                    "users",
+                    "B",
+                    "req/s per core",
+                    "instructions predict",
+                    "agrees",
+                    f"B vs {anchor}",
+                ],
+                body,
+            ),
+        ]
+    blocks += _calibration(rows, counts)
+    return blocks
+
+
+def _left_out(invalid: list[dict[str, Any]]) -> str:
+    reasons = [f"{' + '.join(g['members'])}: {(g['reasons'] or ['?'])[0]}" for g in invalid]
+    return "; ".join(reasons[:3]) or "none"
+
+
+def _decided_counts(rows: list[Row]) -> list[str]:
+    out = []
+    for scenario in sorted({r.scenario for r in rows}):
+        mine = [r for r in rows if r.scenario == scenario]
+        n = sum(decided(r) for r in mine)
+        goal = DECIDED_GOAL.get(scenario)
+        out.append(
+            f"{scenario}: {n} of {len(mine)} comparisons end in a verdict"
+            + (f" (goal ≥ {100 * goal:.0f} %)" if goal else "")
+        )
+    return out
+
+
+def _calibration(rows: list[Row], counts: dict[tuple[str, str], float]) -> list[Block]:
+    """The calibration series against context: found, in the right direction, at the size
+    the instruction counts predict?"""
+    body = []
+    for r in rows:
+        if r.a != "context" or not r.b.startswith("context_plus"):
+            continue
+        guess = predicted(counts, r)
+        c = r.comparison
+        direction = "right" if c.significant and c.ratio < 1 else "not found"
+        body.append(
+            [r.scenario, str(r.users), r.b, _ratio(guess), _ratio(c.ratio),
+             f"{_ratio(c.low)}–{_ratio(c.high)}", direction, _agrees(r, guess)]
+        )  # fmt: skip
+    if not body:
+        return []
+    return [
+        p(
+            "Calibration: context with a known extra CPU cost per request (variants/"
+            "calibration.py), sized by instruction count. The design is sensitive when it "
+            "finds the extra cost, in the right direction, at the size predicted:"
+        ),
+        table(
+            [
+                "scenario",
+                "users",
+                "series",
+                "instructions predict",
+                "measured",
+                "95 % CI",
+                "direction",
+                "prediction in CI",
+            ],
+            body,
+        ),
+    ]

@@ -1,0 +1,189 @@
+"""The co-scheduled pass: its schedule and pairing, the machine guard, its verdicts, and a real
+run that must find a known injected cost (bench/load/coschedule.py, bench/common/pairs.py)."""
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.common import cpu, histograms
+from bench.common.pairs import co_comparison, co_comparisons, co_pairs
+from bench.common.stats import compare_windows, holm
+from bench.load import coschedule
+from bench.load.coschedule import CoSettings, Member
+
+CLI = [sys.executable, "-m", "bench.cli"]
+
+
+def test_every_series_meets_each_anchor_and_calibration_only_context() -> None:
+    series = ["context", "depends", "scoped", "context_plus5"]
+    groups = coschedule.groups(series, CoSettings(anchors=["context", "depends"]))
+    assert groups == [
+        ("context", "depends"),
+        ("context", "scoped"),
+        ("depends", "scoped"),
+        ("context", "context_plus5"),
+    ]
+    trios = coschedule.groups(series, CoSettings(anchors=["context", "depends"], group="all"))
+    assert trios == [("context", "depends", "scoped"), ("context", "context_plus5")]
+
+
+def test_the_group_order_rotates_every_round_and_each_group_runs_once_per_round() -> None:
+    settings = CoSettings(anchors=["context", "depends"], rounds=3)
+    plan = list(coschedule.schedule(["context", "depends", "scoped"], ["read"], [32], settings))
+    rounds = [[g for r, _, _, g in plan if r == n] for n in (1, 2, 3)]
+    assert all(sorted(r) == sorted(rounds[0]) for r in rounds)
+    assert rounds[0][0] != rounds[1][0] != rounds[2][0]
+
+
+class FakeServer:
+    pid = None
+
+
+def member(name: str) -> Member:
+    return Member(name, name, None, FakeServer())  # type: ignore[arg-type]
+
+
+def snapshot(servers: dict[str, float], steal: float = 0.0) -> cpu.Snapshot:
+    processes = {f"server:{n}": s for n, s in servers.items()}
+    processes |= {f"locust:{n}": 0.0 for n in servers}
+    return cpu.Snapshot(processes, [0.0, 0.0], [steal, 0.0])
+
+
+def results_for(names: list[str], windows: int) -> dict[str, Any]:
+    hist = histograms.merge([])
+    hist.record_value(1000)
+    encoded = histograms.encode(hist)
+    subs = [{"histogram": encoded, "failures": 0} for _ in range(windows)]
+    return {n: {"sub_windows": subs} for n in names}
+
+
+def test_a_window_with_steal_is_dropped_from_both_sides_of_its_pair() -> None:
+    names = ["context", "depends"]
+    # Two 1-s windows; the servers use 0.5 s each per window; the second window has 20 % steal.
+    snaps = [
+        (0.0, snapshot({"context": 0.0, "depends": 0.0})),
+        (1.0, snapshot({"context": 0.5, "depends": 0.5})),
+        (2.0, snapshot({"context": 1.0, "depends": 1.0}, steal=0.2)),
+    ]
+    tallies = {"context": [(0, 0, 0), (1, 500, 500_000_000), (2, 1000, 1_000_000_000)],
+               "depends": [(0, 0, 0), (1, 400, 500_000_000), (2, 800, 1_000_000_000)]}  # fmt: skip
+    windows = coschedule._windows(snaps, [member(n) for n in names], results_for(names, 2), tallies)
+    assert windows[0]["dropped"] is None
+    assert windows[1]["dropped"].startswith("steal 20.0 %")
+    assert windows[0]["members"]["depends"]["requests"] == 400  # the server's own count
+    assert windows[0]["members"]["context"]["share"] == pytest.approx(0.5)
+    doc = {"coscheduled": {"settings": {"anchors": names}, "groups": [
+        {"scenario": "read", "users": 32, "members": names, "status": "ok", "windows": windows}
+    ]}}  # fmt: skip
+    pairs = co_pairs(doc, "context", "depends", "read", 32)
+    assert pairs == [[(1000.0, 800.0)]]  # req/s per core, the stolen window left out of both
+
+
+def test_a_window_where_the_servers_do_not_fill_their_core_is_dropped() -> None:
+    names = ["context", "depends"]
+    snaps = [(0.0, snapshot({"context": 0.0, "depends": 0.0})),
+             (1.0, snapshot({"context": 0.3, "depends": 0.3}))]  # fmt: skip
+    tallies = {n: [(0, 0, 0), (1, 100, 300_000_000)] for n in names}
+    [window] = coschedule._windows(
+        snaps, [member(n) for n in names], results_for(names, 1), tallies
+    )
+    assert window["dropped"].startswith("unsaturated")
+
+
+def windows_doc(ratios: list[float], anchors: list[str], b: str) -> dict[str, Any]:
+    windows = [
+        {"dropped": None, "members": {
+            anchors[0]: {"requests": 1000, "server_cpu_s": 1.0},
+            b: {"requests": round(1000 * r), "server_cpu_s": 1.0},
+        }}
+        for r in ratios
+    ]  # fmt: skip
+    group = {"scenario": "read", "users": 32, "members": [anchors[0], b], "status": "ok",
+             "windows": windows}  # fmt: skip
+    return {"coscheduled": {"settings": {"anchors": anchors}, "groups": [group]}}
+
+
+def test_a_known_difference_is_found_in_the_right_direction_and_turned_around() -> None:
+    rng = random.Random(1)
+    doc = windows_doc([0.9 * math.exp(rng.gauss(0, 0.03)) for _ in range(12)], ["context"], "x")
+    [row] = co_comparisons(doc)
+    assert row.comparison.significant and not row.comparison.better
+    assert row.comparison.low < 0.9 < row.comparison.high
+    back = co_comparison(doc, "x", "context", "read", 32)
+    assert back is not None and back.comparison.better
+    assert back.comparison.ratio == pytest.approx(1 / row.comparison.ratio)
+
+
+def test_equal_sides_end_in_no_difference_within_the_margin() -> None:
+    rng = random.Random(2)
+    doc = windows_doc([math.exp(rng.gauss(0, 0.02)) for _ in range(16)], ["context"], "x")
+    [row] = co_comparisons(doc)
+    assert row.comparison.equivalent and "no difference within ±5 %" in row.comparison.verdict()
+
+
+def test_correlated_windows_count_as_fewer() -> None:
+    drift = [0.05 * math.sin(i / 3) for i in range(24)]  # slow wander: neighbours alike
+    correlated = compare_windows([[(1.0, math.exp(d)) for d in drift]])
+    independent = compare_windows([[(1.0, math.exp(d))] for d in drift])  # 24 groups of one
+    assert "n_eff" in correlated.verdict() and "n_eff" not in independent.verdict()
+    assert correlated.ratio == pytest.approx(independent.ratio)
+    assert correlated.low is not None and correlated.high is not None
+    assert independent.low is not None and independent.high is not None
+    assert (correlated.high - correlated.low) > (independent.high - independent.low)
+
+
+def test_holm_withholds_a_marginal_claim_in_a_large_family() -> None:
+    rng = random.Random(3)
+    marginal = compare_windows([[(1.0, 1.03 * math.exp(rng.gauss(0, 0.04))) for _ in range(8)]])
+    assert marginal.claim == "different"  # alone, its own 95 % CI excludes 1
+    nulls = [
+        compare_windows([[(1.0, math.exp(rng.gauss(0, 0.08))) for _ in range(6)]])
+        for _ in range(40)
+    ]
+    assert marginal.claim_p is not None and 0.05 / 41 < marginal.claim_p < 0.05
+    decided = holm([marginal, *nulls])
+    assert not decided[0].significant
+    assert "Holm" in decided[0].verdict()
+    assert holm([marginal])[0].significant  # a family of one: its own test
+
+
+@pytest.fixture(scope="module")
+def co_run(tmp_path_factory: pytest.TempPathFactory, db: Any) -> Path:
+    """context against context_plus10 (a known extra CPU cost), co-scheduled."""
+    out = tmp_path_factory.mktemp("co") / "run"
+    subprocess.run(
+        [*CLI, "run", "--variants", "context,context_plus10", "--scenarios", "read",
+         "--users", "16", "--trials", "1", "--duration", "0.5", "--warmup", "0.3",
+         "--co-anchors", "context", "--co-windows", "8", "--co-window", "1", "--out", str(out)],
+        check=True, capture_output=True, timeout=240, env={**os.environ, "DATABASE_URL": db.url},
+    )  # fmt: skip
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_an_injected_cost_is_resolved_in_the_right_direction(co_run: Path) -> None:
+    doc = json.loads((co_run / "run.json").read_text())
+    co = doc["coscheduled"]
+    assert co["settings"]["windows"] == 8 and co["series"] == ["context", "context_plus10"]
+    [group] = co["groups"]
+    assert group["status"] == "ok", group["reasons"]
+    assert all(check["ok"] for side in group["sides"].values() for check in side["integrity"]), (
+        group["sides"]
+    )
+    kept = [w for w in group["windows"] if not w["dropped"]]
+    assert len(kept) >= 4, [w["dropped"] for w in group["windows"]]
+    for window in kept:
+        for side in window["members"].values():
+            assert side["requests_source"] == "server tally" and side["requests"] > 0
+            assert abs(side["requests"] - side["requests_recorded"]) <= 0.2 * side["requests"]
+    row = co_comparison(doc, "context", "context_plus10", "read", 16)
+    assert row is not None
+    assert row.comparison.ratio < 1 and row.comparison.significant, row.comparison.verdict()

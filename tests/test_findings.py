@@ -1,0 +1,76 @@
+"""Each reproduction of docs/findings/ shows, in its quick form, the behaviour its page quotes.
+
+They run in-process on the session's PostgreSQL (the ``db`` fixture sets ``DATABASE_URL``,
+which the reproductions use instead of starting their own server).
+"""
+
+import asyncio
+import re
+
+import pytest
+
+from bench.findings import acknowledged, fanout, streaming, threadpool_deadlock
+from bench.pool import repro
+from variants.settings import DatabaseUrl
+
+
+def lines(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """The printed lines, keyed by their first words (the case)."""
+    return {line.split("  ")[0].strip(): line for line in capsys.readouterr().out.splitlines()}
+
+
+def number(pattern: str, line: str) -> float:
+    found = re.search(pattern, line)
+    assert found, f"{pattern!r} not in {line!r}"
+    return float(found.group(1))
+
+
+def test_barging_gives_some_checkouts_waits_far_above_the_median() -> None:
+    barging = asyncio.run(repro.simulate("after", "sqlalchemy", clients=64, pool=5, seconds=0.5))
+    fifo = asyncio.run(repro.simulate("after", "fifo", clients=64, pool=5, seconds=0.5))
+    assert max(barging.waits) > 10 * barging.percentile(50)
+    assert barging.jain < 0.6 < 0.95 < fifo.jain
+    assert fifo.max_overtaken == 0 < barging.max_overtaken
+
+
+@pytest.mark.slow
+def test_acknowledged_before_commit(db: DatabaseUrl, capsys: pytest.CaptureFixture[str]) -> None:
+    acknowledged.main(["--quick"])
+    out = lines(capsys)
+    for case in ("advanced-alchemy autocommit", "commit after yield (request)"):
+        assert "client got 2× 201" in out[case]
+        assert "rows written 0" in out[case]
+        assert "acknowledged but not committed 2" in out[case]
+    assert "client got 2× 500" in out['commit after yield, scope="function"']
+
+
+@pytest.mark.slow
+def test_threadpool_deadlock(db: DatabaseUrl, capsys: pytest.CaptureFixture[str]) -> None:
+    threadpool_deadlock.main(["--quick"])
+    out = lines(capsys)
+    stalled, fixed = out["as written"], out["close in handler"]
+    assert "answered before pool_timeout   0" in stalled
+    assert number(r"idle in transaction during the stall (\d+)", stalled) == 2
+    assert "500" in stalled
+    assert "answered before pool_timeout  16" in fixed and "16× 200" in fixed
+
+
+def test_fanout_on_one_session(db: DatabaseUrl, capsys: pytest.CaptureFixture[str]) -> None:
+    fanout.main(["--quick"])
+    out = capsys.readouterr().out
+    assert "concurrent operations are not permitted" in out or "IllegalStateChangeError" in out
+    assert number(r"(\d+) connection\(s\) still checked out", out) >= 1
+    assert "one session per task, gathered   4 connection(s)" in out
+
+
+@pytest.mark.slow
+def test_streaming_holds_a_connection(db: DatabaseUrl, capsys: pytest.CaptureFixture[str]) -> None:
+    streaming.main(["--quick"])
+    out = lines(capsys)
+    request, function = out["Depends (request scope)"], out['Depends(scope="function")']
+    stream_s = number(r"rows in ([\d.]+) s", request)
+    assert number(r"longest hold ([\d.]+) s", request) > 0.5 * stream_s > 0.1
+    assert "1 checked out, 1 idle in transaction" in function
+    for case in ("read before streaming", "session per page"):
+        assert number(r"longest hold ([\d.]+) s", out[case]) < 0.1
+        assert "0 checked out, 0 idle in transaction" in out[case]
