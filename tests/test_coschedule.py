@@ -72,8 +72,10 @@ def test_a_window_with_steal_is_dropped_from_both_sides_of_its_pair() -> None:
         (1.0, snapshot({"context": 0.5, "depends": 0.5})),
         (2.0, snapshot({"context": 1.0, "depends": 1.0}, steal=0.2)),
     ]
-    tallies = {"context": [(0, 0, 0), (1, 500, 500_000_000), (2, 1000, 1_000_000_000)],
-               "depends": [(0, 0, 0), (1, 400, 500_000_000), (2, 800, 1_000_000_000)]}  # fmt: skip
+    tallies = {
+        "context": [(0, 0, 0, 0), (1, 500, 500_000_000, 0), (2, 1000, 1_000_000_000, 0)],
+        "depends": [(0, 0, 0, 0), (1, 400, 500_000_000, 0), (2, 800, 1_000_000_000, 0)],
+    }
     windows = coschedule._windows(snaps, [member(n) for n in names], results_for(names, 2), tallies)
     assert windows[0]["dropped"] is None
     assert windows[1]["dropped"].startswith("steal 20.0 %")
@@ -90,7 +92,7 @@ def test_a_window_where_the_servers_do_not_fill_their_core_is_dropped() -> None:
     names = ["context", "depends"]
     snaps = [(0.0, snapshot({"context": 0.0, "depends": 0.0})),
              (1.0, snapshot({"context": 0.3, "depends": 0.3}))]  # fmt: skip
-    tallies = {n: [(0, 0, 0), (1, 100, 300_000_000)] for n in names}
+    tallies = {n: [(0, 0, 0, 0), (1, 100, 300_000_000, 0)] for n in names}
     [window] = coschedule._windows(
         snaps, [member(n) for n in names], results_for(names, 1), tallies
     )

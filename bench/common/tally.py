@@ -5,14 +5,17 @@ the same windows. Counting requests at the load generator and CPU time from the 
 puts two clocks on a busy core between the numerator and the denominator; here one
 process reads both at one instant. ``serve`` wraps the app in :class:`Tally` when
 ``SESSIONBENCH_TALLY`` names a file; each ``SIGUSR1`` appends one line to it:
-``<epoch s> <requests completed> <process CPU ns>``. The runner signals every server of a
-group back to back at each window edge and takes the differences.
+``<epoch s> <requests completed> <process CPU ns> <calibration ns>`` (the last: CPU spent
+on a calibration series' known extra work, variants/calibration.py; 0 elsewhere). The
+runner signals every server of a group back to back at each window edge and takes the
+differences.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -40,18 +43,20 @@ class Tally:
 
     def _dump(self, signum: int, frame: Any) -> None:
         spent = time.clock_gettime_ns(time.CLOCK_PROCESS_CPUTIME_ID)
-        line = f"{time.time():.6f} {self.completed} {spent}\n"
+        calibration = sys.modules.get("variants.calibration")
+        extra = calibration.SPENT_NS[0] if calibration is not None else 0
+        line = f"{time.time():.6f} {self.completed} {spent} {extra}\n"
         with self.path.open("a") as out:
             out.write(line)
 
 
-def read(path: Path) -> list[tuple[float, int, int]]:
-    """The dumps in *path*: (epoch s, requests completed, process CPU ns) each."""
+def read(path: Path) -> list[tuple[float, int, int, int]]:
+    """The dumps in *path*: (epoch s, requests completed, process CPU ns, calibration ns)."""
     rows = []
     for line in path.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 3:
-            rows.append((float(parts[0]), int(parts[1]), int(parts[2])))
+        if len(parts) == 4:
+            rows.append((float(parts[0]), int(parts[1]), int(parts[2]), int(parts[3])))
     return rows
 
 

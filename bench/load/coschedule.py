@@ -331,7 +331,7 @@ def _windows(
     snapshots: list[tuple[float, cpu.Snapshot]],
     members: list[Member],
     results: dict[str, dict[str, Any] | None],
-    tallies: dict[str, list[tuple[float, int, int]]],
+    tallies: dict[str, list[tuple[float, int, int, int]]],
 ) -> list[dict[str, Any]]:
     """Per window: every member's requests and server CPU (its own tally), errors and µs
     histogram (its locust), the machine's steal and busy cores, and why the window is
@@ -365,6 +365,7 @@ def _windows(
                 "requests": requests,
                 "requests_source": "server tally" if mine else "locust",
                 "requests_recorded": recorded,
+                "calibration_cpu_s": round(mine[2], 6) if mine else None,
                 "errors": sub["failures"] if sub else None,
                 "server_cpu_s": round(server_cpu[m.name], 6),
                 "locust_cpu_s": round(spent.processes[f"locust:{m.name}"], 4),
@@ -387,12 +388,14 @@ def _windows(
     return out
 
 
-def _tally_window(rows: list[tuple[float, int, int]], i: int) -> tuple[int, float] | None:
-    """(requests, CPU s) of window *i* from a server's dumps at the window edges."""
+def _tally_window(
+    rows: list[tuple[float, int, int, int]], i: int
+) -> tuple[int, float, float] | None:
+    """(requests, CPU s, calibration CPU s) of window *i* from a server's dumps at its edges."""
     if i + 1 >= len(rows):
         return None
-    (_, n0, c0), (_, n1, c1) = rows[i], rows[i + 1]
-    return n1 - n0, (c1 - c0) / 1e9
+    (_, n0, c0, k0), (_, n1, c1, k1) = rows[i], rows[i + 1]
+    return n1 - n0, (c1 - c0) / 1e9, (k1 - k0) / 1e9
 
 
 def _read(path: Path) -> dict[str, Any] | None:
