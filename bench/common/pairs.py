@@ -8,6 +8,7 @@ over all of a run's comparisons (bench/common/stats.py: ``compare_windows``, ``h
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, replace
 from typing import Any
@@ -98,3 +99,25 @@ def co_comparison(
             return CoComparison(scenario, users, a, b, r.b_value, r.a_value,
                                 r.comparison.inverted())  # fmt: skip
     return None
+
+
+def timed_prediction(
+    doc: dict[str, Any], a: str, b: str, scenario: str, users: int
+) -> float | None:
+    """B's req/s per core against A's that B's server-timed extra work predicts (a calibration
+    series against its base): A's cost per request plus B's measured extra cost per request,
+    window by window, geometric mean (None: B timed no extra work)."""
+    logs = []
+    for group in doc.get("coscheduled", {}).get("groups", []):
+        if (group["scenario"], group["users"], group["status"]) != (scenario, users, "ok"):
+            continue
+        if a not in group["members"] or b not in group["members"]:
+            continue
+        for window in group.get("windows", []):
+            sa, sb = window["members"][a], window["members"][b]
+            extra = sb.get("calibration_cpu_s")
+            if window["dropped"] or not extra or not sa["requests"] or not sb["requests"]:
+                continue
+            base = sa["server_cpu_s"] / sa["requests"]
+            logs.append(math.log(base / (base + extra / sb["requests"])))
+    return math.exp(statistics.fmean(logs)) if logs else None
