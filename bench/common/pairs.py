@@ -84,8 +84,33 @@ def co_comparisons(doc: dict[str, Any]) -> list[CoComparison]:
         a_value = statistics.median(x for x, _ in flat)
         b_value = statistics.median(y for _, y in flat)
         found.append(CoComparison(scenario, users, a, b, a_value, b_value, comparison))
+    found += _chained(found, anchors)
     decided = holm([r.comparison for r in found])
     return [replace(r, comparison=c) for r, c in zip(found, decided, strict=True)]
+
+
+def _chained(found: list[CoComparison], anchors: list[str]) -> list[CoComparison]:
+    """X against a later anchor K where X was loaded with the first anchor F only: the chain
+    (K against F) turned around, then (X against F); two independent estimates."""
+    if len(anchors) < 2:
+        return []
+    first = anchors[0]
+    direct = {(r.scenario, r.users, r.a, r.b): r for r in found}
+    out = []
+    for (scenario, users, a, x), row in direct.items():
+        if a != first or x in anchors:
+            continue
+        for k in anchors[1:]:
+            link = direct.get((scenario, users, first, k))
+            if link is None or (scenario, users, k, x) in direct:
+                continue
+            design = (
+                f"chained through {first}: ({x} vs {first}) ÷ ({k} vs {first}), "
+                f"{row.comparison.n_a} + {link.comparison.n_a} window pairs"
+            )
+            comparison = link.comparison.inverted().chained(row.comparison, design)
+            out.append(CoComparison(scenario, users, k, x, link.b_value, row.b_value, comparison))
+    return out
 
 
 def co_comparison(

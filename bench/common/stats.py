@@ -118,6 +118,8 @@ class Comparison:
     decided: bool | None = None
     """None: decide by this comparison's own 95 % CI; True/False: a multiplicity rule over
     the family of comparisons (``holm``) allowed or withheld this comparison's claim."""
+    log_se: float | None = None  # standard error of the mean log ratio (None: no spread)
+    df: float | None = None  # its degrees of freedom
 
     @property
     def claim(self) -> str | None:
@@ -162,6 +164,22 @@ class Comparison:
     def regression_percent(self) -> float:
         """How much worse B is, in percent of the metric (negative when B is better)."""
         return -self.change_percent if self.higher_is_better else self.change_percent
+
+    def chained(self, other: Comparison, design: str) -> Comparison:
+        """C against A from this (B against A) and *other* (C against B), two independent
+        estimates: log ratios added, variances added, Welch–Satterthwaite degrees of freedom."""
+        bare = replace(
+            self, ratio=self.ratio * other.ratio, low=None, high=None, p_value=None,
+            equivalence_p=None, detectable_percent=None, trials_needed=None, decided=None,
+            log_se=None, df=None, design=design, note="",
+        )  # fmt: skip
+        if None in (self.log_se, self.df, other.log_se, other.df):
+            return replace(bare, note="a link of the chain has no spread")
+        va, vb = (self.log_se or 0.0) ** 2, (other.log_se or 0.0) ** 2
+        se = math.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va**2 / (self.df or 1.0) + vb**2 / (other.df or 1.0))
+        n = min(self.n_a, other.n_a)
+        return _with_interval(bare, math.log(bare.ratio), se, df, se * math.sqrt(n))
 
     def inverted(self) -> Comparison:
         """A against B: the same evidence, ratio and interval turned around."""
@@ -335,6 +353,8 @@ def _with_interval(bare: Comparison, diff: float, se: float, df: float, sd: floa
         high=math.exp(diff + half),
         p_value=float(2 * stats.t.sf(abs(diff) / se, df)),
         equivalence_p=tost,
+        log_se=se,
+        df=df,
         detectable_percent=_detectable(se, df),
         trials_needed=trials_to_resolve(sd, paired=bare.paired, margin_percent=bare.margin_percent),
     )

@@ -29,6 +29,14 @@ def _load_scenarios() -> Collection[str]:
 scenario_name = one_of("scenario", _load_scenarios)
 
 
+def co_cell(value: str) -> str:
+    """``scenario:users``, both checked."""
+    scenario, sep, users = value.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected SCENARIO:USERS, e.g. read:32")
+    return f"{scenario_name(scenario)}:{number(int, 1)(users)}"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.load.command import run
 
@@ -172,8 +180,15 @@ def register(sub: Any) -> None:
                    help="rounds of the co-scheduled groups (default: the mode's)")  # fmt: skip
     p.add_argument(
         "--co-group",
-        type=one_of("co-scheduled grouping", lambda: ("pairs", "all")),
-        help="pairs: each series with one anchor at a time; all: with every anchor at once",
+        type=one_of("co-scheduled grouping", lambda: ("pairs", "first", "all")),
+        help="pairs: each series with one anchor at a time; first: with the first anchor only "
+        "(the others chained through it); all: with every anchor at once",
+    )
+    p.add_argument(
+        "--co-cells",
+        type=comma_list(co_cell),
+        metavar="SCENARIO:USERS[,…]",
+        help="the cells the co-scheduled pass covers (default: every scenario at every users)",
     )
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     p.set_defaults(mode="quick")

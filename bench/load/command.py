@@ -29,6 +29,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "co_window": 2.0,
         "co_rounds": 1,
         "co_group": "pairs",
+        "co_cells": [],
     },
     "full": {
         "variants": variants.measured(),
@@ -49,6 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "co_window": 2.0,
         "co_rounds": 1,
         "co_group": "pairs",
+        "co_cells": [],
     },
 }
 

@@ -77,7 +77,11 @@ class CoSettings:
     warmup: float = 2.0
     rounds: int = 1
     group: str = "pairs"
-    """``pairs``: each series with one anchor at a time; ``all``: a series with every anchor."""
+    """``pairs``: each series with one anchor at a time; ``all``: a series with every anchor
+    at once; ``first``: each series with the first anchor only, the other anchors with it too
+    (comparisons against the others are chained through it: half the groups)."""
+    cells: tuple[str, ...] = ()
+    """``scenario:users`` cells the pass covers (empty: every scenario at every user count)."""
     kinds: tuple[str, ...] = ("strategy", "library", "calibration")
     """Variant kinds compared with the anchors (baselines such as raw are ceilings, not
     contenders: their solo cells show them)."""
@@ -88,6 +92,7 @@ class CoSettings:
             "warmup_s": self.warmup, "rounds": self.rounds, "group": self.group,
             "start_margin_s": START_MARGIN, "steal_limit_percent": STEAL_LIMIT,
             "saturated_percent": 100 * SATURATED, "kinds": list(self.kinds),
+            "cells": list(self.cells),
         }  # fmt: skip
 
 
@@ -108,7 +113,9 @@ def groups(series: Sequence[str], settings: CoSettings) -> list[tuple[str, ...]]
     for name in others:
         kind = variants.get(name.split("+", 1)[0]).kind
         mine = ["context"] if kind == "calibration" and "context" in anchors else anchors
-        if settings.group == "all" or len(mine) == 1:
+        if settings.group == "first":
+            out.append((mine[0], name))
+        elif settings.group == "all" or len(mine) == 1:
             out.append((*mine, name))
         else:
             out += [(a, name) for a in mine]
@@ -123,6 +130,8 @@ def schedule(
     for r in range(1, settings.rounds + 1):
         for scenario in scenarios:
             for n in users:
+                if settings.cells and f"{scenario}:{n}" not in settings.cells:
+                    continue
                 shift = (r - 1) % len(plan) if plan else 0
                 for group in plan[shift:] + plan[:shift]:
                     yield r, scenario, n, group

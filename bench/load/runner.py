@@ -123,6 +123,7 @@ class RunConfig:
     co_warmup: float = 2.0
     co_rounds: int = 1
     co_group: str = "pairs"
+    co_cells: list[str] = field(default_factory=list)
 
     def co_settings(self) -> coschedule.CoSettings | None:
         if not self.co_anchors:
@@ -130,6 +131,7 @@ class RunConfig:
         return coschedule.CoSettings(
             anchors=self.co_anchors, windows=self.co_windows, window=self.co_window,
             warmup=self.co_warmup, rounds=self.co_rounds, group=self.co_group,
+            cells=tuple(self.co_cells),
         )  # fmt: skip
 
     def co_schedule(self) -> list[tuple[int, str, int, tuple[str, ...]]]:
