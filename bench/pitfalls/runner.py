@@ -3,7 +3,13 @@
 Order of work: one PostgreSQL (embedded, or ``DATABASE_URL``), reset to the seed; every
 variant started as a ``sessionbench serve`` child with the same pool (a short pool
 timeout, so exhaustion shows in seconds, not minutes); then scenario by scenario, each
-variant in turn. After every cell ``pitfalls.json`` is rewritten atomically. A variant
+variant in turn. The pool's pre-ping is a setting of the matrix (``--pre-ping``): by
+default the scenarios in ``scenarios.PRE_PING_SWEEP`` run once with it off and once on
+(the server restarted with the other setting), every other scenario with it off; each
+cell records the setting it ran under. A scenario in ``scenarios.REPEATED`` runs
+``repeats`` times per cell, interleaved across variants (A B C A B C …), and its cell
+is the runs folded into the worst outcome with its count (``bench.pitfalls.repeats``).
+After every cell ``pitfalls.json`` is rewritten atomically. A variant
 whose server died, or was left with connections checked out or not answering, is
 restarted before its next cell (the cell says so), so one scenario's damage does not
 leak into the next. A scenario that crashes records ``error`` with its message and the
@@ -25,7 +31,7 @@ import variants
 from bench.common import database, drivers, integrity
 from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
 from bench.common.result_files import PitfallFile
-from bench.common.results import Run, environment
+from bench.common.results import Run, environment, rounded
 from bench.common.server import ServerError, VariantServer
 from bench.pitfalls import scenarios
 from bench.pitfalls.probe import (
@@ -38,7 +44,8 @@ from bench.pitfalls.probe import (
     responsive,
     settle,
 )
-from variants.settings import DatabaseUrl
+from bench.pitfalls.repeats import aggregate
+from variants.settings import PRE_PING_ENV, DatabaseUrl
 
 SCHEMA = "sessionbench.pitfalls/1"
 PITFALLS_FILE = "pitfalls.json"
@@ -56,6 +63,21 @@ class PitfallConfig:
     out: Path
     driver: str | None = None
     """None: each variant on its default driver."""
+    pre_ping: str = "both"
+    """``--pre-ping``: "off" or "on" for every cell, or "both": the PRE_PING_SWEEP scenarios
+    under off and on, every other scenario off."""
+    repeats: int = 1
+    """Runs per cell of a REPEATED scenario."""
+
+    def pre_pings(self, scenario: str) -> tuple[bool, ...]:
+        """The pre-ping settings *scenario* runs under, in run order."""
+        if self.pre_ping == "both":
+            return (False, True) if scenario in scenarios.PRE_PING_SWEEP else (False,)
+        return (self.pre_ping == "on",)
+
+    def runs_of(self, scenario: str) -> int:
+        """How many times each cell of *scenario* runs."""
+        return self.repeats if scenario in scenarios.REPEATED else 1
 
     def settings(self) -> dict[str, Any]:
         settings = asdict(self)
@@ -135,7 +157,9 @@ class PitfallRunner:
             }
         finally:
             monitor.close()
-        total = len(config.variants) * len(config.scenarios)
+        total = len(config.variants) * sum(
+            config.runs_of(s) * len(config.pre_pings(s)) for s in config.scenarios
+        )
         for name in config.variants:
             self.progress(f"starting {name}", 0, total)
             variant = variants.get(name)
@@ -153,6 +177,7 @@ class PitfallRunner:
                     "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
                     "SESSIONBENCH_MAX_OVERFLOW": "0",
                     "SESSIONBENCH_POOL_TIMEOUT": str(config.pool_timeout),
+                    PRE_PING_ENV: "1" if config.pre_ping == "on" else "0",
                     **drivers.server_env(name, config.driver),
                 },
             )
@@ -166,17 +191,37 @@ class PitfallRunner:
         run.save()
         done = 0
         for scenario in config.scenarios:
-            for name in config.variants:
-                self.progress(f"{scenario} · {name}", done, total)
-                run.add_cell(self._cell(run, name, scenario, url))
-                done += 1
+            runs: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+            at: dict[tuple[str, bool], int] = {}
+            n = config.runs_of(scenario)
+            for repeat in range(n):
+                for name in config.variants:
+                    for pre_ping in config.pre_pings(scenario):
+                        what = f"{scenario} · {name}" + (" · pre-ping on" if pre_ping else "")
+                        self.progress(what + (f" · run {repeat + 1}/{n}" if n > 1 else ""),
+                                      done, total)  # fmt: skip
+                        cell = self._cell(run, name, scenario, url, pre_ping)
+                        done += 1
+                        if scenario not in scenarios.REPEATED:
+                            run.add_cell(cell)
+                            continue
+                        key = (name, pre_ping)
+                        runs.setdefault(key, []).append(cell)
+                        if key not in at:
+                            at[key] = len(run.cells)
+                            run.add_cell(aggregate(runs[key]))
+                        else:
+                            run.cells[at[key]] = rounded(aggregate(runs[key]))
+                            run.save()
         self.progress("done", done, total)
         return "complete"
 
-    def _cell(self, run: PitfallRun, name: str, scenario: str, url: DatabaseUrl) -> dict[str, Any]:
+    def _cell(
+        self, run: PitfallRun, name: str, scenario: str, url: DatabaseUrl, pre_ping: bool = False
+    ) -> dict[str, Any]:
         cell: dict[str, Any] = {
-            "variant": name, "scenario": scenario, "outcome": ERROR, "summary": "",
-            "numbers": {}, "notes": [],
+            "variant": name, "scenario": scenario, "pre_ping": pre_ping, "outcome": ERROR,
+            "summary": "", "numbers": {}, "notes": [],
         }  # fmt: skip
         if variants.get(name).threads:
             cell |= {"outcome": SKIPPED, "summary": THREADS_SKIP}
@@ -188,10 +233,15 @@ class PitfallRunner:
                 + run.doc["variants"][name].get("start_error", "?").splitlines()[0]
             )
             return cell
-        fresh = scenario in scenarios.FRESH_SERVER
-        if fresh or not server.alive():
+        reasons = ["fresh server"] if scenario in scenarios.FRESH_SERVER else []
+        if server.env.get(PRE_PING_ENV, "0") != str(int(pre_ping)):
+            server.env[PRE_PING_ENV] = str(int(pre_ping))
+            reasons.append(f"pool pre-ping {'on' if pre_ping else 'off'}")
+        if not server.alive():
+            reasons.append("it had died")
+        if reasons:
             try:
-                self._restart(run, server, "fresh server" if fresh else "it had died")
+                self._restart(run, server, ", ".join(reasons))
             except ServerError as exc:
                 cell["summary"] = f"server would not restart: {str(exc).splitlines()[0]}"
                 return cell
@@ -203,6 +253,7 @@ class PitfallRunner:
             pool_timeout=self.config.pool_timeout,
             quick=self.config.mode == "quick",
             soak_seconds=self.config.soak,
+            pre_ping=pre_ping,
         )
         started = time.monotonic()
         try:
