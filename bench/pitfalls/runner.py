@@ -19,10 +19,12 @@ run goes on. Ctrl-C or SIGTERM: every child stopped, status ``incomplete``.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,10 @@ class PitfallRunner:
         self.progress = progress
         self.registry = registry or scenarios.SCENARIOS
         self.servers: dict[str, VariantServer] = {}
+        self.standby: dict[str, VariantServer] = {}
+        """Per variant, a server started at the run's start with pre-ping on, left idle (its
+        pool empty: connections open on first use) until the first FRESH_SERVER cell with
+        pre-ping on takes it instead of restarting the variant's server."""
         self.postgres: database.EmbeddedPostgres | None = None
 
     def run(self) -> PitfallRun:
@@ -130,7 +136,7 @@ class PitfallRunner:
                     status = self._run(run, url)
                 finally:
                     ignore_signals()  # a second Ctrl-C must not leave children behind
-                    for server in self.servers.values():
+                    for server in [*self.servers.values(), *self.standby.values()]:
                         server.stop()
         except Interrupted as exc:
             run.doc["interrupted_by"] = str(exc)
@@ -168,26 +174,35 @@ class PitfallRunner:
             if variant.threads:  # every cell is skipped (THREADS_SKIP): no server needed
                 run.doc["variants"][name] = info
                 continue
-            server = VariantServer(
-                name,
-                url,
-                log_path=config.out / "logs" / f"server-{name}.log",
-                lab=True,
-                env={
-                    "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
-                    "SESSIONBENCH_MAX_OVERFLOW": "0",
-                    "SESSIONBENCH_POOL_TIMEOUT": str(config.pool_timeout),
-                    PRE_PING_ENV: "1" if config.pre_ping == "on" else "0",
-                    **drivers.server_env(name, config.driver),
-                },
+            env = {
+                "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
+                "SESSIONBENCH_MAX_OVERFLOW": "0",
+                "SESSIONBENCH_POOL_TIMEOUT": str(config.pool_timeout),
+                PRE_PING_ENV: "1" if config.pre_ping == "on" else "0",
+                **drivers.server_env(name, config.driver),
+            }
+            logs = config.out / "logs"
+            self.servers[name] = VariantServer(
+                name, url, log_path=logs / f"server-{name}.log", lab=True, env=env
             )
-            try:
-                server.start()
-            except ServerError as exc:
-                info["start_error"] = str(exc)
-            else:
-                self.servers[name] = server
+            if any(
+                True in config.pre_pings(s) for s in scenarios.FRESH_SERVER & {*config.scenarios}
+            ):
+                self.standby[name] = VariantServer(
+                    name, url, log_path=logs / f"server-{name}-standby.log", lab=True,
+                    env=env | {PRE_PING_ENV: "1"},
+                )  # fmt: skip
             run.doc["variants"][name] = info
+        # Two waves (a variant's first start may build its environment): every variant's
+        # server at once, then the standbys. The start is mostly imports, CPU-bound.
+        for wave in (self.servers, self.standby):
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+                failed = dict(zip(wave, pool.map(_start, wave.values()), strict=True))
+            for name, error in failed.items():
+                if error is not None:
+                    del wave[name]
+                    if wave is self.servers:
+                        run.doc["variants"][name]["start_error"] = error
         run.save()
         done = 0
         for scenario in config.scenarios:
@@ -233,7 +248,16 @@ class PitfallRunner:
                 + run.doc["variants"][name].get("start_error", "?").splitlines()[0]
             )
             return cell
-        reasons = ["fresh server"] if scenario in scenarios.FRESH_SERVER else []
+        standby = self.standby.get(name)
+        if pre_ping and scenario in scenarios.FRESH_SERVER and standby and standby.alive():
+            server.stop()  # a fresh server with pre-ping on is waiting: no restart needed
+            self.servers[name] = server = self.standby.pop(name)
+            cell["notes"].append(
+                "on a server started with pre-ping on at the run's start, idle since"
+            )
+        reasons = (
+            ["fresh server"] if scenario in scenarios.FRESH_SERVER and server is not standby else []
+        )
         if server.env.get(PRE_PING_ENV, "0") != str(int(pre_ping)):
             server.env[PRE_PING_ENV] = str(int(pre_ping))
             reasons.append(f"pool pre-ping {'on' if pre_ping else 'off'}")
@@ -339,6 +363,15 @@ async def unhealthy(target: Target) -> str | None:
         return f"{plural(stats['checked_out'], 'connection')} still checked out"
     status = await responsive(target, within=target.pool_timeout + 2)
     return None if status == "200" else f"GET /todos/1 answered {status}"
+
+
+def _start(server: VariantServer) -> str | None:
+    """Start *server*; the error, or None once it answers."""
+    try:
+        server.start()
+    except ServerError as exc:
+        return str(exc)
+    return None
 
 
 def _last_line(server: VariantServer) -> str:
