@@ -1,19 +1,21 @@
 """Run the pitfall matrix: every selected variant as its own server, every scenario against each.
 
 Order of work: one PostgreSQL (embedded, or ``DATABASE_URL``), reset to the seed; every
-variant started as a ``sessionbench serve`` child with the same pool (a short pool
-timeout, so exhaustion shows in seconds, not minutes); then scenario by scenario, each
-variant in turn. The pool's pre-ping is a setting of the matrix (``--pre-ping``): by
-default the scenarios in ``scenarios.PRE_PING_SWEEP`` run once with it off and once on
-(the server restarted with the other setting), every other scenario with it off; each
-cell records the setting it ran under. A scenario in ``scenarios.REPEATED`` runs
-``repeats`` times per cell, interleaved across variants (A B C A B C …), and its cell
-is the runs folded into the worst outcome with its count (``bench.pitfalls.repeats``).
-After every cell ``pitfalls.json`` is rewritten atomically. A variant
-whose server died, or was left with connections checked out or not answering, is
-restarted before its next cell (the cell says so), so one scenario's damage does not
-leak into the next. A scenario that crashes records ``error`` with its message and the
-run goes on. Ctrl-C or SIGTERM: every child stopped, status ``incomplete``.
+variant started as a ``sessionbench serve`` child with the same pool (a short pool timeout,
+so exhaustion shows in seconds, not minutes); then scenario by scenario, each variant in
+turn. The pool's pre-ping is a setting of the matrix (``--pre-ping``): by default the
+scenarios in ``scenarios.PRE_PING_SWEEP`` run once with it off and once on (the server
+restarted with the other setting), every other scenario with it off; each cell records the
+setting it ran under. Servers start one per CPU at a time; beside each variant's server a
+standby with pre-ping on starts too and idles (an empty pool) until the first restart cell
+with pre-ping on, which then needs no restart of its own. A scenario in
+``scenarios.REPEATED`` runs ``repeats`` times per cell, interleaved across variants (A B C A
+B C …), and its cell is the runs folded into the worst outcome with its count
+(``bench.pitfalls.repeats``). After every cell ``pitfalls.json`` is rewritten atomically. A
+variant whose server died, or was left with connections checked out or not answering, is
+restarted before its next cell (the cell says so), so one scenario's damage does not leak
+into the next. A scenario that crashes records ``error`` with its message and the run goes
+on. Ctrl-C or SIGTERM: every child stopped, status ``incomplete``.
 """
 
 from __future__ import annotations
