@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "pitfalls", cmd_pitfalls, help)
     mode_flags(
         p,
-        quick="few requests per scenario, 8 s soak (default; about 8 minutes for every variant)",
+        quick="few requests per scenario, 8 s soak (default; about 6 minutes for every variant)",
         full="more requests per scenario, 60 s soak",
     )
     p.add_argument(

@@ -163,6 +163,47 @@ def pre_ping_split(doc: dict[str, Any], scenario: str) -> dict[str, list[str]]:
     return split
 
 
+POOL_SYMPTOM = {
+    "pg_restart": (
+        "errors_after_idle_restart",
+        "requests failing on stale pooled connections after a restart during idle time",
+    ),
+}
+"""Per scenario run with pre-ping off and on: the number that shows what pre-ping is for
+(non-zero: the symptom was seen), and what it means."""
+
+
+def _symptom(doc: dict[str, Any], scenario: str) -> str | None:
+    """``<symptom>: every strategy with pre-ping off (10 of 10 runs), none with it on: a pool
+    setting`` — which strategies showed *scenario*'s pool symptom in how many runs, per setting."""
+    if scenario not in POOL_SYMPTOM:
+        return None
+    key, meaning = POOL_SYMPTOM[scenario]
+    said = []
+    for pre_ping in (False, True):
+        cells = [
+            c
+            for c in doc["cells"]
+            if (c["scenario"], c.get("pre_ping")) == (scenario, pre_ping)
+            and c["outcome"] not in (ERROR, SKIPPED)
+        ]
+        runs = [(c["variant"], r) for c in cells for r in c.get("runs") or [c]]
+        seen = [(v, r) for v, r in runs if (r.get("numbers") or {}).get(key)]
+        names = list(dict.fromkeys(v for v, _ in seen))
+        if not seen:
+            who = "none"
+        elif len(names) == len(cells):
+            who = "every strategy"
+        else:
+            who = ", ".join(names)
+        counted = f" ({len(seen)} of {len(runs)} runs)" if seen else ""
+        said.append(f"{who} with pre-ping {'on' if pre_ping else 'off'}{counted}")
+    verdict = ""
+    if said[0].startswith("every strategy") and said[1].startswith("none"):
+        verdict = ": a pool setting, not a strategy's doing"
+    return f"{meaning}: {', '.join(said)}{verdict}"
+
+
 def findings(doc: dict[str, Any]) -> list[str]:
     """One line per matrix row: which strategies came out ok, degraded, broken (generated);
     for a scenario run with pre-ping off and on, one more: what the setting fixed."""
@@ -184,9 +225,9 @@ def findings(doc: dict[str, Any]) -> list[str]:
             label += f" (pre-ping {'on' if pre_ping else 'off'})"
         lines.append(f"{label} — " + "; ".join(parts) + ".")
         if pre_ping and swept(doc, scenario):
+            said = [symptom] if (symptom := _symptom(doc, scenario)) else []
             split = pre_ping_split(doc, scenario)
-            said = []
-            if split["pool setting"]:
+            if split["pool setting"] and not said:  # the symptom, when known, says it better
                 every = not split["strategy"] and not split["ok"]
                 who = "every strategy" if every else ", ".join(split["pool setting"])
                 said.append(
@@ -194,7 +235,11 @@ def findings(doc: dict[str, Any]) -> list[str]:
                     "not the strategy's doing"
                 )
             if split["strategy"]:
-                said.append(f"failing with pre-ping on too: {', '.join(split['strategy'])}")
+                by_key = _cells(doc)
+                still = [
+                    f"{n} [{outcome_text(by_key[scenario, True, n])}]" for n in split["strategy"]
+                ]
+                said.append(f"failing with pre-ping on too: {', '.join(still)}")
             if said:
                 lines.append(f"{label.rsplit(' (', 1)[0]}, off vs on — " + "; ".join(said) + ".")
     return lines
