@@ -303,7 +303,10 @@ def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
         2, len(settings), figsize=plots.SIZE, dpi=plots.DPI, sharex=True, sharey="row",
         squeeze=False,
     )  # fmt: skip
-    fig.suptitle("PostgreSQL restart under load (4 clients): requests per second")
+    fig.suptitle(
+        "PostgreSQL restart under load (4 clients): requests per second "
+        "(grey: PostgreSQL stopping → ready)"
+    )
     plots.sign(fig, doc)
     for column, setting in enumerate(settings):
         top, bottom = axes[0][column], axes[1][column]
@@ -324,7 +327,8 @@ def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
             top.set_title(f"pool pre-ping {'on' if setting else 'off'}", fontsize=10)
     axes[0][0].set_ylabel("succeeded, req/s")
     axes[1][0].set_ylabel("failed, req/s")
-    fig.supxlabel("seconds since the load started (grey: PostgreSQL stopping → ready)", fontsize=10)
+    for ax in axes[1]:
+        ax.set_xlabel("seconds since the load started")
     plots.legend_outside(axes[0][-1], "variant")
     return plots.save(fig, path)
 
