@@ -203,7 +203,7 @@ def test_postgres_restart_is_skipped_without_an_embedded_server(
 def _run(outcome: str, idle_errors: int, **extra: object) -> dict[str, object]:
     """One run of a restart cell as the runner records it."""
     return {
-        "variant": "scoped", "scenario": "pg_restart", "pre_ping": False, "outcome": outcome,
+        "variant": "scoped", "scenario": "pg_restart", "pool_pre_ping": False, "outcome": outcome,
         "summary": f"{outcome} run", "numbers": {"errors_after_idle_restart": idle_errors},
         "notes": [], "seconds": 3.0, **extra,
     }  # fmt: skip
@@ -232,7 +232,11 @@ def test_a_repeated_restart_cell_is_its_worst_outcome_with_its_count() -> None:
         and cell["runs"][3]["numbers"]["errors_after_idle_restart"] == 2
     )
     assert cell["notes"] == ["left sessions"] and cell["seconds"] == 15.0
-    assert (cell["variant"], cell["scenario"], cell["pre_ping"]) == ("scoped", "pg_restart", False)
+    assert (cell["variant"], cell["scenario"], cell["pool_pre_ping"]) == (
+        "scoped",
+        "pg_restart",
+        False,
+    )
 
 
 def test_a_restart_cell_run_once_says_n_1_and_an_unrepeated_cell_says_only_its_outcome() -> None:
@@ -250,12 +254,14 @@ def _restart_doc(on: dict[str, str]) -> dict[str, object]:
     (outcomes *on*)."""
     names = ["scoped", "depends", "context"]
     cells = [
-        {"variant": n, "scenario": "fanout", "pre_ping": False, "outcome": OK, "numbers": {}}
+        {"variant": n, "scenario": "fanout", "pool_pre_ping": False, "outcome": OK, "numbers": {}}
         for n in names
     ]
     for pre_ping, outcomes in ((False, dict.fromkeys(names, DEGRADED)), (True, on)):
         idle = 0 if pre_ping else 1  # pre-ping spares the requests after an idle restart
-        cells += [aggregate([_run(outcomes[n], idle, variant=n, pre_ping=pre_ping)]) for n in names]
+        cells += [
+            aggregate([_run(outcomes[n], idle, variant=n, pool_pre_ping=pre_ping)]) for n in names
+        ]
     return {
         "settings": {"variants": names, "scenarios": ["fanout", "pg_restart"]},
         "scenarios": {"fanout": "Fan-out", "pg_restart": "PostgreSQL restart mid-load"},

@@ -88,7 +88,7 @@ def matrix_table(doc: dict[str, Any]) -> Table:
     table.add_column("scenario")
     for name in names:
         table.add_column(name)
-    cells = {(c["scenario"], c.get("pre_ping"), c["variant"]): c for c in doc["cells"]}
+    cells = {(c["scenario"], c.get("pool_pre_ping"), c["variant"]): c for c in doc["cells"]}
     for scenario, pre_ping in rows(doc):
         row = [row_label(doc, (scenario, pre_ping))]
         for name in names:

@@ -121,14 +121,16 @@ def rows(doc: dict[str, Any]) -> list[Row]:
     """The matrix's rows in run order: each scenario once per pre-ping setting it ran under."""
     out: list[Row] = []
     for scenario in doc["settings"]["scenarios"]:
-        found = {c.get("pre_ping") for c in doc["cells"] if c["scenario"] == scenario}
+        found = {c.get("pool_pre_ping") for c in doc["cells"] if c["scenario"] == scenario}
         out += [(scenario, p) for p in (None, False, True) if p in found]
     return out
 
 
 def swept(doc: dict[str, Any], scenario: str) -> bool:
     """Whether *scenario* ran under both pre-ping settings."""
-    return {False, True} <= {c.get("pre_ping") for c in doc["cells"] if c["scenario"] == scenario}
+    return {False, True} <= {
+        c.get("pool_pre_ping") for c in doc["cells"] if c["scenario"] == scenario
+    }
 
 
 def row_label(doc: dict[str, Any], row: Row) -> str:
@@ -140,7 +142,7 @@ def row_label(doc: dict[str, Any], row: Row) -> str:
 
 
 def _cells(doc: dict[str, Any]) -> dict[tuple[str, bool | None, str], dict[str, Any]]:
-    return {(c["scenario"], c.get("pre_ping"), c["variant"]): c for c in doc["cells"]}
+    return {(c["scenario"], c.get("pool_pre_ping"), c["variant"]): c for c in doc["cells"]}
 
 
 def pre_ping_split(doc: dict[str, Any], scenario: str) -> dict[str, list[str]]:
@@ -184,7 +186,7 @@ def _symptom(doc: dict[str, Any], scenario: str) -> str | None:
         cells = [
             c
             for c in doc["cells"]
-            if (c["scenario"], c.get("pre_ping")) == (scenario, pre_ping)
+            if (c["scenario"], c.get("pool_pre_ping")) == (scenario, pre_ping)
             and c["outcome"] not in (ERROR, SKIPPED)
         ]
         runs = [(c["variant"], r) for c in cells for r in c.get("runs") or [c]]
@@ -210,7 +212,7 @@ def findings(doc: dict[str, Any]) -> list[str]:
     lines = []
     for row in rows(doc):
         scenario, pre_ping = row
-        cells = [c for c in doc["cells"] if (c["scenario"], c.get("pre_ping")) == row]
+        cells = [c for c in doc["cells"] if (c["scenario"], c.get("pool_pre_ping")) == row]
         parts = []
         for outcome in (BROKEN, DEGRADED, ERROR, OK, SKIPPED):
             names = [
@@ -298,7 +300,7 @@ def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
     runs = [c for c in doc["cells"] if c["scenario"] == "pg_restart" and "series" in c]
     if not runs:
         return None
-    settings = [p for p in (None, False, True) if any(c.get("pre_ping") == p for c in runs)]
+    settings = [p for p in (None, False, True) if any(c.get("pool_pre_ping") == p for c in runs)]
     fig, axes = plt.subplots(
         2, len(settings), figsize=plots.SIZE, dpi=plots.DPI, sharex=True, sharey="row",
         squeeze=False,
@@ -310,7 +312,7 @@ def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
     plots.sign(fig, doc)
     for column, setting in enumerate(settings):
         top, bottom = axes[0][column], axes[1][column]
-        shown = [c for c in runs if c.get("pre_ping") == setting]
+        shown = [c for c in runs if c.get("pool_pre_ping") == setting]
         for cell in shown:
             timeline = cell["series"]["restart"]
             step = timeline["bucket_s"]
@@ -419,7 +421,7 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
             blocks.append(img(f"{PLOTS}/{plot.name}", alt))
     details = [
         [
-            row_label(doc, (c["scenario"], c.get("pre_ping"))),
+            row_label(doc, (c["scenario"], c.get("pool_pre_ping"))),
             c["variant"],
             outcome_text(c),
             c["summary"] + "".join(f" [{note}]" for note in c.get("notes", [])),

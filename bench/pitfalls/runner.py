@@ -6,9 +6,9 @@ so exhaustion shows in seconds, not minutes); then scenario by scenario, each va
 turn. The pool's pre-ping is a setting of the matrix (``--pre-ping``): by default the
 scenarios in ``scenarios.PRE_PING_SWEEP`` run once with it off and once on (the server
 restarted with the other setting), every other scenario with it off; each cell records the
-setting it ran under. Servers start one per CPU at a time; beside each variant's server a
-standby with pre-ping on starts too and idles (an empty pool) until the first restart cell
-with pre-ping on, which then needs no restart of its own. A scenario in
+setting it ran under (``pool_pre_ping``). Servers start one per CPU at a time; beside each
+variant's server a standby with pre-ping on starts too and idles (an empty pool) until the
+first restart cell with pre-ping on, which then needs no restart of its own. A scenario in
 ``scenarios.REPEATED`` runs ``repeats`` times per cell, interleaved across variants (A B C A
 B C …), and its cell is the runs folded into the worst outcome with its count
 (``bench.pitfalls.repeats``). After every cell ``pitfalls.json`` is rewritten atomically. A
@@ -237,7 +237,7 @@ class PitfallRunner:
         self, run: PitfallRun, name: str, scenario: str, url: DatabaseUrl, pre_ping: bool = False
     ) -> dict[str, Any]:
         cell: dict[str, Any] = {
-            "variant": name, "scenario": scenario, "pre_ping": pre_ping, "outcome": ERROR,
+            "variant": name, "scenario": scenario, "pool_pre_ping": pre_ping, "outcome": ERROR,
             "summary": "", "numbers": {}, "notes": [],
         }  # fmt: skip
         if variants.get(name).threads:
