@@ -15,8 +15,10 @@ from bench.common import database
 from bench.common.server import VariantServer
 from bench.pitfalls import scenarios
 from bench.pitfalls.probe import BROKEN, DEGRADED, OK, Outcome, Skip, Target
+from bench.pitfalls.repeats import aggregate
+from bench.pitfalls.report import findings, outcome_text, pre_ping_split, row_label, rows
 from bench.pitfalls.runner import unhealthy
-from variants.settings import DatabaseUrl
+from variants.settings import PRE_PING_ENV, DatabaseUrl, Settings
 
 POOL = {"SESSIONBENCH_POOL_SIZE": "10", "SESSIONBENCH_POOL_TIMEOUT": "2"}
 
@@ -220,3 +222,117 @@ def test_postgres_restart_is_skipped_without_an_embedded_server(
 ) -> None:
     with pytest.raises(Skip, match="external"):
         run(scenarios.pg_restart, target("context"))
+
+
+def _run(outcome: str, idle_errors: int, **extra: object) -> dict[str, object]:
+    """One run of a restart cell as the runner records it."""
+    return {
+        "variant": "scoped", "scenario": "pg_restart", "pool_pre_ping": False, "outcome": outcome,
+        "summary": f"{outcome} run", "numbers": {"errors_after_idle_restart": idle_errors},
+        "notes": [], "seconds": 3.0, **extra,
+    }  # fmt: skip
+
+
+def test_a_repeated_restart_cell_is_its_worst_outcome_with_its_count() -> None:
+    runs = [
+        _run(OK, 0),
+        _run(BROKEN, 1, series={"restart": "first broken"}, notes=["left sessions"]),
+        _run(DEGRADED, 1),
+        _run(BROKEN, 2, series={"restart": "second broken"}, notes=["left sessions"]),
+        _run(DEGRADED, 1),
+    ]
+    cell = aggregate(runs)
+    assert cell["outcome"] == BROKEN
+    assert cell["worst"] == {"outcome": BROKEN, "count": 2, "of": 5}
+    assert cell["tally"] == {BROKEN: 2, DEGRADED: 2, OK: 1}
+    assert outcome_text(cell) == "broken 2 of 5, degraded 2 of 5, ok 1 of 5"
+    assert cell["summary"] == "broken 2 of 5, degraded 2 of 5, ok 1 of 5; worst run: broken run"
+    # The numbers and series shown are those of the first run with the worst outcome.
+    assert cell["numbers"] == {"errors_after_idle_restart": 1}
+    assert cell["series"] == {"restart": "first broken"}
+    assert [r["outcome"] for r in cell["runs"]] == [OK, BROKEN, DEGRADED, BROKEN, DEGRADED]
+    assert (
+        "series" not in cell["runs"][1]
+        and cell["runs"][3]["numbers"]["errors_after_idle_restart"] == 2
+    )
+    assert cell["notes"] == ["left sessions"] and cell["seconds"] == 15.0
+    assert (cell["variant"], cell["scenario"], cell["pool_pre_ping"]) == (
+        "scoped",
+        "pg_restart",
+        False,
+    )
+
+
+def test_a_restart_cell_run_once_says_n_1_and_an_unrepeated_cell_says_only_its_outcome() -> None:
+    once = aggregate([_run(DEGRADED, 1)])
+    assert once["worst"] == {"outcome": DEGRADED, "count": 1, "of": 1}
+    assert outcome_text(once) == "degraded (n=1)" and once["summary"] == "degraded run"
+    assert outcome_text(_run(DEGRADED, 1)) == DEGRADED
+    # An error (the scenario crashed) ranks above degraded, below broken.
+    assert aggregate([_run(DEGRADED, 1), _run("error", 0)])["outcome"] == "error"
+    assert aggregate([_run("error", 0), _run(BROKEN, 0)])["outcome"] == BROKEN
+
+
+def _restart_doc(on: dict[str, str]) -> dict[str, object]:
+    """A matrix of fanout plus pg_restart under pre-ping off (every strategy degraded) and on
+    (outcomes *on*)."""
+    names = ["scoped", "depends", "context"]
+    cells = [
+        {"variant": n, "scenario": "fanout", "pool_pre_ping": False, "outcome": OK, "numbers": {}}
+        for n in names
+    ]
+    for pre_ping, outcomes in ((False, dict.fromkeys(names, DEGRADED)), (True, on)):
+        idle = 0 if pre_ping else 1  # pre-ping spares the requests after an idle restart
+        cells += [
+            aggregate([_run(outcomes[n], idle, variant=n, pool_pre_ping=pre_ping)]) for n in names
+        ]
+    return {
+        "settings": {"variants": names, "scenarios": ["fanout", "pg_restart"]},
+        "scenarios": {"fanout": "Fan-out", "pg_restart": "PostgreSQL restart mid-load"},
+        "cells": cells,
+    }
+
+
+def test_the_report_splits_the_restart_row_by_pre_ping_and_names_what_the_setting_fixes() -> None:
+    doc = _restart_doc(dict.fromkeys(["scoped", "depends", "context"], OK))
+    assert rows(doc) == [("fanout", False), ("pg_restart", False), ("pg_restart", True)]
+    labels = [row_label(doc, row) for row in rows(doc)]
+    assert labels == ["fanout", "pg_restart (pre-ping off)", "pg_restart (pre-ping on)"]
+    lines = findings(doc)
+    assert lines[1] == (
+        "PostgreSQL restart mid-load (pre-ping off) — degraded: scoped, depends, context."
+    )
+    assert lines[2] == "PostgreSQL restart mid-load (pre-ping on) — ok: scoped, depends, context."
+    assert lines[3] == (
+        "PostgreSQL restart mid-load, off vs on — requests failing on stale pooled connections "
+        "after a restart during idle time: every strategy with pre-ping off (3 of 3 runs), none "
+        "with pre-ping on: a pool setting, not a strategy's doing."
+    )
+    # A strategy that still fails with pre-ping on is the strategy's own doing.
+    doc = _restart_doc({"scoped": BROKEN, "depends": OK, "context": OK})
+    assert pre_ping_split(doc, "pg_restart") == {
+        "pool setting": ["depends", "context"], "strategy": ["scoped"], "ok": [],
+    }  # fmt: skip
+    assert findings(doc)[3].endswith(
+        "a pool setting, not a strategy's doing; failing with pre-ping on too: scoped [broken "
+        "(n=1)]."
+    )
+    # Without a known symptom for the scenario, the outcomes alone say what the setting fixed.
+    doc["cells"] = [c | {"scenario": "other"} if c["scenario"] == "pg_restart" else c
+                    for c in doc["cells"]]  # fmt: skip
+    doc["settings"]["scenarios"] = ["fanout", "other"]
+    assert findings(doc)[3] == (
+        "other, off vs on — pre-ping fixes what depends, context showed with it off: a pool "
+        "setting, not the strategy's doing; failing with pre-ping on too: scoped [broken (n=1)]."
+    )
+
+
+def test_pre_ping_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@localhost/db")
+    monkeypatch.delenv(PRE_PING_ENV, raising=False)
+    assert Settings.from_env().pool_pre_ping is False
+    monkeypatch.setenv(PRE_PING_ENV, "1")
+    assert Settings.from_env().pool_pre_ping is True
+    monkeypatch.setenv(PRE_PING_ENV, "yes")
+    with pytest.raises(ValueError, match=PRE_PING_ENV):
+        Settings.from_env()

@@ -22,6 +22,7 @@ engine = create_async_engine(
     pool_size=settings.pool_size,
     max_overflow=settings.max_overflow,
     pool_timeout=settings.pool_timeout,
+    pool_pre_ping=settings.pool_pre_ping,
     poolclass=pool_class(settings.pool_queue),
     connect_args=settings.connect_args,
 )

@@ -51,6 +51,8 @@ os.environ |= {
     "sqlalchemy_pool_size": str(settings.pool_size),
     "sqlalchemy_max_overflow": str(settings.max_overflow),
     "sqlalchemy_pool_timeout": f"{settings.pool_timeout:g}",  # parsed as an int
+    # passed on uncoerced (any string is true): set only when on
+    **({"sqlalchemy_pool_pre_ping": "1"} if settings.pool_pre_ping else {}),
 }
 
 

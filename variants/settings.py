@@ -16,6 +16,8 @@ POOL_QUEUES = ("sqlalchemy", "fifo", "hybrid")
 DRIVERS = ("asyncpg", "psycopg")
 """The PostgreSQL drivers an engine can run on (``SESSIONBENCH_DRIVER``); the first: default."""
 DRIVER_ENV = "SESSIONBENCH_DRIVER"
+PRE_PING_ENV = "SESSIONBENCH_POOL_PRE_PING"
+"""``1``: the pool tests each connection on checkout (SQLAlchemy's ``pool_pre_ping``)."""
 PSYCOPG_PREPARE_THRESHOLD = 0
 """psycopg prepares a statement on its first execution (its default, 5, waits for the fifth):
 asyncpg, through SQLAlchemy's adapter, prepares every statement and caches it per connection
@@ -91,6 +93,8 @@ class Settings:
     """PostgreSQL ``application_name`` of the pool's connections (lets the runner find them)."""
     driver: str = "asyncpg"
     """The engine's driver, one of DRIVERS (``SESSIONBENCH_DRIVER``)."""
+    pool_pre_ping: bool = False
+    """Test a connection on checkout, replacing it if the server dropped it (``PRE_PING_ENV``)."""
 
     @property
     def engine_url(self) -> str:
@@ -123,6 +127,9 @@ class Settings:
         driver = os.environ.get(DRIVER_ENV) or cls.driver
         if driver not in DRIVERS:
             raise ValueError(f"{DRIVER_ENV} {driver!r} is not one of {', '.join(DRIVERS)}")
+        pre_ping = os.environ.get(PRE_PING_ENV) or "0"
+        if pre_ping not in ("0", "1"):
+            raise ValueError(f"{PRE_PING_ENV} {pre_ping!r} is not 0 or 1")
         return cls(
             url=DatabaseUrl.parse(raw),
             driver=driver,
@@ -131,4 +138,5 @@ class Settings:
             max_overflow=int(os.environ.get("SESSIONBENCH_MAX_OVERFLOW", cls.max_overflow)),
             pool_timeout=float(os.environ.get("SESSIONBENCH_POOL_TIMEOUT", cls.pool_timeout)),
             app_name=os.environ.get("SESSIONBENCH_APP_NAME", cls.app_name),
+            pool_pre_ping=pre_ping == "1",
         )

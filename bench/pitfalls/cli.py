@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "pitfalls", cmd_pitfalls, help)
     mode_flags(
         p,
-        quick="few requests per scenario, 8 s soak (default; about 8 minutes for every variant)",
+        quick="few requests per scenario, 8 s soak (default; about 6 minutes for every variant)",
         full="more requests per scenario, 60 s soak",
     )
     p.add_argument(
@@ -65,6 +65,20 @@ def register(sub: Any) -> None:
         default=2.0,
         metavar="SECONDS",
         help="pool timeout (default 2: exhaustion shows fast)",
+    )
+    p.add_argument(
+        "--pre-ping",
+        choices=("off", "on", "both"),
+        default="both",
+        help="the pool's pre-ping (pool_pre_ping): off, on, or both (default): the PostgreSQL "
+        "restart under off and on, every other scenario off",
+    )
+    p.add_argument(
+        "--repeats",
+        type=number(int, 1),
+        metavar="N",
+        help="runs of each PostgreSQL-restart cell, reported as the worst outcome with its "
+        "count (default: 1 quick, 5 full)",
     )
     driver_flag(p)
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-pitfalls)")

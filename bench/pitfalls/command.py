@@ -13,7 +13,7 @@ import variants
 from bench.common import drivers
 from bench.common.console import console, progress_bar, rel_path
 from bench.common.results import ROOT
-from bench.pitfalls.report import OUTCOME_STYLE, brief
+from bench.pitfalls.report import OUTCOME_STYLE, brief, outcome_text, row_label, rows
 from bench.pitfalls.runner import PITFALLS_FILE, PitfallConfig, PitfallRunner
 from bench.pitfalls.scenarios import SCENARIOS
 from variants.settings import DatabaseUrl
@@ -22,6 +22,9 @@ PITFALL_KINDS = ("strategy", "library")
 """Variant kinds the matrix covers by default (baselines have no session to get wrong)."""
 SOAK = {"quick": 8.0, "full": 60.0}
 """Default soak seconds per mode (``--soak`` overrides)."""
+REPEATS = {"quick": 1, "full": 5}
+"""Default runs per cell of a repeated scenario (the PostgreSQL restart) per mode
+(``--repeats`` overrides)."""
 
 
 def config_from(args: argparse.Namespace) -> PitfallConfig:
@@ -36,6 +39,8 @@ def config_from(args: argparse.Namespace) -> PitfallConfig:
         pool_timeout=args.pool_timeout,
         out=args.out or ROOT / "results" / run_id,
         driver=args.driver,
+        pre_ping=args.pre_ping,
+        repeats=args.repeats if args.repeats is not None else REPEATS[args.mode],
     )
 
 
@@ -57,11 +62,14 @@ def run(args: argparse.Namespace) -> int:
     if (config.out / PITFALLS_FILE).exists():
         console.print(f"sessionbench: error: --out {config.out} already holds {PITFALLS_FILE}")
         return 2
-    total = len(config.variants) * len(config.scenarios)
+    total = len(config.variants) * sum(
+        config.runs_of(s) * len(config.pre_pings(s)) for s in config.scenarios
+    )
     console.print(
         f"sessionbench pitfalls --{config.mode}: {len(config.scenarios)} scenarios × "
         f"{len(config.variants)} variants ({', '.join(config.variants)}), pool "
-        f"{config.pool_size} with a {config.pool_timeout:g} s timeout, soak {config.soak:g} s "
+        f"{config.pool_size} with a {config.pool_timeout:g} s timeout, pre-ping "
+        f"{config.pre_ping}, restart cells ×{config.repeats}, soak {config.soak:g} s "
         f"→ {rel_path(config.out)}",
         highlight=False,
     )
@@ -80,15 +88,15 @@ def matrix_table(doc: dict[str, Any]) -> Table:
     table.add_column("scenario")
     for name in names:
         table.add_column(name)
-    cells = {(c["scenario"], c["variant"]): c for c in doc["cells"]}
-    for scenario in doc["settings"]["scenarios"]:
-        row = [scenario]
+    cells = {(c["scenario"], c.get("pool_pre_ping"), c["variant"]): c for c in doc["cells"]}
+    for scenario, pre_ping in rows(doc):
+        row = [row_label(doc, (scenario, pre_ping))]
         for name in names:
-            cell = cells.get((scenario, name))
+            cell = cells.get((scenario, pre_ping, name))
             if cell is None:
                 row.append("–")
                 continue
             style = OUTCOME_STYLE[cell["outcome"]][0]
-            row.append(f"[{style}]{cell['outcome']}[/{style}]\n{brief(cell)}")
+            row.append(f"[{style}]{outcome_text(cell)}[/{style}]\n{brief(cell)}")
         table.add_row(*row)
     return table

@@ -68,6 +68,8 @@ class Target:
     pool_timeout: float
     quick: bool
     soak_seconds: float
+    pre_ping: bool = False
+    """Whether the server's pool pre-pings (``SESSIONBENCH_POOL_PRE_PING``), for the verdicts."""
 
     @property
     def name(self) -> str:

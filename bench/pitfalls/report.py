@@ -4,11 +4,18 @@
 (matrix as a coloured table, restart recovery, soak RSS) when the folder has a
 ``pitfalls.json``; ``build_alone(folder)`` writes a whole report for a folder that has
 no load run. ``brief(cell)`` is a cell's key numbers, shared with the terminal table.
+
+A row of the matrix is a scenario under one pool pre-ping setting: a scenario run with
+pre-ping off and on (the PostgreSQL restart) has two rows, ``pg_restart (pre-ping off)``
+and ``pg_restart (pre-ping on)``, so what the pool setting fixes for every strategy is
+told apart from what one strategy does. A repeated cell shows its worst outcome with its
+count (``broken 2 of 5``; ``degraded (n=1)`` when it ran once).
 """
 
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +26,10 @@ from matplotlib.patches import Patch
 from bench.common import plots
 from bench.common.blocks import register_section
 from bench.pitfalls.probe import BROKEN, DEGRADED, ERROR, OK, SKIPPED, plural
+from bench.pitfalls.repeats import tally
+
+Row = tuple[str, bool | None]
+"""A matrix row: (scenario, pre-ping setting; None in files from before the setting)."""
 
 OUTCOME_STYLE: dict[str, tuple[str, str]] = {
     OK: ("green", "#b8e0b0"),
@@ -101,36 +112,148 @@ def brief(cell: dict[str, Any]) -> str:
     return summary if len(summary) <= 60 else summary[:57] + "…"
 
 
-def findings(doc: dict[str, Any]) -> list[str]:
-    """One line per scenario: which strategies came out ok, degraded, broken (generated)."""
-    lines = []
+def outcome_text(cell: dict[str, Any]) -> str:
+    """The outcome, with its count when the cell was repeated (``broken 2 of 5, ok 3 of 5``)."""
+    return tally(cell) or str(cell["outcome"])
+
+
+def rows(doc: dict[str, Any]) -> list[Row]:
+    """The matrix's rows in run order: each scenario once per pre-ping setting it ran under."""
+    out: list[Row] = []
     for scenario in doc["settings"]["scenarios"]:
-        cells = [c for c in doc["cells"] if c["scenario"] == scenario]
-        if not cells:
+        found = {c.get("pool_pre_ping") for c in doc["cells"] if c["scenario"] == scenario}
+        out += [(scenario, p) for p in (None, False, True) if p in found]
+    return out
+
+
+def swept(doc: dict[str, Any], scenario: str) -> bool:
+    """Whether *scenario* ran under both pre-ping settings."""
+    return {False, True} <= {
+        c.get("pool_pre_ping") for c in doc["cells"] if c["scenario"] == scenario
+    }
+
+
+def row_label(doc: dict[str, Any], row: Row) -> str:
+    """``pg_restart (pre-ping off)`` for a scenario run under both settings, else its name."""
+    scenario, pre_ping = row
+    return (
+        f"{scenario} (pre-ping {'on' if pre_ping else 'off'})" if swept(doc, scenario) else scenario
+    )
+
+
+def _cells(doc: dict[str, Any]) -> dict[tuple[str, bool | None, str], dict[str, Any]]:
+    return {(c["scenario"], c.get("pool_pre_ping"), c["variant"]): c for c in doc["cells"]}
+
+
+def pre_ping_split(doc: dict[str, Any], scenario: str) -> dict[str, list[str]]:
+    """For a scenario run with pre-ping off and on, which variants' failures are whose.
+
+    ``pool setting``: failed with pre-ping off, ok with it on (the setting fixes it);
+    ``strategy``: failed with pre-ping on too (the strategy's own doing); ``ok``: ok under
+    both. Variants skipped or in error under either setting are left out.
+    """
+    cells = _cells(doc)
+    split: dict[str, list[str]] = {"pool setting": [], "strategy": [], "ok": []}
+    for name in doc["settings"]["variants"]:
+        off, on = cells.get((scenario, False, name)), cells.get((scenario, True, name))
+        if off is None or on is None or {off["outcome"], on["outcome"]} & {ERROR, SKIPPED}:
             continue
+        if on["outcome"] != OK:
+            split["strategy"].append(name)
+        else:
+            split["pool setting" if off["outcome"] != OK else "ok"].append(name)
+    return split
+
+
+POOL_SYMPTOM = {
+    "pg_restart": (
+        "errors_after_idle_restart",
+        "requests failing on stale pooled connections after a restart during idle time",
+    ),
+}
+"""Per scenario run with pre-ping off and on: the number that shows what pre-ping is for
+(non-zero: the symptom was seen), and what it means."""
+
+
+def _symptom(doc: dict[str, Any], scenario: str) -> str | None:
+    """``<symptom>: every strategy with pre-ping off (10 of 10 runs), none with it on: a pool
+    setting`` — which strategies showed *scenario*'s pool symptom in how many runs, per setting."""
+    if scenario not in POOL_SYMPTOM:
+        return None
+    key, meaning = POOL_SYMPTOM[scenario]
+    said = []
+    for pre_ping in (False, True):
+        cells = [
+            c
+            for c in doc["cells"]
+            if (c["scenario"], c.get("pool_pre_ping")) == (scenario, pre_ping)
+            and c["outcome"] not in (ERROR, SKIPPED)
+        ]
+        runs = [(c["variant"], r) for c in cells for r in c.get("runs") or [c]]
+        seen = [(v, r) for v, r in runs if (r.get("numbers") or {}).get(key)]
+        names = list(dict.fromkeys(v for v, _ in seen))
+        if not seen:
+            who = "none"
+        elif len(names) == len(cells):
+            who = "every strategy"
+        else:
+            who = ", ".join(names)
+        counted = f" ({len(seen)} of {len(runs)} runs)" if seen else ""
+        said.append(f"{who} with pre-ping {'on' if pre_ping else 'off'}{counted}")
+    verdict = ""
+    if said[0].startswith("every strategy") and said[1].startswith("none"):
+        verdict = ": a pool setting, not a strategy's doing"
+    return f"{meaning}: {', '.join(said)}{verdict}"
+
+
+def findings(doc: dict[str, Any]) -> list[str]:
+    """One line per matrix row: which strategies came out ok, degraded, broken (generated);
+    for a scenario run with pre-ping off and on, one more: what the setting fixed."""
+    lines = []
+    for row in rows(doc):
+        scenario, pre_ping = row
+        cells = [c for c in doc["cells"] if (c["scenario"], c.get("pool_pre_ping")) == row]
         parts = []
         for outcome in (BROKEN, DEGRADED, ERROR, OK, SKIPPED):
-            names = [c["variant"] for c in cells if c["outcome"] == outcome]
+            names = [
+                c["variant"] + (f" ({tally(c)})" if len(c.get("runs", [])) > 1 else "")
+                for c in cells
+                if c["outcome"] == outcome
+            ]
             if names:
                 parts.append(f"{outcome}: {', '.join(names)}")
         label = doc["scenarios"].get(scenario, scenario).split(":")[0]
+        if swept(doc, scenario):
+            label += f" (pre-ping {'on' if pre_ping else 'off'})"
         lines.append(f"{label} — " + "; ".join(parts) + ".")
+        if pre_ping and swept(doc, scenario):
+            said = [symptom] if (symptom := _symptom(doc, scenario)) else []
+            split = pre_ping_split(doc, scenario)
+            if split["pool setting"] and not said:  # the symptom, when known, says it better
+                every = not split["strategy"] and not split["ok"]
+                who = "every strategy" if every else ", ".join(split["pool setting"])
+                said.append(
+                    f"pre-ping fixes what {who} showed with it off: a pool setting, "
+                    "not the strategy's doing"
+                )
+            if split["strategy"]:
+                by_key = _cells(doc)
+                still = [
+                    f"{n} [{outcome_text(by_key[scenario, True, n])}]" for n in split["strategy"]
+                ]
+                said.append(f"failing with pre-ping on too: {', '.join(still)}")
+            if said:
+                lines.append(f"{label.rsplit(' (', 1)[0]}, off vs on — " + "; ".join(said) + ".")
     return lines
-
-
-def _cells(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(c["scenario"], c["variant"]): c for c in doc["cells"]}
 
 
 def matrix_plot(doc: dict[str, Any], path: Path) -> Path:
     """The matrix as a table figure: one row a scenario, one column a variant, coloured."""
     names = list(doc["settings"]["variants"])
-    scenarios = [
-        s for s in doc["settings"]["scenarios"] if any(c["scenario"] == s for c in doc["cells"])
-    ]
+    shown_rows = rows(doc)
     cells = _cells(doc)
     width = max(10.0, 1.2 + 2.6 * len(names))
-    fig, ax = plt.subplots(figsize=(width, 1.6 + 0.7 * len(scenarios)), dpi=plots.DPI)
+    fig, ax = plt.subplots(figsize=(width, 1.6 + 0.7 * len(shown_rows)), dpi=plots.DPI)
     ax.axis("off")
     ax.set_title(
         f"Pitfall matrix — outcome and key numbers per strategy "
@@ -138,19 +261,19 @@ def matrix_plot(doc: dict[str, Any], path: Path) -> Path:
         fontsize=12,
     )
     text, colours = [], []
-    for scenario in scenarios:
+    for scenario, pre_ping in shown_rows:
         row, colour = [], []
         for name in names:
-            cell = cells.get((scenario, name))
+            cell = cells.get((scenario, pre_ping, name))
             outcome = cell["outcome"] if cell else SKIPPED
-            row.append(f"{outcome}\n{textwrap.fill(brief(cell), 34)}" if cell else "–")
+            row.append(f"{outcome_text(cell)}\n{textwrap.fill(brief(cell), 34)}" if cell else "–")
             colour.append(OUTCOME_STYLE[outcome][1])
         text.append(row)
         colours.append(colour)
     shown = ax.table(
         cellText=text,
         cellColours=colours,
-        rowLabels=scenarios,
+        rowLabels=[row_label(doc, row) for row in shown_rows],
         colLabels=names,
         loc="center",
         cellLoc="center",
@@ -172,28 +295,43 @@ def matrix_plot(doc: dict[str, Any], path: Path) -> Path:
 
 
 def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
-    """Successful and failed requests per second around the PostgreSQL restart, per variant."""
+    """Successful and failed requests per second around the PostgreSQL restart, per variant:
+    one column per pre-ping setting (of a repeated cell: its worst run)."""
     runs = [c for c in doc["cells"] if c["scenario"] == "pg_restart" and "series" in c]
     if not runs:
         return None
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=plots.SIZE, dpi=plots.DPI, sharex=True)
-    fig.suptitle("PostgreSQL restart under load (4 clients): requests per second")
+    settings = [p for p in (None, False, True) if any(c.get("pool_pre_ping") == p for c in runs)]
+    fig, axes = plt.subplots(
+        2, len(settings), figsize=plots.SIZE, dpi=plots.DPI, sharex=True, sharey="row",
+        squeeze=False,
+    )  # fmt: skip
+    fig.suptitle(
+        "PostgreSQL restart under load (4 clients): requests per second "
+        "(grey: PostgreSQL stopping → ready)"
+    )
     plots.sign(fig, doc)
-    for cell in runs:
-        timeline = cell["series"]["restart"]
-        step = timeline["bucket_s"]
-        xs = [b[0] for b in timeline["buckets"]]
-        style = {"label": cell["variant"], **plots.line_style(cell["variant"]), "markersize": 3}
-        top.plot(xs, [b[1] / step for b in timeline["buckets"]], **style)
-        bottom.plot(xs, [b[2] / step for b in timeline["buckets"]], **style)
-    first = runs[0]["series"]["restart"]
-    for ax in (top, bottom):
-        ax.axvspan(first["down"], first["up"], color="#999999", alpha=0.25)
-        ax.grid(True, alpha=0.3)
-    top.set_ylabel("succeeded, req/s")
-    bottom.set_ylabel("failed, req/s")
-    bottom.set_xlabel("seconds since the load started (grey: PostgreSQL stopping → ready)")
-    plots.legend_outside(top, "variant")
+    for column, setting in enumerate(settings):
+        top, bottom = axes[0][column], axes[1][column]
+        shown = [c for c in runs if c.get("pool_pre_ping") == setting]
+        for cell in shown:
+            timeline = cell["series"]["restart"]
+            step = timeline["bucket_s"]
+            xs = [b[0] for b in timeline["buckets"]]
+            style = {"label": cell["variant"], **plots.line_style(cell["variant"]),
+                     "markersize": 3}  # fmt: skip
+            top.plot(xs, [b[1] / step for b in timeline["buckets"]], **style)
+            bottom.plot(xs, [b[2] / step for b in timeline["buckets"]], **style)
+        first = shown[0]["series"]["restart"]
+        for ax in (top, bottom):
+            ax.axvspan(first["down"], first["up"], color="#999999", alpha=0.25)
+            ax.grid(True, alpha=0.3)
+        if setting is not None:
+            top.set_title(f"pool pre-ping {'on' if setting else 'off'}", fontsize=10)
+    axes[0][0].set_ylabel("succeeded, req/s")
+    axes[1][0].set_ylabel("failed, req/s")
+    for ax in axes[1]:
+        ax.set_xlabel("seconds since the load started")
+    plots.legend_outside(axes[0][-1], "variant")
     return plots.save(fig, path)
 
 
@@ -236,23 +374,24 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
     names = list(s["variants"])
     written = [matrix_plot(doc, folder / PLOTS / "pitfalls-matrix.png")]
     cells = _cells(doc)
-    rows = []
-    for scenario in s["scenarios"]:
-        row = [f"{scenario}: {doc['scenarios'].get(scenario, '')}"]
+    shown = []
+    for scenario, pre_ping in rows(doc):
+        row = [f"{row_label(doc, (scenario, pre_ping))}: {doc['scenarios'].get(scenario, '')}"]
         for name in names:
-            cell = cells.get((scenario, name))
-            row.append(f"{cell['outcome']} · {brief(cell)}" if cell else "–")
-        rows.append(row)
+            cell = cells.get((scenario, pre_ping, name))
+            row.append(f"{outcome_text(cell)} · {brief(cell)}" if cell else "–")
+        shown.append(row)
     blocks = [
         h2("Pitfall matrix"),
         p(
             f"Each scenario probes each strategy's server from outside (HTTP, the lab's pool "
             f"counters, pg_stat_activity, the table). {s['mode']} mode, pool size "
             f"{s['pool_size']} with a {s['pool_timeout']:g} s pool timeout, soak "
-            f"{s['soak']:g} s; status {doc['status']}, started {doc['started']}. {MEANING}"
+            f"{s['soak']:g} s; {_pre_ping_text(s)}; status {doc['status']}, started "
+            f"{doc['started']}. {MEANING}"
         ),
         img(f"{PLOTS}/{written[0].name}", "pitfall matrix, coloured by outcome"),
-        table(["scenario", *names], rows),
+        table(["scenario", *names], shown),
         p(
             "How the lab endpoints use the session (GET /lab/…, mounted by every strategy "
             "and library "
@@ -282,16 +421,21 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
             blocks.append(img(f"{PLOTS}/{plot.name}", alt))
     details = [
         [
-            c["scenario"],
+            row_label(doc, (c["scenario"], c.get("pool_pre_ping"))),
             c["variant"],
-            c["outcome"],
+            outcome_text(c),
             c["summary"] + "".join(f" [{note}]" for note in c.get("notes", [])),
         ]
         for c in doc["cells"]
     ]
     blocks += [h2("Pitfall details"), table(["scenario", "variant", "outcome", "why"], details)]
     restarts = [
-        f"{name}: restarted {info['restarts']}× ({'; '.join(info.get('restart_reasons', []))})"
+        f"{name}: restarted {info['restarts']}× ("
+        + "; ".join(
+            reason + (f" ×{n}" if n > 1 else "")
+            for reason, n in Counter(info.get("restart_reasons", [])).items()
+        )
+        + ")"
         for name, info in doc["variants"].items()
         if info.get("restarts")
     ]
@@ -299,6 +443,22 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
         blocks += [p("Servers restarted between scenarios (so damage does not carry over):")]
         blocks.append(bullets(restarts))
     return blocks, written
+
+
+def _pre_ping_text(settings: dict[str, Any]) -> str:
+    """The run's pre-ping setting and repeats, in words."""
+    setting = settings.get("pre_ping", "off")
+    text = {
+        "off": "pool pre-ping off",
+        "on": "pool pre-ping on",
+        "both": "pool pre-ping off, and the PostgreSQL restart also with it on",
+    }[setting]
+    repeats = settings.get("repeats", 1)
+    return text + (
+        f"; each restart cell run {repeats}× (worst outcome with its count)"
+        if repeats > 1
+        else "; each restart cell run once (n=1)"
+    )
 
 
 def build_alone(folder: Path, lead: Sequence[Any] = ()) -> list[Path]:

@@ -1,22 +1,32 @@
 """Run the pitfall matrix: every selected variant as its own server, every scenario against each.
 
 Order of work: one PostgreSQL (embedded, or ``DATABASE_URL``), reset to the seed; every
-variant started as a ``sessionbench serve`` child with the same pool (a short pool
-timeout, so exhaustion shows in seconds, not minutes); then scenario by scenario, each
-variant in turn. After every cell ``pitfalls.json`` is rewritten atomically. A variant
-whose server died, or was left with connections checked out or not answering, is
-restarted before its next cell (the cell says so), so one scenario's damage does not
-leak into the next. A scenario that crashes records ``error`` with its message and the
-run goes on. Ctrl-C or SIGTERM: every child stopped, status ``incomplete``.
+variant started as a ``sessionbench serve`` child with the same pool (a short pool timeout,
+so exhaustion shows in seconds, not minutes); then scenario by scenario, each variant in
+turn. The pool's pre-ping is a setting of the matrix (``--pre-ping``): by default the
+scenarios in ``scenarios.PRE_PING_SWEEP`` run once with it off and once on (the server
+restarted with the other setting), every other scenario with it off; each cell records the
+setting it ran under (``pool_pre_ping``). Servers start one per CPU at a time; beside each
+variant's server a standby with pre-ping on starts too and idles (an empty pool) until the
+first restart cell with pre-ping on, which then needs no restart of its own. A scenario in
+``scenarios.REPEATED`` runs ``repeats`` times per cell, interleaved across variants (A B C A
+B C …), and its cell is the runs folded into the worst outcome with its count
+(``bench.pitfalls.repeats``). After every cell ``pitfalls.json`` is rewritten atomically. A
+variant whose server died, or was left with connections checked out or not answering, is
+restarted before its next cell (the cell says so), so one scenario's damage does not leak
+into the next. A scenario that crashes records ``error`` with its message and the run goes
+on. Ctrl-C or SIGTERM: every child stopped, status ``incomplete``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +35,7 @@ import variants
 from bench.common import database, drivers, integrity
 from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
 from bench.common.result_files import PitfallFile
-from bench.common.results import Run, environment
+from bench.common.results import Run, environment, rounded
 from bench.common.server import ServerError, VariantServer
 from bench.pitfalls import scenarios
 from bench.pitfalls.probe import (
@@ -38,7 +48,8 @@ from bench.pitfalls.probe import (
     responsive,
     settle,
 )
-from variants.settings import DatabaseUrl
+from bench.pitfalls.repeats import aggregate
+from variants.settings import PRE_PING_ENV, DatabaseUrl
 
 SCHEMA = "sessionbench.pitfalls/1"
 PITFALLS_FILE = "pitfalls.json"
@@ -56,6 +67,21 @@ class PitfallConfig:
     out: Path
     driver: str | None = None
     """None: each variant on its default driver."""
+    pre_ping: str = "both"
+    """``--pre-ping``: "off" or "on" for every cell, or "both": the PRE_PING_SWEEP scenarios
+    under off and on, every other scenario off."""
+    repeats: int = 1
+    """Runs per cell of a REPEATED scenario."""
+
+    def pre_pings(self, scenario: str) -> tuple[bool, ...]:
+        """The pre-ping settings *scenario* runs under, in run order."""
+        if self.pre_ping == "both":
+            return (False, True) if scenario in scenarios.PRE_PING_SWEEP else (False,)
+        return (self.pre_ping == "on",)
+
+    def runs_of(self, scenario: str) -> int:
+        """How many times each cell of *scenario* runs."""
+        return self.repeats if scenario in scenarios.REPEATED else 1
 
     def settings(self) -> dict[str, Any]:
         settings = asdict(self)
@@ -91,6 +117,10 @@ class PitfallRunner:
         self.progress = progress
         self.registry = registry or scenarios.SCENARIOS
         self.servers: dict[str, VariantServer] = {}
+        self.standby: dict[str, VariantServer] = {}
+        """Per variant, a server started at the run's start with pre-ping on, left idle (its
+        pool empty: connections open on first use) until the first FRESH_SERVER cell with
+        pre-ping on takes it instead of restarting the variant's server."""
         self.postgres: database.EmbeddedPostgres | None = None
 
     def run(self) -> PitfallRun:
@@ -108,7 +138,7 @@ class PitfallRunner:
                     status = self._run(run, url)
                 finally:
                     ignore_signals()  # a second Ctrl-C must not leave children behind
-                    for server in self.servers.values():
+                    for server in [*self.servers.values(), *self.standby.values()]:
                         server.stop()
         except Interrupted as exc:
             run.doc["interrupted_by"] = str(exc)
@@ -135,7 +165,9 @@ class PitfallRunner:
             }
         finally:
             monitor.close()
-        total = len(config.variants) * len(config.scenarios)
+        total = len(config.variants) * sum(
+            config.runs_of(s) * len(config.pre_pings(s)) for s in config.scenarios
+        )
         for name in config.variants:
             self.progress(f"starting {name}", 0, total)
             variant = variants.get(name)
@@ -144,39 +176,69 @@ class PitfallRunner:
             if variant.threads:  # every cell is skipped (THREADS_SKIP): no server needed
                 run.doc["variants"][name] = info
                 continue
-            server = VariantServer(
-                name,
-                url,
-                log_path=config.out / "logs" / f"server-{name}.log",
-                lab=True,
-                env={
-                    "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
-                    "SESSIONBENCH_MAX_OVERFLOW": "0",
-                    "SESSIONBENCH_POOL_TIMEOUT": str(config.pool_timeout),
-                    **drivers.server_env(name, config.driver),
-                },
+            env = {
+                "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
+                "SESSIONBENCH_MAX_OVERFLOW": "0",
+                "SESSIONBENCH_POOL_TIMEOUT": str(config.pool_timeout),
+                PRE_PING_ENV: "1" if config.pre_ping == "on" else "0",
+                **drivers.server_env(name, config.driver),
+            }
+            logs = config.out / "logs"
+            self.servers[name] = VariantServer(
+                name, url, log_path=logs / f"server-{name}.log", lab=True, env=env
             )
-            try:
-                server.start()
-            except ServerError as exc:
-                info["start_error"] = str(exc)
-            else:
-                self.servers[name] = server
+            if any(
+                True in config.pre_pings(s) for s in scenarios.FRESH_SERVER & {*config.scenarios}
+            ):
+                self.standby[name] = VariantServer(
+                    name, url, log_path=logs / f"server-{name}-standby.log", lab=True,
+                    env=env | {PRE_PING_ENV: "1"},
+                )  # fmt: skip
             run.doc["variants"][name] = info
+        # Two waves (a variant's first start may build its environment): every variant's
+        # server at once, then the standbys. The start is mostly imports, CPU-bound.
+        for wave in (self.servers, self.standby):
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+                failed = dict(zip(wave, pool.map(_start, wave.values()), strict=True))
+            for name, error in failed.items():
+                if error is not None:
+                    del wave[name]
+                    if wave is self.servers:
+                        run.doc["variants"][name]["start_error"] = error
         run.save()
         done = 0
         for scenario in config.scenarios:
-            for name in config.variants:
-                self.progress(f"{scenario} · {name}", done, total)
-                run.add_cell(self._cell(run, name, scenario, url))
-                done += 1
+            runs: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+            at: dict[tuple[str, bool], int] = {}
+            n = config.runs_of(scenario)
+            for repeat in range(n):
+                for name in config.variants:
+                    for pre_ping in config.pre_pings(scenario):
+                        what = f"{scenario} · {name}" + (" · pre-ping on" if pre_ping else "")
+                        self.progress(what + (f" · run {repeat + 1}/{n}" if n > 1 else ""),
+                                      done, total)  # fmt: skip
+                        cell = self._cell(run, name, scenario, url, pre_ping)
+                        done += 1
+                        if scenario not in scenarios.REPEATED:
+                            run.add_cell(cell)
+                            continue
+                        key = (name, pre_ping)
+                        runs.setdefault(key, []).append(cell)
+                        if key not in at:
+                            at[key] = len(run.cells)
+                            run.add_cell(aggregate(runs[key]))
+                        else:
+                            run.cells[at[key]] = rounded(aggregate(runs[key]))
+                            run.save()
         self.progress("done", done, total)
         return "complete"
 
-    def _cell(self, run: PitfallRun, name: str, scenario: str, url: DatabaseUrl) -> dict[str, Any]:
+    def _cell(
+        self, run: PitfallRun, name: str, scenario: str, url: DatabaseUrl, pre_ping: bool = False
+    ) -> dict[str, Any]:
         cell: dict[str, Any] = {
-            "variant": name, "scenario": scenario, "outcome": ERROR, "summary": "",
-            "numbers": {}, "notes": [],
+            "variant": name, "scenario": scenario, "pool_pre_ping": pre_ping, "outcome": ERROR,
+            "summary": "", "numbers": {}, "notes": [],
         }  # fmt: skip
         if variants.get(name).threads:
             cell |= {"outcome": SKIPPED, "summary": THREADS_SKIP}
@@ -188,10 +250,24 @@ class PitfallRunner:
                 + run.doc["variants"][name].get("start_error", "?").splitlines()[0]
             )
             return cell
-        fresh = scenario in scenarios.FRESH_SERVER
-        if fresh or not server.alive():
+        standby = self.standby.get(name)
+        if pre_ping and scenario in scenarios.FRESH_SERVER and standby and standby.alive():
+            server.stop()  # a fresh server with pre-ping on is waiting: no restart needed
+            self.servers[name] = server = self.standby.pop(name)
+            cell["notes"].append(
+                "on a server started with pre-ping on at the run's start, idle since"
+            )
+        reasons = (
+            ["fresh server"] if scenario in scenarios.FRESH_SERVER and server is not standby else []
+        )
+        if server.env.get(PRE_PING_ENV, "0") != str(int(pre_ping)):
+            server.env[PRE_PING_ENV] = str(int(pre_ping))
+            reasons.append(f"pool pre-ping {'on' if pre_ping else 'off'}")
+        if not server.alive():
+            reasons.append("it had died")
+        if reasons:
             try:
-                self._restart(run, server, "fresh server" if fresh else "it had died")
+                self._restart(run, server, ", ".join(reasons))
             except ServerError as exc:
                 cell["summary"] = f"server would not restart: {str(exc).splitlines()[0]}"
                 return cell
@@ -203,6 +279,7 @@ class PitfallRunner:
             pool_timeout=self.config.pool_timeout,
             quick=self.config.mode == "quick",
             soak_seconds=self.config.soak,
+            pre_ping=pre_ping,
         )
         started = time.monotonic()
         try:
@@ -288,6 +365,15 @@ async def unhealthy(target: Target) -> str | None:
         return f"{plural(stats['checked_out'], 'connection')} still checked out"
     status = await responsive(target, within=target.pool_timeout + 2)
     return None if status == "200" else f"GET /todos/1 answered {status}"
+
+
+def _start(server: VariantServer) -> str | None:
+    """Start *server*; the error, or None once it answers."""
+    try:
+        server.start()
+    except ServerError as exc:
+        return str(exc)
+    return None
 
 
 def _last_line(server: VariantServer) -> str:

@@ -666,7 +666,7 @@ async def pg_restart(target: Target) -> Outcome:
     if stale:
         degraded.append(
             f"{stale} of the first 10 requests after a restart during idle time failed "
-            "(stale pooled connections, no pre-ping)"
+            f"(stale pooled connections, {'despite' if target.pre_ping else 'no'} pre-ping)"
         )
     outcome, summary = verdict(
         broken,
@@ -694,6 +694,11 @@ SCENARIOS: dict[str, Scenario] = {
 
 FRESH_SERVER = {"pg_restart"}
 """Scenarios that start from a freshly started server (an earlier restart left stale pools)."""
+PRE_PING_SWEEP = {"pg_restart"}
+"""Scenarios run with the pool's pre-ping off and on: what a pool setting fixes for every
+strategy is then told apart from what a strategy does."""
+REPEATED = {"pg_restart"}
+"""Scenarios whose cells run ``--repeats`` times (a leak seen in 1 run of 2 is intermittent)."""
 
 
 def label(scenario: Scenario) -> str:
