@@ -76,8 +76,10 @@ def register(sub: Any) -> None:
     p = add_command(sub, "run", cmd_run, help)
     mode_flags(
         p,
-        quick="3 strategies + raw, read and write, 32 users, 3 trials (default)",
-        full="every variant and scenario, users 32,128, 5 trials",
+        quick="3 strategies + raw, read and write, 32 users, 2 trials, co-scheduled verdicts "
+        "(default)",
+        full="every variant, solo read/write at users 32,128, co-scheduled verdicts in every "
+        "scenario",
     )
     p.add_argument("--variants", type=comma_list(variant_name), help="comma-separated names")
     p.add_argument("--scenarios", type=comma_list(scenario_name), help="comma-separated scenarios")
@@ -183,6 +185,11 @@ def register(sub: Any) -> None:
         type=one_of("co-scheduled grouping", lambda: ("pairs", "first", "all")),
         help="pairs: each series with one anchor at a time; first: with the first anchor only "
         "(the others chained through it); all: with every anchor at once",
+    )
+    p.add_argument(
+        "--solo-scenarios",
+        type=comma_list(scenario_name),
+        help="the scenarios with solo cells (default: the mode's; quick: every scenario)",
     )
     p.add_argument(
         "--co-cells",

@@ -21,36 +21,38 @@ PRESETS: dict[str, dict[str, Any]] = {
         "variants": ["scoped", "depends", "context", "raw"],
         "scenarios": ["read", "write"],
         "users": [32],
-        "trials": 3,
-        "duration": 2.5,
+        "trials": 2,
+        "duration": 2.0,
         "warmup": 1.0,
-        "co_anchors": ["context", "depends"],
+        # verdicts: each strategy co-scheduled with depends, context against depends (the
+        # comparisons with context chained through depends)
+        "co_anchors": ["depends", "context"],
         "co_windows": 6,
         "co_window": 2.0,
         "co_rounds": 1,
-        "co_group": "pairs",
+        "co_group": "first",
         "co_cells": [],
+        "solo_scenarios": None,
     },
     "full": {
-        "variants": variants.measured(),
+        # every measured variant and the calibration series (a known extra cost, co-scheduled
+        # only: variants/calibration.py)
+        "variants": [*variants.measured(), "context_plus5", "context_plus10"],
         "scenarios": list(SCENARIOS),
-        # 13 series × 4 scenarios × 2 levels × 5 trials (~25 min, plus up to the 30-s pool
-        # timeout per sync_threadpool read cell at 128 users: it stalls, see its docstring).
-        # Single-request cost is what the micro-benchmarks' request-* groups measure, so
-        # users=1 is left to them.
         "users": [32, 128],
-        # From the reference's per-round spread (README, Statistics): 5 rounds resolve a 5 %
-        # req/s difference for 5–20 % of strategy comparisons, 10 for 50–70 %, 15 for 90–95 %;
-        # every verdict says per cell whether it resolved and how many rounds would.
-        "trials": 5,
+        # Solo cells give absolute req/s and latency, read and write, one trial each (the
+        # machine swings up to 2x within a minute, so trials minutes apart add little);
+        # verdicts come from the co-scheduled pass.
+        "solo_scenarios": ["read", "write"],
+        "trials": 1,
         "duration": 1.5,
         "warmup": 0.5,
-        "co_anchors": ["context", "depends"],
+        "co_anchors": ["depends", "context"],
         "co_windows": 6,
         "co_window": 2.0,
         "co_rounds": 1,
-        "co_group": "pairs",
-        "co_cells": [],
+        "co_group": "first",
+        "co_cells": ["read:32", "read:128", "write:32", "write:128", "mixed:128", "multi:128"],
     },
 }
 

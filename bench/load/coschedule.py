@@ -61,6 +61,7 @@ from variants.settings import DatabaseUrl
 
 START_MARGIN = 3.0  # s from launching the locusts to the warm-up's start (their start-up)
 STEAL_LIMIT = 5.0  # % of a window any core may lose to steal before the window is dropped
+CALIBRATION_SCENARIO = "read"  # the calibration series run in this scenario only
 SATURATED = 0.85  # share of their core the members' servers must use together in a window
 LINGER_GRACE = 2.0
 STOP_TIMEOUT = 10
@@ -134,7 +135,13 @@ def schedule(
                     continue
                 shift = (r - 1) % len(plan) if plan else 0
                 for group in plan[shift:] + plan[:shift]:
+                    if scenario != CALIBRATION_SCENARIO and any(map(_calibration, group)):
+                        continue  # one scenario proves the design's sensitivity
                     yield r, scenario, n, group
+
+
+def _calibration(name: str) -> bool:
+    return variants.get(name.split("+", 1)[0]).kind == "calibration"
 
 
 @dataclass

@@ -124,6 +124,8 @@ class RunConfig:
     co_rounds: int = 1
     co_group: str = "pairs"
     co_cells: list[str] = field(default_factory=list)
+    solo_scenarios: list[str] | None = None
+    """The scenarios with solo cells (None: every scenario of the run)."""
 
     def co_settings(self) -> coschedule.CoSettings | None:
         if not self.co_anchors:
@@ -180,11 +182,16 @@ class RunConfig:
         ]
 
     def cells(self) -> Iterator[tuple[int, str, int, str]]:
-        """(trial, scenario, users, series) in run order: trials interleaved across series."""
-        names = [s.name for s in self.series()]
+        """(trial, scenario, users, series) in run order: trials interleaved across series.
+        Calibration series (a known extra cost) have no solo cells: they serve the
+        co-scheduled pass only."""
+        names = [s.name for s in self.series() if variants.get(s.variant).kind != "calibration"]
         n = len(names)
+        solo = [
+            s for s in self.scenarios if self.solo_scenarios is None or s in self.solo_scenarios
+        ]
         for trial in range(1, self.trials + 1):
-            for scenario in self.scenarios:
+            for scenario in solo:
                 for users in self.users:
                     for i in range(n):
                         yield trial, scenario, users, names[(trial - 1 + i) % n]
@@ -192,8 +199,7 @@ class RunConfig:
     @property
     def cell_count(self) -> int:
         """Solo cells plus co-scheduled groups (each one step of the progress bar)."""
-        solo = self.trials * len(self.scenarios) * len(self.users) * len(self.series())
-        return solo + len(self.co_schedule())
+        return len(list(self.cells())) + len(self.co_schedule())
 
 
 @dataclass
