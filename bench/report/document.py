@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -594,6 +595,7 @@ def readme_section(folder: Path, readme: Path, extra: Sequence[Path] = ()) -> st
     rel = folder.resolve().relative_to(readme.resolve().parent)
     blocks: list[Block] = [
         *scorecard.blocks(folder, extra),
+        *findings_links(readme),
         *questions.blocks([folder, *extra]),
         p(
             f"Reference run `{doc['run_id']}` of {doc['started'][:10]} on {env.get('cpu_model')} "
@@ -615,6 +617,24 @@ def readme_section(folder: Path, readme: Path, extra: Sequence[Path] = ()) -> st
         for summary in readme_summaries().values():
             blocks += summary(other, other_rel)
     return to_markdown(blocks).strip()
+
+
+FINDINGS = Path(__file__).resolve().parents[2] / "docs" / "findings"
+
+
+def findings_links(readme: Path) -> list[Block]:
+    """The findings pages (docs/findings/README.md's list), linked from *readme*'s folder."""
+    index = FINDINGS / "README.md"
+    if not index.exists():
+        return []
+    rel = os.path.relpath(FINDINGS, readme.resolve().parent)
+    items = []
+    for line in index.read_text().split("\n- [")[1:]:
+        title, _, rest = line.partition("](")
+        page = rest.partition(")")[0]
+        what = " ".join(rest.partition("):")[2].split()).split(" — ")[0].rstrip(";,")
+        items.append(f"[{title}]({rel}/{page}): {what}")
+    return [h2("Findings"), bullets(items)] if items else []
 
 
 def _pitfall_findings(folder: Path, rel: Path) -> list[Block]:
