@@ -80,8 +80,9 @@ def environment() -> dict[str, Any]:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             packages[name] = None
-    # Code changes (untracked files too): results/ is what runs write.
-    status = _git("status", "--porcelain", "--", ".", ":(exclude)results")
+    # Code changes only: results/ is what runs write (scripts/reference refuses untracked
+    # files as well: bench/common/provenance.py).
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,

@@ -185,8 +185,8 @@ def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[
         compared = verdicts.get((_twin(doc, name, BASELINE), name))
         if compared is not None:
             score.verdict = compared.comparison.verdict()
-            # Computed from the medians of req/s themselves, whatever sign the verdict uses.
-            score.rps_change_percent = 100 * (compared.b_value / compared.a_value - 1)
+            # The verdict's own ratio: one number for one quantity.
+            score.rps_change_percent = compared.comparison.change_percent
             score.rps_resolved = bool(getattr(compared.comparison, "significant", False))
         elif name == _twin(doc, name, BASELINE):
             score.verdict = "baseline"
@@ -196,7 +196,9 @@ def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[
     for s in out:
         if s.cost and cheapest:
             s.cost_relative = s.cost / cheapest
-    out.sort(key=lambda s: (s.kind == "baseline", -(s.rps or 0)))
+    # Ranked by the verdict's ratio against the baseline (the co-scheduled pass where the run
+    # has one), not by one solo cell's req/s: that carries the machine's swings.
+    out.sort(key=lambda s: (s.kind == "baseline", -_rank(s)))
     return out, context
 
 
@@ -259,7 +261,15 @@ def _cost_text(s: Score, unit: str) -> str:
     if s.cost is None:
         return "–"
     amount = f"{s.cost / 1e6:.2f} M" if unit.startswith("instructions") else f"{s.cost:.0f} µs"
-    return f"×{s.cost_relative:.2f} ({amount})" if s.cost_relative else amount
+    return f"×{s.cost_relative:.3f} ({amount})" if s.cost_relative else amount
+
+
+def _rank(s: Score) -> float:
+    if s.verdict == "baseline":
+        return 1.0
+    if s.rps_change_percent is not None:
+        return 1 + s.rps_change_percent / 100
+    return 0.0
 
 
 def _short(verdict: str) -> str:
