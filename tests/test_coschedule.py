@@ -189,3 +189,45 @@ def test_an_injected_cost_is_resolved_in_the_right_direction(co_run: Path) -> No
     row = co_comparison(doc, "context", "context_plus10", "read", 16)
     assert row is not None
     assert row.comparison.ratio < 1 and row.comparison.significant, row.comparison.verdict()
+
+
+def group_of(a: str, b: str, ratios: list[float], extra_s: float = 0.0) -> dict[str, Any]:
+    windows = [
+        {"dropped": None, "members": {
+            a: {"requests": 1000, "server_cpu_s": 1.0},
+            b: {"requests": round(1000 * r), "server_cpu_s": 1.0,
+                "calibration_cpu_s": extra_s * round(1000 * r) or None},
+        }}
+        for r in ratios
+    ]  # fmt: skip
+    return {"scenario": "read", "users": 32, "members": [a, b], "status": "ok",
+            "windows": windows}  # fmt: skip
+
+
+def test_the_report_counts_verdicts_chains_context_and_checks_the_calibration(
+    tmp_path: Path,
+) -> None:
+    from bench.common.blocks import to_markdown
+    from bench.report import coscheduled
+
+    rng = random.Random(4)
+
+    def noisy(x: float) -> list[float]:
+        return [x * math.exp(rng.gauss(0, 0.02)) for _ in range(10)]
+
+    settings = CoSettings(anchors=["depends", "context"], group="first").as_dict()
+    doc = {"coscheduled": {"settings": settings, "groups": [
+        group_of("depends", "context", noisy(1.2)),
+        group_of("depends", "scoped", noisy(1.15)),
+        # 100 µs extra per request on a 1,000-µs request: predicted ×0.909
+        group_of("context", "context_plus10", noisy(1 / 1.1), extra_s=100e-6),
+    ]}}  # fmt: skip
+    rows = co_comparisons(doc)
+    chained = next(r for r in rows if (r.a, r.b) == ("context", "scoped"))
+    assert "chained through depends" in chained.comparison.verdict()
+    assert chained.comparison.ratio == pytest.approx(1.15 / 1.2, rel=0.03)
+    text = to_markdown(coscheduled.section(tmp_path, doc))
+    assert "read at 32 users: 3 of 3 comparisons end in a verdict" in text
+    calibration = [line for line in text.splitlines() if "context_plus10" in line][-1]
+    cells = [c.strip() for c in calibration.strip("|").split("|")]
+    assert cells[3] == "0.909" and cells[4] == "yes" and cells[-1] == "right"

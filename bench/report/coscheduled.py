@@ -173,13 +173,16 @@ def _left_out(invalid: list[dict[str, Any]]) -> str:
 
 
 def _decided_counts(rows: list[Row]) -> list[str]:
+    """How many strategy comparisons (calibration series left out) end in a verdict, per
+    scenario and user count."""
     out = []
-    for scenario in sorted({r.scenario for r in rows}):
-        mine = [r for r in rows if r.scenario == scenario]
+    strategies = [r for r in rows if not r.b.startswith("context_plus")]
+    for scenario, users in sorted({(r.scenario, r.users) for r in strategies}):
+        mine = [r for r in strategies if (r.scenario, r.users) == (scenario, users)]
         n = sum(decided(r) for r in mine)
         goal = DECIDED_GOAL.get(scenario)
         out.append(
-            f"{scenario}: {n} of {len(mine)} comparisons end in a verdict"
+            f"{scenario} at {users} users: {n} of {len(mine)} comparisons end in a verdict"
             + (f" (goal ≥ {100 * goal:.0f} %)" if goal else "")
         )
     return out
