@@ -88,7 +88,7 @@ def test_asyncio_pool_queues_are_refused_for_the_sync_variant(db, tmp_path: Path
 def test_scorecard_calls_the_threadpool_a_reference_not_a_ceiling() -> None:
     from bench.report.scorecard import Score, advice
 
-    assert advice(Score("sync_threadpool", "baseline")).startswith("a reference, not a contender")
+    assert advice(Score("sync_threadpool", "baseline")).startswith("reference: the sync Session")
     assert advice(Score("raw", "baseline")).startswith("a ceiling")
 
 

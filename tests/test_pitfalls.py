@@ -79,7 +79,8 @@ def test_fanout_in_scoped_task_leaks_silently(target: Callable[[str], Target]) -
     # Every request "works", but each gathered task kept its own session and connection.
     assert found.numbers["one_by_one"] == {"200": 5}
     assert found.numbers["leaked_connections"] == 10  # 2 per request: the pool of 10 is gone
-    assert found.numbers["registry_after"] >= 10 and found.numbers["follow_up_get"] == "500"
+    # the follow-up waits for a pooled connection that never comes: 503, the pool timeout
+    assert found.numbers["registry_after"] >= 10 and found.numbers["follow_up_get"] == "503"
 
 
 def test_background_task_holds_the_request_connection_in_scoped_not_in_context(

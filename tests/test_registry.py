@@ -14,7 +14,12 @@ from bench.common import environments
 
 def test_lists_required_strategies_and_baselines() -> None:
     assert {"scoped", "depends", "context", "core", "raw"} <= set(variants.VARIANTS)
-    assert {v.kind for v in variants.VARIANTS.values()} == {"strategy", "baseline", "library"}
+    assert {v.kind for v in variants.VARIANTS.values()} == {
+        "strategy",
+        "baseline",
+        "library",
+        "calibration",
+    }
 
 
 @pytest.mark.parametrize("name", list(variants.VARIANTS))

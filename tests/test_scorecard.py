@@ -56,7 +56,7 @@ def test_cost_json_puts_instructions_per_get_in_the_scorecard(tmp_path: Path) ->
     assert round(by["depends"].cost_relative or 0, 3) == round(1.99 / 1.79, 3)
     blocks = scorecard.blocks(folder)
     assert blocks[1].headers[1] == "instructions per GET"
-    assert any(row[1] == "×1.11 (1.99 M)" for row in blocks[1].rows)
+    assert any(row[1] == "×1.112 (1.99 M)" for row in blocks[1].rows)
 
 
 def test_unresolved_tails_are_printed_as_lower_bounds(tmp_path: Path) -> None:
@@ -274,7 +274,7 @@ def test_a_stall_is_a_result_in_the_scorecard_and_the_tables(tmp_path: Path) -> 
     ]}))  # fmt: skip
     rows = {r[0]: r for r in scorecard.blocks(folder)[1].rows}
     sync = rows["sync_threadpool"]
-    assert sync[1] == "×1.50 (2.70 M)"  # the cost still shows
+    assert sync[1] == "×1.500 (2.70 M)"  # the cost still shows
     assert sync[2] == "deadlocks at 128 users; 600 at 32 users"  # and req/s where it served
     assert sync[6] == (
         "avoid: deadlocks at 128 users (40 threads wait for 10 connections: fastapi#12066)"

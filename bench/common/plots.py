@@ -31,8 +31,9 @@ INVALID = {"color": "#555555", "marker": "x", "linestyle": "none", "markersize":
 PALETTE = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#7f7f7f", "#000000",
     "#e377c2", "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#7b4173", "#d6a100",
+    "#5254a3", "#8ca252", "#bd9e39", "#e7969c",
 ]  # fmt: skip
-"""One colour per variant, in registry order (16: room for new variants)."""
+"""One colour per variant, in registry order (20: room for new variants)."""
 MARKERS = ["o", "s", "^", "D", "v", "P", "*", "<", ">", "h", "p", "d"]
 """With the colour, a marker per variant, so no two variants look alike even in grey."""
 AXIS_LINESTYLES = ["--", ":", "-."]

@@ -65,7 +65,8 @@ def cpu_ratio(run_doc: dict[str, Any], variant: str, scenario: str) -> dict[str,
     for cell in run_doc.get("cells", []):
         server = (cell.get("cpu_us_per_request") or {}).get("server")
         if cell.get("status") == "ok" and cell["scenario"] == scenario and server:
-            cells.setdefault((cell["variant"], cell["users"]), {})[cell["trial"]] = server
+            trials = cells.setdefault((cell["variant"], cell["users"]), {})
+            trials[cell.get("trial", len(trials) + 1)] = server
     for top in reversed(users):
         a, b = cells.get((BASELINE, top), {}), cells.get((variant, top), {})
         pairs = [(a[t], b[t]) for t in sorted(a) if t in b]

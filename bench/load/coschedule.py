@@ -102,18 +102,24 @@ def groups(series: Sequence[str], settings: CoSettings) -> list[tuple[str, ...]]
 
     Calibration series (``variants`` kind ``calibration``) go with ``context`` only."""
     anchors = [a for a in settings.anchors if a in series]
+    if not anchors:
+        return []
     out: list[tuple[str, ...]] = []
     for i, a in enumerate(anchors):  # anchors against each other
         out += [(a, b) for b in anchors[i + 1 :]]
-    others = [
-        name for name in series
-        if name not in anchors and variants.get(name.split("+", 1)[0]).kind in settings.kinds
-    ]  # fmt: skip
+
+    def kind(name: str) -> str:
+        known = variants.VARIANTS.get(name.split("+", 1)[0])
+        return known.kind if known is not None else "strategy"
+
+    others = [name for name in series if name not in anchors and kind(name) in settings.kinds]
     if settings.group == "all" and others:
         out = []  # every group holds every anchor: their comparisons come from all groups
     for name in others:
-        kind = variants.get(name.split("+", 1)[0]).kind
-        mine = ["context"] if kind == "calibration" and "context" in anchors else anchors
+        calibration = kind(name) == "calibration"
+        mine = ["context"] if calibration and "context" in anchors else anchors
+        if calibration and "context" not in anchors:
+            continue  # a calibration series is context plus a known cost
         if settings.group == "first":
             out.append((mine[0], name))
         elif settings.group == "all" or len(mine) == 1:
@@ -141,7 +147,8 @@ def schedule(
 
 
 def _calibration(name: str) -> bool:
-    return variants.get(name.split("+", 1)[0]).kind == "calibration"
+    known = variants.VARIANTS.get(name.split("+", 1)[0])
+    return known is not None and known.kind == "calibration"
 
 
 @dataclass

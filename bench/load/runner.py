@@ -185,7 +185,7 @@ class RunConfig:
         """(trial, scenario, users, series) in run order: trials interleaved across series.
         Calibration series (a known extra cost) have no solo cells: they serve the
         co-scheduled pass only."""
-        names = [s.name for s in self.series() if variants.get(s.variant).kind != "calibration"]
+        names = [s.name for s in self.series() if _kind(s.variant) != "calibration"]
         n = len(names)
         solo = [
             s for s in self.scenarios if self.solo_scenarios is None or s in self.solo_scenarios
@@ -753,6 +753,12 @@ class Runner:
             processes.stop(self.locust)
         for server in self.servers.values():
             server.stop()
+
+
+def _kind(variant: str) -> str | None:
+    """The registry kind of *variant* (None: not a registry variant)."""
+    known = variants.VARIANTS.get(variant)
+    return known.kind if known is not None else None
 
 
 def local_processes_args(processes: int, port: int | None = None) -> list[str]:

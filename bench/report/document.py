@@ -625,8 +625,8 @@ FINDINGS = Path(__file__).resolve().parents[2] / "docs" / "findings"
 def findings_links(readme: Path) -> list[Block]:
     """The findings pages (docs/findings/README.md's list), linked from *readme*'s folder."""
     index = FINDINGS / "README.md"
-    if not index.exists():
-        return []
+    if not index.exists() or FINDINGS.parents[1] != readme.resolve().parent:
+        return []  # a README elsewhere (a copy, a test's) has no docs/ beside it
     rel = os.path.relpath(FINDINGS, readme.resolve().parent)
     items = []
     for line in index.read_text().split("\n- [")[1:]:
