@@ -189,9 +189,13 @@ def test_report_sets_cpu_ratio_beside_and_flags_disagreement() -> None:
     cost = {"rows": [_row("context", 1_000_000), _row("depends", 1_100_000),
                      _row("scoped", 1_000_000), _row("raw", 500_000)]}  # fmt: skip
     cpu = [500.0, 505.0, 495.0, 502.0, 498.0]
-    run_doc = {"cells": [_cell("context", us) for us in cpu]
-               + [_cell("depends", us * 1.1) for us in cpu]
-               + [_cell("scoped", us * 1.3) for us in cpu]}  # fmt: skip
+
+    # Paired by round (the cell's trial): each round's ratio differs a little.
+    def cells(variant: str, factor: float, values: list[float]) -> list[dict[str, Any]]:
+        return [_cell(variant, us * factor) | {"trial": i} for i, us in enumerate(values)]
+
+    run_doc = {"cells": cells("context", 1.0, cpu) + cells("depends", 1.1, cpu[::-1])
+               + cells("scoped", 1.3, cpu[::-1])}  # fmt: skip
     rows, checked, disagreements = rows_for(cost, run_doc)
     by_variant = {r[2]: r for r in rows}
     assert by_variant["depends"][5].startswith("1.100") and by_variant["raw"][6].startswith("1.000")

@@ -77,7 +77,7 @@ def test_advanced_alchemy_autocommit_acknowledges_a_failed_commit(
 def test_the_matrix_covers_strategies_and_libraries_by_default() -> None:
     args = argparse.Namespace(
         mode="quick", variants=None, scenarios=None, soak=None, pool_size=10,
-        pool_timeout=2.0, out=None, driver=None,
+        pool_timeout=2.0, out=None, driver=None, pre_ping="both", repeats=None,
     )  # fmt: skip
     config = config_from(args)
     assert set(LIBRARIES) <= set(config.variants) and {"scoped", "context"} <= set(config.variants)
