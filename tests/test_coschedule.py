@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from bench.common import cpu, histograms
+from bench.common import cpu, histograms, tally
 from bench.common.pairs import co_comparison, co_comparisons, co_pairs
-from bench.common.stats import compare_windows, holm
+from bench.common.stats import compare_windows, false_discoveries, holm
 from bench.load import coschedule
 from bench.load.coschedule import CoSettings, Member
 
@@ -73,8 +73,16 @@ def test_a_window_with_steal_is_dropped_from_both_sides_of_its_pair() -> None:
         (2.0, snapshot({"context": 1.0, "depends": 1.0}, steal=0.2)),
     ]
     tallies = {
-        "context": [(0, 0, 0, 0), (1, 500, 500_000_000, 0), (2, 1000, 1_000_000_000, 0)],
-        "depends": [(0, 0, 0, 0), (1, 400, 500_000_000, 0), (2, 800, 1_000_000_000, 0)],
+        "context": [
+            tally.Row(0, 0, 0, 0),
+            tally.Row(1, 500, 500_000_000, 0),
+            tally.Row(2, 1000, 1_000_000_000, 0),
+        ],
+        "depends": [
+            tally.Row(0, 0, 0, 0),
+            tally.Row(1, 400, 500_000_000, 0),
+            tally.Row(2, 800, 1_000_000_000, 0),
+        ],
     }
     windows = coschedule._windows(snaps, [member(n) for n in names], results_for(names, 2), tallies)
     assert windows[0]["dropped"] is None
@@ -92,7 +100,7 @@ def test_a_window_where_the_servers_do_not_fill_their_core_is_dropped() -> None:
     names = ["context", "depends"]
     snaps = [(0.0, snapshot({"context": 0.0, "depends": 0.0})),
              (1.0, snapshot({"context": 0.3, "depends": 0.3}))]  # fmt: skip
-    tallies = {n: [(0, 0, 0, 0), (1, 100, 300_000_000, 0)] for n in names}
+    tallies = {n: [tally.Row(0, 0, 0, 0), tally.Row(1, 100, 300_000_000, 0)] for n in names}
     [window] = coschedule._windows(
         snaps, [member(n) for n in names], results_for(names, 1), tallies
     )
@@ -156,6 +164,51 @@ def test_holm_withholds_a_marginal_claim_in_a_large_family() -> None:
     assert holm([marginal])[0].significant  # a family of one: its own test
 
 
+def test_false_discoveries_allow_claims_holm_withholds_and_charge_each_look() -> None:
+    rng = random.Random(6)
+
+    def windows(ratio: float, sd: float, n: int) -> Any:
+        return compare_windows([[(1.0, ratio * math.exp(rng.gauss(0, sd))) for _ in range(n)]])
+
+    real = [windows(1.15, 0.05, 8) for _ in range(10)]  # ten clear effects
+    nulls = [windows(1.0, 0.08, 6) for _ in range(20)]  # twenty without one
+    marginal = windows(1.03, 0.025, 8)
+    assert marginal.claim == "different"  # alone, its own 95 % CI excludes 1
+    family = [marginal, *real, *nulls]
+    assert not holm(family)[0].significant  # Holm: the chance of any false claim ≤ 5 %
+    by_rate = false_discoveries(family)  # BH: ≤ 5 % of the claims false, on average
+    assert by_rate[0].significant
+    assert all(c.significant for c in by_rate[1:11])
+    assert not any(c.significant or c.equivalent for c in by_rate[11:])
+    looked = false_discoveries(family, [40, *[1] * 30])  # its p-value times 40 looks
+    assert not looked[0].significant and "Benjamini–Hochberg" in looked[0].verdict()
+
+
+def test_calibration_series_share_one_group_with_context() -> None:
+    series = ["depends", "context", "scoped", "context_plus5", "context_plus10"]
+    groups = coschedule.groups(series, CoSettings(anchors=["depends", "context"], group="all"))
+    assert groups == [("depends", "context", "scoped"),
+                      ("context", "context_plus5", "context_plus10")]  # fmt: skip
+
+
+def test_only_groups_with_an_unresolved_comparison_are_looked_at_again() -> None:
+    rng = random.Random(6)
+
+    def noisy(x: float, sd: float) -> list[float]:
+        return [x * math.exp(rng.gauss(0, sd)) for _ in range(8)]
+
+    settings = CoSettings(anchors=["depends"], group="all").as_dict()
+    clear = group_of("depends", "context", noisy(1.25, 0.02))
+    unclear = group_of("depends", "scoped", noisy(1.04, 0.10))
+    doc = {"coscheduled": {"settings": settings, "groups": [clear, unclear]}}
+    planned = [(1, "read", 32, ("depends", "context")), (1, "read", 32, ("depends", "scoped"))]
+    assert coschedule.unresolved(doc, planned) == [("read", 32, ("depends", "scoped"))]
+    unclear_again = group_of("depends", "scoped", noisy(1.3, 0.02)) | {"look": 2}
+    doc["coscheduled"]["groups"].append(unclear_again)
+    [row] = [r for r in co_comparisons(doc) if r.b == "scoped"]
+    assert row.looks == 2
+
+
 @pytest.fixture(scope="module")
 def co_run(tmp_path_factory: pytest.TempPathFactory, db: Any) -> Path:
     """context against context_plus10 (a known extra CPU cost), co-scheduled."""
@@ -163,7 +216,8 @@ def co_run(tmp_path_factory: pytest.TempPathFactory, db: Any) -> Path:
     subprocess.run(
         [*CLI, "run", "--variants", "context,context_plus10", "--scenarios", "read",
          "--users", "16", "--trials", "1", "--duration", "0.5", "--warmup", "0.3",
-         "--co-anchors", "context", "--co-windows", "8", "--co-window", "1", "--out", str(out)],
+         "--co-anchors", "context", "--co-windows", "8", "--co-window", "1", "--co-budget", "0",
+         "--out", str(out)],
         check=True, capture_output=True, timeout=240, env={**os.environ, "DATABASE_URL": db.url},
     )  # fmt: skip
     return out

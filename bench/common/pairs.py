@@ -2,8 +2,11 @@
 
 One computation, read by the report's tables, the scorecard, ``compare`` and the cost
 report's cross-check: every non-anchor series against each anchor it was loaded with (and
-the anchors among themselves), from the windows the machine guard kept, with Holm's rule
-over all of a run's comparisons (bench/common/stats.py: ``compare_windows``, ``holm``).
+the anchors among themselves), from the windows the machine guard kept, decided together by
+the Benjamini–Hochberg rule over all of a run's comparisons, each comparison's p-value
+multiplied by the looks it had (the pass measures unresolved groups again:
+bench/load/coschedule.py; bench/common/stats.py: ``compare_windows``,
+``false_discoveries``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import statistics
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench.common.stats import Comparison, compare_windows, holm
+from bench.common.stats import Comparison, compare_windows, false_discoveries
 
 CO_UNIT = "req/s per core"
 
@@ -27,6 +30,21 @@ class CoComparison:
     a_value: float  # median req/s per core of A over the window pairs
     b_value: float
     comparison: Comparison
+    looks: int = 1  # times the pass measured it and looked whether it was resolved
+
+
+def looks(doc: dict[str, Any], a: str, b: str, scenario: str, users: int) -> int:
+    """The latest look (``look`` of a group record: 1 for the planned pass, k for its k-th
+    follow-up) among the groups where A and B were loaded together."""
+    return max(
+        (
+            int(g.get("look", 1))
+            for g in doc.get("coscheduled", {}).get("groups", [])
+            if (g["scenario"], g["users"]) == (scenario, users)
+            and a in g["members"] and b in g["members"]
+        ),
+        default=1,
+    )  # fmt: skip
 
 
 def window_capacity(side: dict[str, Any]) -> float | None:
@@ -59,7 +77,8 @@ def co_pairs(
 
 
 def co_comparisons(doc: dict[str, Any]) -> list[CoComparison]:
-    """Every co-scheduled comparison of the run, decided together (Holm)."""
+    """Every co-scheduled comparison of the run, decided together (Benjamini–Hochberg over
+    looks-adjusted p-values)."""
     co = doc.get("coscheduled")
     if not co:
         return []
@@ -83,9 +102,10 @@ def co_comparisons(doc: dict[str, Any]) -> list[CoComparison]:
         flat = [p for g in groups for p in g]
         a_value = statistics.median(x for x, _ in flat)
         b_value = statistics.median(y for _, y in flat)
-        found.append(CoComparison(scenario, users, a, b, a_value, b_value, comparison))
+        seen = looks(doc, a, b, scenario, users)
+        found.append(CoComparison(scenario, users, a, b, a_value, b_value, comparison, seen))
     found += _chained(found, anchors)
-    decided = holm([r.comparison for r in found])
+    decided = false_discoveries([r.comparison for r in found], [r.looks for r in found])
     return [replace(r, comparison=c) for r, c in zip(found, decided, strict=True)]
 
 
@@ -109,7 +129,10 @@ def _chained(found: list[CoComparison], anchors: list[str]) -> list[CoComparison
                 f"{row.comparison.n_a} + {link.comparison.n_a} window pairs"
             )
             comparison = link.comparison.inverted().chained(row.comparison, design)
-            out.append(CoComparison(scenario, users, k, x, link.b_value, row.b_value, comparison))
+            seen = row.looks + link.looks - 1  # each link's new windows are a new look
+            out.append(
+                CoComparison(scenario, users, k, x, link.b_value, row.b_value, comparison, seen)
+            )
     return out
 
 
@@ -122,7 +145,7 @@ def co_comparison(
             return r
         if (r.scenario, r.users, r.a, r.b) == (scenario, users, b, a):
             return CoComparison(scenario, users, a, b, r.b_value, r.a_value,
-                                r.comparison.inverted())  # fmt: skip
+                                r.comparison.inverted(), r.looks)  # fmt: skip
     return None
 
 

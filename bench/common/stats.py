@@ -117,7 +117,9 @@ class Comparison:
     equivalence_p: float | None = None  # TOST p-value of "within ±margin" (two one-sided t-tests)
     decided: bool | None = None
     """None: decide by this comparison's own 95 % CI; True/False: a multiplicity rule over
-    the family of comparisons (``holm``) allowed or withheld this comparison's claim."""
+    the family of comparisons (``holm``, ``false_discoveries``) allowed or withheld this
+    comparison's claim."""
+    rule: str = ""  # that rule, as the verdict names it when it withholds a claim
     log_se: float | None = None  # standard error of the mean log ratio (None: no spread)
     df: float | None = None  # its degrees of freedom
 
@@ -214,7 +216,7 @@ class Comparison:
         if self.equivalent:
             return f"no difference within ±{self.margin_percent:g} % ({detail})"
         if self.claim is not None and self.decided is False:
-            why = "held back by the Holm correction over this run's comparisons"
+            why = f"held back by {self.rule or 'the Holm correction'} over this run's comparisons"
         elif self.note:
             why = self.note
         elif self.trials_needed is None:
@@ -360,25 +362,70 @@ def _with_interval(bare: Comparison, diff: float, se: float, df: float, sd: floa
     )
 
 
+def _family_p(c: Comparison) -> float | None:
+    """The p-value a comparison enters a family with: its claim's, else the smaller of its
+    two tests' (at most one of "no difference" and "within ±margin" can be a true null, so
+    either test rejecting falsely is this comparison's one chance of a false claim)."""
+    if c.claim_p is not None:
+        return c.claim_p
+    tests = [x for x in (c.p_value, c.equivalence_p) if x is not None]
+    return min(tests) if tests else None
+
+
 def holm(comparisons: Sequence[Comparison], alpha: float = 1 - CONFIDENCE) -> list[Comparison]:
     """*comparisons* with ``decided`` set by Holm's step-down rule over their claims.
 
-    Each comparison's claim ("different": t-test p; "equivalent": TOST p) enters one family;
-    claims are allowed in order of p-value while ``p ≤ alpha / (m − rank)``, so the chance of
-    any false claim in the family stays ≤ *alpha*. A comparison with no claim stays unresolved.
+    Every comparison with an interval enters the family (its claim's p-value, or its
+    smaller test p-value when it has no claim); claims are allowed in order of p-value while
+    ``p ≤ alpha / (m − rank)``, so the chance of any false claim in the family stays
+    ≤ *alpha*. A comparison with no claim stays unresolved.
     """
-    ranked = sorted(
-        (i for i, c in enumerate(comparisons) if c.claim_p is not None),
-        key=lambda i: comparisons[i].claim_p or 0.0,
-    )
+    family = {i: p for i, c in enumerate(comparisons) if (p := _family_p(c)) is not None}
+    ranked = sorted(family, key=family.__getitem__)
     m = len(ranked)
     allowed: set[int] = set()
     for rank, i in enumerate(ranked):
-        if (comparisons[i].claim_p or 0.0) > alpha / (m - rank):
+        if family[i] > alpha / (m - rank):
             break
         allowed.add(i)
     return [
         replace(c, decided=i in allowed) if c.claim_p is not None else c
+        for i, c in enumerate(comparisons)
+    ]
+
+
+FDR_RULE = "the Benjamini–Hochberg rule (5 % false claims expected)"
+
+
+def false_discoveries(
+    comparisons: Sequence[Comparison],
+    looks: Sequence[int] | None = None,
+    alpha: float = 1 - CONFIDENCE,
+) -> list[Comparison]:
+    """*comparisons* with ``decided`` set by the Benjamini–Hochberg step-up rule over their
+    claims: of the claims it allows, at most a share *alpha* are expected to be false. The
+    family is every comparison with an interval (as in :func:`holm`).
+
+    A comparison that was looked at several times, more windows being measured while it was
+    unresolved (*looks*, one per comparison; default 1), enters with its claim's p-value
+    multiplied by its looks (Bonferroni over looks), so stopping once it looked resolved
+    cannot inflate its error rate.
+    """
+    seen = list(looks) if looks is not None else [1] * len(comparisons)
+    adjusted = {
+        i: min(1.0, p * max(1, seen[i]))
+        for i, c in enumerate(comparisons)
+        if (p := _family_p(c)) is not None
+    }
+    ranked = sorted(adjusted, key=adjusted.__getitem__)
+    m = len(ranked)
+    last = -1
+    for rank, i in enumerate(ranked):
+        if adjusted[i] <= alpha * (rank + 1) / m:
+            last = rank
+    allowed = set(ranked[: last + 1])
+    return [
+        replace(c, decided=i in allowed, rule=FDR_RULE) if c.claim_p is not None else c
         for i, c in enumerate(comparisons)
     ]
 

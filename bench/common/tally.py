@@ -5,10 +5,12 @@ the same windows. Counting requests at the load generator and CPU time from the 
 puts two clocks on a busy core between the numerator and the denominator; here one
 process reads both at one instant. ``serve`` wraps the app in :class:`Tally` when
 ``SESSIONBENCH_TALLY`` names a file; each ``SIGUSR1`` appends one line to it:
-``<epoch s> <requests completed> <process CPU ns> <calibration ns>`` (the last: CPU spent
-on a calibration series' known extra work, variants/calibration.py; 0 elsewhere). The
-runner signals every server of a group back to back at each window edge and takes the
-differences.
+``<epoch s> <requests completed> <process CPU ns> <calibration ns> <user ns> <system ns>
+<context switches>`` (calibration: CPU spent on a calibration series' known extra work,
+variants/calibration.py, 0 elsewhere; user and system: the kernel's split of the process
+CPU, at clock-tick resolution; context switches: voluntary plus involuntary, from
+/proc/self/status). The runner signals every server of a group back to back at each window
+edge and takes the differences.
 """
 
 from __future__ import annotations
@@ -18,11 +20,31 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 TALLY_ENV = "SESSIONBENCH_TALLY"
+
+
+class Row(NamedTuple):
+    """One dump: the server's counters at one instant."""
+
+    at: float  # epoch s
+    requests: int  # completed so far
+    cpu_ns: int  # process CPU
+    calibration_ns: int
+    user_ns: int = 0
+    system_ns: int = 0
+    switches: int = 0
+
+
+def _switches() -> int:
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    return sum(int(line.split()[1]) for line in text.splitlines() if "ctxt_switches:" in line)
 
 
 class Tally:
@@ -45,18 +67,22 @@ class Tally:
         spent = time.clock_gettime_ns(time.CLOCK_PROCESS_CPUTIME_ID)
         calibration = sys.modules.get("variants.calibration")
         extra = calibration.SPENT_NS[0] if calibration is not None else 0
-        line = f"{time.time():.6f} {self.completed} {spent} {extra}\n"
+        times = os.times()
+        line = (
+            f"{time.time():.6f} {self.completed} {spent} {extra} {int(times.user * 1e9)} "
+            f"{int(times.system * 1e9)} {_switches()}\n"
+        )
         with self.path.open("a") as out:
             out.write(line)
 
 
-def read(path: Path) -> list[tuple[float, int, int, int]]:
-    """The dumps in *path*: (epoch s, requests completed, process CPU ns, calibration ns)."""
+def read(path: Path) -> list[Row]:
+    """The dumps in *path* (a line of an older format gives zeros for what it lacks)."""
     rows = []
     for line in path.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 4:
-            rows.append((float(parts[0]), int(parts[1]), int(parts[2]), int(parts[3])))
+        if len(parts) in (4, 7):
+            rows.append(Row(float(parts[0]), *(int(x) for x in parts[1:])))
     return rows
 
 

@@ -180,6 +180,10 @@ def register(sub: Any) -> None:
                    help="seconds per co-scheduled window (default: the mode's)")  # fmt: skip
     p.add_argument("--co-rounds", type=number(int, 1), metavar="N",
                    help="rounds of the co-scheduled groups (default: the mode's)")  # fmt: skip
+    p.add_argument("--co-budget", type=number(float, 0), metavar="S",
+                   help="seconds the co-scheduled pass may take: groups with an unresolved "
+                   "comparison are loaded again while it lasts (default: the mode's; 0: no "
+                   "second look)")  # fmt: skip
     p.add_argument(
         "--co-group",
         type=one_of("co-scheduled grouping", lambda: ("pairs", "first", "all")),

@@ -24,14 +24,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "trials": 2,
         "duration": 2.0,
         "warmup": 1.0,
-        # verdicts: each strategy co-scheduled with depends, context against depends (the
-        # comparisons with context chained through depends)
+        # verdicts: each strategy co-scheduled with depends and context at once; groups
+        # left unresolved are loaded again while the budget lasts
         "co_anchors": ["depends", "context"],
-        "co_windows": 6,
+        "co_windows": 10,
         "co_window": 2.0,
         "co_rounds": 1,
-        "co_group": "first",
+        "co_warmup": 1.0,
+        "co_group": "all",
         "co_cells": [],
+        "co_budget": 75.0,
         "solo_scenarios": None,
     },
     "full": {
@@ -51,8 +53,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "co_windows": 6,
         "co_window": 2.0,
         "co_rounds": 1,
-        "co_group": "first",
+        "co_warmup": 1.0,
+        "co_group": "all",
         "co_cells": ["read:32", "read:128", "write:32", "write:128", "mixed:128", "multi:128"],
+        "co_budget": 1500.0,
     },
 }
 
@@ -140,12 +144,22 @@ def run(args: argparse.Namespace) -> int:
     if (config.out / RUN_FILE).exists():
         console.print(f"sessionbench: error: --out {config.out} already holds a run")
         return 2
+    solo = len(list(config.cells()))
+    co = config.co_settings()
+    groups = len(config.co_schedule())
+    scenarios = config.solo_scenarios or config.scenarios
     console.print(
-        f"sessionbench run --{config.mode}: {config.cell_count} cells "
-        f"({len(config.series())} series × {len(config.scenarios)} scenarios × "
-        f"{len(config.users)} user counts × {config.trials} trials), "
+        f"sessionbench run --{config.mode}: {solo} solo cells ({len(config.series())} series × "
+        f"{'/'.join(scenarios)} × {len(config.users)} user counts × {config.trials} trials, "
         f"{config.warmup:g} s warm-up + {config.duration:g} s each"
         + (f" + up to {config.follow:g} s following" if config.follow else "")
+        + ")"
+        + (
+            f", then {groups} co-scheduled groups of {co.windows} × {co.window:g} s windows"
+            + (f" (more looks at unresolved groups up to {co.budget:g} s)" if co.budget else "")
+            if co is not None and groups
+            else ""
+        )
         + f" → {rel_path(config.out)}",
         highlight=False,
     )

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import variants
-from bench.common import cpu, database, histograms, integrity, processes, tally
+from bench.common import cpu, database, histograms, integrity, pairs, processes, tally
 from bench.common.server import ServerError, VariantServer
 from bench.load.scenarios import SCENARIOS
 from variants.settings import DatabaseUrl
@@ -86,6 +86,12 @@ class CoSettings:
     kinds: tuple[str, ...] = ("strategy", "library", "calibration")
     """Variant kinds compared with the anchors (baselines such as raw are ceilings, not
     contenders: their solo cells show them)."""
+    budget: float = 0.0
+    """Seconds the whole pass may take. After the planned groups, every group with an
+    unresolved comparison is loaded again (a new *look*: more windows for the same
+    comparisons) while the budget lasts; 0: the planned groups only. Each comparison's
+    p-value is multiplied by its looks before the run's comparisons are decided together
+    (bench/common/pairs.py), so looking again cannot inflate the error rate."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -93,14 +99,15 @@ class CoSettings:
             "warmup_s": self.warmup, "rounds": self.rounds, "group": self.group,
             "start_margin_s": START_MARGIN, "steal_limit_percent": STEAL_LIMIT,
             "saturated_percent": 100 * SATURATED, "kinds": list(self.kinds),
-            "cells": list(self.cells),
+            "cells": list(self.cells), "budget_s": self.budget,
         }  # fmt: skip
 
 
 def groups(series: Sequence[str], settings: CoSettings) -> list[tuple[str, ...]]:
     """The groups loaded together: every series with the anchors, anchors among themselves.
 
-    Calibration series (``variants`` kind ``calibration``) go with ``context`` only."""
+    Calibration series (``variants`` kind ``calibration``) go with ``context`` only (all of
+    them in one group when ``group`` is ``all``)."""
     anchors = [a for a in settings.anchors if a in series]
     if not anchors:
         return []
@@ -113,19 +120,23 @@ def groups(series: Sequence[str], settings: CoSettings) -> list[tuple[str, ...]]
         return known.kind if known is not None else "strategy"
 
     others = [name for name in series if name not in anchors and kind(name) in settings.kinds]
+    calibrations = [n for n in others if kind(n) == "calibration"]
+    others = [n for n in others if n not in calibrations]
     if settings.group == "all" and others:
         out = []  # every group holds every anchor: their comparisons come from all groups
     for name in others:
-        calibration = kind(name) == "calibration"
-        mine = ["context"] if calibration and "context" in anchors else anchors
-        if calibration and "context" not in anchors:
-            continue  # a calibration series is context plus a known cost
         if settings.group == "first":
-            out.append((mine[0], name))
-        elif settings.group == "all" or len(mine) == 1:
-            out.append((*mine, name))
+            out.append((anchors[0], name))
+        elif settings.group == "all" or len(anchors) == 1:
+            out.append((*anchors, name))
         else:
-            out += [(a, name) for a in mine]
+            out += [(a, name) for a in anchors]
+    if calibrations and "context" in anchors:  # context plus a known cost: with context only
+        out += (
+            [("context", *calibrations)]
+            if settings.group == "all"
+            else [("context", c) for c in calibrations]
+        )
     return out
 
 
@@ -144,6 +155,31 @@ def schedule(
                     if scenario != CALIBRATION_SCENARIO and any(map(_calibration, group)):
                         continue  # one scenario proves the design's sensitivity
                     yield r, scenario, n, group
+
+
+def unresolved(
+    doc: dict[str, Any], planned: Sequence[tuple[int, str, int, tuple[str, ...]]]
+) -> list[tuple[str, int, tuple[str, ...]]]:
+    """The planned groups (each once) that another look could resolve: a comparison of
+    their cell between two of their members, or chained to a non-anchor member, that the
+    run's comparisons so far leave unresolved."""
+    anchors = set(doc["coscheduled"]["settings"]["anchors"])
+    open_ = [
+        r for r in pairs.co_comparisons(doc)
+        if not (r.comparison.significant or r.comparison.equivalent)
+    ]  # fmt: skip
+    out: list[tuple[str, int, tuple[str, ...]]] = []
+    for _, scenario, users, group in planned:
+        members = set(group)
+        if (scenario, users, group) in out:
+            continue
+        if any(
+            (r.scenario, r.users) == (scenario, users)
+            and ({r.a, r.b} <= members or (r.b in members and r.b not in anchors))
+            for r in open_
+        ):
+            out.append((scenario, users, group))
+    return out
 
 
 def _calibration(name: str) -> bool:
@@ -176,10 +212,11 @@ class CoPass:
     """series name -> the environment its server gets (pool settings, driver …)."""
     series_variant: dict[str, str]
     pool_limits: dict[str, int]
-    progress: Callable[[str, int, int], None]
     pg_pid: int | None = None
     members: dict[str, Member] = field(default_factory=dict)
     locusts: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    scratch: list[str] = field(default_factory=list)
+    """Every scratch database created (dropped at the end, also for a server that failed)."""
 
     def start(self, url: DatabaseUrl, names: Sequence[str]) -> list[str]:
         """One server per series on its own scratch database; the names that started."""
@@ -187,6 +224,7 @@ class CoPass:
         for i, name in enumerate(names):
             db = f"sessionbench_co{i + 1}"
             lane = asyncio.run(database.create_scratch(url, db))
+            self.scratch.append(db)
             variant = self.series_variant[name]
             env = self.server_env(name) | {tally.TALLY_ENV: str(self._tally(name))}
             server = VariantServer(
@@ -210,13 +248,15 @@ class CoPass:
     def stop(self, url: DatabaseUrl) -> None:
         for locust in self.locusts:
             processes.stop(locust)
-        for i, member in enumerate(self.members.values()):
+        for member in self.members.values():
             member.server.stop()
             if member.monitor is not None:
                 member.monitor.close()
+        for db in self.scratch:
             with contextlib.suppress(Exception):
-                asyncio.run(database.drop_scratch(url, f"sessionbench_co{i + 1}"))
+                asyncio.run(database.drop_scratch(url, db))
         self.members.clear()
+        self.scratch.clear()
 
     def group(
         self, index: int, round_: int, scenario: str, users: int, names: tuple[str, ...]
@@ -354,7 +394,7 @@ def _windows(
     snapshots: list[tuple[float, cpu.Snapshot]],
     members: list[Member],
     results: dict[str, dict[str, Any] | None],
-    tallies: dict[str, list[tuple[float, int, int, int]]],
+    tallies: dict[str, list[tally.Row]],
 ) -> list[dict[str, Any]]:
     """Per window: every member's requests and server CPU (its own tally), errors and µs
     histogram (its locust), the machine's steal and busy cores, and why the window is
@@ -389,6 +429,9 @@ def _windows(
                 "requests_source": "server tally" if mine else "locust",
                 "requests_recorded": recorded,
                 "calibration_cpu_s": round(mine[2], 6) if mine else None,
+                "server_user_s": round(mine[3], 3) if mine else None,
+                "server_system_s": round(mine[4], 3) if mine else None,
+                "context_switches": mine[5] if mine else None,
                 "errors": sub["failures"] if sub else None,
                 "server_cpu_s": round(server_cpu[m.name], 6),
                 "locust_cpu_s": round(spent.processes[f"locust:{m.name}"], 4),
@@ -412,13 +455,18 @@ def _windows(
 
 
 def _tally_window(
-    rows: list[tuple[float, int, int, int]], i: int
-) -> tuple[int, float, float] | None:
-    """(requests, CPU s, calibration CPU s) of window *i* from a server's dumps at its edges."""
+    rows: list[tally.Row], i: int
+) -> tuple[int, float, float, float, float, int] | None:
+    """(requests, CPU s, calibration CPU s, user s, system s, context switches) of window
+    *i* from a server's dumps at its edges."""
     if i + 1 >= len(rows):
         return None
-    (_, n0, c0, k0), (_, n1, c1, k1) = rows[i], rows[i + 1]
-    return n1 - n0, (c1 - c0) / 1e9, (k1 - k0) / 1e9
+    a, b = rows[i], rows[i + 1]
+    return (
+        b.requests - a.requests, (b.cpu_ns - a.cpu_ns) / 1e9,
+        (b.calibration_ns - a.calibration_ns) / 1e9, (b.user_ns - a.user_ns) / 1e9,
+        (b.system_ns - a.system_ns) / 1e9, b.switches - a.switches,
+    )  # fmt: skip
 
 
 def _read(path: Path) -> dict[str, Any] | None:

@@ -124,6 +124,7 @@ class RunConfig:
     co_rounds: int = 1
     co_group: str = "pairs"
     co_cells: list[str] = field(default_factory=list)
+    co_budget: float = 0.0
     solo_scenarios: list[str] | None = None
     """The scenarios with solo cells (None: every scenario of the run)."""
 
@@ -133,7 +134,7 @@ class RunConfig:
         return coschedule.CoSettings(
             anchors=self.co_anchors, windows=self.co_windows, window=self.co_window,
             warmup=self.co_warmup, rounds=self.co_rounds, group=self.co_group,
-            cells=tuple(self.co_cells),
+            cells=tuple(self.co_cells), budget=self.co_budget,
         )  # fmt: skip
 
     def co_schedule(self) -> list[tuple[int, str, int, tuple[str, ...]]]:
@@ -355,15 +356,16 @@ class Runner:
             series_variant={n: s.variant for n, s in self.series.items()},
             pool_limits={n: (s.pool_size + config.max_overflow) * s.workers
                          for n, s in self.series.items()},
-            progress=self.progress,
             pg_pid=embedded.pid if embedded is not None else None,
         )  # fmt: skip
         try:
             names = sorted({n for g in plan for n in g[3]}, key=ready.index)
             self.progress("co-scheduled pass: starting one server per series", done,
                           config.cell_count)  # fmt: skip
+            began = time.monotonic()
             started = co.start(url, names)
             record["series"] = started
+            total = config.cell_count
             for i, (round_, scenario, users, group) in enumerate(plan):
                 if not all(n in started for n in group):
                     continue
@@ -371,12 +373,51 @@ class Runner:
                     f"co-scheduled {' + '.join(group)} · {scenario} · {users} users · "
                     f"round {round_}",
                     done + i,
-                    config.cell_count,
+                    total,
                 )
-                record["groups"].append(co.group(i, round_, scenario, users, group))
+                record["groups"].append(co.group(i, round_, scenario, users, group) | {"look": 1})
                 run.save()
+            self._co_looks(run, co, plan, started, began, done + len(plan))
         finally:
             co.stop(url)
+
+    def _co_looks(
+        self,
+        run: Run,
+        co: coschedule.CoPass,
+        plan: list[tuple[int, str, int, tuple[str, ...]]],
+        started: list[str],
+        began: float,
+        done: int,
+    ) -> None:
+        """Load the groups with an unresolved comparison again, look after look, while the
+        pass's budget lasts (a group is started only if it can end within it)."""
+        settings = co.settings
+        groups = run.doc["coscheduled"]["groups"]
+        look = 1
+        while settings.budget > 0:
+            look += 1
+            todo = [
+                g for g in coschedule.unresolved(run.doc, plan)
+                if all(n in started for n in g[2])
+            ]  # fmt: skip
+            spent = time.monotonic() - began
+            each = spent / max(1, len(groups))  # mean time per group so far, start-up included
+            left = settings.budget - spent
+            if not todo or left < each:
+                break
+            todo = todo[: int(left // each)]
+            for k, (scenario, users, group) in enumerate(todo):
+                self.progress(
+                    f"co-scheduled look {look}: {' + '.join(group)} · {scenario} · {users} "
+                    f"users ({len(todo)} unresolved groups, {left:.0f} s of budget left)",
+                    done + k,
+                    done + len(todo),
+                )
+                index = 1 + max((g["order"] for g in groups), default=len(plan))
+                groups.append(co.group(index, 1, scenario, users, group) | {"look": look})
+                run.save()
+            done += len(todo)
 
     def _database_lost(
         self,
