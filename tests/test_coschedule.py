@@ -191,6 +191,32 @@ def test_calibration_series_share_one_group_with_context() -> None:
                       ("context", "context_plus5", "context_plus10")]  # fmt: skip
 
 
+def test_with_an_axis_each_value_has_its_own_anchors_and_chains() -> None:
+    series = ["depends+pool10", "scoped+pool10", "depends+pool32", "context+pool32",
+              "scoped+pool32"]  # fmt: skip
+    settings = CoSettings(anchors=["depends", "context"], group="first")
+    assert coschedule.groups(series, settings) == [
+        ("depends+pool10", "scoped+pool10"),
+        ("depends+pool32", "context+pool32"),
+        ("depends+pool32", "scoped+pool32"),
+    ]
+    rng = random.Random(7)
+
+    def noisy(x: float) -> list[float]:
+        return [x * math.exp(rng.gauss(0, 0.02)) for _ in range(8)]
+
+    doc = {"coscheduled": {"settings": settings.as_dict(), "groups": [
+        group_of(*g, noisy(1.2)) for g in coschedule.groups(series, settings)
+    ]}}  # fmt: skip
+    found = {(r.a, r.b) for r in co_comparisons(doc)}
+    assert found == {
+        ("depends+pool10", "scoped+pool10"),
+        ("depends+pool32", "context+pool32"),
+        ("depends+pool32", "scoped+pool32"),
+        ("context+pool32", "scoped+pool32"),  # chained through depends+pool32
+    }
+
+
 def test_only_groups_with_an_unresolved_comparison_are_looked_at_again() -> None:
     rng = random.Random(6)
 

@@ -33,6 +33,11 @@ class CoComparison:
     looks: int = 1  # times the pass measured it and looked whether it was resolved
 
 
+def base(name: str) -> str:
+    """The variant of a series name (``depends+pool10`` → ``depends``)."""
+    return name.split("+", 1)[0]
+
+
 def looks(doc: dict[str, Any], a: str, b: str, scenario: str, users: int) -> int:
     """The latest look (``look`` of a group record: 1 for the planned pass, k for its k-th
     follow-up) among the groups where A and B were loaded together."""
@@ -85,12 +90,12 @@ def co_comparisons(doc: dict[str, Any]) -> list[CoComparison]:
     anchors = co["settings"]["anchors"]
 
     def first(a: str, b: str) -> bool:  # each anchor pair once, in the anchors' order
-        return b not in anchors or anchors.index(a) < anchors.index(b)
+        return base(b) not in anchors or anchors.index(base(a)) < anchors.index(base(b))
 
     keys = sorted({
         (g["scenario"], g["users"], a, b)
         for g in co["groups"]
-        for a in anchors if a in g["members"]
+        for a in g["members"] if base(a) in anchors
         for b in g["members"] if b != a and first(a, b)
     })  # fmt: skip
     found = []
@@ -114,13 +119,13 @@ def _chained(found: list[CoComparison], anchors: list[str]) -> list[CoComparison
     (K against F) turned around, then (X against F); two independent estimates."""
     if len(anchors) < 2:
         return []
-    first = anchors[0]
     direct = {(r.scenario, r.users, r.a, r.b): r for r in found}
     out = []
     for (scenario, users, a, x), row in direct.items():
-        if a != first or x in anchors:
+        if base(a) != anchors[0] or base(x) in anchors:
             continue
-        for k in anchors[1:]:
+        first, suffix = a, a[len(anchors[0]) :]  # the same axis value (``+pool10``)
+        for k in (later + suffix for later in anchors[1:]):
             link = direct.get((scenario, users, first, k))
             if link is None or (scenario, users, k, x) in direct:
                 continue

@@ -103,12 +103,26 @@ class CoSettings:
         }  # fmt: skip
 
 
+def axis_suffix(name: str) -> str:
+    """The axis part of a series name (``depends+pool10`` → ``+pool10``; none → "")."""
+    return name[len(name.split("+", 1)[0]) :]
+
+
 def groups(series: Sequence[str], settings: CoSettings) -> list[tuple[str, ...]]:
-    """The groups loaded together: every series with the anchors, anchors among themselves.
+    """The groups loaded together: every series with the anchors, anchors among themselves;
+    with an axis (``--pool-size 10,32`` …), within each axis value (``depends+pool10`` is
+    the anchor of ``scoped+pool10``).
 
     Calibration series (``variants`` kind ``calibration``) go with ``context`` only (all of
     them in one group when ``group`` is ``all``)."""
-    anchors = [a for a in settings.anchors if a in series]
+    out: list[tuple[str, ...]] = []
+    for suffix in dict.fromkeys(axis_suffix(n) for n in series):
+        out += _groups([n for n in series if axis_suffix(n) == suffix], settings, suffix)
+    return out
+
+
+def _groups(series: Sequence[str], settings: CoSettings, suffix: str) -> list[tuple[str, ...]]:
+    anchors = [a + suffix for a in settings.anchors if a + suffix in series]
     if not anchors:
         return []
     out: list[tuple[str, ...]] = []
@@ -131,11 +145,12 @@ def groups(series: Sequence[str], settings: CoSettings) -> list[tuple[str, ...]]
             out.append((*anchors, name))
         else:
             out += [(a, name) for a in anchors]
-    if calibrations and "context" in anchors:  # context plus a known cost: with context only
+    context = "context" + suffix
+    if calibrations and context in anchors:  # context plus a known cost: with context only
         out += (
-            [("context", *calibrations)]
+            [(context, *calibrations)]
             if settings.group == "all"
-            else [("context", c) for c in calibrations]
+            else [(context, c) for c in calibrations]
         )
     return out
 
@@ -175,7 +190,7 @@ def unresolved(
             continue
         if any(
             (r.scenario, r.users) == (scenario, users)
-            and ({r.a, r.b} <= members or (r.b in members and r.b not in anchors))
+            and ({r.a, r.b} <= members or (r.b in members and pairs.base(r.b) not in anchors))
             for r in open_
         ):
             out.append((scenario, users, group))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.blocks import Block, bullets, h2, p, table
-from bench.common.pairs import co_pairs, timed_prediction
+from bench.common.pairs import base, co_pairs, timed_prediction
 from bench.common.stats import MARGIN_PERCENT
 from bench.report.compare import Row, co_rows
 from bench.report.scorecard import COST_FILE
@@ -142,11 +142,11 @@ def section(folder: Path, doc: dict[str, Any]) -> list[Block]:
         ),
     ]
     for anchor in s["anchors"]:
-        mine = [r for r in rows if r.a == anchor]
+        mine = [r for r in rows if base(r.a) == anchor]
         mine += [
             Row(r.scenario, r.users, r.b, r.a, r.b_value, r.a_value, r.comparison.inverted())
             for r in rows
-            if r.b == anchor
+            if base(r.b) == anchor
         ]
         if not mine:
             continue
