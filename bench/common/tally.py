@@ -6,15 +6,17 @@ puts two clocks on a busy core between the numerator and the denominator; here o
 process reads both at one instant. ``serve`` wraps the app in :class:`Tally` when
 ``SESSIONBENCH_TALLY`` names a file; each ``SIGUSR1`` appends one line to it:
 ``<epoch s> <requests completed> <process CPU ns> <calibration ns> <user ns> <system ns>
-<context switches>`` (calibration: CPU spent on a calibration series' known extra work,
-variants/calibration.py, 0 elsewhere; user and system: the kernel's split of the process
-CPU, at clock-tick resolution; context switches: voluntary plus involuntary, from
-/proc/self/status). The runner signals every server of a group back to back at each window
-edge and takes the differences.
+<context switches> <GC ns> <full-GC ns>`` (calibration: CPU spent on a calibration
+series' known extra work, variants/calibration.py, 0 elsewhere; user and system: the
+kernel's split of the process CPU, at clock-tick resolution; context switches: voluntary
+plus involuntary, from /proc/self/status; GC: CPU spent in the cyclic garbage collector,
+all generations and the oldest alone, timed by ``gc.callbacks``). The runner signals every
+server of a group back to back at each window edge and takes the differences.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -37,6 +39,24 @@ class Row(NamedTuple):
     user_ns: int = 0
     system_ns: int = 0
     switches: int = 0
+    gc_ns: int = 0
+    full_gc_ns: int = 0
+
+
+class _GcClock:
+    """CPU time this process spends in the garbage collector (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.spent = [0, 0, 0]  # per generation
+        self._start = 0
+        gc.callbacks.append(self._event)
+
+    def _event(self, phase: str, info: dict[str, int]) -> None:
+        now = time.thread_time_ns()
+        if phase == "start":
+            self._start = now
+        else:
+            self.spent[info["generation"]] += now - self._start
 
 
 def _switches() -> int:
@@ -54,6 +74,7 @@ class Tally:
         self.app = app
         self.path = path
         self.completed = 0
+        self.gc = _GcClock()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("")
         signal.signal(signal.SIGUSR1, self._dump)
@@ -70,7 +91,7 @@ class Tally:
         times = os.times()
         line = (
             f"{time.time():.6f} {self.completed} {spent} {extra} {int(times.user * 1e9)} "
-            f"{int(times.system * 1e9)} {_switches()}\n"
+            f"{int(times.system * 1e9)} {_switches()} {sum(self.gc.spent)} {self.gc.spent[2]}\n"
         )
         with self.path.open("a") as out:
             out.write(line)
@@ -81,7 +102,7 @@ def read(path: Path) -> list[Row]:
     rows = []
     for line in path.read_text().splitlines():
         parts = line.split()
-        if len(parts) in (4, 7):
+        if len(parts) in (4, 7, 9):
             rows.append(Row(float(parts[0]), *(int(x) for x in parts[1:])))
     return rows
 

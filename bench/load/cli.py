@@ -141,6 +141,14 @@ def register(sub: Any) -> None:
         "most pool_timeout + 5 s): no censored tail; 503 pool timeouts count as timeouts",
     )
     p.add_argument(
+        "--gc",
+        type=one_of("garbage collector setting", lambda: ("freeze", "default")),
+        default="freeze",
+        help="freeze: servers freeze their startup heap before serving (gc.freeze(); a full "
+        "collection then skips the ~100,000 imported objects); default: the interpreter's "
+        "collector as is (default freeze)",
+    )
+    p.add_argument(
         "--locust-processes",
         type=number(int, 1),
         default=1,

@@ -76,7 +76,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         expect_workers=args.expect_workers, master_bind=args.master_bind,
         master_port=args.master_port, remote=args.remote or {},
         follow=follow.limit(follow.pool_timeout()) if getattr(args, "follow", False) else 0.0,
-        pool_timeout=follow.pool_timeout(),
+        pool_timeout=follow.pool_timeout(), gc_freeze=getattr(args, "gc", "freeze") == "freeze",
         **chosen,
     )  # fmt: skip
 

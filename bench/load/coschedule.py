@@ -447,6 +447,8 @@ def _windows(
                 "server_user_s": round(mine[3], 3) if mine else None,
                 "server_system_s": round(mine[4], 3) if mine else None,
                 "context_switches": mine[5] if mine else None,
+                "gc_cpu_s": round(mine[6], 6) if mine else None,
+                "full_gc_cpu_s": round(mine[7], 6) if mine else None,
                 "errors": sub["failures"] if sub else None,
                 "server_cpu_s": round(server_cpu[m.name], 6),
                 "locust_cpu_s": round(spent.processes[f"locust:{m.name}"], 4),
@@ -471,9 +473,9 @@ def _windows(
 
 def _tally_window(
     rows: list[tally.Row], i: int
-) -> tuple[int, float, float, float, float, int] | None:
-    """(requests, CPU s, calibration CPU s, user s, system s, context switches) of window
-    *i* from a server's dumps at its edges."""
+) -> tuple[int, float, float, float, float, int, float, float] | None:
+    """(requests, CPU s, calibration CPU s, user s, system s, context switches, GC CPU s,
+    full-GC CPU s) of window *i* from a server's dumps at its edges."""
     if i + 1 >= len(rows):
         return None
     a, b = rows[i], rows[i + 1]
@@ -481,6 +483,7 @@ def _tally_window(
         b.requests - a.requests, (b.cpu_ns - a.cpu_ns) / 1e9,
         (b.calibration_ns - a.calibration_ns) / 1e9, (b.user_ns - a.user_ns) / 1e9,
         (b.system_ns - a.system_ns) / 1e9, b.switches - a.switches,
+        (b.gc_ns - a.gc_ns) / 1e9, (b.full_gc_ns - a.full_gc_ns) / 1e9,
     )  # fmt: skip
 
 

@@ -59,7 +59,7 @@ from bench.common import (
 )
 from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
 from bench.common.results import Run, environment
-from bench.common.server import ServerError, VariantServer, free_port
+from bench.common.server import GC_FREEZE_ENV, ServerError, VariantServer, free_port
 from bench.load import coschedule, distributed, tails
 from bench.load import follow as follow_mode
 from bench.load.scenarios import SCENARIOS
@@ -125,6 +125,9 @@ class RunConfig:
     co_group: str = "pairs"
     co_cells: list[str] = field(default_factory=list)
     co_budget: float = 0.0
+    gc_freeze: bool = True
+    """Servers freeze their startup heap before serving (bench/common/server.py:
+    ``GC_FREEZE_ENV``); False: the interpreter's default collector."""
     solo_scenarios: list[str] | None = None
     """The scenarios with solo cells (None: every scenario of the run)."""
 
@@ -531,6 +534,7 @@ class Runner:
             "SESSIONBENCH_POOL_SIZE": str(series.pool_size),
             "SESSIONBENCH_MAX_OVERFLOW": str(self.config.max_overflow),
             "SESSIONBENCH_POOL_QUEUE": series.pool_queue,
+            GC_FREEZE_ENV: "1" if self.config.gc_freeze else "0",
             drivers.DRIVER_ENV: series.driver,
             drivers.EVIDENCE_ENV: str(self._driver_dir(series.name)),
             **(
