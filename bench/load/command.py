@@ -27,13 +27,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         # verdicts: each strategy co-scheduled with depends and context at once; groups
         # left unresolved are loaded again while the budget lasts
         "co_anchors": ["depends", "context"],
-        "co_windows": 10,
+        "co_windows": 8,
         "co_window": 2.0,
         "co_rounds": 1,
         "co_warmup": 1.0,
         "co_group": "all",
         "co_cells": [],
-        "co_budget": 75.0,
+        "co_budget": 70.0,
         "solo_scenarios": None,
     },
     "full": {
