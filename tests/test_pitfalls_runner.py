@@ -192,4 +192,4 @@ def test_the_restart_runs_with_pre_ping_off_and_on_each_cell_repeated(
     # Not the outcome with pre-ping on: a request in flight when PostgreSQL comes back can
     # still fail ("failed after PostgreSQL was back", seen in 3 of 5 runs of context).
     assert "PostgreSQL restart mid-load (pre-ping on) — " in report
-    assert "every strategy with pre-ping off (2 of 2 runs), none with pre-ping on" in report
+    assert "every strategy with pre-ping off (4 of 4 runs), none with pre-ping on" in report
