@@ -109,44 +109,87 @@ def test_bad_flags_are_one_line_errors(args: list[str], named: str) -> None:
     assert named in lines[0]
 
 
+async def by_pid(targets: list[Target]) -> list[Outcome | Exception]:
+    """Judges each target by its own server; the second one's probe fails."""
+    found: list[Outcome | Exception] = []
+    for i, target in enumerate(targets):
+        status = await responsive(target)
+        numbers = {"pid": target.server.pid, "pre_ping": target.pre_ping, "status": status}
+        found.append(RuntimeError("probe failed") if i == 1 else Outcome(OK, status, numbers))
+    return found
+
+
+@pytest.mark.timeout(180)
+def test_a_shared_scenario_runs_every_variant_and_setting_at_once_each_judged_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the runner's own PostgreSQL a shared scenario gets one server per variant and
+    setting, each started for it, all at once; each cell is its own server's verdict (one
+    failing probe is an error in its cell only), and the servers are gone afterwards."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    config = PitfallConfig(
+        mode="quick", variants=["context", "depends"], scenarios=["group"], soak=1.0,
+        pool_size=10, pool_timeout=2.0, out=tmp_path / "run", pre_ping="on", repeats=1,
+    )  # fmt: skip
+    runner = PitfallRunner(
+        config, progress=lambda *_: None, registry={"group": survivor}, shared={"group": by_pid}
+    )
+    doc = runner.run().doc
+    assert doc["status"] == "complete"
+    cells = doc["cells"]
+    assert [(c["variant"], c["pool_pre_ping"]) for c in cells] == [
+        ("context", True),
+        ("depends", True),
+    ]
+    assert cells[0]["outcome"] == OK and cells[0]["numbers"]["status"] == "200"
+    assert cells[0]["numbers"]["pre_ping"] is True
+    assert cells[1]["outcome"] == "error" and "probe failed" in cells[1]["summary"]
+    assert all("one of 2 servers" in c["notes"][0] for c in cells)
+    # Only the shared scenario ran: no variant's own server was needed, none restarted.
+    assert {v["restarts"] for v in doc["variants"].values()} == {0}
+    assert runner.wave == [] and not any(s.alive() for s in runner.servers.values())
+    assert {"start_up_s", "shared_start_up_s", "group_s"} <= set(doc["timings"])
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_the_restart_runs_with_pre_ping_off_and_on_each_cell_repeated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real run on the runner's own embedded PostgreSQL (the restart needs one it owns):
-    pre-ping reaches the server's engine (a restart during idle time then fails no request,
-    where the same server without it fails at least one), each cell records its setting,
-    and two runs per cell fold into one cell with its count."""
+    two variants under pre-ping off and on, four servers through each shared restart.
+    Pre-ping reaches each server's engine (a restart during idle time then fails no request,
+    where the same server without it fails at least one), each cell records its setting and
+    its own server's numbers, and two runs per cell fold into one cell with its count."""
     monkeypatch.delenv("DATABASE_URL", raising=False)
     config = PitfallConfig(
-        mode="quick", variants=["context"], scenarios=["pg_restart"], soak=1.0, pool_size=10,
-        pool_timeout=2.0, out=tmp_path / "run", pre_ping="both", repeats=2,
+        mode="quick", variants=["context", "depends"], scenarios=["pg_restart"], soak=1.0,
+        pool_size=10, pool_timeout=2.0, out=tmp_path / "run", pre_ping="both", repeats=2,
     )  # fmt: skip
     doc = PitfallRunner(config, progress=lambda *_: None).run().doc
     assert doc["status"] == "complete"
     assert doc["settings"]["pre_ping"] == "both" and doc["settings"]["repeats"] == 2
-    off, on = doc["cells"]
-    assert (off["pool_pre_ping"], on["pool_pre_ping"]) == (False, True)
-    for cell in (off, on):
+    cells = doc["cells"]
+    assert [(c["variant"], c["pool_pre_ping"]) for c in cells] == [
+        ("context", False), ("context", True), ("depends", False), ("depends", True),
+    ]  # fmt: skip
+    for cell in cells:
         assert cell["worst"]["of"] == len(cell["runs"]) == 2
         assert cell["worst"]["count"] == cell["tally"][cell["outcome"]] >= 1
-    idle = {c["pool_pre_ping"]: [r["numbers"]["errors_after_idle_restart"] for r in c["runs"]]
-            for c in (off, on)}  # fmt: skip
-    assert all(n >= 1 for n in idle[False]), idle
-    assert idle[True] == [0, 0], idle
-    assert all(r["numbers"]["recovered"] for r in on["runs"])
-    # Runs interleave off, on, off, on, each on a server started with its setting: the first
-    # run with pre-ping on on the standby started beside the others, idle until then.
-    reasons = doc["variants"]["context"]["restart_reasons"]
-    assert reasons == [
-        "fresh server",
-        "fresh server, pool pre-ping off",
-        "fresh server, pool pre-ping on",
-    ]
-    assert "idle since" in on["notes"][0]
+        assert "one of 4 servers" in cell["notes"][0]
+        runs = [r["numbers"] for r in cell["runs"]]
+        assert all(n["recovered"] and n["requests"] > 0 for n in runs), runs
+        assert all(n["leaked_connections"] == 0 for n in runs), runs
+        idle = [n["errors_after_idle_restart"] for n in runs]
+        if cell["pool_pre_ping"]:
+            assert idle == [0, 0], (cell["variant"], idle)
+        else:
+            assert all(k >= 1 for k in idle), (cell["variant"], idle)
+        # Each server was loaded on its own: its own requests failed in the outage.
+        assert all(n["errors_during_outage"] >= 1 for n in runs), runs
+    assert {v["restarts"] for v in doc["variants"].values()} == {0}
     report = "\n".join(findings(doc))
     # Not the outcome with pre-ping on: a request in flight when PostgreSQL comes back can
     # still fail ("failed after PostgreSQL was back", seen in 3 of 5 runs of context).
     assert "PostgreSQL restart mid-load (pre-ping on) — " in report
-    assert "every strategy with pre-ping off (2 of 2 runs), none with pre-ping on" in report
+    assert "every strategy with pre-ping off (4 of 4 runs), none with pre-ping on" in report

@@ -250,6 +250,43 @@ def test_tails_and_fairness_come_from_the_long_window_pass_only(tmp_path: Path) 
     assert "30 s windows" in scorecard.blocks(main, [long])[2].text
 
 
+def test_pool_timeouts_of_the_followed_pass_show_beside_the_tail(tmp_path: Path) -> None:
+    """A followed overload pass counts requests that hit pool_timeout: a row with any says
+    "k of n timed out at 30 s" (summed over its valid trials) next to p99.9 · max; a row
+    with none, or from a pass that was not followed, reads as before."""
+    main = write(tmp_path / "run", fake_doc(RATES))
+    doc = _overload_doc({"depends": 0.93, "scoped": 0.38}, 30.0)
+    counted = {"scoped+sqlalchemy": (3, 1900), "depends+sqlalchemy": (0, 2000)}
+    for cell in doc["cells"]:
+        if cell["variant"] in counted:
+            count, of = counted[cell["variant"]]
+            cell["timeouts"] = {"count": count, "of": of, "at_s": 30.0, "max_us": 30_004_000,
+                                "by_phase": {}}  # fmt: skip
+    followed = write(tmp_path / "followed", doc)
+    rows = {r[0]: r for r in scorecard.blocks(main, [followed])[1].rows}
+    assert rows["scoped"][3] == "101 ms · 202 ms; 6 of 3,800 timed out at 30 s"  # 2 trials
+    assert rows["depends"][3] == "101 ms · 202 ms"  # followed, none timed out
+    assert rows["raw"][3] == "not measured"
+    assert "answered 503 after waiting `pool_timeout`" in scorecard.blocks(main, [followed])[2].text
+    by = {s.series: s for s in scores(main, [followed])[0]}
+    assert by["scoped"].tail is not None and by["scoped"].tail.timeouts is not None
+    assert (by["scoped"].tail.timeouts.count, by["scoped"].tail.timeouts.of) == (6, 3800)
+    # An invalid trial's timeouts are not counted: only the valid trials' windows are.
+    for cell in doc["cells"]:
+        if cell["variant"] == "scoped+sqlalchemy":
+            cell["status"] = "invalid"
+            break
+    again = write(tmp_path / "again", doc)
+    rows = {r[0]: r for r in scorecard.blocks(main, [again])[1].rows}
+    assert rows["scoped"][3].endswith("; 3 of 1,900 timed out at 30 s")
+    unfollowed = write(tmp_path / "plain", _overload_doc({"depends": 0.93, "scoped": 0.38}, 30.0))
+    by = {s.series: s for s in scores(main, [unfollowed])[0]}
+    assert by["scoped"].tail is not None and by["scoped"].tail.timeouts is None
+    rows = {r[0]: r for r in scorecard.blocks(main, [unfollowed])[1].rows}
+    assert rows["scoped"][3] == "101 ms · 202 ms"
+    assert "answered 503" not in scorecard.blocks(main, [unfollowed])[2].text
+
+
 def _stalled_doc() -> dict[str, Any]:
     """sync_threadpool stalls in every read trial at 128 users and serves at 32."""
     doc = fake_doc({"depends": 1000.0, "context": 1100.0, "sync_threadpool": 600.0},

@@ -2,20 +2,22 @@
 
 Order of work: one PostgreSQL (embedded, or ``DATABASE_URL``), reset to the seed; every
 variant started as a ``sessionbench serve`` child with the same pool (a short pool timeout,
-so exhaustion shows in seconds, not minutes); then scenario by scenario, each variant in
-turn. The pool's pre-ping is a setting of the matrix (``--pre-ping``): by default the
-scenarios in ``scenarios.PRE_PING_SWEEP`` run once with it off and once on (the server
-restarted with the other setting), every other scenario with it off; each cell records the
-setting it ran under (``pool_pre_ping``). Servers start one per CPU at a time; beside each
-variant's server a standby with pre-ping on starts too and idles (an empty pool) until the
-first restart cell with pre-ping on, which then needs no restart of its own. A scenario in
+so exhaustion shows in seconds, not minutes), as many at once as there are CPUs; then
+scenario by scenario, each variant in turn. The pool's pre-ping is a setting of the matrix
+(``--pre-ping``): by default the scenarios in ``scenarios.PRE_PING_SWEEP`` run once with it
+off and once on, every other scenario with it off; each cell records the setting it ran
+under (``pool_pre_ping``). A scenario in ``scenarios.SHARED`` (the PostgreSQL restart, on an
+embedded PostgreSQL) runs every variant and setting at once: a server started for each
+(in parallel), all loaded through one restart, each then judged on its own. A scenario in
 ``scenarios.REPEATED`` runs ``repeats`` times per cell, interleaved across variants (A B C A
 B C …), and its cell is the runs folded into the worst outcome with its count
 (``bench.pitfalls.repeats``). After every cell ``pitfalls.json`` is rewritten atomically. A
 variant whose server died, or was left with connections checked out or not answering, is
-restarted before its next cell (the cell says so), so one scenario's damage does not leak
+restarted before its next cell (the cell says so; the restarts a scenario's row left are
+done together, in parallel, before the next row), so one scenario's damage does not leak
 into the next. A scenario that crashes records ``error`` with its message and the run goes
-on. Ctrl-C or SIGTERM: every child stopped, status ``incomplete``.
+on. ``timings`` in ``pitfalls.json``: wall seconds of start-up, restarts and each row.
+Ctrl-C or SIGTERM: every child stopped, status ``incomplete``.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import variants
 from bench.common import database, drivers, integrity
@@ -54,6 +56,8 @@ from variants.settings import PRE_PING_ENV, DatabaseUrl
 SCHEMA = "sessionbench.pitfalls/1"
 PITFALLS_FILE = "pitfalls.json"
 CELL_TIMEOUT = 120.0  # s: a scenario still running after this is recorded as an error
+K = TypeVar("K")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -112,15 +116,20 @@ class PitfallRunner:
         *,
         progress: Callable[[str, int, int], None],
         registry: dict[str, scenarios.Scenario] | None = None,
+        shared: dict[str, scenarios.SharedScenario] | None = None,
     ) -> None:
         self.config = config
         self.progress = progress
         self.registry = registry or scenarios.SCENARIOS
+        self.shared = shared if shared is not None else ({} if registry else scenarios.SHARED)
         self.servers: dict[str, VariantServer] = {}
-        self.standby: dict[str, VariantServer] = {}
-        """Per variant, a server started at the run's start with pre-ping on, left idle (its
-        pool empty: connections open on first use) until the first FRESH_SERVER cell with
-        pre-ping on takes it instead of restarting the variant's server."""
+        self.wave: list[VariantServer] = []
+        """The servers started for one shared scenario's run (stopped after it)."""
+        self.pending: dict[str, str] = {}
+        """Per variant, why its server must be restarted before its next cell (restarts are
+        done together, in parallel, at the end of a scenario's row)."""
+        self.timings: dict[str, float] = {}
+        """Wall seconds per phase of the run (start-up, restarts, each scenario's row)."""
         self.postgres: database.EmbeddedPostgres | None = None
 
     def run(self) -> PitfallRun:
@@ -138,7 +147,7 @@ class PitfallRunner:
                     status = self._run(run, url)
                 finally:
                     ignore_signals()  # a second Ctrl-C must not leave children behind
-                    for server in [*self.servers.values(), *self.standby.values()]:
+                    for server in [*self.servers.values(), *self.wave]:
                         server.stop()
         except Interrupted as exc:
             run.doc["interrupted_by"] = str(exc)
@@ -168,13 +177,15 @@ class PitfallRunner:
         total = len(config.variants) * sum(
             config.runs_of(s) * len(config.pre_pings(s)) for s in config.scenarios
         )
+        run.doc["timings"] = self.timings
+        began = time.monotonic()
         for name in config.variants:
             self.progress(f"starting {name}", 0, total)
             variant = variants.get(name)
             info: dict[str, Any] = {"label": variant.label, "kind": variant.kind, "restarts": 0,
                                     "driver": config.driver or variant.driver}  # fmt: skip
+            run.doc["variants"][name] = info
             if variant.threads:  # every cell is skipped (THREADS_SKIP): no server needed
-                run.doc["variants"][name] = info
                 continue
             env = {
                 "SESSIONBENCH_POOL_SIZE": str(config.pool_size),
@@ -183,63 +194,121 @@ class PitfallRunner:
                 PRE_PING_ENV: "1" if config.pre_ping == "on" else "0",
                 **drivers.server_env(name, config.driver),
             }
-            logs = config.out / "logs"
             self.servers[name] = VariantServer(
-                name, url, log_path=logs / f"server-{name}.log", lab=True, env=env
+                name, url, log_path=config.out / "logs" / f"server-{name}.log", lab=True, env=env
             )
-            if any(
-                True in config.pre_pings(s) for s in scenarios.FRESH_SERVER & {*config.scenarios}
-            ):
-                self.standby[name] = VariantServer(
-                    name, url, log_path=logs / f"server-{name}-standby.log", lab=True,
-                    env=env | {PRE_PING_ENV: "1"},
-                )  # fmt: skip
-            run.doc["variants"][name] = info
-        # Two waves (a variant's first start may build its environment): every variant's
-        # server at once, then the standbys. The start is mostly imports, CPU-bound.
-        for wave in (self.servers, self.standby):
-            with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-                failed = dict(zip(wave, pool.map(_start, wave.values()), strict=True))
-            for name, error in failed.items():
-                if error is not None:
-                    del wave[name]
-                    if wave is self.servers:
-                        run.doc["variants"][name]["start_error"] = error
+        if any(s not in self.shared or self.postgres is None for s in config.scenarios):
+            # Only a shared scenario's servers are its own: nothing else to start for.
+            for name, error in _start_all(self.servers).items():
+                del self.servers[name]
+                run.doc["variants"][name]["start_error"] = error
+        self.timings["start_up_s"] = time.monotonic() - began
         run.save()
         done = 0
         for scenario in config.scenarios:
+            began = time.monotonic()
             runs: dict[tuple[str, bool], list[dict[str, Any]]] = {}
             at: dict[tuple[str, bool], int] = {}
             n = config.runs_of(scenario)
             for repeat in range(n):
-                for name in config.variants:
-                    for pre_ping in config.pre_pings(scenario):
-                        what = f"{scenario} · {name}" + (" · pre-ping on" if pre_ping else "")
-                        self.progress(what + (f" · run {repeat + 1}/{n}" if n > 1 else ""),
-                                      done, total)  # fmt: skip
-                        cell = self._cell(run, name, scenario, url, pre_ping)
-                        done += 1
-                        if scenario not in scenarios.REPEATED:
-                            run.add_cell(cell)
-                            continue
-                        key = (name, pre_ping)
-                        runs.setdefault(key, []).append(cell)
-                        if key not in at:
-                            at[key] = len(run.cells)
-                            run.add_cell(aggregate(runs[key]))
-                        else:
-                            run.cells[at[key]] = rounded(aggregate(runs[key]))
-                            run.save()
+                if scenario in self.shared and self.postgres is not None:
+                    what = f"{scenario} · every variant at once"
+                    self.progress(what + (f" · run {repeat + 1}/{n}" if n > 1 else ""), done, total)
+                    cells = self._shared_cells(run, scenario, url)
+                else:
+                    self._restart_pending(run)
+                    cells = []
+                    for name in config.variants:
+                        for pre_ping in config.pre_pings(scenario):
+                            what = f"{scenario} · {name}" + (" · pre-ping on" if pre_ping else "")
+                            self.progress(what + (f" · run {repeat + 1}/{n}" if n > 1 else ""),
+                                          done + len(cells), total)  # fmt: skip
+                            cells.append(self._cell(run, name, scenario, url, pre_ping))
+                for cell in cells:
+                    done += 1
+                    if scenario not in scenarios.REPEATED:
+                        run.add_cell(cell)
+                        continue
+                    key = (cell["variant"], cell["pool_pre_ping"])
+                    runs.setdefault(key, []).append(cell)
+                    if key not in at:
+                        at[key] = len(run.cells)
+                        run.add_cell(aggregate(runs[key]))
+                    else:
+                        run.cells[at[key]] = rounded(aggregate(runs[key]))
+                        run.save()
+            self.timings[f"{scenario}_s"] = time.monotonic() - began
         self.progress("done", done, total)
         return "complete"
+
+    def _shared_cells(
+        self, run: PitfallRun, scenario: str, url: DatabaseUrl
+    ) -> list[dict[str, Any]]:
+        """One run of a shared scenario: a server started for every variant and setting (in
+        parallel), all probed at once, one cell each (in the order the matrix runs cells)."""
+        config = self.config
+        keys = [(n, p) for n in config.variants for p in config.pre_pings(scenario)]
+        cells = {key: _blank(key[0], scenario, key[1]) for key in keys}
+        servers: dict[tuple[str, bool], VariantServer] = {}
+        for key in keys:
+            name, pre_ping = key
+            main = self.servers.get(name)
+            if variants.get(name).threads:
+                cells[key] |= {"outcome": SKIPPED, "summary": THREADS_SKIP}
+            elif main is None:
+                error = run.doc["variants"][name].get("start_error", "?")
+                cells[key]["summary"] = f"server would not start: {error.splitlines()[0]}"
+            else:
+                log = f"server-{name}-{scenario}-pre-ping-{'on' if pre_ping else 'off'}.log"
+                servers[key] = VariantServer(
+                    name, url, log_path=config.out / "logs" / log, lab=True,
+                    env=main.env | {PRE_PING_ENV: str(int(pre_ping))},
+                )  # fmt: skip
+        self.wave = list(servers.values())
+        began = time.monotonic()
+        failed = _start_all(servers)
+        self.timings["shared_start_up_s"] = (
+            self.timings.get("shared_start_up_s", 0.0) + time.monotonic() - began
+        )
+        for key, error in failed.items():
+            del servers[key]
+            cells[key]["summary"] = f"server would not start: {error.splitlines()[0]}"
+        targets = {key: self._target(server, url, key[1]) for key, server in servers.items()}
+        note = (
+            f"one of {len(targets)} servers (every variant, each setting), each started for "
+            "this run, through the same PostgreSQL restarts"
+        )
+        started = time.monotonic()
+        found: list[Any] = []
+        try:
+            if targets:
+                found = asyncio.run(_interruptible(self.shared[scenario](list(targets.values()))))
+        except Interrupted:
+            raise
+        except Exception as exc:
+            found = [exc] * len(targets)
+        seconds = time.monotonic() - started
+        self._postgres_up(cells[next(iter(targets))] if targets else {"notes": []})
+        for (key, target), outcome in zip(targets.items(), found, strict=True):
+            cell = cells[key]
+            cell["notes"].append(note)
+            _record(cell, outcome)
+            cell["seconds"] = seconds
+            if not target.server.alive():
+                cell |= {"outcome": ERROR, "summary": f"server died: {_last_line(target.server)}"}
+                cell["log_tail"] = target.server.log_tail()
+        for server in self.wave:
+            server.stop()
+        self.wave = []
+        for name, main in self.servers.items():  # the restarts left their pools stale
+            if main.process is not None:
+                self.pending.setdefault(name, "PostgreSQL restarted since its last cell")
+        return [cells[key] for key in keys]
 
     def _cell(
         self, run: PitfallRun, name: str, scenario: str, url: DatabaseUrl, pre_ping: bool = False
     ) -> dict[str, Any]:
-        cell: dict[str, Any] = {
-            "variant": name, "scenario": scenario, "pool_pre_ping": pre_ping, "outcome": ERROR,
-            "summary": "", "numbers": {}, "notes": [],
-        }  # fmt: skip
+        cell = _blank(name, scenario, pre_ping)
         if variants.get(name).threads:
             cell |= {"outcome": SKIPPED, "summary": THREADS_SKIP}
             return cell
@@ -250,20 +319,13 @@ class PitfallRunner:
                 + run.doc["variants"][name].get("start_error", "?").splitlines()[0]
             )
             return cell
-        standby = self.standby.get(name)
-        if pre_ping and scenario in scenarios.FRESH_SERVER and standby and standby.alive():
-            server.stop()  # a fresh server with pre-ping on is waiting: no restart needed
-            self.servers[name] = server = self.standby.pop(name)
-            cell["notes"].append(
-                "on a server started with pre-ping on at the run's start, idle since"
-            )
-        reasons = (
-            ["fresh server"] if scenario in scenarios.FRESH_SERVER and server is not standby else []
-        )
+        reasons = [self.pending.pop(name)] if name in self.pending else []
+        if scenario in scenarios.FRESH_SERVER:
+            reasons.append("fresh server")
         if server.env.get(PRE_PING_ENV, "0") != str(int(pre_ping)):
             server.env[PRE_PING_ENV] = str(int(pre_ping))
             reasons.append(f"pool pre-ping {'on' if pre_ping else 'off'}")
-        if not server.alive():
+        if not server.alive() and not reasons:
             reasons.append("it had died")
         if reasons:
             try:
@@ -271,7 +333,36 @@ class PitfallRunner:
             except ServerError as exc:
                 cell["summary"] = f"server would not restart: {str(exc).splitlines()[0]}"
                 return cell
-        target = Target(
+        target = self._target(server, url, pre_ping)
+        started = time.monotonic()
+        try:
+            outcome: Outcome | Exception = asyncio.run(
+                _interruptible(self.registry[scenario](target))
+            )
+        except Interrupted:
+            raise
+        except Exception as exc:
+            outcome = exc
+        _record(cell, outcome)
+        cell["seconds"] = time.monotonic() - started
+        self._postgres_up(cell)
+        if not server.alive():
+            cell |= {"outcome": ERROR, "summary": f"server died: {_last_line(server)}"}
+            cell["log_tail"] = server.log_tail()
+        leaked = cell["numbers"].get("leaked_connections")
+        if not server.alive():
+            problem: str | None = "it had died"
+        elif leaked:  # the scenario's own settle already waited: no second wait
+            problem = f"{plural(leaked, 'connection')} still checked out"
+        else:
+            problem = asyncio.run(unhealthy(target))
+        if problem:
+            cell["notes"].append(f"server restarted after the scenario: {problem}")
+            self.pending[name] = problem
+        return cell
+
+    def _target(self, server: VariantServer, url: DatabaseUrl, pre_ping: bool) -> Target:
+        return Target(
             server=server,
             url=url,
             postgres=self.postgres,
@@ -281,50 +372,83 @@ class PitfallRunner:
             soak_seconds=self.config.soak,
             pre_ping=pre_ping,
         )
-        started = time.monotonic()
-        try:
-            outcome = asyncio.run(_interruptible(self.registry[scenario](target)))
-        except Interrupted:
-            raise
-        except Skip as exc:
-            cell |= {"outcome": SKIPPED, "summary": str(exc)}
-        except TimeoutError:
-            cell["summary"] = f"scenario still running after {CELL_TIMEOUT:.0f} s"
-        except Exception as exc:
-            cell["summary"] = (
-                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            )
-        else:
-            cell |= {"outcome": outcome.outcome, "summary": outcome.summary}
-            cell["numbers"] = outcome.numbers
-            if outcome.series is not None:
-                cell["series"] = outcome.series
-        cell["seconds"] = time.monotonic() - started
+
+    def _postgres_up(self, cell: dict[str, Any]) -> None:
         if self.postgres is not None and self.postgres.pid is None:
             self.postgres.start()  # a scenario that stopped it and crashed
             cell["notes"].append("PostgreSQL was down after the scenario and was started again")
-        if not server.alive():
-            cell |= {"outcome": ERROR, "summary": f"server died: {_last_line(server)}"}
-            cell["log_tail"] = server.log_tail()
-        problem = None if not server.alive() else asyncio.run(unhealthy(target))
-        if not server.alive() or problem:
-            reason = problem or "it had died"
-            cell["notes"].append(f"server restarted after the scenario: {reason}")
-            try:
-                self._restart(run, server, reason)
-            except ServerError as exc:
-                cell["notes"].append(f"restart failed: {str(exc).splitlines()[0]}")
-        return cell
+
+    def _restart_pending(self, run: PitfallRun) -> None:
+        """Restart, in parallel, every server a cell left damaged (or a shared restart left
+        stale), so the next scenario finds it as new; a failed restart is retried (and
+        recorded) by that variant's next cell."""
+        due = {
+            name: self.servers[name]
+            for name in self.pending
+            if name in self.servers and self.servers[name].process is not None
+        }
+        if not due:
+            return
+        began = time.monotonic()
+        for name, server in due.items():
+            info = run.doc["variants"][name]
+            info["restarts"] += 1
+            info.setdefault("restart_reasons", []).append(self.pending.pop(name))
+            server.stop()
+        for name, error in _start_all(due).items():
+            run.doc["variants"][name].setdefault("restart_errors", []).append(error)
+        self.timings["restarts_s"] = self.timings.get("restarts_s", 0.0) + (
+            time.monotonic() - began
+        )
+        run.save()
 
     def _restart(self, run: PitfallRun, server: VariantServer, reason: str) -> None:
         info = run.doc["variants"][server.variant.name]
         info["restarts"] += 1
         info.setdefault("restart_reasons", []).append(reason)
+        began = time.monotonic()
         server.stop()
-        server.start()
+        try:
+            server.start()
+        finally:
+            self.timings["restarts_s"] = self.timings.get("restarts_s", 0.0) + (
+                time.monotonic() - began
+            )
 
 
-async def _interruptible(scenario: Coroutine[Any, Any, Outcome]) -> Outcome:
+def _blank(name: str, scenario: str, pre_ping: bool) -> dict[str, Any]:
+    """A cell before its scenario ran (an error until the scenario says otherwise)."""
+    return {
+        "variant": name, "scenario": scenario, "pool_pre_ping": pre_ping, "outcome": ERROR,
+        "summary": "", "numbers": {}, "notes": [],
+    }  # fmt: skip
+
+
+def _record(cell: dict[str, Any], outcome: Outcome | Exception) -> None:
+    """Put a scenario's outcome (or what it raised) into *cell*."""
+    if isinstance(outcome, Skip):
+        cell |= {"outcome": SKIPPED, "summary": str(outcome)}
+    elif isinstance(outcome, TimeoutError):
+        cell["summary"] = f"scenario still running after {CELL_TIMEOUT:.0f} s"
+    elif isinstance(outcome, Exception):
+        text = str(outcome)
+        cell["summary"] = f"{type(outcome).__name__}: {text.splitlines()[0] if text else ''}"
+    else:
+        cell |= {"outcome": outcome.outcome, "summary": outcome.summary}
+        cell["numbers"] = outcome.numbers
+        if outcome.series is not None:
+            cell["series"] = outcome.series
+
+
+def _start_all(servers: Mapping[K, VariantServer]) -> dict[K, str]:
+    """Start *servers*, as many at once as there are CPUs (a start is mostly imports, CPU
+    bound); the error of each that would not start."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        errors = dict(zip(servers, pool.map(_start, servers.values()), strict=True))
+    return {key: error for key, error in errors.items() if error is not None}
+
+
+async def _interruptible(scenario: Coroutine[Any, Any, T]) -> T:
     """Run *scenario* with a time limit; Ctrl-C / SIGTERM cancel it and raise Interrupted.
 
     A signal handler that raises inside a running event loop can land in any task (and be

@@ -600,33 +600,89 @@ async def pg_restart(target: Target) -> Outcome:
     stays down for 1 s and is started again. Recovery is the time from PostgreSQL
     being back until the last failed request; the run waits for 1 s without failures.
     Then PostgreSQL is restarted once more while the server is idle, and the first 10
-    requests after it show what stale pooled connections cost.
+    requests after it show what stale pooled connections cost. The matrix runs this for
+    many servers at once through one pair of restarts (``pg_restart_shared``).
     """
-    pg = target.postgres
+    found = (await pg_restart_shared([target]))[0]
+    if isinstance(found, BaseException):
+        raise found
+    return found
+
+
+RESTART_LIMIT = 15.0  # s after PostgreSQL is back that a server still failing is broken
+
+
+async def pg_restart_shared(targets: list[Target]) -> list[Outcome | Exception]:
+    """``pg_restart`` for every target at once, through one PostgreSQL stop/start mid-load
+    and one while idle: each target gets its own 4 clients, its own recovery wait (from the
+    shared moment PostgreSQL was back) and its own verdict, the same numbers a cell of its
+    own records. A target whose probe raised gets the exception in its place."""
+    pg = targets[0].postgres
     if pg is None:
         raise Skip("DATABASE_URL points at an external server, which this run cannot restart")
-    samples: list[Sample] = []
-    limit = 15.0
+    loop = asyncio.get_running_loop()
+    back = asyncio.Event()
+    times: dict[str, float] = {}
     t0 = time.monotonic()
-    async with (
-        target.client(timeout=target.pool_timeout + 5, connections=4) as client,
-        loaded(client, read_random, concurrency=4, t0=t0, samples=samples),
-    ):
+
+    async def mid_load(target: Target) -> tuple[list[Sample], bool]:
+        samples: list[Sample] = []
+        recovered = False
+        async with (
+            target.client(timeout=target.pool_timeout + 5, connections=4) as client,
+            loaded(client, read_random, concurrency=4, t0=t0, samples=samples),
+        ):
+            await back.wait()
+            up = times["up"]
+            while time.monotonic() - t0 < up + RESTART_LIMIT:
+                await asyncio.sleep(0.1)
+                now = time.monotonic() - t0
+                last_fail = max((s.end for s in samples if not s.ok), default=0.0)
+                if now - max(last_fail, up) >= 1.0 and any(s.ok and s.start > up for s in samples):
+                    recovered = True
+                    break
+        return samples, recovered
+
+    loads = [asyncio.create_task(mid_load(target)) for target in targets]
+    try:
         await asyncio.sleep(1.0)
-        down = time.monotonic() - t0
-        loop = asyncio.get_running_loop()
+        times["down"] = time.monotonic() - t0
         await loop.run_in_executor(_POSTGRES_THREAD, pg.stop)
         await asyncio.sleep(1.0)
         await loop.run_in_executor(_POSTGRES_THREAD, pg.start)
-        up = time.monotonic() - t0
-        recovered = False
-        while time.monotonic() - t0 < up + limit:
-            await asyncio.sleep(0.1)
-            now = time.monotonic() - t0
-            last_fail = max((s.end for s in samples if not s.ok), default=0.0)
-            if now - max(last_fail, up) >= 1.0 and any(s.ok and s.start > up for s in samples):
-                recovered = True
-                break
+        times["up"] = time.monotonic() - t0
+    except BaseException:
+        for task in loads:
+            task.cancel()
+        await asyncio.gather(*loads, return_exceptions=True)
+        raise
+    back.set()
+    loaded_runs = await asyncio.gather(*loads, return_exceptions=True)
+    # Second restart while every server is idle: their pools still hold connections to the
+    # old server processes, and nothing has told them they are gone.
+    await loop.run_in_executor(_POSTGRES_THREAD, pg.stop)
+    await loop.run_in_executor(_POSTGRES_THREAD, pg.start)
+
+    async def verdict_of(target: Target, run: Any) -> Outcome | Exception:
+        if isinstance(run, BaseException):
+            if not isinstance(run, Exception):
+                raise run
+            return run
+        samples, recovered = run
+        try:
+            return await _restart_verdict(target, samples, recovered, times["down"], times["up"])
+        except Exception as exc:
+            return exc
+
+    return list(
+        await asyncio.gather(*(verdict_of(t, r) for t, r in zip(targets, loaded_runs, strict=True)))
+    )
+
+
+async def _restart_verdict(
+    target: Target, samples: list[Sample], recovered: bool, down: float, up: float
+) -> Outcome:
+    """One target's restart outcome: the idle-restart probe, its aftermath, the numbers."""
     outage = [s for s in samples if not s.ok and down <= s.end <= up]
     later = [s for s in samples if not s.ok and s.end > up]
     recovery = max((s.end for s in later), default=up) - up
@@ -639,10 +695,6 @@ async def pg_restart(target: Target) -> Outcome:
         ]
         for b in range(math.floor(end / 0.25))  # whole buckets only
     ]
-    # Second restart while the server is idle: its pool still holds connections to the
-    # old server processes, and nothing has told it they are gone.
-    await loop.run_in_executor(_POSTGRES_THREAD, pg.stop)
-    await loop.run_in_executor(_POSTGRES_THREAD, pg.start)
     async with target.client(timeout=target.pool_timeout + 5) as client:
         idle = [(await call(read_random(client)))[0] for _ in range(10)]
     stale = sum(not is_success(s) for s in idle)
@@ -659,7 +711,7 @@ async def pg_restart(target: Target) -> Outcome:
         **after,
     }
     if not recovered:
-        broken.append(f"still failing {limit:.0f} s after PostgreSQL came back")
+        broken.append(f"still failing {RESTART_LIMIT:.0f} s after PostgreSQL came back")
     degraded = []
     if later:
         degraded.append(f"{len(later)} requests failed after PostgreSQL was back")
@@ -676,6 +728,8 @@ async def pg_restart(target: Target) -> Outcome:
     timeline = {"buckets": series, "down": down, "up": up, "bucket_s": 0.25}
     return Outcome(outcome, summary, numbers, {"restart": timeline})
 
+
+SharedScenario = Callable[[list[Target]], Coroutine[Any, Any, list[Outcome | Exception]]]
 
 SCENARIOS: dict[str, Scenario] = {
     "fanout": fanout,
@@ -694,6 +748,10 @@ SCENARIOS: dict[str, Scenario] = {
 
 FRESH_SERVER = {"pg_restart"}
 """Scenarios that start from a freshly started server (an earlier restart left stale pools)."""
+SHARED: dict[str, SharedScenario] = {"pg_restart": pg_restart_shared}
+"""Scenarios the matrix runs for every variant and setting at once, each on a server started
+for it (one PostgreSQL restart, not one per cell); the single-target function stays what a
+cell of its own would run."""
 PRE_PING_SWEEP = {"pg_restart"}
 """Scenarios run with the pool's pre-ping off and on: what a pool setting fixes for every
 strategy is then told apart from what a strategy does."""

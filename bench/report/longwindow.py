@@ -6,7 +6,9 @@ The scorecard takes p99.9, max and fairness only from a run folder whose users o
 the pool (the overload pass, given to ``sessionbench report`` with ``--readme-also``) and
 only from cells whose windows can show them (``bench.common.results.TAIL_RULE``), per
 strategy on the same pool queue and driver as the scorecard's series; a strategy that pass
-did not run, or ran in windows too short, has no tail.
+did not run, or ran in windows too short, has no tail. A followed pass (``run --follow``)
+also counts the requests that hit ``pool_timeout``: shown as a result ("k of n timed out at
+30 s") beside p99.9 and max.
 """
 
 from __future__ import annotations
@@ -43,6 +45,34 @@ class Tail:
     pool: int | None
     window_s: float
     folder: str
+    timeouts: Timeouts | None = None
+    """Requests of the followed windows that hit ``pool_timeout`` (None: not followed)."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Pool timeouts over a series' valid followed trials: *count* of *of* at *at_s*."""
+
+    count: int
+    of: int
+    at_s: float
+
+    def text(self) -> str:
+        """``"3 of 1,204 timed out at 30 s"``; ``""`` when none did."""
+        return f"{self.count:,} of {self.of:,} timed out at {self.at_s:g} s" if self.count else ""
+
+
+def timeouts(valid: Sequence[dict[str, Any]]) -> Timeouts | None:
+    """Pool timeouts summed over *valid* followed cells (``run --follow``); None when none
+    of them was followed."""
+    followed = [c["timeouts"] for c in valid if "timeouts" in c]
+    if not followed:
+        return None
+    return Timeouts(
+        count=sum(int(t["count"]) for t in followed),
+        of=sum(int(t["of"]) for t in followed),
+        at_s=float(followed[0]["at_s"]),
+    )
 
 
 def _is_overload(doc: dict[str, Any]) -> bool:
@@ -86,5 +116,6 @@ def tails(folders: Sequence[Path], scenario: str) -> dict[Key, Tail]:
                 pool=info.get("pool_size"),
                 window_s=duration,
                 folder=folder.name,
+                timeouts=timeouts(valid),
             )
     return out

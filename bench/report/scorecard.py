@@ -4,7 +4,8 @@ Per series: its cost (instructions per GET from ``cost.json`` when the folder ha
 else server CPU µs per request), relative to the cheapest strategy; req/s against
 ``depends`` with the statistics module's verdict ("deadlocks at N users" where the load run
 recorded a stall, with req/s where it did not stall); the tail under overload (p99.9, max
-and fairness from the long-window overload pass only, "≥ X" when unresolved); the pitfall
+and fairness from the long-window overload pass only, "≥ X" when unresolved, with the
+requests that hit ``pool_timeout`` there: "k of n timed out at 30 s"); the pitfall
 matrix's outcome counts; and "use", "use with care: …" or "avoid: …" from the fixed rules
 of :mod:`bench.report.advice`.
 """
@@ -69,13 +70,16 @@ def tail_text(us: float, censored: bool) -> str:
 
 
 def _tail_cell(tail: longwindow.Tail | None) -> str:
-    """p99.9 · max of the long-window pass, "≥ X" where only a lower bound."""
+    """p99.9 · max of the long-window pass, "≥ X" where only a lower bound; then its pool
+    timeouts ("k of n timed out at 30 s") where the followed pass counted any."""
     if tail is None:
         return "not measured"
-    return " · ".join(
+    text = " · ".join(
         ("≥ " if key in tail.censored else "") + _ms(us)
         for key, us in (("p99.9", tail.p999_us), ("max", tail.max_us))
     )
+    timed_out = tail.timeouts.text() if tail.timeouts else ""
+    return f"{text}; {timed_out}" if timed_out else text
 
 
 def headline_scenario(doc: dict[str, Any]) -> str | None:
@@ -319,7 +323,14 @@ def blocks(folder: Path, extra: Sequence[Path] = ()) -> list[Block]:
         f"{long.users} users, pool {long.pool}, {long.window_s:g} s windows, same pool queue "
         f"and driver), never from the short windows of this run; ≥ X: a lower bound, "
         f"requests were still waiting when the window closed; fairness is Jain's index of "
-        f"requests per user (1.00 = all served alike); {TAIL_RULE}. "
+        f"requests per user (1.00 = all served alike); {TAIL_RULE}"
+        + (
+            "; k of n timed out at T s: requests of the followed windows answered 503 after "
+            "waiting `pool_timeout` for a connection, a result, counted at their latency"
+            if any(s.tail and s.tail.timeouts and s.tail.timeouts.count for s in rows)
+            else ""
+        )
+        + ". "
         if long
         else "p99.9 · max and fairness: not measured in long windows (no overload pass whose "
         "windows can show them was given), and never read from short windows. "
