@@ -67,7 +67,7 @@ def test_request_write_is_timed_per_request_and_labelled_with_what_it_measures(
 
 @pytest.mark.timeout(180)
 def test_a_full_run_times_each_benchmark_in_conftests_rounds_after_one_warm_up_batch(
-    tmp_path: Path, db
+    tmp_path: Path, db: Any
 ) -> None:
     """Without --quick every benchmark has ROUNDS rounds (the reference's micro step)."""
     from bench.micro.conftest import QUICK_ROUNDS, ROUNDS
