@@ -63,3 +63,21 @@ def test_request_write_is_timed_per_request_and_labelled_with_what_it_measures(
     assert bench["extra_info"]["ops_per_round"] == 3 * 30  # the timer divides by requests
     assert bench["extra_info"]["label"].endswith("per request")
     assert "PostgreSQL" in GROUPS["request-*"] and "/ 3" in GROUPS["request-*"]
+
+
+@pytest.mark.timeout(180)
+def test_a_full_run_times_each_benchmark_in_conftests_rounds_after_one_warm_up_batch(
+    tmp_path: Path, db: Any
+) -> None:
+    """Without --quick every benchmark has ROUNDS rounds (the reference's micro step)."""
+    from bench.micro.conftest import QUICK_ROUNDS, ROUNDS
+
+    out = tmp_path / "micro"
+    result = subprocess.run(
+        [*CLI, "micro", "--out", str(out), "-k", "registry_hit and is_active"],
+        capture_output=True, text=True, timeout=150, env={**os.environ, "DATABASE_URL": db.url},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (bench,) = benchmarks(out).values()
+    assert bench["stats"]["rounds"] == ROUNDS > QUICK_ROUNDS
+    assert len(bench["stats"]["data"]) == ROUNDS  # the warm-up batch is not a round

@@ -157,23 +157,22 @@ def _lanes(
     servers: list[CallgrindProcess],
     progress: _Progress,
 ) -> str:
-    """Deal the variants to one lane per URL (round robin) and run the lanes in threads;
-    the main thread waits, so that Ctrl-C and SIGTERM still reach it."""
+    """Run one lane per URL in threads, each taking the next variant of one shared queue
+    when it launches a server (a lane that finishes early takes more: variants differ by up
+    to 2× in time, and a fixed deal left one lane idle for a variant's length); the main
+    thread waits, so that Ctrl-C and SIGTERM still reach it."""
     lock = threading.Lock()
-    lanes = [config.variants[n :: len(urls)] for n in range(len(urls))]
+    queue = _Queue(config.variants)
     failed: list[int] = []
     errors: list[BaseException] = []
 
-    def lane(names: list[str], url: database.DatabaseUrl) -> None:
+    def lane(url: database.DatabaseUrl) -> None:
         try:
-            failed.append(_variants(run, config, names, url, servers, progress, lock))
+            failed.append(_variants(run, config, queue, url, servers, progress, lock))
         except BaseException as exc:  # re-raised in the main thread
             errors.append(exc)
 
-    threads = [
-        threading.Thread(target=lane, args=(names, url), daemon=True)
-        for names, url in zip(lanes, urls, strict=True)
-    ]
+    threads = [threading.Thread(target=lane, args=(url,), daemon=True) for url in urls]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -187,16 +186,29 @@ def _lanes(
     )
 
 
+class _Queue:
+    """The variants not yet taken by a lane, in order."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = list(names)
+        self.lock = threading.Lock()
+
+    def take(self) -> str | None:
+        with self.lock:
+            return self.names.pop(0) if self.names else None
+
+
 def _variants(
     run: CostRun,
     config: CostConfig,
-    names: list[str],
+    queue: _Queue,
     url: database.DatabaseUrl,
     servers: list[CallgrindProcess],
     progress: _Progress,
     lock: threading.Lock,
 ) -> int:
-    """Measure *names* one after the other on *url*'s database; the number that failed."""
+    """Measure variants of *queue* one after the other on *url*'s database until it is
+    empty; the number that failed."""
     groups = len(config.plan.groups())
     failed = 0
 
@@ -217,9 +229,15 @@ def _variants(
         server.launch()
         return server
 
-    pending = launch(names[0])
-    for index, name in enumerate(names):
-        server = pending
+    def launch_next() -> CallgrindServer | None:
+        name = queue.take()
+        return None if name is None else launch(name)
+
+    pending = launch_next()
+    index = 0
+    while pending is not None:
+        server, pending = pending, None
+        name = server.name
         variant = variants.get(name)
         info: dict[str, Any] = {"label": variant.label, "kind": variant.kind}
         with lock:
@@ -233,10 +251,8 @@ def _variants(
             # its start-up overlapped the previous variant's measurement
             info["startup_seconds"] = server.startup_seconds
             info["startup_overlapped"] = index > 0
-            if index + 1 < len(names):
-                pending = launch(names[index + 1])  # overlaps this measurement
-            asyncio.run(database.reset(url))
-            server.instrument()
+            pending = launch_next()  # overlaps this measurement
+            asyncio.run(database.reset(url))  # measure switches instrumentation on and off
 
             def step(what: str, name: str = name) -> None:
                 nonlocal steps
@@ -254,8 +270,9 @@ def _variants(
             progress.step(f"{name} failed", groups - steps)
         finally:
             server.stop()
-            if index + 1 < len(names) and pending is server:
-                pending = launch(names[index + 1])
+            if pending is None:  # failed before launching the next
+                pending = launch_next()
+        index += 1
         info["seconds"] = round(time.monotonic() - started, 1)
         with lock:
             run.save()

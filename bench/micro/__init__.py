@@ -6,8 +6,8 @@ runs a batch of N operations inside a single ``loop.run_until_complete`` so the
 loop's own entry cost is spread over N; the benchmark's timer is
 ``perf_counter() / N``, so pytest-benchmark's statistics (and its JSON, and
 ``pytest-benchmark compare``) are per operation. One warm-up batch precedes the
-rounds (30; 5 with ``--quick``). The process is pinned to one core and PostgreSQL (embedded, or
-``DATABASE_URL``) to the other(s) where the machine has two.
+rounds (10, ``conftest.ROUNDS``; 5 with ``--quick``). The process is pinned to one core and
+PostgreSQL (embedded, or ``DATABASE_URL``) to the other(s) where the machine has two.
 
 Groups: ``lifecycle`` (construct + close, no I/O), ``select1`` and ``get`` (with one
 ``SELECT 1`` / one primary-key ``get``), ``registry`` (the scoped proxy on a hit),

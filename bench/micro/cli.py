@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
     help = "Run the session micro-benchmarks (pytest-benchmark JSON)."
     p = add_command(sub, "micro", cmd_micro, help)
     p.add_argument(
-        "--quick", action="store_true", help="5 rounds per benchmark instead of 30 (about 20 s)"
+        "--quick", action="store_true", help="5 rounds per benchmark instead of 10 (about 20 s)"
     )
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-micro)")
     p.add_argument("-k", dest="select", metavar="EXPR",

@@ -16,6 +16,14 @@ from bench.common.integrity import Monitor
 
 Op = Callable[[], Awaitable[Any]]
 
+ROUNDS = 10
+"""Rounds per benchmark (5 with --micro-quick). The rounds' spread here is the machine's
+speed drifting over seconds (consecutive rounds correlate, lag 1 about 0.5), so more rounds
+of one benchmark narrow its interval less than their count suggests; 10 rounds give the
+median's order-statistic interval 97.9 % nominal coverage (30 gave 95.7 %) at a third of
+the time (``sessionbench micro`` took 555 s at 30 rounds in the reference of 2026-12-02)."""
+QUICK_ROUNDS = 5
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
@@ -85,7 +93,7 @@ def measure(
 ) -> Callable[..., None]:
     quick = request.config.getoption("--micro-quick")
 
-    def run(op: Op, *, batch: int, rounds: int = 30, per_call: int = 1) -> None:
+    def run(op: Op, *, batch: int, rounds: int = ROUNDS, per_call: int = 1) -> None:
         """Time *op* in rounds of *batch* calls; with --benchmark-disable, one untimed batch.
 
         *per_call*: operations one call of *op* performs (a write cycle is three requests);
@@ -101,7 +109,7 @@ def measure(
         benchmark.extra_info["ops_per_round"] = batch * per_call
         benchmark.pedantic(
             loop.run_until_complete, args=(), setup=lambda: ((many(),), {}),
-            rounds=5 if quick else rounds, iterations=1,
+            rounds=QUICK_ROUNDS if quick else rounds, iterations=1,
         )  # fmt: skip
 
     return run
