@@ -112,6 +112,13 @@ def section(folder: Path, doc: dict[str, Any]) -> list[Block]:
                 if s.get("budget_s")
                 else ""
             )
+            + (
+                "Every server froze its startup heap before serving (gc.freeze: a full "
+                "collection then skips the imported modules' objects, which cost ~65 ms per "
+                "collection and were the main noise between windows). "
+                if doc.get("settings", {}).get("gc_freeze")
+                else "Servers ran the interpreter's default collector (--gc default). "
+            )
             + "The figure is "
             "req/s per core: requests each server completed per second of its own CPU, read "
             "by the server itself at each window edge (the inverse of its CPU cost per request "

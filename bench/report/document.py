@@ -40,7 +40,7 @@ from bench.common.results import (
     series_names,
     tail_visible,
 )
-from bench.common.stats import VERDICT_METHOD, coverage_text, median_ci
+from bench.common.stats import VERDICT_METHOD, coverage_text, lag1_autocorrelation, median_ci
 from bench.micro import GROUPS as MICRO_GROUPS
 from bench.micro.command import MICRO_FILE
 from bench.report import coscheduled, questions, scorecard, stalls
@@ -482,21 +482,27 @@ def micro_section(folder: Path, doc: dict[str, Any]) -> list[Block]:
         median, low, high = median_ci(st["data"]) if st.get("data") else (st["median"],) * 3
         half = 100 * max(median - low, high - median) / median
         scale, unit = plots.time_unit(st["median"])
+        rho = lag1_autocorrelation([st["data"]]) if st.get("data") else None
         rows.append([
             b["group"] or "", str(b.get("param") or b["name"]),
             f"{st['median'] * scale:.3g} {unit}", f"{st['iqr'] * scale:.2g} {unit}",
-            f"±{half:.1f} %", str(st["rounds"]),
+            f"±{half:.1f} %", str(st["rounds"]), f"{rho:+.2f}" if rho is not None else "–",
         ])  # fmt: skip
     return [
         h2("Micro-benchmarks"),
         p(
             "Per-operation cost (pytest-benchmark, batches on one uvloop loop, timer divided by "
             "the batch). CI half-width: the wider side of the order-statistic interval of the "
-            "median over rounds (≥ 95 % coverage from 6 rounds), relative to the median."
+            "median over rounds, relative to the median: ≥ 95 % coverage from 6 rounds if the "
+            "rounds were independent. They are not quite: consecutive rounds share the "
+            "machine's drift (lag-1 ρ column), and where ρ > 0 the true coverage is lower than "
+            "that. Benchmarks timed minutes apart also differ by the machine's speed swings, so "
+            "these are costs per operation, not verdicts between strategies (those come from "
+            "the co-scheduled pass and the instruction counts)."
         ),
         bullets([f"{group}: {what}" for group, what in MICRO_GROUPS.items()]),
         img(f"{PLOTS}/{plot.name}", "micro-benchmark costs per operation"),
-        table(["group", "benchmark", "median", "IQR", "CI half-width", "rounds"], rows),
+        table(["group", "benchmark", "median", "IQR", "CI half-width", "rounds", "lag-1 ρ"], rows),
     ]
 
 
