@@ -56,7 +56,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "co_warmup": 1.0,
         "co_group": "all",
         "co_cells": ["read:32", "read:128", "write:32", "write:128", "mixed:128", "multi:128"],
-        "co_budget": 1500.0,
+        "co_budget": 1380.0,
     },
 }
 
