@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from bench.findings import acknowledged, fanout, streaming, threadpool_deadlock
+from bench.findings import acknowledged, fanout, gc_freeze, streaming, threadpool_deadlock
 from bench.pool import repro
 from variants.settings import DatabaseUrl
 
@@ -74,3 +74,14 @@ def test_streaming_holds_a_connection(db: DatabaseUrl, capsys: pytest.CaptureFix
     for case in ("read before streaming", "session per page"):
         assert number(r"longest hold ([\d.]+) s", out[case]) < 0.1
         assert "0 checked out, 0 idle in transaction" in out[case]
+
+
+@pytest.mark.slow
+def test_gc_freeze_makes_full_collections_cheaper(db: DatabaseUrl) -> None:
+    sides, pairs = gc_freeze.measure(db, users=32, seconds=4.0, windows=3, warmup=2.0)
+    frozen, default = sides["frozen"], sides["default"]
+    assert len(pairs) == 3
+    for side in (frozen, default):  # requests' garbage reaches the oldest generation
+        assert side.requests > 0 and side.full_gcs >= 1
+    # the default server's full collections also scan the ~100,000 objects of its imports
+    assert 3 * frozen.full_gc_ns / frozen.full_gcs < default.full_gc_ns / default.full_gcs
