@@ -75,7 +75,7 @@ IDLE_SECONDS = 2.0
 
 
 async def idle_rate(server: CallgrindServer) -> float:
-    """Instructions per wall-clock second of the idle server (its once-a-second tick; see
+    """Instructions per wall-clock second of the idle server (no tick: see
     ``serve_hook``): recorded to show how little of a repeat is time-driven, not subtracted."""
     await asyncio.to_thread(server.collect_garbage)
     await asyncio.to_thread(server.zero)

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import select
+import shutil
 import statistics
 import subprocess
 import sys
@@ -53,11 +53,12 @@ from bench.common import database, drivers, processes
 from bench.cost.measure import spread_percent
 from bench.cost.operations_hook import FLOORS, GROUPS, Operation, catalogue
 from bench.cost.valgrind import (
-    COUNTED_ENV,
     START_TIMEOUT,
     CallgrindError,
     CallgrindProcess,
     callgrind_command,
+    counted_cwd,
+    counted_env,
 )
 
 if TYPE_CHECKING:
@@ -162,11 +163,13 @@ class OperationsProcess(CallgrindProcess):
         self.out_base = raw / f"callgrind-{self.name}.out"
         self.log_path = raw / f"{self.name}.log"
         self.started_at = 0.0
+        self.cwd: Path | None = None
 
     def launch(self) -> None:
         self.raw.mkdir(parents=True, exist_ok=True)
         cmd = callgrind_command(self.out_base, sys.executable, "-m", "bench.cost.operations_hook")
-        env = {**os.environ, **self.env, "DATABASE_URL": self.url.url, **COUNTED_ENV}
+        env = counted_env({**self.env, "DATABASE_URL": self.url.url})
+        self.cwd = counted_cwd()
         self.started_at = time.monotonic()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -176,7 +179,7 @@ class OperationsProcess(CallgrindProcess):
                 stdout=subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,
-                cwd=self.raw,
+                cwd=self.cwd,
             )
 
     def _answer(self, timeout: float) -> str:
@@ -210,6 +213,8 @@ class OperationsProcess(CallgrindProcess):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout)
         super().stop()
+        if self.cwd is not None:
+            shutil.rmtree(self.cwd, ignore_errors=True)
 
     def count(self, label: str, group: str, name: str, n: int) -> int:
         """Instructions of one ``run GROUP NAME n`` from a collected heap."""

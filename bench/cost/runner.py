@@ -1,7 +1,7 @@
 """Run ``sessionbench cost``: each variant under callgrind, rows saved after each.
 
 Variants are dealt to *lanes* (``--lanes``, default 2 on this two-core machine) that run
-side by side, each with its own database (a scratch database per lane after the first), so
+side by side, each with its own scratch database, so
 one lane's write cycles cannot move the other's ids. Instruction counts do not depend on
 the speed a server gets: requests reach it in lockstep bursts (``bench.cost.client``).
 Order per variant within a lane: its server is already starting (the next variant's server
@@ -103,7 +103,9 @@ def run_cost(config: CostConfig, progress: Callable[[str, int, int], None]) -> C
     servers: list[CallgrindProcess] = []
     status = "incomplete"
     lanes = max(1, min(config.lanes, len(config.variants)))
-    scratch = [f"sessionbench_cost_lane{n + 1}" for n in range(1, lanes)]
+    # every lane on a scratch database, the first too: database names of one length, as the
+    # servers' DATABASE_URL is in their environment (``valgrind.counted_env``)
+    scratch = [f"sessionbench_cost_lane{n + 1}" for n in range(lanes)]
     try:
         with database.database_url_or_embedded() as (url, embedded):
             run.doc["environment"] |= {
@@ -112,7 +114,7 @@ def run_cost(config: CostConfig, progress: Callable[[str, int, int], None]) -> C
             }
             asyncio.run(database.ensure_schema(url))
             try:
-                urls = [url] + [asyncio.run(database.create_scratch(url, n)) for n in scratch]
+                urls = [asyncio.run(database.create_scratch(url, n)) for n in scratch]
                 operations = start_operations(config, url, servers.append)
                 status = _lanes(run, config, urls, servers, _Progress(progress, config.steps))
                 if not run_operations(run, config, url, progress, operations):

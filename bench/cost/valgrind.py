@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,7 +100,7 @@ def callgrind_command(out_base: Path, python: str, *args: str) -> list[str]:
     """``python args…`` under callgrind, instrumentation off, dumps to ``out_base.N``."""
     return [
         *_fixed_addresses(),
-        "valgrind",
+        shutil.which("valgrind") or "valgrind",  # the counted env's PATH may not hold it
         *VALGRIND_FLAGS,
         f"--callgrind-out-file={out_base}",
         python,
@@ -113,7 +114,29 @@ COUNTED_ENV = {
     # of two processes of the same code differ by ~2 % without a fixed seed
     "PYTHONHASHSEED": "0",
 }
-"""Environment of every counted process (over the caller's)."""
+"""Environment of every counted process (over ``counted_env``'s)."""
+
+PASSED_ENV = ("TMPDIR", "LANG", "LC_ALL", "LC_CTYPE")
+"""The caller's variables a counted process still sees (vgdb finds it through TMPDIR);
+besides these only ``SESSIONBENCH_*`` and what the runner sets."""
+
+
+def counted_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a counted process: not the caller's, whose strings (PWD, OLDPWD,
+    a venv's PATH…) differ from shell to shell. CPython copies every variable onto its heap
+    at start-up, and a string of another length shifts where later objects land, among them
+    the interned attribute names whose addresses key the type attribute cache
+    (``_PyType_Lookup``): its collisions moved GET's instructions per request by up to
+    1.5 % between two runs of the same code."""
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith("SESSIONBENCH_")}
+    return {"PATH": os.defpath, **env, **extra, **COUNTED_ENV}
+
+
+def counted_cwd() -> Path:
+    """A fresh working directory for a counted process whose path has the same length in
+    every run (``python -m`` puts the working directory in ``sys.path``; a run folder's path
+    would move the heap as the environment does: see ``counted_env``). The caller removes it."""
+    return Path(tempfile.mkdtemp(prefix="sessionbench-cost-"))
 
 
 class CallgrindProcess:
@@ -233,6 +256,7 @@ class CallgrindServer(CallgrindProcess):
         self.out_base = raw / f"callgrind-{self.variant.name}.out"
         self.started_at = 0.0
         self.startup_seconds: float | None = None
+        self.cwd: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -244,7 +268,9 @@ class CallgrindServer(CallgrindProcess):
 
     @property
     def ack_path(self) -> Path:
-        return self.raw / f"gc-{self.variant.name}.ack"
+        """In the process's working directory: its path is in the process's arguments."""
+        assert self.cwd is not None
+        return self.cwd / "gc.ack"
 
     def launch(self) -> None:
         """Start the process (returns at once; ``wait_ready`` waits for ``/health``)."""
@@ -253,6 +279,7 @@ class CallgrindServer(CallgrindProcess):
         except environments.EnvironmentBuildError as exc:
             raise ServerError(str(exc)) from None
         self.raw.mkdir(parents=True, exist_ok=True)
+        self.cwd = counted_cwd()
         cmd = callgrind_command(
             self.out_base,
             python,
@@ -262,13 +289,13 @@ class CallgrindServer(CallgrindProcess):
             str(self.port),
             str(self.ack_path),
         )
-        env = {
-            **os.environ,
-            "SESSIONBENCH_APP_NAME": f"sessionbench-cost-{self.variant.name}-{self.port}",
-            **self.env,
-            "DATABASE_URL": self.url.url,
-            **COUNTED_ENV,
-        }
+        env = counted_env(
+            {
+                "SESSIONBENCH_APP_NAME": f"sessionbench-cost-{self.variant.name}-{self.port}",
+                **self.env,
+                "DATABASE_URL": self.url.url,
+            }
+        )
         self.started_at = time.monotonic()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -278,8 +305,13 @@ class CallgrindServer(CallgrindProcess):
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                cwd=self.raw,
+                cwd=self.cwd,
             )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        super().stop(timeout)
+        if self.cwd is not None:
+            shutil.rmtree(self.cwd, ignore_errors=True)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         deadline = self.started_at + timeout
