@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bench.common import cpu, histograms, tally
+from bench.common import cpu, histograms, pairs, tally
 from bench.common.pairs import co_comparison, co_comparisons, co_pairs
 from bench.common.stats import compare_windows, false_discoveries, holm
 from bench.load import coschedule
@@ -229,6 +229,16 @@ def test_only_groups_with_an_unresolved_comparison_are_looked_at_again() -> None
     doc = {"coscheduled": {"settings": settings, "groups": [clear, unclear]}}
     planned = [(1, "read", 32, ("depends", "context")), (1, "read", 32, ("depends", "scoped"))]
     assert coschedule.unresolved(doc, planned) == [("read", 32, ("depends", "scoped"))]
+    lost = group_of("depends", "core", noisy(1.1, 0.02))
+    for window in lost["windows"]:
+        window["dropped"] = "steal 9.0 % > 5 %"
+    doc["coscheduled"]["groups"].append(lost)
+    planned.append((1, "read", 32, ("depends", "core")))
+    assert pairs.missing(doc) == [("read", 32, "depends", "core")]
+    assert coschedule.unresolved(doc, planned) == [
+        ("read", 32, ("depends", "scoped")),
+        ("read", 32, ("depends", "core")),  # every window dropped: looked at again
+    ]
     unclear_again = group_of("depends", "scoped", noisy(1.3, 0.02)) | {"look": 2}
     doc["coscheduled"]["groups"].append(unclear_again)
     [row] = [r for r in co_comparisons(doc) if r.b == "scoped"]
@@ -308,6 +318,15 @@ def test_the_report_counts_verdicts_chains_context_and_checks_the_calibration(
     assert chained.comparison.ratio == pytest.approx(1.15 / 1.2, rel=0.03)
     text = to_markdown(coscheduled.section(tmp_path, doc))
     assert "read at 32 users: 3 of 3 comparisons end in a verdict" in text
+    lost = group_of("depends", "sqlmodel", noisy(1.0))
+    for window in lost["windows"]:
+        window["dropped"] = "steal 9.0 % > 5 %"
+    doc["coscheduled"]["groups"].append(lost)
+    text = to_markdown(coscheduled.section(tmp_path, doc))
+    assert (
+        "read at 32 users: 3 of 4 comparisons end in a verdict (1 not measured: every window "
+        "of sqlmodel dropped)"
+    ) in text
     calibration = [line for line in text.splitlines() if "context_plus10" in line][-1]
     cells = [c.strip() for c in calibration.strip("|").split("|")]
     assert cells[3] == "0.909" and cells[4] == "yes" and cells[-1] == "right"

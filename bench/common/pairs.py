@@ -81,9 +81,9 @@ def co_pairs(
     return out
 
 
-def co_comparisons(doc: dict[str, Any]) -> list[CoComparison]:
-    """Every co-scheduled comparison of the run, decided together (Benjamini–Hochberg over
-    looks-adjusted p-values)."""
+def planned(doc: dict[str, Any]) -> list[tuple[str, int, str, str]]:
+    """(scenario, users, A, B) of every direct comparison the pass's groups were loaded for,
+    whether or not a window of it was kept: A an anchor, each anchor pair once."""
     co = doc.get("coscheduled")
     if not co:
         return []
@@ -92,12 +92,28 @@ def co_comparisons(doc: dict[str, Any]) -> list[CoComparison]:
     def first(a: str, b: str) -> bool:  # each anchor pair once, in the anchors' order
         return base(b) not in anchors or anchors.index(base(a)) < anchors.index(base(b))
 
-    keys = sorted({
+    return sorted({
         (g["scenario"], g["users"], a, b)
         for g in co["groups"]
         for a in g["members"] if base(a) in anchors
         for b in g["members"] if b != a and first(a, b)
     })  # fmt: skip
+
+
+def missing(doc: dict[str, Any]) -> list[tuple[str, int, str, str]]:
+    """The planned comparisons no kept window pair measured (every window of their groups
+    dropped, or every group failed): no verdict, and not in :func:`co_comparisons`."""
+    return [k for k in planned(doc) if not co_pairs(doc, k[2], k[3], k[0], k[1])]
+
+
+def co_comparisons(doc: dict[str, Any]) -> list[CoComparison]:
+    """Every co-scheduled comparison of the run, decided together (Benjamini–Hochberg over
+    looks-adjusted p-values)."""
+    co = doc.get("coscheduled")
+    if not co:
+        return []
+    anchors = co["settings"]["anchors"]
+    keys = planned(doc)
     found = []
     for scenario, users, a, b in keys:
         groups = co_pairs(doc, a, b, scenario, users)

@@ -180,18 +180,19 @@ def unresolved(
     run's comparisons so far leave unresolved."""
     anchors = set(doc["coscheduled"]["settings"]["anchors"])
     open_ = [
-        r for r in pairs.co_comparisons(doc)
+        (r.scenario, r.users, r.a, r.b) for r in pairs.co_comparisons(doc)
         if not (r.comparison.significant or r.comparison.equivalent)
     ]  # fmt: skip
+    open_ += pairs.missing(doc)  # every window dropped so far: not measured at all
     out: list[tuple[str, int, tuple[str, ...]]] = []
     for _, scenario, users, group in planned:
         members = set(group)
         if (scenario, users, group) in out:
             continue
         if any(
-            (r.scenario, r.users) == (scenario, users)
-            and ({r.a, r.b} <= members or (r.b in members and pairs.base(r.b) not in anchors))
-            for r in open_
+            (s, u) == (scenario, users)
+            and ({a, b} <= members or (b in members and pairs.base(b) not in anchors))
+            for s, u, a, b in open_
         ):
             out.append((scenario, users, group))
     return out

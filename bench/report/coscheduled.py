@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.blocks import Block, bullets, h2, p, table
-from bench.common.pairs import base, co_pairs, timed_prediction
+from bench.common.pairs import base, co_pairs, missing, timed_prediction
 from bench.common.stats import MARGIN_PERCENT
 from bench.report.compare import Row, co_rows
 from bench.report.scorecard import COST_FILE
@@ -144,7 +144,7 @@ def section(folder: Path, doc: dict[str, Any]) -> list[Block]:
                 f"median over comparisons: {100 * statistics.median(spreads):.1f} %"
                 if spreads
                 else "Spread: not enough windows.",
-                *_decided_counts(rows),
+                *_decided_counts(rows, missing(doc)),
             ]
         ),
     ]
@@ -230,17 +230,29 @@ def _left_out(invalid: list[dict[str, Any]]) -> str:
     return "; ".join(reasons[:3]) or "none"
 
 
-def _decided_counts(rows: list[Row]) -> list[str]:
+def _decided_counts(rows: list[Row], unmeasured: list[tuple[str, int, str, str]]) -> list[str]:
     """How many strategy comparisons (calibration series left out) end in a verdict, per
-    scenario and user count."""
+    scenario and user count; a planned comparison no kept window measured counts as one
+    without a verdict."""
     out = []
     strategies = [r for r in rows if not r.b.startswith("context_plus")]
-    for scenario, users in sorted({(r.scenario, r.users) for r in strategies}):
+    lost = [k for k in unmeasured if not k[3].startswith("context_plus")]
+    for scenario, users in sorted({(r.scenario, r.users) for r in strategies} |
+                                  {(k[0], k[1]) for k in lost}):  # fmt: skip
         mine = [r for r in strategies if (r.scenario, r.users) == (scenario, users)]
+        gone = [k for k in lost if (k[0], k[1]) == (scenario, users)]
         n = sum(decided(r) for r in mine)
         goal = DECIDED_GOAL.get(scenario)
         out.append(
-            f"{scenario} at {users} users: {n} of {len(mine)} comparisons end in a verdict"
+            f"{scenario} at {users} users: {n} of {len(mine) + len(gone)} comparisons end in a "
+            "verdict"
+            + (
+                f" ({len(gone)} not measured: every window of "
+                + ", ".join(sorted({k[3] for k in gone}))
+                + " dropped)"
+                if gone
+                else ""
+            )
             + (f" (goal ≥ {100 * goal:.0f} %)" if goal else "")
         )
     return out
