@@ -253,7 +253,9 @@ def co_run(tmp_path_factory: pytest.TempPathFactory, db: Any) -> Path:
         [*CLI, "run", "--variants", "context,context_plus10", "--scenarios", "read",
          "--users", "16", "--trials", "1", "--duration", "0.5", "--warmup", "0.3",
          "--co-anchors", "context", "--co-windows", "8", "--co-window", "1", "--co-budget", "0",
-         "--out", str(out)],
+         # the direction under test, not the guard (its own test): a CI host's steal
+         # would drop every window
+         "--co-max-steal", "100", "--out", str(out)],
         check=True, capture_output=True, timeout=240, env={**os.environ, "DATABASE_URL": db.url},
     )  # fmt: skip
     return out

@@ -192,6 +192,9 @@ def register(sub: Any) -> None:
                    help="seconds the co-scheduled pass may take: groups with an unresolved "
                    "comparison are loaded again while it lasts (default: the mode's; 0: no "
                    "second look)")  # fmt: skip
+    p.add_argument("--co-max-steal", type=number(float, 0), metavar="PERCENT",
+                   help="drop a co-scheduled window in which any core lost more than this to "
+                   "steal (default: the mode's, 5; 100: keep every window)")  # fmt: skip
     p.add_argument(
         "--co-group",
         type=one_of("co-scheduled grouping", lambda: ("pairs", "first", "all")),

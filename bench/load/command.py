@@ -34,6 +34,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "co_group": "all",
         "co_cells": [],
         "co_budget": 70.0,
+        "co_max_steal": 5.0,
         "solo_scenarios": None,
     },
     "full": {
@@ -57,6 +58,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "co_group": "all",
         "co_cells": ["read:32", "read:128", "write:32", "write:128", "mixed:128", "multi:128"],
         "co_budget": 1380.0,
+        "co_max_steal": 5.0,
     },
 }
 

@@ -86,6 +86,8 @@ class CoSettings:
     kinds: tuple[str, ...] = ("strategy", "library", "calibration")
     """Variant kinds compared with the anchors (baselines such as raw are ceilings, not
     contenders: their solo cells show them)."""
+    steal_limit: float = STEAL_LIMIT
+    """% of a window any core may lose to steal before the window is dropped (100: never)."""
     budget: float = 0.0
     """Seconds the whole pass may take. After the planned groups, every group with an
     unresolved comparison is loaded again (a new *look*: more windows for the same
@@ -97,7 +99,7 @@ class CoSettings:
         return {
             "anchors": self.anchors, "windows": self.windows, "window_s": self.window,
             "warmup_s": self.warmup, "rounds": self.rounds, "group": self.group,
-            "start_margin_s": START_MARGIN, "steal_limit_percent": STEAL_LIMIT,
+            "start_margin_s": START_MARGIN, "steal_limit_percent": self.steal_limit,
             "saturated_percent": 100 * SATURATED, "kinds": list(self.kinds),
             "cells": list(self.cells), "budget_s": self.budget,
         }  # fmt: skip
@@ -330,7 +332,7 @@ class CoPass:
         record["sides"] = {}
         for m in members:
             record["sides"][m.name] = self._side(m, results[m.name], raws[m.name])
-        record["windows"] = _windows(snapshots, members, results, tallies)
+        record["windows"] = _windows(snapshots, members, results, tallies, s.steal_limit)
         bad = [n for n, side in record["sides"].items() if side["status"] != "ok"]
         if bad or record["reasons"]:
             record["status"] = "invalid"
@@ -411,6 +413,7 @@ def _windows(
     members: list[Member],
     results: dict[str, dict[str, Any] | None],
     tallies: dict[str, list[tally.Row]],
+    steal_limit: float = STEAL_LIMIT,
 ) -> list[dict[str, Any]]:
     """Per window: every member's requests and server CPU (its own tally), errors and µs
     histogram (its locust), the machine's steal and busy cores, and why the window is
@@ -459,8 +462,8 @@ def _windows(
             }
         busy = sum(server_cpu.values()) / elapsed
         window["servers_busy_percent"] = round(100 * busy, 1)
-        if max(steal, default=0.0) > STEAL_LIMIT:
-            window["dropped"] = f"steal {max(steal):.1f} % > {STEAL_LIMIT:g} %"
+        if max(steal, default=0.0) > steal_limit:
+            window["dropped"] = f"steal {max(steal):.1f} % > {steal_limit:g} %"
         elif busy < SATURATED:
             window["dropped"] = (
                 f"unsaturated: the servers used {100 * busy:.0f} % of their core "
