@@ -66,12 +66,16 @@ def rows(doc: dict[str, Any], a: str, b: str) -> list[Row]:
             windows.setdefault(group["users"], []).extend(kept)
     out = []
     for users, kept in sorted(windows.items()):
-        sides = [(w["members"][a], w["members"][b]) for w in kept]
+        sides: list[tuple[dict[str, Any], dict[str, Any]]] = [
+            (w["members"][a], w["members"][b]) for w in kept
+        ]
         sides = [(x, y) for x, y in sides if x["requests"] and y["requests"]]
         if not sides:
             continue
 
-        def pairs(key: str, sides: list[tuple[dict[str, Any], ...]] = sides) -> list[Any]:
+        def pairs(
+            key: str, sides: list[tuple[dict[str, Any], dict[str, Any]]] = sides
+        ) -> list[tuple[float, float]]:
             return [(_per_request(x, key), _per_request(y, key)) for x, y in sides]
 
         cpu = pairs("server_cpu_s")
