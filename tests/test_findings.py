@@ -9,7 +9,14 @@ import re
 
 import pytest
 
-from bench.findings import acknowledged, fanout, gc_freeze, streaming, threadpool_deadlock
+from bench.findings import (
+    acknowledged,
+    concurrency_cost,
+    fanout,
+    gc_freeze,
+    streaming,
+    threadpool_deadlock,
+)
 from bench.pool import repro
 from variants.settings import DatabaseUrl
 
@@ -31,6 +38,37 @@ def test_barging_gives_some_checkouts_waits_far_above_the_median() -> None:
     assert max(barging.waits) > 10 * barging.percentile(50)
     assert barging.jain < 0.6 < 0.95 < fifo.jain
     assert fifo.max_overtaken == 0 < barging.max_overtaken
+
+
+def test_concurrency_cost_pairs_each_window_and_splits_user_and_system_cpu() -> None:
+    def window(
+        dropped: str | None, a: tuple[int, float, float], b: tuple[int, float, float]
+    ) -> dict:
+        def side(requests: int, user: float, system: float) -> dict:
+            return {"requests": requests, "server_user_s": user, "server_system_s": system,
+                    "server_cpu_s": user + system}  # fmt: skip
+
+        return {"dropped": dropped, "members": {"context": side(*a), "depends": side(*b)}}
+
+    one = [window(None, (1000, 0.9, 0.1), (1000, 0.9 * k, 0.1)) for k in (0.95, 0.96, 0.97)]
+    one.append(window("unsaturated: the servers used 60 % of their core", (500, 0.45, 0.05),
+                      (500, 0.432, 0.05)))  # fmt: skip
+    one.append(window("steal 9.0 % > 5 %", (1000, 0.9, 0.1), (1000, 9.0, 0.1)))  # not used
+    many = [window(None, (1000, 0.8, 0.1), (1000, 0.8 * k, 0.1 * 1.3)) for k in (1.3, 1.32, 1.34)]
+    doc = {"coscheduled": {"groups": [
+        {"users": 1, "members": ["context", "depends"], "windows": one},
+        {"users": 32, "members": ["context", "depends"], "windows": many},
+        {"users": 32, "members": ["context", "scoped"], "windows": many},  # another pair
+    ]}}  # fmt: skip
+    low, high = concurrency_cost.rows(doc, "context", "depends")
+    assert (low.users, low.windows, high.users, high.windows) == (1, 4, 32, 3)
+    assert low.cpu.ratio < 0.97 and low.cpu.high is not None and low.cpu.high < 1
+    assert abs(low.system.ratio - 1) < 1e-9 and abs(high.system.ratio - 1.3) < 1e-9
+    assert abs(high.user.ratio - 1.32) < 0.01 and high.cpu.low is not None and high.cpu.low > 1
+    assert round(low.a_cpu_us) == 1000
+    text = concurrency_cost.table([low, high], "context", "depends")
+    assert "depends/context CPU per request" in text.splitlines()[0]
+    assert len(text.splitlines()) == 3
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from bench.common import database, stats, tally
 from bench.common.server import GC_FREEZE_ENV, VariantServer
-from bench.findings.kernel_cost import LUA, wrk
+from bench.findings.kernel_cost import LUA, wrk, wrk_output
 from variants.settings import DatabaseUrl
 
 SIDES = {"frozen": "1", "default": "0"}
@@ -87,9 +87,7 @@ class Side:
 
 def finish(proc: subprocess.Popen[str]) -> tuple[float, float]:
     """wrk's p99 and max latency in ms (it must have seen no failed request)."""
-    out, _ = proc.communicate()
-    if "Non-2xx" in out or "Socket errors" in out or proc.returncode:
-        raise RuntimeError(f"wrk saw failed requests:\n{out}")
+    out = wrk_output(proc)
     found = re.search(r"latency p99 (\d+) max (\d+)", out)
     if found is None:
         raise RuntimeError(f"no latency in wrk's output:\n{out}")

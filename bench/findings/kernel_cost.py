@@ -148,10 +148,16 @@ def wrk(url: str, users: int, seconds: float, cpu: int, script: Path) -> subproc
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wrk_requests(proc: subprocess.Popen[str]) -> int:
+def wrk_output(proc: subprocess.Popen[str]) -> str:
+    """What wrk printed once it is done; RuntimeError if it saw a failed request."""
     out, _ = proc.communicate()
     if "Non-2xx" in out or "Socket errors" in out or proc.returncode:
         raise RuntimeError(f"wrk saw failed requests:\n{out}")
+    return out
+
+
+def wrk_requests(proc: subprocess.Popen[str]) -> int:
+    out = wrk_output(proc)
     match = re.search(r"(\d+) requests in", out)
     if match is None:
         raise RuntimeError(f"no request count in wrk's output:\n{out}")

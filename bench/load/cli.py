@@ -194,7 +194,7 @@ def register(sub: Any) -> None:
                    "second look)")  # fmt: skip
     p.add_argument("--co-max-steal", type=number(float, 0), metavar="PERCENT",
                    help="drop a co-scheduled window in which any core lost more than this to "
-                   "steal (default: the mode's, 5; 100: keep every window)")  # fmt: skip
+                   "steal (default: the mode's, 20; 100: keep every window)")  # fmt: skip
     p.add_argument(
         "--co-group",
         type=one_of("co-scheduled grouping", lambda: ("pairs", "first", "all")),

@@ -11,7 +11,7 @@ import variants
 from bench.common import drivers
 from bench.common.console import console, progress_bar, rel_path, summary_table
 from bench.common.results import ROOT, RUN_FILE
-from bench.load import follow
+from bench.load import coschedule, follow
 from bench.load.runner import ConfigError, RunConfig, Runner
 from bench.load.scenarios import SCENARIOS
 from variants.settings import DatabaseUrl
@@ -34,7 +34,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "co_group": "all",
         "co_cells": [],
         "co_budget": 40.0,
-        "co_max_steal": 5.0,
+        "co_max_steal": coschedule.STEAL_LIMIT,
         "solo_scenarios": None,
     },
     "full": {
@@ -58,7 +58,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "co_group": "all",
         "co_cells": ["read:32", "read:128", "write:32", "write:128", "mixed:128", "multi:128"],
         "co_budget": 1380.0,
-        "co_max_steal": 5.0,
+        "co_max_steal": coschedule.STEAL_LIMIT,
     },
 }
 

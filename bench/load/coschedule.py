@@ -28,7 +28,8 @@ checks of every cell hold per server: acknowledged writes in the table, acknowle
 updates visible, no idle-in-transaction connections, statements as expected.
 
 **Machine guard.** A window in which any core's steal exceeds ``STEAL_LIMIT`` % of the
-window, in which the members' servers together used less than ``SATURATED`` of their core
+window (20 %: stolen time does not advance the servers' CPU clocks, so less hits both sides
+alike), in which the members' servers together used less than ``SATURATED`` of their core
 (something else ran there, or the load generators could not keep them busy: the cost at
 saturation was not measured), or in which a member failed a request, is dropped from every
 member of its group (so from both sides of each pair), counted and reported. A member
@@ -60,7 +61,12 @@ from bench.load.scenarios import SCENARIOS
 from variants.settings import DatabaseUrl
 
 START_MARGIN = 3.0  # s from launching the locusts to the warm-up's start (their start-up)
-STEAL_LIMIT = 5.0  # % of a window any core may lose to steal before the window is dropped
+STEAL_LIMIT = 20.0
+"""% of a window any core may lose to steal before the window is dropped. Each side's figure
+is requests per second of its own CPU clock, which stolen time does not advance, so moderate
+steal hits both sides of a pair alike: in the 2026-12-02 reference, window pairs with 5–15 %
+steal spread about their comparison's median no more than those with less (rms 3.3 % vs
+3.6 %; 122 and 782 pairs), and dropping them at 5 % cost 74 of 502 windows."""
 CALIBRATION_SCENARIO = "read"  # the calibration series run in this scenario only
 SATURATED = 0.85  # share of their core the members' servers must use together in a window
 LINGER_GRACE = 2.0
@@ -198,6 +204,21 @@ def unresolved(
         ):
             out.append((scenario, users, group))
     return out
+
+
+def by_cell_rounds(
+    todo: Sequence[tuple[str, int, tuple[str, ...]]],
+) -> list[tuple[str, int, tuple[str, ...]]]:
+    """*todo* reordered so that each cell's first group comes before any cell's second, and
+    so on (planned order within a rank): a budget that runs out leaves no cell without a
+    look while another had several."""
+    rank: dict[tuple[str, int], int] = {}
+    ranked = []
+    for item in todo:
+        cell = (item[0], item[1])
+        rank[cell] = rank.get(cell, 0) + 1
+        ranked.append((rank[cell], item))
+    return [item for _, item in sorted(ranked, key=lambda pair: pair[0])]
 
 
 def _calibration(name: str) -> bool:

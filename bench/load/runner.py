@@ -411,7 +411,7 @@ class Runner:
             left = settings.budget - spent
             if not todo or left < each:
                 break
-            todo = todo[: int(left // each)]
+            todo = coschedule.by_cell_rounds(todo)[: int(left // each)]
             for k, (scenario, users, group) in enumerate(todo):
                 self.progress(
                     f"co-scheduled look {look}: {' + '.join(group)} · {scenario} · {users} "

@@ -138,7 +138,7 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
         for users in sorted({c["users"] for c in cells if c["scenario"] == scenario}):
             blocks.append(p(f"{scenario}, {users} users:"))
             blocks.append(table(headers, rows(doc, scenario, users)))
-        names = {c["variant"] for c in cells if c["scenario"] == scenario}
+        names = dict.fromkeys(c["variant"] for c in cells if c["scenario"] == scenario)
         variants = dict.fromkeys(doc["variants"][n].get("variant", n) for n in names)
         for variant in variants:
             out = folder / "plots" / f"pool-{scenario}-{variant}.png"

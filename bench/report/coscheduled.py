@@ -283,8 +283,10 @@ def _calibration(
             "calibration.py: schema validation and serialisation, timed by the server in "
             "every window). The design is sensitive when it finds the extra cost in the right "
             "direction at the size the timed cost predicts. The instruction count's prediction "
-            "is shown beside it: it overstates a user-space extra cost, because a request's "
-            "CPU time also holds kernel work and cache misses that instructions do not count."
+            "is shown beside it; it is not the yardstick: the time an instruction takes "
+            "depends on the code (this tight loop runs ~4x the instructions per µs of a whole "
+            "request) and on the requests in flight (depends/context: 1.12x the instructions, "
+            "0.96x the CPU at 1 user, 1.31x at 32; docs/findings/concurrency-cost.md)."
         ),
         table(
             [
