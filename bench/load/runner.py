@@ -23,7 +23,8 @@ Order of work:
    answering, a ``stall`` with what held what (``stall_record``). Before each reset no
    server of the run may hold a transaction: stray ones are terminated, else the cell
    fails saying so.
-   Ctrl-C or SIGTERM: every child stopped, finished cells kept, the run marked incomplete.
+   Ctrl-C or SIGTERM: every child stopped, finished cells kept, the run marked incomplete
+   (``bench.common.lifecycle``, as in ``pitfalls`` and ``cost``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import contextlib
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -57,8 +57,8 @@ from bench.common import (
     stats,
     verify,
 )
-from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
-from bench.common.results import Run, environment
+from bench.common.lifecycle import RunLifecycle, stopping
+from bench.common.results import Run
 from bench.common.server import GC_FREEZE_ENV, ServerError, VariantServer, free_port
 from bench.load import coschedule, distributed, tails
 from bench.load import follow as follow_mode
@@ -244,31 +244,17 @@ class Runner:
 
     def run(self) -> Run:
         config = self.config
-        previous = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
-        run = Run.create(config.out, settings=config.settings(), env=environment())
-        run.doc["command"] = ["sessionbench", *sys.argv[1:]]
-        status = "incomplete"
-        try:
-            with database.database_url_or_embedded() as (url, embedded):
-                try:
-                    status = self._run(run, url, embedded)
-                finally:
-                    # Servers and locust go before PostgreSQL; a second Ctrl-C must not
-                    # cut this short and leave children behind.
-                    ignore_signals()
-                    self._stop_children()
-        except Interrupted as exc:
-            run.doc["interrupted_by"] = str(exc)
-        except (database.DatabaseError, ConfigError) as exc:
-            run.doc["error"] = str(exc)
-            status = "failed"
-            raise
-        finally:
-            ignore_signals()
-            run.finish(status)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        return run
+        lifecycle = RunLifecycle(
+            Run, config.out, settings=config.settings(), program="sessionbench",
+            fails_on=(database.DatabaseError, ConfigError),
+        )  # fmt: skip
+        with (
+            lifecycle as life,
+            database.database_url_or_embedded() as (url, embedded),
+            stopping(self._stop_children),  # servers and locust go before PostgreSQL
+        ):
+            life.status = self._run(life.run, url, embedded)
+        return life.run
 
     def _run(self, run: Run, url: DatabaseUrl, embedded: database.EmbeddedPostgres | None) -> str:
         config = self.config
