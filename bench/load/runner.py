@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import os
 import subprocess
@@ -60,7 +59,7 @@ from bench.common import (
 from bench.common.lifecycle import RunLifecycle, stopping
 from bench.common.results import Run
 from bench.common.server import GC_FREEZE_ENV, ServerError, VariantServer, free_port
-from bench.load import coschedule, distributed, tails
+from bench.load import coschedule, distributed, protocol, tails
 from bench.load import follow as follow_mode
 from bench.load.scenarios import SCENARIOS
 from bench.pool import stats as pool_stats
@@ -765,14 +764,10 @@ class Runner:
                 config.expect_workers, config.master_bind, config.master_port
             )
             cmd += master.locust_args()
-        env = {
-            **os.environ,
-            "SESSIONBENCH_OUT": str(raw),
-            "SESSIONBENCH_WARMUP": str(config.warmup),
-            "SESSIONBENCH_DURATION": str(config.duration),
-            "SESSIONBENCH_FOLLOW": str(config.follow),
-            "SESSIONBENCH_SEED_ROWS": str(database.SEED_ROWS),
-        }
+        env = os.environ | protocol.environ(
+            raw, warmup=config.warmup, duration=config.duration, follow=config.follow,
+            seed_rows=database.SEED_ROWS,
+        )  # fmt: skip
         with (raw / "locust.log").open("wb") as log:
             self.locust = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -882,10 +877,8 @@ def _wait_for_start(raw: Path, locust: subprocess.Popen[bytes], timeout: float) 
     """The window the master (or only) locust process set, from its ``start.json``."""
     deadline = time.monotonic() + timeout
     while True:
-        if (raw / "start.json").exists():
-            with contextlib.suppress(json.JSONDecodeError):
-                data: dict[str, Any] = json.loads((raw / "start.json").read_text())
-                return data
+        if (data := protocol.read(raw, protocol.START_FILE)) is not None:
+            return data
         if locust.poll() is not None:
             raise RuntimeError(
                 f"locust exited before starting:\n{processes.tail(raw / 'locust.log')}"
@@ -897,11 +890,7 @@ def _wait_for_start(raw: Path, locust: subprocess.Popen[bytes], timeout: float) 
 
 def _read_result(raw: Path) -> dict[str, Any] | None:
     """The master's (or only) locust process's ``result.json``: every process merged."""
-    try:
-        result: dict[str, Any] = json.loads((raw / "result.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return result
+    return protocol.read(raw, protocol.RESULT_FILE)
 
 
 def _sample_until(deadline: float, sample: Callable[[], int], every: float = 0.1) -> int:
