@@ -35,7 +35,7 @@ def interrupt(sig: signal.Signals) -> None:
     pytest.fail(f"{sig.name} did not interrupt the run")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_keeps_the_saved_cells_and_marks_the_run_incomplete(
     sig: signal.Signals, tmp_path: Path
 ) -> None:
