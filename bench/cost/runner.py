@@ -9,14 +9,13 @@ is launched as soon as the current one is ready, so valgrind's slow start-up ove
 measurement; start-up runs with instrumentation off and cannot disturb the other's counts),
 then the lane's database is reset to the seed, instrumentation is switched on, and the rows
 are measured. Ctrl-C or SIGTERM: servers stopped, finished variants kept, cost.json marked
-incomplete.
+incomplete (``bench.common.lifecycle``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from typing import Any
 
 import variants
 from bench.common import database, drivers, environments
-from bench.common.results import environment
+from bench.common.lifecycle import RunLifecycle, stopping
 from bench.common.server import ServerError
 from bench.cost import profile
 from bench.cost.client import ProtocolError
@@ -88,53 +87,38 @@ def _flags() -> tuple[str, ...]:
     return VALGRIND_FLAGS
 
 
-class Interrupted(Exception):
-    pass
-
-
-def _raise(signum: int, frame: object) -> None:
-    raise Interrupted(signal.Signals(signum).name)
-
-
 def run_cost(config: CostConfig, progress: Callable[[str, int, int], None]) -> CostRun:
-    previous = {s: signal.signal(s, _raise) for s in (signal.SIGINT, signal.SIGTERM)}
-    env = environment() | {"valgrind": config.valgrind}
-    run = CostRun.create(config.out, settings=config.settings(), env=env)
     servers: list[CallgrindProcess] = []
-    status = "incomplete"
     lanes = max(1, min(config.lanes, len(config.variants)))
     # every lane on a scratch database, the first too: database names of one length, as the
     # servers' DATABASE_URL is in their environment (``valgrind.counted_env``)
     scratch = [f"sessionbench_cost_lane{n + 1}" for n in range(lanes)]
-    try:
-        with database.database_url_or_embedded() as (url, embedded):
-            run.doc["environment"] |= {
-                "database_url": url.redacted,
-                "embedded_postgres": embedded is not None,
-            }
-            asyncio.run(database.ensure_schema(url))
-            try:
-                urls = [asyncio.run(database.create_scratch(url, n)) for n in scratch]
-                operations = start_operations(config, url, servers.append)
-                status = _lanes(run, config, urls, servers, _Progress(progress, config.steps))
-                if not run_operations(run, config, url, progress, operations):
-                    status = "partial" if status == "complete" else status
-                progress("done", config.steps, config.steps)
-            finally:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                for server in servers:
-                    server.stop()
-                for name in scratch:
-                    with contextlib.suppress(Exception):  # gone with the embedded server
-                        asyncio.run(database.drop_scratch(url, name))
-    except Interrupted as exc:
-        run.doc["interrupted_by"] = str(exc)
-    finally:
-        run.finish(status)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return run
+    lifecycle = RunLifecycle(
+        CostRun, config.out, settings=config.settings(), env={"valgrind": config.valgrind}
+    )
+    with lifecycle as life, database.database_url_or_embedded() as (url, embedded):
+        run = life.run
+        run.doc["environment"] |= {
+            "database_url": url.redacted,
+            "embedded_postgres": embedded is not None,
+        }
+        asyncio.run(database.ensure_schema(url))
+
+        def stop() -> None:
+            for server in servers:
+                server.stop()
+            for name in scratch:
+                with contextlib.suppress(Exception):  # gone with the embedded server
+                    asyncio.run(database.drop_scratch(url, name))
+
+        with stopping(stop):
+            urls = [asyncio.run(database.create_scratch(url, n)) for n in scratch]
+            operations = start_operations(config, url, servers.append)
+            life.status = _lanes(run, config, urls, servers, _Progress(progress, config.steps))
+            if not run_operations(run, config, url, progress, operations):
+                life.status = "partial" if life.status == "complete" else life.status
+            progress("done", config.steps, config.steps)
+    return life.run
 
 
 class _Progress:

@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import math
 import os
 import signal
@@ -57,6 +56,7 @@ from typing import Any
 import variants
 from bench.common import cpu, database, histograms, integrity, pairs, processes, tally
 from bench.common.server import ServerError, VariantServer
+from bench.load import protocol
 from bench.load.scenarios import SCENARIOS
 from variants.settings import DatabaseUrl
 
@@ -349,7 +349,7 @@ class CoPass:
                 processes.stop(locust)
                 record["reasons"].append(f"{name}: locust did not finish in time")
         self.locusts.clear()
-        results = {n: _read(raws[n] / "result.json") for n in names}
+        results = {n: protocol.read(raws[n], protocol.RESULT_FILE) for n in names}
         record["sides"] = {}
         for m in members:
             record["sides"][m.name] = self._side(m, results[m.name], raws[m.name])
@@ -411,14 +411,9 @@ class CoPass:
             "--host", m.server.base_url, "--stop-timeout", str(STOP_TIMEOUT),
             "--only-summary", "--loglevel", "WARNING",
         ]  # fmt: skip
-        env = {
-            **os.environ,
-            "SESSIONBENCH_OUT": str(raw),
-            "SESSIONBENCH_DURATION": str(duration),
-            "SESSIONBENCH_WINDOW_AT": repr(at),
-            "SESSIONBENCH_WINDOWS": str(s.windows),
-            "SESSIONBENCH_SEED_ROWS": str(database.SEED_ROWS),
-        }
+        env = os.environ | protocol.environ(
+            raw, duration=duration, window_at=at, windows=s.windows, seed_rows=database.SEED_ROWS
+        )
         with (raw / "locust.log").open("wb") as log:
             locust = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -510,14 +505,6 @@ def _tally_window(
         (b.system_ns - a.system_ns) / 1e9, b.switches - a.switches,
         (b.gc_ns - a.gc_ns) / 1e9, (b.full_gc_ns - a.full_gc_ns) / 1e9,
     )  # fmt: skip
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data
 
 
 def _sleep_until(timestamp: float) -> None:

@@ -40,18 +40,16 @@ long after the window the last one ended.
 
 Configured by environment variables set by the runner: SESSIONBENCH_OUT,
 SESSIONBENCH_WARMUP, SESSIONBENCH_DURATION, SESSIONBENCH_WINDOW_AT, SESSIONBENCH_WINDOWS,
-SESSIONBENCH_FOLLOW.
+SESSIONBENCH_FOLLOW (names, defaults and the two files: ``bench.load.protocol``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import gevent
@@ -62,23 +60,21 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from bench.common.histograms import HIST_RANGE
+from bench.load import protocol
 
-SEED_ROWS = int(os.environ.get("SESSIONBENCH_SEED_ROWS", "10000"))
+_settings = protocol.Settings.read()
+SEED_ROWS = _settings.seed_rows
 WINDOW_MESSAGE = "sessionbench-window"
 RESULT_MESSAGE = "sessionbench-result"
 # s the master waits for workers' results after they stopped (a lost worker never sends its)
-RESULT_TIMEOUT = float(os.environ.get("SESSIONBENCH_RESULT_TIMEOUT", "15"))
+RESULT_TIMEOUT = _settings.result_timeout
 
-_warmup = float(os.environ.get("SESSIONBENCH_WARMUP", "0"))
-_duration = float(os.environ.get("SESSIONBENCH_DURATION", "1e9"))
-_out = os.environ.get("SESSIONBENCH_OUT")
-_window_at = (
-    float(os.environ["SESSIONBENCH_WINDOW_AT"])
-    if os.environ.get("SESSIONBENCH_WINDOW_AT")
-    else None
-)
-_sub_count = max(1, int(os.environ.get("SESSIONBENCH_WINDOWS", "1")))
-_follow = float(os.environ.get("SESSIONBENCH_FOLLOW", "0"))  # s after the window; 0: off
+_warmup = _settings.warmup
+_duration = _settings.duration
+_out = _settings.out
+_window_at = _settings.window_at
+_sub_count = _settings.windows
+_follow = _settings.follow  # s after the window; 0: off
 POOL_TIMEOUT_STATUS = 503  # variants.app: no pooled connection within pool_timeout
 _todo_url = re.compile(r"/todos/(\d+)$")
 
@@ -218,7 +214,7 @@ def _on_spawning_complete(user_count: int, **kwargs: Any) -> None:
     if _out:
         start = {"start": state["start"], "spawned": spawned, "window": window,
                  "late_s": state["late_s"]}  # fmt: skip
-        (Path(_out) / "start.json").write_text(json.dumps(start))
+        protocol.write(_out, protocol.START_FILE, start)
 
 
 @events.request.add_listener
@@ -446,7 +442,7 @@ def _write_result() -> None:
         return
     state["written"] = True
     results = [_own_result(), *worker_results]
-    (Path(_out) / "result.json").write_text(json.dumps(merge_results(results)))
+    protocol.write(_out, protocol.RESULT_FILE, merge_results(results))
 
 
 @events.quitting.add_listener

@@ -23,17 +23,16 @@ Order of work:
    answering, a ``stall`` with what held what (``stall_record``). Before each reset no
    server of the run may hold a transaction: stray ones are terminated, else the cell
    fails saying so.
-   Ctrl-C or SIGTERM: every child stopped, finished cells kept, the run marked incomplete.
+   Ctrl-C or SIGTERM: every child stopped, finished cells kept, the run marked incomplete
+   (``bench.common.lifecycle``, as in ``pitfalls`` and ``cost``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -57,10 +56,10 @@ from bench.common import (
     stats,
     verify,
 )
-from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
-from bench.common.results import Run, environment
+from bench.common.lifecycle import RunLifecycle, stopping
+from bench.common.results import Run
 from bench.common.server import GC_FREEZE_ENV, ServerError, VariantServer, free_port
-from bench.load import coschedule, distributed, tails
+from bench.load import coschedule, distributed, protocol, tails
 from bench.load import follow as follow_mode
 from bench.load.scenarios import SCENARIOS
 from bench.pool import stats as pool_stats
@@ -244,31 +243,17 @@ class Runner:
 
     def run(self) -> Run:
         config = self.config
-        previous = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
-        run = Run.create(config.out, settings=config.settings(), env=environment())
-        run.doc["command"] = ["sessionbench", *sys.argv[1:]]
-        status = "incomplete"
-        try:
-            with database.database_url_or_embedded() as (url, embedded):
-                try:
-                    status = self._run(run, url, embedded)
-                finally:
-                    # Servers and locust go before PostgreSQL; a second Ctrl-C must not
-                    # cut this short and leave children behind.
-                    ignore_signals()
-                    self._stop_children()
-        except Interrupted as exc:
-            run.doc["interrupted_by"] = str(exc)
-        except (database.DatabaseError, ConfigError) as exc:
-            run.doc["error"] = str(exc)
-            status = "failed"
-            raise
-        finally:
-            ignore_signals()
-            run.finish(status)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        return run
+        lifecycle = RunLifecycle(
+            Run, config.out, settings=config.settings(), program="sessionbench",
+            fails_on=(database.DatabaseError, ConfigError),
+        )  # fmt: skip
+        with (
+            lifecycle as life,
+            database.database_url_or_embedded() as (url, embedded),
+            stopping(self._stop_children),  # servers and locust go before PostgreSQL
+        ):
+            life.status = self._run(life.run, url, embedded)
+        return life.run
 
     def _run(self, run: Run, url: DatabaseUrl, embedded: database.EmbeddedPostgres | None) -> str:
         config = self.config
@@ -779,14 +764,10 @@ class Runner:
                 config.expect_workers, config.master_bind, config.master_port
             )
             cmd += master.locust_args()
-        env = {
-            **os.environ,
-            "SESSIONBENCH_OUT": str(raw),
-            "SESSIONBENCH_WARMUP": str(config.warmup),
-            "SESSIONBENCH_DURATION": str(config.duration),
-            "SESSIONBENCH_FOLLOW": str(config.follow),
-            "SESSIONBENCH_SEED_ROWS": str(database.SEED_ROWS),
-        }
+        env = os.environ | protocol.environ(
+            raw, warmup=config.warmup, duration=config.duration, follow=config.follow,
+            seed_rows=database.SEED_ROWS,
+        )  # fmt: skip
         with (raw / "locust.log").open("wb") as log:
             self.locust = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -896,10 +877,8 @@ def _wait_for_start(raw: Path, locust: subprocess.Popen[bytes], timeout: float) 
     """The window the master (or only) locust process set, from its ``start.json``."""
     deadline = time.monotonic() + timeout
     while True:
-        if (raw / "start.json").exists():
-            with contextlib.suppress(json.JSONDecodeError):
-                data: dict[str, Any] = json.loads((raw / "start.json").read_text())
-                return data
+        if (data := protocol.read(raw, protocol.START_FILE)) is not None:
+            return data
         if locust.poll() is not None:
             raise RuntimeError(
                 f"locust exited before starting:\n{processes.tail(raw / 'locust.log')}"
@@ -911,11 +890,7 @@ def _wait_for_start(raw: Path, locust: subprocess.Popen[bytes], timeout: float) 
 
 def _read_result(raw: Path) -> dict[str, Any] | None:
     """The master's (or only) locust process's ``result.json``: every process merged."""
-    try:
-        result: dict[str, Any] = json.loads((raw / "result.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return result
+    return protocol.read(raw, protocol.RESULT_FILE)
 
 
 def _sample_until(deadline: float, sample: Callable[[], int], every: float = 0.1) -> int:

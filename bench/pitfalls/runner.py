@@ -17,7 +17,7 @@ restarted before its next cell (the cell says so; the restarts a scenario's row 
 done together, in parallel, before the next row), so one scenario's damage does not leak
 into the next. A scenario that crashes records ``error`` with its message and the run goes
 on. ``timings`` in ``pitfalls.json``: wall seconds of start-up, restarts and each row.
-Ctrl-C or SIGTERM: every child stopped, status ``incomplete``.
+Ctrl-C or SIGTERM: every child stopped, status ``incomplete`` (``bench.common.lifecycle``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -35,9 +34,10 @@ from typing import Any, TypeVar
 
 import variants
 from bench.common import database, drivers, integrity
-from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
+from bench.common.lifecycle import RunLifecycle, stopping
+from bench.common.processes import Interrupted, raise_interrupted
 from bench.common.result_files import PitfallFile
-from bench.common.results import Run, environment, rounded
+from bench.common.results import Run, rounded
 from bench.common.server import ServerError, VariantServer
 from bench.pitfalls import scenarios
 from bench.pitfalls.probe import (
@@ -133,34 +133,24 @@ class PitfallRunner:
         self.postgres: database.EmbeddedPostgres | None = None
 
     def run(self) -> PitfallRun:
-        previous = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
         labels = {name: scenarios.label(self.registry[name]) for name in self.config.scenarios}
-        run = PitfallRun.create(
-            self.config.out, settings=self.config.settings(), env=environment(), scenarios=labels
-        )
-        run.doc["command"] = ["sessionbench", *sys.argv[1:]]
-        status = "incomplete"
-        try:
-            with database.database_url_or_embedded() as (url, embedded):
-                self.postgres = embedded
-                try:
-                    status = self._run(run, url)
-                finally:
-                    ignore_signals()  # a second Ctrl-C must not leave children behind
-                    for server in [*self.servers.values(), *self.wave]:
-                        server.stop()
-        except Interrupted as exc:
-            run.doc["interrupted_by"] = str(exc)
-        except database.DatabaseError as exc:
-            run.doc["error"] = str(exc)
-            status = "failed"
-            raise
-        finally:
-            ignore_signals()
-            run.finish(status)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        return run
+        lifecycle = RunLifecycle(
+            PitfallRun, self.config.out, settings=self.config.settings(),
+            fields={"scenarios": labels}, program="sessionbench",
+            fails_on=(database.DatabaseError,),
+        )  # fmt: skip
+        with (
+            lifecycle as life,
+            database.database_url_or_embedded() as (url, embedded),
+            stopping(self._stop_servers),
+        ):
+            self.postgres = embedded
+            life.status = self._run(life.run, url)
+        return life.run
+
+    def _stop_servers(self) -> None:
+        for server in [*self.servers.values(), *self.wave]:
+            server.stop()
 
     def _run(self, run: PitfallRun, url: DatabaseUrl) -> str:
         config = self.config
