@@ -195,6 +195,10 @@ def register(sub: Any) -> None:
     p.add_argument("--co-max-steal", type=number(float, 0), metavar="PERCENT",
                    help="drop a co-scheduled window in which any core lost more than this to "
                    "steal (default: the mode's, 20; 100: keep every window)")  # fmt: skip
+    p.add_argument("--co-min-busy", type=number(float, 0), metavar="PERCENT",
+                   help="drop a co-scheduled window in which the group's servers used less of "
+                   "their core than this together (default 85: cost at saturation; 0: keep "
+                   "every window)")  # fmt: skip
     p.add_argument(
         "--co-group",
         type=one_of("co-scheduled grouping", lambda: ("pairs", "first", "all")),

@@ -35,6 +35,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "co_cells": [],
         "co_budget": 40.0,
         "co_max_steal": coschedule.STEAL_LIMIT,
+        "co_min_busy": 100 * coschedule.SATURATED,
         "solo_scenarios": None,
     },
     "full": {
@@ -59,6 +60,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "co_cells": ["read:32", "read:128", "write:32", "write:128", "mixed:128", "multi:128"],
         "co_budget": 1380.0,
         "co_max_steal": coschedule.STEAL_LIMIT,
+        "co_min_busy": 100 * coschedule.SATURATED,
     },
 }
 

@@ -93,6 +93,8 @@ class CoSettings:
     """Variant kinds compared with the anchors (baselines such as raw are ceilings, not
     contenders: their solo cells show them)."""
     steal_limit: float = STEAL_LIMIT
+    saturated: float = SATURATED
+    """Share of their core the members' servers must use together in a kept window (0: any)."""
     """% of a window any core may lose to steal before the window is dropped (100: never)."""
     budget: float = 0.0
     """Seconds the whole pass may take. After the planned groups, every group with an
@@ -106,7 +108,7 @@ class CoSettings:
             "anchors": self.anchors, "windows": self.windows, "window_s": self.window,
             "warmup_s": self.warmup, "rounds": self.rounds, "group": self.group,
             "start_margin_s": START_MARGIN, "steal_limit_percent": self.steal_limit,
-            "saturated_percent": 100 * SATURATED, "kinds": list(self.kinds),
+            "saturated_percent": 100 * self.saturated, "kinds": list(self.kinds),
             "cells": list(self.cells), "budget_s": self.budget,
         }  # fmt: skip
 
@@ -353,7 +355,9 @@ class CoPass:
         record["sides"] = {}
         for m in members:
             record["sides"][m.name] = self._side(m, results[m.name], raws[m.name])
-        record["windows"] = _windows(snapshots, members, results, tallies, s.steal_limit)
+        record["windows"] = _windows(
+            snapshots, members, results, tallies, s.steal_limit, s.saturated
+        )
         bad = [n for n, side in record["sides"].items() if side["status"] != "ok"]
         if bad or record["reasons"]:
             record["status"] = "invalid"
@@ -430,6 +434,7 @@ def _windows(
     results: dict[str, dict[str, Any] | None],
     tallies: dict[str, list[tally.Row]],
     steal_limit: float = STEAL_LIMIT,
+    saturated: float = SATURATED,
 ) -> list[dict[str, Any]]:
     """Per window: every member's requests and server CPU (its own tally), errors and µs
     histogram (its locust), the machine's steal and busy cores, and why the window is
@@ -480,10 +485,10 @@ def _windows(
         window["servers_busy_percent"] = round(100 * busy, 1)
         if max(steal, default=0.0) > steal_limit:
             window["dropped"] = f"steal {max(steal):.1f} % > {steal_limit:g} %"
-        elif busy < SATURATED:
+        elif busy < saturated:
             window["dropped"] = (
                 f"unsaturated: the servers used {100 * busy:.0f} % of their core "
-                f"(< {100 * SATURATED:.0f} %): cost per request at saturation not measured"
+                f"(< {100 * saturated:.0f} %): cost per request at saturation not measured"
             )
         elif any(not v["requests"] or v["errors"] for v in window["members"].values()):
             window["dropped"] = "a member completed no request or failed one"

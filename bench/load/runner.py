@@ -125,6 +125,7 @@ class RunConfig:
     co_cells: list[str] = field(default_factory=list)
     co_budget: float = 0.0
     co_max_steal: float = coschedule.STEAL_LIMIT
+    co_min_busy: float = 100 * coschedule.SATURATED
     gc_freeze: bool = True
     """Servers freeze their startup heap before serving (bench/common/server.py:
     ``GC_FREEZE_ENV``); False: the interpreter's default collector."""
@@ -138,7 +139,7 @@ class RunConfig:
             anchors=self.co_anchors, windows=self.co_windows, window=self.co_window,
             warmup=self.co_warmup, rounds=self.co_rounds, group=self.co_group,
             cells=tuple(self.co_cells), budget=self.co_budget,
-            steal_limit=self.co_max_steal,
+            steal_limit=self.co_max_steal, saturated=self.co_min_busy / 100,
         )  # fmt: skip
 
     def co_schedule(self) -> list[tuple[int, str, int, tuple[str, ...]]]:
