@@ -378,7 +378,7 @@ def test_the_example_in_the_pitfall_matrix(db: DatabaseUrl, tmp_path: Path) -> N
 @pytest.mark.slow
 def test_the_example_in_micro(db: DatabaseUrl, tmp_path: Path) -> None:
     out = tmp_path / "micro"
-    select = "(test_session and lifecycle and mine) or test_machinery[mine]"
+    select = "(test_session and lifecycle and mine) or (test_machinery and mine)"
     _run("micro", "--quick", "-k", select, "--out", str(out), db=db, timeout=180)
     found = json.loads((out / "micro.json").read_text())["benchmarks"]
     assert {(b["group"], b["param"]) for b in found} == {
