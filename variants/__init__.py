@@ -9,13 +9,22 @@ environment names its own ``environment`` (``variants/envs/<name>.txt``, see
 ``bench.common.environments``) and is served, verified and benchmarked from that venv only.
 """
 
-import sys
 from pathlib import Path
 
 from variants import external
 from variants.declaration import Kind, Micro, Variant
 
-__all__ = ["VARIANTS", "Kind", "Micro", "Variant", "built_in", "get", "measured", "use_files"]
+__all__ = [
+    "VARIANTS",
+    "Kind",
+    "Micro",
+    "Variant",
+    "built_in",
+    "get",
+    "measured",
+    "use_entry_points",
+    "use_files",
+]
 
 VARIANTS: dict[str, Variant] = {
     v.name: v
@@ -86,12 +95,10 @@ VARIANTS: dict[str, Variant] = {
     ]
 }
 _BUILT_IN = frozenset(VARIANTS)
-for _variant in external.installed():
+for _variant in external.inherited():  # what the command that started this process found
     if _variant.name in _BUILT_IN:
-        print(
-            f"sessionbench: warning: variant {_variant.name} ({_variant.module}) left out: "
-            "a built-in variant has that name",
-            file=sys.stderr,
+        external.warn(
+            f"variant {_variant.name} ({_variant.module}) left out: a built-in has that name"
         )
     else:
         VARIANTS[_variant.name] = _variant
@@ -113,6 +120,12 @@ def get(name: str) -> Variant:
 def built_in(name: str) -> bool:
     """Whether *name* is one of the suite's own variants (not a file's or a package's)."""
     return name in _BUILT_IN
+
+
+def use_entry_points() -> list[Variant]:
+    """Add the variants of the installed packages' entry points (``sessionbench.variants``) to
+    the registry, for this process and the ones it starts (the command line calls it)."""
+    return external.use_entry_points(VARIANTS)
 
 
 def use_files(paths: list[Path]) -> list[Variant]:

@@ -10,10 +10,12 @@ app, which needs ``DATABASE_URL``): the right-hand side is evaluated on its own,
 ``Variant``, ``Micro`` and ``__name__`` as its only names. An entry point names the module
 (``mine = "my_package.my_variant"``), its name is the variant's.
 
-A file's module is importable by its file name (``my_variant``) in this process and in every
-process the suite starts: ``use_files`` puts the paths in ``FILES_ENV``, which children
-inherit, and ``import variants`` installs a finder for them. Servers, uvicorn's worker
-processes, the valgrind-counted processes and the micro-benchmarks all import it that way.
+The command line looks for both (``use_entry_points``, ``use_files``) and passes what it
+found to every process the suite starts through the environment (``MODULES_ENV``,
+``FILES_ENV``: servers, uvicorn's worker processes, the valgrind-counted processes, the
+micro-benchmarks' pytest); ``import variants`` reads them there (``inherited``), so a child
+neither scans the installed packages nor needs the flags. A file's module is importable by
+its file name (``my_variant``): ``import variants`` installs a finder for the files.
 """
 
 import ast
@@ -31,6 +33,8 @@ from variants.declaration import KINDS, Micro, Variant
 
 FILES_ENV = "SESSIONBENCH_VARIANT_FILES"
 """The variant files of this run, absolute, ``os.pathsep``-separated (set by ``use_files``)."""
+MODULES_ENV = "SESSIONBENCH_VARIANT_MODULES"
+"""The entry points' variants, ``name=module`` comma-separated (set by ``use_entry_points``)."""
 GROUP = "sessionbench.variants"
 DECLARATION = "VARIANT"
 
@@ -143,12 +147,13 @@ def from_entry_point(entry: importlib.metadata.EntryPoint) -> Variant:
     return variant
 
 
-def installed() -> list[Variant]:
-    """The variants of the environment's entry points and of ``FILES_ENV``; one that cannot be
-    used is left out with a one-line warning (the registry must still load)."""
+def inherited() -> list[Variant]:
+    """The variants of ``MODULES_ENV`` and ``FILES_ENV``; one that cannot be used is left out
+    with a one-line warning (the registry must still load)."""
     found = []
     sources: list[tuple[str, Path | importlib.metadata.EntryPoint]] = [
-        (f"entry point {e.name}", e) for e in importlib.metadata.entry_points(group=GROUP)
+        (f"entry point {name}", importlib.metadata.EntryPoint(name, module, GROUP))
+        for name, _, module in (pair.partition("=") for pair in _listed(MODULES_ENV, ","))
     ]
     sources += [(f"variant file {p}", Path(p)) for p in files()]
     for what, source in sources:
@@ -157,13 +162,42 @@ def installed() -> list[Variant]:
                 from_file(source) if isinstance(source, Path) else from_entry_point(source)
             )
         except ExternalVariantError as exc:
-            print(f"sessionbench: warning: {what} left out: {exc}", file=sys.stderr)
+            warn(f"{what} left out: {exc}")
     return found
+
+
+def use_entry_points(known: dict[str, Variant]) -> list[Variant]:
+    """Add the variants of the installed packages' entry points (group ``GROUP``) to *known*
+    and to ``MODULES_ENV``; one that cannot be used is left out with a one-line warning."""
+    added = []
+    for entry in importlib.metadata.entry_points(group=GROUP):
+        try:
+            variant = from_entry_point(entry)
+            if known.get(variant.name, variant) != variant:
+                raise ExternalVariantError(f"the name {variant.name!r} is taken")
+        except ExternalVariantError as exc:
+            warn(f"entry point {entry.name} left out: {exc}")
+            continue
+        known[variant.name] = variant
+        added.append(variant)
+        pair = f"{variant.name}={variant.module}"
+        if pair not in _listed(MODULES_ENV, ","):
+            os.environ[MODULES_ENV] = ",".join([*_listed(MODULES_ENV, ","), pair])
+    return added
+
+
+def _listed(env: str, separator: str) -> list[str]:
+    return [item for item in os.environ.get(env, "").split(separator) if item]
+
+
+def warn(message: str) -> None:
+    """One line on stderr (a warning does not stop the registry from loading)."""
+    print(f"sessionbench: warning: {message}", file=sys.stderr)
 
 
 def files() -> list[str]:
     """The paths in ``FILES_ENV``."""
-    return [p for p in os.environ.get(FILES_ENV, "").split(os.pathsep) if p]
+    return _listed(FILES_ENV, os.pathsep)
 
 
 def use_files(paths: Iterable[Path], known: dict[str, Variant]) -> list[Variant]:

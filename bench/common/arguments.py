@@ -78,8 +78,10 @@ def variant_file_flag(p: argparse.ArgumentParser) -> None:
 
 
 def load_variant_files(argv: Sequence[str]) -> None:
-    """Add the variants of every ``--variant FILE`` in *argv* to the registry (and to the
-    environment the suite's child processes inherit); a bad file is a one-line usage error."""
+    """Add the installed packages' variants (entry points) and those of every ``--variant
+    FILE`` in *argv* to the registry (and to the environment the suite's child processes
+    inherit); a bad file is a one-line usage error."""
+    variants.use_entry_points()
     paths = [Path(value) for flag, value in itertools.pairwise(argv) if flag == VARIANT_FILE]
     paths += [Path(a.split("=", 1)[1]) for a in argv if a.startswith(f"{VARIANT_FILE}=")]
     try:
