@@ -116,12 +116,12 @@ def from_file(path: Path) -> Variant:
             f"variant file {path}: another variant file is named {module}.py already"
         )
     if module not in _finder.files:
-        taken = importlib.util.find_spec(module)
+        taken = _spec(module, f"variant file {path}")
         origin = Path(taken.origin).resolve() if taken and taken.origin else None
         if taken is not None and origin != path:
             raise ExternalVariantError(
                 f"variant file {path}: module name {module!r} is taken by "
-                f"{origin or 'a built-in module'}; rename the file"
+                f"{origin or 'a built-in module or a package'}; rename the file"
             )
     variant = declared(path, module)
     _finder.files[module] = path
@@ -136,7 +136,7 @@ def from_entry_point(entry: importlib.metadata.EntryPoint) -> Variant:
         raise ExternalVariantError(
             f"entry point {entry.name} = {entry.value!r} of {GROUP}: name a module, not an object"
         )
-    spec = importlib.util.find_spec(entry.module)
+    spec = _spec(entry.module, f"entry point {entry.name}")
     if spec is None or spec.origin is None:
         raise ExternalVariantError(f"entry point {entry.name}: module {entry.module} not found")
     variant = declared(Path(spec.origin), entry.module)
@@ -145,6 +145,14 @@ def from_entry_point(entry: importlib.metadata.EntryPoint) -> Variant:
             f"entry point {entry.name} of {GROUP} declares a variant named {variant.name!r}"
         )
     return variant
+
+
+def _spec(module: str, what: str) -> importlib.machinery.ModuleSpec | None:
+    """``find_spec`` (which imports a dotted name's parents): their failure is one line."""
+    try:
+        return importlib.util.find_spec(module)
+    except Exception as exc:
+        raise ExternalVariantError(f"{what}: cannot look up {module}: {exc}") from None
 
 
 def inherited() -> list[Variant]:
