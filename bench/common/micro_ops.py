@@ -50,13 +50,21 @@ async def _get(session: AsyncSession) -> None:
 USES: dict[str, Use] = {"lifecycle": _nothing, "select1": _select1, "get": _get}
 
 
-async def bare(use: Use) -> None:
-    """bare session: Session() then close(), no strategy around it"""
+BARE = "bare session: Session() then close(), no strategy around it"
+
+
+def _bare() -> Strategy:
+    """The session floor, built on first use (``variants.engine`` needs ``DATABASE_URL``); like
+    the variants' ``micro_session``, it looks nothing up per call but its globals."""
     from variants.engine import Session
 
-    session = Session()
-    await use(session)
-    await session.close()
+    async def bare(use: Use) -> None:
+        session = Session()
+        await use(session)
+        await session.close()
+
+    bare.__doc__ = BARE
+    return bare
 
 
 FLOORS = {"session": "bare", "machinery": "plain"}
@@ -73,7 +81,7 @@ def strategy(name: str) -> Strategy:
     """The session operation of variant *name* (its module's ``micro_session``) or ``bare``.
     Imports the variant's module: ``DATABASE_URL`` must be set."""
     if name == FLOORS["session"]:
-        return bare
+        return _bare()
     found: Strategy = getattr(_module(name), SESSION_OPERATION)
     return found
 
@@ -81,7 +89,7 @@ def strategy(name: str) -> Strategy:
 def strategy_label(name: str) -> str:
     """The label of *name*'s session operation (its docstring), read without importing it."""
     if name == FLOORS["session"]:
-        return bare.__doc__ or name
+        return BARE
     return variants.get(name).doc_of(SESSION_OPERATION) or f"{name}: its {SESSION_OPERATION}"
 
 
