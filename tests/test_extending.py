@@ -22,7 +22,7 @@ import pytest
 import variants
 from bench.cli import build_parser
 from bench.common import colours, micro_ops
-from bench.common.arguments import load_variant_files
+from bench.common.arguments import load_variant_files, with_external
 from bench.cost.operations import selection
 from bench.cost.operations_hook import GROUPS, catalogue
 from bench.pitfalls import scenarios
@@ -237,6 +237,7 @@ def test_every_command_of_the_docs_takes_the_example(isolated: None) -> None:
         args = build_parser().parse_args(argv)
         assert args.variant_files == [EXAMPLE]
     assert os.environ[external.FILES_ENV] == str(EXAMPLE)  # what child processes inherit
+    assert with_external(["context"]) == ["context", "mine"]  # run's and cost's defaults
 
 
 # --- your own variant: an installed package's entry point -----------------------------------

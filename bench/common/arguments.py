@@ -90,10 +90,11 @@ def load_variant_files(argv: Sequence[str]) -> None:
         usage_error(str(exc))
 
 
-def with_files(names: list[str], args: argparse.Namespace) -> list[str]:
-    """A command's default *names*, then the variants of its ``--variant`` files."""
-    added = [variants.external.from_file(p).name for p in getattr(args, "variant_files", [])]
-    return list(dict.fromkeys([*names, *added]))
+def with_external(names: list[str]) -> list[str]:
+    """A command's default *names*, then the variants from outside the suite (``--variant``
+    files, entry points): your own variant joins the references unless ``--variants`` says."""
+    external = [name for name in variants.VARIANTS if not variants.built_in(name)]
+    return list(dict.fromkeys([*names, *external]))
 
 
 def comma_list(item: Callable[[str], Any]) -> Callable[[str], list[Any]]:

@@ -249,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
 
 def measure_run(args: argparse.Namespace) -> int:
     from bench.common import drivers
-    from bench.common.arguments import with_files
+    from bench.common.arguments import with_external
     from bench.common.console import console, progress_bar
     from bench.cost import valgrind
     from bench.cost.results import COST_FILE
@@ -257,7 +257,7 @@ def measure_run(args: argparse.Namespace) -> int:
 
     try:
         names, notes = drivers.only(
-            args.variants or with_files(PRESETS[args.mode]["variants"], args), args.driver,
+            args.variants or with_external(PRESETS[args.mode]["variants"]), args.driver,
             named=args.variants is not None,
         )  # fmt: skip
     except drivers.DriverError as exc:
