@@ -49,6 +49,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch) -> None:
     variable child processes would inherit, the registry."""
     monkeypatch.setattr(external._finder, "files", {})
     monkeypatch.setenv(external.FILES_ENV, "")
+    monkeypatch.setenv(external.MODULES_ENV, "")
     monkeypatch.setattr(variants, "VARIANTS", dict(variants.VARIANTS))
 
 
