@@ -341,6 +341,7 @@ def test_the_example_in_a_quick_load_run(db: DatabaseUrl, tmp_path: Path) -> Non
     assert set(cells) == {"mine", "context"}
     assert cells["mine"]["requests"] > 0  # served and measured (validity depends on the machine)
     assert doc["variants"]["mine"]["label"].startswith("Mine:")
+    assert doc["variants"]["mine"]["verify"]["passed"]  # the run's own contract check
 
 
 @pytest.mark.slow
