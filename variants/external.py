@@ -18,18 +18,22 @@ neither scans the installed packages nor needs the flags. A file's module is imp
 its file name (``my_variant``): ``import variants`` installs a finder for the files.
 """
 
+from __future__ import annotations
+
 import ast
-import importlib.abc
 import importlib.machinery
-import importlib.metadata
 import importlib.util
 import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from variants.declaration import KINDS, Micro, Variant
+
+if TYPE_CHECKING:  # importlib.metadata is imported when used: ``import variants`` stays light
+    from importlib.metadata import EntryPoint
 
 FILES_ENV = "SESSIONBENCH_VARIANT_FILES"
 """The variant files of this run, absolute, ``os.pathsep``-separated (set by ``use_files``)."""
@@ -43,8 +47,9 @@ class ExternalVariantError(ValueError):
     """A variant file or entry point that cannot be used; the message is one line saying why."""
 
 
-class _FileFinder(importlib.abc.MetaPathFinder):
-    """Imports the variant files by module name (the file name without ``.py``)."""
+class _FileFinder:
+    """Imports the variant files by module name (the file name without ``.py``): a meta path
+    finder (not subclassing ``importlib.abc``, whose import costs ~25 ms: every process pays it)."""
 
     def __init__(self) -> None:
         self.files: dict[str, Path] = {}
@@ -130,7 +135,7 @@ def from_file(path: Path) -> Variant:
     return variant
 
 
-def from_entry_point(entry: importlib.metadata.EntryPoint) -> Variant:
+def from_entry_point(entry: EntryPoint) -> Variant:
     """The variant of an entry point of ``GROUP`` (its value: a module name)."""
     if entry.attr:
         raise ExternalVariantError(
@@ -158,12 +163,16 @@ def _spec(module: str, what: str) -> importlib.machinery.ModuleSpec | None:
 def inherited() -> list[Variant]:
     """The variants of ``MODULES_ENV`` and ``FILES_ENV``; one that cannot be used is left out
     with a one-line warning (the registry must still load)."""
-    found = []
-    sources: list[tuple[str, Path | importlib.metadata.EntryPoint]] = [
-        (f"entry point {name}", importlib.metadata.EntryPoint(name, module, GROUP))
-        for name, _, module in (pair.partition("=") for pair in _listed(MODULES_ENV, ","))
-    ]
+    sources: list[tuple[str, Path | EntryPoint]] = []
+    if _listed(MODULES_ENV, ","):
+        from importlib.metadata import EntryPoint
+
+        sources += [
+            (f"entry point {name}", EntryPoint(name, module, GROUP))
+            for name, _, module in (pair.partition("=") for pair in _listed(MODULES_ENV, ","))
+        ]
     sources += [(f"variant file {p}", Path(p)) for p in files()]
+    found = []
     for what, source in sources:
         try:
             found.append(
@@ -177,8 +186,10 @@ def inherited() -> list[Variant]:
 def use_entry_points(known: dict[str, Variant]) -> list[Variant]:
     """Add the variants of the installed packages' entry points (group ``GROUP``) to *known*
     and to ``MODULES_ENV``; one that cannot be used is left out with a one-line warning."""
+    from importlib.metadata import entry_points
+
     added = []
-    for entry in importlib.metadata.entry_points(group=GROUP):
+    for entry in entry_points(group=GROUP):
         try:
             variant = from_entry_point(entry)
             if known.get(variant.name, variant) != variant:
