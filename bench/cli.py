@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from bench.common import commands
-from bench.common.arguments import Parser, usage_error
+from bench.common.arguments import Parser, load_variant_files, usage_error
 from bench.cost import command as cost
 from bench.load import cli as load
 from bench.micro import cli as micro
@@ -35,6 +35,8 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    load_variant_files(argv)  # before parsing: the flags that name variants then know them
     args = build_parser().parse_args(argv)
     if getattr(args, "host", None) not in (None, "127.0.0.1", "localhost", "::1"):
         print(f"sessionbench: warning: binding {args.host}, not loopback", file=sys.stderr)

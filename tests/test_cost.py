@@ -250,5 +250,5 @@ def test_operation_groups_match_and_a_bad_one_is_exit_2(tmp_path: Path) -> None:
     assert len(lines) == 1 and "unknown operation group 'lifecycle'" in lines[0]
     assert not (tmp_path / "o").exists()
     assert selection(["raw", "context"], ["machinery"])[1] == {
-        "raw": "no micro-benchmark operation of its own (bench.common.micro_ops)"
+        "raw": "declares no micro-benchmark operation (Variant.micro)"
     }

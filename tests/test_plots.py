@@ -48,7 +48,7 @@ def test_no_two_variants_share_colour_and_marker() -> None:
     assert len(set(styles)) == len(styles)  # colour + marker never shared
     assert len({c for c, _ in styles}) == len(styles)  # today even the colours alone differ
     assert "x" not in plots.MARKERS  # reserved for invalid trials
-    # Fixed by registry order, so the same in every figure and every run.
+    # Fixed per name (bench/common/colours.py), so the same in every figure and every run.
     assert plots.style("scoped") == (plots.PALETTE[0], plots.MARKERS[0])
     assert plots.style("scoped+pool32") == plots.style("scoped")
     # A variant outside the registry gets a combination no registered variant has.

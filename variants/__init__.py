@@ -1,74 +1,68 @@
 """The registry of variants: every runner, test, plot and report loops over ``VARIANTS``.
 
-Adding a strategy is one new module exposing ``app`` plus one line below. A variant's
-label is the first line of its module docstring. A ``library`` variant names the PyPI
+Adding a strategy is one new module exposing ``app`` (and, for the micro-benchmarks, what its
+``Micro`` declares) plus one entry below (``variants.declaration``). A variant's label is the
+first line of its module docstring. Variants from outside the suite (a file, an entry point:
+``variants.external``) join after the built-in ones. A ``library`` variant names the PyPI
 package it shows (its version goes into run.json); one whose pins conflict with the main
 environment names its own ``environment`` (``variants/envs/<name>.txt``, see
 ``bench.common.environments``) and is served, verified and benchmarked from that venv only.
 """
 
-import ast
-import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-Kind = Literal["strategy", "baseline", "library", "calibration"]
+from variants import external
+from variants.declaration import Kind, Micro, Variant
 
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    module: str
-    kind: Kind
-    library: str | None = None
-    """The PyPI distribution a ``library`` variant shows."""
-    environment: str | None = None
-    """Its own environment (``variants/envs/<environment>.txt``); None: the main one."""
-    orm: bool = True
-    """Serves through an ORM session (one SELECT before each UPDATE/DELETE); False: Core/raw."""
-    threads: bool = False
-    """Sync handlers in FastAPI's threadpool on a sync engine: no asyncio pool queues."""
-    commits_after_response: bool = False
-    """Commits a request's writes after its response was sent: it breaks the contract's "a
-    2xx write is committed before the response is sent" (a read right after may miss the
-    write; a failing COMMIT was already answered 2xx). Every other rule still holds."""
-    drivers: tuple[str, ...] = ("asyncpg", "psycopg")
-    """The drivers it can run on (``variants.settings.DRIVERS``), its default first."""
-
-    @property
-    def driver(self) -> str:
-        """The driver it runs on unless told otherwise."""
-        return self.drivers[0]
-
-    @property
-    def app(self) -> str:
-        """The import string uvicorn takes."""
-        return f"{self.module}:app"
-
-    @property
-    def label(self) -> str:
-        """First line of the module docstring, read without importing the module."""
-        spec = importlib.util.find_spec(self.module)
-        if spec is None or spec.origin is None:
-            raise LookupError(f"variant module {self.module} not found")
-        doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or self.name
-        return doc.splitlines()[0]
-
+__all__ = [
+    "VARIANTS",
+    "Kind",
+    "Micro",
+    "Variant",
+    "built_in",
+    "get",
+    "measured",
+    "use_entry_points",
+    "use_files",
+]
 
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in [
-        Variant("scoped", "variants.scoped", "strategy"),
-        Variant("depends", "variants.depends", "strategy"),
-        Variant("context", "variants.context", "strategy"),
-        Variant("scoped_task", "variants.scoped_task", "strategy"),
-        Variant("scoped_basehttp", "variants.scoped_basehttp", "strategy"),
-        Variant("depends_function", "variants.depends_function", "strategy"),
         Variant(
-            "depends_commit", "variants.depends_commit", "strategy", commits_after_response=True
+            "scoped",
+            "variants.scoped",
+            "strategy",
+            micro=Micro(session=True, machinery=("scoped-middleware", "scoped-session")),
         ),
-        Variant("depends_commit_function", "variants.depends_commit_function", "strategy"),
+        Variant("depends", "variants.depends", "strategy", micro=Micro(True, ("depends",))),
+        Variant("context", "variants.context", "strategy", micro=Micro(True, ("context",))),
+        Variant("scoped_task", "variants.scoped_task", "strategy"),
+        Variant(
+            "scoped_basehttp",
+            "variants.scoped_basehttp",
+            "strategy",
+            micro=Micro(machinery=("scoped-basehttp-session",)),
+        ),
+        Variant(
+            "depends_function",
+            "variants.depends_function",
+            "strategy",
+            micro=Micro(machinery=("depends-function",)),
+        ),
+        Variant(
+            "depends_commit",
+            "variants.depends_commit",
+            "strategy",
+            commits_after_response=True,
+            micro=Micro(True, ("depends-commit",)),
+        ),
+        Variant(
+            "depends_commit_function",
+            "variants.depends_commit_function",
+            "strategy",
+            micro=Micro(machinery=("depends-commit-function",)),
+        ),
         Variant("core", "variants.core", "baseline", orm=False),
         Variant("raw", "variants.raw", "baseline", orm=False, drivers=("asyncpg",)),
         Variant(
@@ -95,11 +89,19 @@ VARIANTS: dict[str, Variant] = {
             environment="fastapi_sqla",
             drivers=("asyncpg",),
         ),
-        Variant("sqlmodel", "variants.sqlmodel", "library", library="sqlmodel"),
+        Variant("sqlmodel", "variants.sqlmodel", "library", library="sqlmodel", micro=Micro(True)),
         Variant("context_plus5", "variants.context_plus5", "calibration"),
         Variant("context_plus10", "variants.context_plus10", "calibration"),
     ]
 }
+_BUILT_IN = frozenset(VARIANTS)
+for _variant in external.inherited():  # what the command that started this process found
+    if _variant.name in _BUILT_IN:
+        external.warn(
+            f"variant {_variant.name} ({_variant.module}) left out: a built-in has that name"
+        )
+    else:
+        VARIANTS[_variant.name] = _variant
 
 
 def measured() -> list[str]:
@@ -113,3 +115,20 @@ def get(name: str) -> Variant:
         return VARIANTS[name]
     except KeyError:
         raise KeyError(f"unknown variant {name!r} (known: {', '.join(VARIANTS)})") from None
+
+
+def built_in(name: str) -> bool:
+    """Whether *name* is one of the suite's own variants (not a file's or a package's)."""
+    return name in _BUILT_IN
+
+
+def use_entry_points() -> list[Variant]:
+    """Add the variants of the installed packages' entry points (``sessionbench.variants``) to
+    the registry, for this process and the ones it starts (the command line calls it)."""
+    return external.use_entry_points(VARIANTS)
+
+
+def use_files(paths: list[Path]) -> list[Variant]:
+    """Add the variants of *paths* (``--variant FILE``) to the registry, for this process and
+    the ones it starts; ExternalVariantError says why one cannot be used."""
+    return external.use_files(paths, VARIANTS)

@@ -4,12 +4,13 @@ The TechEmpower FastAPI ORM pattern: the session's lifetime is exactly the block
 the handler, so the connection is back in the pool before the response is serialised.
 """
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, FastAPI, Response
 
 from variants import queries
 from variants.app import create_app, location
 from variants.engine import Session, lifespan
 from variants.lab import context_lab_router
+from variants.micro import Use
 from variants.models import Todo
 from variants.schemas import (
     Limit,
@@ -66,3 +67,20 @@ async def multi_todos(todo_id: TodoId, count: QueryCount = None) -> list[Todo]:
 router.include_router(context_lab_router())
 
 app = create_app(router, lifespan=lifespan)
+
+
+async def micro_session(use: Use) -> None:
+    """context: async with Session() as session"""
+    async with Session() as session:
+        await use(session)
+
+
+def micro_app(name: str) -> FastAPI:
+    micro = FastAPI()
+
+    @micro.get("/op")
+    async def context() -> None:
+        async with Session():
+            pass
+
+    return micro

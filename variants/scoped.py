@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_scoped_session
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from variants.app import create_app
 from variants.engine import Session, lifespan
 from variants.lab import scoped_lab_router
+from variants.micro import Use
 from variants.routes import global_session_router
 
 _session_context: ContextVar[str] = ContextVar("session_context")
@@ -69,3 +71,27 @@ router = global_session_router(lambda: session)
 router.include_router(scoped_lab_router(lambda: session))
 
 app = create_app(router, lifespan=lifespan, middleware=[Middleware(SQLAlchemyMiddleware)])
+
+
+async def micro_session(use: Use) -> None:
+    """scoped: set the ContextVar key, first registry access, remove()"""
+    with set_scoped_context():
+        await use(session())
+        await session.remove()
+
+
+def micro_app(name: str) -> FastAPI:
+    """``scoped-middleware``: the middleware, the session untouched; ``scoped-session``: the
+    middleware and the lazy session created."""
+    micro = FastAPI()
+    micro.add_middleware(SQLAlchemyMiddleware)
+
+    async def scoped_untouched() -> None:
+        return None
+
+    async def scoped_touched() -> None:
+        session()
+
+    touched = name == "scoped-session"
+    micro.add_api_route("/op", scoped_touched if touched else scoped_untouched, methods=["GET"])
+    return micro

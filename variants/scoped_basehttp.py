@@ -7,7 +7,7 @@ before a streamed body has been sent, and every request pays for the extra task 
 the body relay through a memory stream.
 """
 
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
@@ -28,3 +28,14 @@ class SQLAlchemyMiddleware(BaseHTTPMiddleware):
 
 
 app = create_app(router, lifespan=lifespan, middleware=[Middleware(SQLAlchemyMiddleware)])
+
+
+def micro_app(name: str) -> FastAPI:
+    micro = FastAPI()
+    micro.add_middleware(SQLAlchemyMiddleware)
+
+    @micro.get("/op")
+    async def scoped_basehttp_touched() -> None:
+        session()
+
+    return micro

@@ -7,6 +7,7 @@ the few queries SQLModel writes its own way live in ``variants/sqlmodel_queries.
 responses use the shared schemas, so the contract is unchanged.
 """
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from variants import sqlmodel_queries
 from variants.app import create_app
 from variants.engine import engine, lifespan
 from variants.lab import depends_lab_router
+from variants.micro import Use
 from variants.routes import injected_session_router
 
 Session = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
@@ -34,3 +36,11 @@ router = injected_session_router(SessionDep, queries=sqlmodel_queries)
 router.include_router(depends_lab_router(SessionDep))
 
 app = create_app(router, lifespan=lifespan)
+
+
+async def micro_session(use: Use) -> None:
+    """sqlmodel: drive its yield dependency (SQLModel's AsyncSession)"""
+    dependency = aiter(get_session())
+    await use(await anext(dependency))
+    with contextlib.suppress(StopAsyncIteration):  # the generator's close path
+        await anext(dependency)

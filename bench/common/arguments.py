@@ -6,9 +6,11 @@ Bad flags or values print one line (``sessionbench: error: …``) and exit with 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import variants
@@ -53,6 +55,46 @@ def variant_name(value: str) -> str:
         return variants.get(value).name
     except KeyError as exc:
         raise argparse.ArgumentTypeError(str(exc.args[0])) from None
+
+
+VARIANT_FILE = "--variant"
+
+
+def variant_file_flag(p: argparse.ArgumentParser) -> None:
+    """``--variant FILE`` (repeatable): a variant defined outside the suite (``docs/extending.md``).
+
+    ``load_variant_files`` reads the files before the arguments are parsed, so ``--variants``
+    and the positional names already know the files' variants; the parsed value is the list.
+    """
+    p.add_argument(
+        VARIANT_FILE,
+        dest="variant_files",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="also a variant defined in FILE, outside the suite (repeatable; docs/extending.md)",
+    )
+
+
+def load_variant_files(argv: Sequence[str]) -> None:
+    """Add the installed packages' variants (entry points) and those of every ``--variant
+    FILE`` in *argv* to the registry (and to the environment the suite's child processes
+    inherit); a bad file is a one-line usage error."""
+    variants.use_entry_points()
+    paths = [Path(value) for flag, value in itertools.pairwise(argv) if flag == VARIANT_FILE]
+    paths += [Path(a.split("=", 1)[1]) for a in argv if a.startswith(f"{VARIANT_FILE}=")]
+    try:
+        variants.use_files(paths)
+    except variants.external.ExternalVariantError as exc:
+        usage_error(str(exc))
+
+
+def with_external(names: list[str]) -> list[str]:
+    """A command's default *names*, then the variants from outside the suite (``--variant``
+    files, entry points): your own variant joins the references unless ``--variants`` says."""
+    external = [name for name in variants.VARIANTS if not variants.built_in(name)]
+    return list(dict.fromkeys([*names, *external]))
 
 
 def comma_list(item: Callable[[str], Any]) -> Callable[[str], list[Any]]:

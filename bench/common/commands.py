@@ -9,7 +9,15 @@ import sys
 from typing import Any
 
 import variants
-from bench.common.arguments import SERVERS, add_command, driver_flag, number, port, variant_name
+from bench.common.arguments import (
+    SERVERS,
+    add_command,
+    driver_flag,
+    number,
+    port,
+    variant_file_flag,
+    variant_name,
+)
 
 
 def cmd_variants(args: argparse.Namespace) -> int:
@@ -75,6 +83,7 @@ def register(sub: Any) -> None:
     """Add ``variants``, ``db``, ``serve`` and ``verify`` to the CLI's subparsers."""
     p = add_command(sub, "variants", cmd_variants, "List the registered variants, one per line.")
     p.add_argument("--long", action="store_true", help="also print each variant's kind and label")
+    variant_file_flag(p)
 
     help = "Run a seeded embedded PostgreSQL; print its DATABASE_URL; stop on Ctrl-C."
     p = add_command(sub, "db", cmd_db, help)
@@ -90,6 +99,7 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=number(int, 1), default=1, help="server worker processes")
     p.add_argument("--server", choices=SERVERS, default="uvicorn", help="ASGI server")
     p.add_argument("--lab", action="store_true", help="also mount the pitfall lab's /lab routes")
+    variant_file_flag(p)
     p.add_argument(
         "--metrics",
         action="store_true",
@@ -105,3 +115,4 @@ def register(sub: Any) -> None:
                    help="variants to start and check (default: all)")  # fmt: skip
     p.add_argument("--url", help="check the server already running at URL instead")
     driver_flag(p)
+    variant_file_flag(p)

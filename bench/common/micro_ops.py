@@ -1,18 +1,20 @@
 """The micro-benchmarks' operations, shared by ``bench/micro`` (timed) and ``sessionbench cost``
 (counted): each strategy's way to open, use and end a session, and the per-request machinery.
 
-Session operations (``STRATEGIES`` × ``USES``): each strategy function opens, uses and ends
-one session as the variant modules do it; its docstring is its label. Machinery
-(``build``, ``asgi_call``): one ASGI call of a no-op endpoint of an app that adds exactly one
-strategy's per-request work (``plain`` is the FastAPI floor). The variant modules read
-``DATABASE_URL`` when these functions first import them.
+Each variant declares its operations (``Variant.micro``, ``variants.declaration.Micro``) and
+its module holds their code. Session operations (``session_names()`` × ``USES``): a variant's
+``micro_session`` opens, uses and ends one session as its requests do; its docstring is its
+label (``bare``: the floor, no strategy). Machinery (``machinery()``, ``build``,
+``asgi_call``): one ASGI call of a no-op endpoint of an app that adds exactly one strategy's
+per-request work (``plain`` is the FastAPI floor). The variant modules read ``DATABASE_URL``
+when these functions first import them; the names and labels are read without importing.
 """
 
-# No ``from __future__ import annotations``: FastAPI reads the machinery endpoints'
-# annotations at runtime, and SessionDep is a name local to ``build``.
+# No ``from __future__ import annotations``: FastAPI reads the endpoint's annotations at runtime.
 import asyncio
-import contextlib
+import importlib
 from collections.abc import Awaitable, Callable
+from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI
@@ -22,9 +24,12 @@ from sqlalchemy.pool import QueuePool
 from sqlmodel.ext.asyncio.session import AsyncSession as SQLModelSession
 from starlette.types import ASGIApp, Message
 
+import variants
+from variants.declaration import MACHINERY_APP, SESSION_OPERATION
+from variants.micro import Use
 from variants.models import Todo
 
-Use = Callable[[AsyncSession], Awaitable[Any]]
+Strategy = Callable[[Use], Awaitable[None]]
 
 
 async def _nothing(session: AsyncSession) -> None:
@@ -45,63 +50,58 @@ async def _get(session: AsyncSession) -> None:
 USES: dict[str, Use] = {"lifecycle": _nothing, "select1": _select1, "get": _get}
 
 
-async def scoped(use: Use) -> None:
-    """scoped: set the ContextVar key, first registry access, remove()"""
-    from variants.scoped import session, set_scoped_context
-
-    with set_scoped_context():
-        await use(session())
-        await session.remove()
+BARE = "bare session: Session() then close(), no strategy around it"
 
 
-async def depends(use: Use) -> None:
-    """depends: drive the yield dependency get_session (open, yield, close)"""
-    from variants.depends import get_session
-
-    dependency = aiter(get_session())
-    await use(await anext(dependency))
-    with contextlib.suppress(StopAsyncIteration):  # the generator's close path, as FastAPI runs it
-        await anext(dependency)
-
-
-async def depends_commit(use: Use) -> None:
-    """depends_commit: drive its yield dependency (open, yield, commit, close)"""
-    from variants.depends_commit import get_session
-
-    dependency = aiter(get_session())
-    await use(await anext(dependency))
-    with contextlib.suppress(StopAsyncIteration):  # the commit after yield, then the close
-        await anext(dependency)
-
-
-async def sqlmodel(use: Use) -> None:
-    """sqlmodel: drive its yield dependency (SQLModel's AsyncSession)"""
-    from variants.sqlmodel import get_session
-
-    dependency = aiter(get_session())
-    await use(await anext(dependency))
-    with contextlib.suppress(StopAsyncIteration):
-        await anext(dependency)
-
-
-async def context(use: Use) -> None:
-    """context: async with Session() as session"""
+def _bare() -> Strategy:
+    """The session floor, built on first use (``variants.engine`` needs ``DATABASE_URL``); like
+    the variants' ``micro_session``, it looks nothing up per call but its globals."""
     from variants.engine import Session
 
-    async with Session() as session:
+    async def bare(use: Use) -> None:
+        session = Session()
         await use(session)
+        await session.close()
+
+    bare.__doc__ = BARE
+    return bare
 
 
-async def bare(use: Use) -> None:
-    """bare session: Session() then close(), no strategy around it"""
-    from variants.engine import Session
-
-    session = Session()
-    await use(session)
-    await session.close()
+FLOORS = {"session": "bare", "machinery": "plain"}
+"""The floor of each kind of operation (no strategy around the session / no session at all)."""
 
 
-STRATEGIES = [scoped, depends, depends_commit, sqlmodel, context, bare]
+def session_names() -> list[str]:
+    """The variants with a session operation (``Micro.session``), in registry order, then the
+    floor (``bare``)."""
+    return [n for n, v in variants.VARIANTS.items() if v.micro.session] + [FLOORS["session"]]
+
+
+def strategy(name: str) -> Strategy:
+    """The session operation of variant *name* (its module's ``micro_session``) or ``bare``.
+    Imports the variant's module: ``DATABASE_URL`` must be set."""
+    if name == FLOORS["session"]:
+        return _bare()
+    found: Strategy = getattr(_module(name), SESSION_OPERATION)
+    return found
+
+
+def strategy_label(name: str) -> str:
+    """The label of *name*'s session operation (its docstring), read without importing it."""
+    if name == FLOORS["session"]:
+        return BARE
+    return variants.get(name).doc_of(SESSION_OPERATION) or f"{name}: its {SESSION_OPERATION}"
+
+
+def machinery() -> dict[str, str]:
+    """Every machinery operation → its variant (``plain``: the FastAPI floor, no variant's)."""
+    floor = FLOORS["machinery"]
+    declared = {op: n for n, v in variants.VARIANTS.items() for op in v.micro.machinery}
+    return {floor: floor} | declared
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(variants.get(name).module)
 
 
 def checked_out() -> int:
@@ -113,9 +113,7 @@ def checked_out() -> int:
     return pool.checkedout()
 
 
-def check_strategy(
-    strategy: Callable[[Use], Awaitable[None]], group: str, loop: asyncio.AbstractEventLoop
-) -> None:
+def check_strategy(strategy: Strategy, group: str, loop: asyncio.AbstractEventLoop) -> None:
     """What was timed did its job: the use ran on a live session, and the strategy gave the
     connection back to the pool when it ended the session."""
 
@@ -136,73 +134,18 @@ def check_strategy(
 
 
 def build(name: str) -> ASGIApp:
-    from variants import depends_commit, depends_commit_function, depends_function, scoped_basehttp
-    from variants.depends import SessionDep
-    from variants.engine import Session
-    from variants.scoped import SQLAlchemyMiddleware, session
-
-    app = FastAPI()
-    if name == "plain":
+    """The app of machinery operation *name* (its variant's ``micro_app``, or ``plain``)."""
+    variant = machinery()[name]
+    if variant == FLOORS["machinery"]:
+        app = FastAPI()
 
         @app.get("/op")
         async def plain() -> None:
             return None
 
-    elif name == "scoped-middleware":
-        app.add_middleware(SQLAlchemyMiddleware)
-
-        @app.get("/op")
-        async def scoped_untouched() -> None:
-            return None
-
-    elif name == "scoped-session":
-        app.add_middleware(SQLAlchemyMiddleware)
-
-        @app.get("/op")
-        async def scoped_touched() -> None:
-            session()
-
-    elif name == "scoped-basehttp-session":
-        app.add_middleware(scoped_basehttp.SQLAlchemyMiddleware)
-
-        @app.get("/op")
-        async def scoped_basehttp_touched() -> None:
-            session()
-
-    elif name == "depends-function":
-
-        @app.get("/op")
-        async def depends_function_scope(session: depends_function.SessionDep) -> None:
-            return None
-
-    elif name == "depends":
-
-        @app.get("/op")
-        async def depends(session: SessionDep) -> None:
-            return None
-
-    elif name == "depends-commit":
-
-        @app.get("/op")
-        async def depends_commit_request(session: depends_commit.SessionDep) -> None:
-            return None
-
-    elif name == "depends-commit-function":
-
-        @app.get("/op")
-        async def depends_commit_function_scope(
-            session: depends_commit_function.SessionDep,
-        ) -> None:
-            return None
-
-    elif name == "context":
-
-        @app.get("/op")
-        async def context() -> None:
-            async with Session():
-                pass
-
-    return app
+        return app
+    built: ASGIApp = getattr(_module(variant), MACHINERY_APP)(name)
+    return built
 
 
 SCOPE: dict[str, Any] = {
@@ -214,15 +157,6 @@ SCOPE: dict[str, Any] = {
 
 async def _receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
-
-
-VARIANT_OF = {
-    "plain": "plain", "scoped-middleware": "scoped", "scoped-session": "scoped",
-    "scoped-basehttp-session": "scoped_basehttp", "depends": "depends",
-    "depends-function": "depends_function", "depends-commit": "depends_commit",
-    "depends-commit-function": "depends_commit_function", "context": "context",
-}  # fmt: skip
-"""Each machinery's variant (``plain``: the FastAPI floor, no variant's)."""
 
 
 def asgi_call(app: ASGIApp, statuses: list[int]) -> Callable[[], Awaitable[None]]:

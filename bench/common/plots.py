@@ -19,7 +19,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from bench.common import stats
+from bench.common import colours, stats
+from bench.common.colours import MARKERS as MARKERS  # re-exported: figure modules use them
+from bench.common.colours import PALETTE as PALETTE
 from bench.common.results import censored_percentiles, percentile, series_names
 
 SIZE = (10.0, 5.6)  # inches
@@ -28,14 +30,6 @@ SPECTRUM = ["p50", "p90", "p99", "p99.9"]
 """Percentiles every cell records (``latency_us``); the spectrum draws exactly these."""
 INVALID = {"color": "#555555", "marker": "x", "linestyle": "none", "markersize": 8}
 
-PALETTE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#7f7f7f", "#000000",
-    "#e377c2", "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#7b4173", "#d6a100",
-    "#5254a3", "#8ca252", "#bd9e39", "#e7969c",
-]  # fmt: skip
-"""One colour per variant, in registry order (20: room for new variants)."""
-MARKERS = ["o", "s", "^", "D", "v", "P", "*", "<", ">", "h", "p", "d"]
-"""With the colour, a marker per variant, so no two variants look alike even in grey."""
 AXIS_LINESTYLES = ["--", ":", "-."]
 """Line styles of a variant's second, third, fourth series (other axis values)."""
 
@@ -48,24 +42,8 @@ def variant_of(series: str) -> str:
 
 
 def style(series: str) -> tuple[str, str]:
-    """(colour, marker) of *series*' variant: fixed by registry order, never shared.
-
-    A variant outside the registry gets a combination after the registry's, picked by a
-    stable hash of its name.
-    """
-    import zlib
-
-    import variants
-
-    names = list(variants.VARIANTS)
-    variant = variant_of(series)
-    if variant in names:
-        i = names.index(variant)
-        return PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
-    combos = [(c, m) for c in PALETTE for m in MARKERS]
-    taken = {style(n) for n in names}
-    free = [combo for combo in combos if combo not in taken]
-    return free[zlib.crc32(variant.encode()) % len(free)]
+    """(colour, marker) of *series*' variant: fixed per variant name (``bench.common.colours``)."""
+    return colours.style(variant_of(series))
 
 
 def line_style(series: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:

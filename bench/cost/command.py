@@ -65,6 +65,7 @@ def register(sub: Any) -> None:
         mode_flags,
         number,
         one_of,
+        variant_file_flag,
         variant_name,
     )
 
@@ -131,6 +132,7 @@ def register(sub: Any) -> None:
     )
     driver_flag(p)
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-cost)")
+    variant_file_flag(p)
 
 
 def _operation_groups(value: str) -> list[str]:
@@ -247,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
 
 def measure_run(args: argparse.Namespace) -> int:
     from bench.common import drivers
+    from bench.common.arguments import with_external
     from bench.common.console import console, progress_bar
     from bench.cost import valgrind
     from bench.cost.results import COST_FILE
@@ -254,7 +257,7 @@ def measure_run(args: argparse.Namespace) -> int:
 
     try:
         names, notes = drivers.only(
-            args.variants or PRESETS[args.mode]["variants"], args.driver,
+            args.variants or with_external(PRESETS[args.mode]["variants"]), args.driver,
             named=args.variants is not None,
         )  # fmt: skip
     except drivers.DriverError as exc:

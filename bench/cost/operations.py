@@ -25,11 +25,11 @@ group's spread at or below ~0.2 %. The level of ``session-get`` also moves by a 
 between processes with a different history (what ran before it): compare its rows within
 one run, not across runs with other operations selected.
 
-The selected variants decide the rows: the session groups of every strategy with a
-function in ``micro_ops.STRATEGIES`` (plus ``bare``, the floor, when ``context`` is
-selected), the machinery group of every variant ``micro_ops.VARIANT_OF`` names (plus
-``plain`` when ``context`` is). A
-selected variant with none of them is recorded in ``operations_skipped`` with the reason.
+The selected variants decide the rows: the session groups of every variant whose ``Micro``
+declares a session operation (plus ``bare``, the floor, when ``context`` is selected), the
+machinery group of every machinery operation it declares (plus ``plain`` when ``context``
+is). A selected variant with none of them is recorded in ``operations_skipped`` with the
+reason.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def selection(names: list[str], groups: list[str]) -> tuple[list[Operation], dic
     chosen = [op for op in catalogue() if op.group in groups and op.variant in wanted]
     covered = {op.variant for op in chosen}
     skipped = {
-        name: "no micro-benchmark operation of its own (bench.common.micro_ops)"
+        name: "declares no micro-benchmark operation (Variant.micro)"
         if not any(op.variant == name for op in catalogue())
         else f"none of its operations is in the selected groups ({','.join(groups)})"
         for name in names

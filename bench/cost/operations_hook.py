@@ -28,7 +28,7 @@ from bench.common import micro_ops
 GROUP_USE = {"session-lifecycle": "lifecycle", "session-select1": "select1", "session-get": "get"}
 """Session groups → the use (``micro_ops.USES``) their operations make of the session."""
 GROUPS = (*GROUP_USE, "machinery")  # bench.cost.results.OPERATION_GROUPS: the tables' order
-FLOORS = {"session": "bare", "machinery": "plain"}
+FLOORS = micro_ops.FLOORS
 """The floor of each kind of group (no strategy around the session / no session at all)."""
 
 Op = Callable[[], Awaitable[Any]]
@@ -38,7 +38,7 @@ Op = Callable[[], Awaitable[Any]]
 class Operation:
     group: str
     name: str
-    """The strategy function's name (session groups) or the machinery's (``VARIANT_OF``)."""
+    """The variant's name (session groups) or the machinery's (``micro_ops.machinery()``)."""
     variant: str
     """The row's variant: the strategy's, or ``bare`` / ``plain`` for the floors."""
     label: str
@@ -46,14 +46,15 @@ class Operation:
 
 def catalogue() -> list[Operation]:
     """Every operation of every group, in group order."""
+    sessions = micro_ops.session_names()
     out = [
-        Operation(group, s.__name__, s.__name__, s.__doc__ or s.__name__)
+        Operation(group, name, name, micro_ops.strategy_label(name))
         for group in GROUP_USE
-        for s in micro_ops.STRATEGIES
+        for name in sessions
     ]
     out += [
         Operation("machinery", name, variant, micro_ops.label(name))
-        for name, variant in micro_ops.VARIANT_OF.items()
+        for name, variant in micro_ops.machinery().items()
     ]
     return out
 
@@ -65,11 +66,10 @@ class Operations:
         self.loop = loop
         self.statuses: list[int] = []
         self.ops: dict[tuple[str, str], Op] = {}
-        strategies = {s.__name__: s for s in micro_ops.STRATEGIES}
         for op in catalogue():
             if op.group in GROUP_USE:
                 use = micro_ops.USES[GROUP_USE[op.group]]
-                self.ops[op.group, op.name] = _bound(strategies[op.name], use)
+                self.ops[op.group, op.name] = _bound(micro_ops.strategy(op.name), use)
             else:
                 app = micro_ops.build(op.name)
                 self.ops[op.group, op.name] = micro_ops.asgi_call(app, self.statuses)
@@ -87,8 +87,7 @@ class Operations:
     def check(self, group: str, name: str) -> None:
         """One operation, checked as its micro-benchmark checks it (AssertionError if not)."""
         if group in GROUP_USE:
-            strategy = next(s for s in micro_ops.STRATEGIES if s.__name__ == name)
-            micro_ops.check_strategy(strategy, GROUP_USE[group], self.loop)
+            micro_ops.check_strategy(micro_ops.strategy(name), GROUP_USE[group], self.loop)
             return
         self.statuses.clear()
         self.loop.run_until_complete(self.ops[group, name]())
@@ -97,7 +96,7 @@ class Operations:
         self.statuses.clear()
 
 
-def _bound(strategy: Callable[[micro_ops.Use], Awaitable[None]], use: micro_ops.Use) -> Op:
+def _bound(strategy: micro_ops.Strategy, use: micro_ops.Use) -> Op:
     """``strategy(use)`` as a no-argument operation, as ``bench/micro/test_session.py`` times it."""
     return lambda: strategy(use)
 

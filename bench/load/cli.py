@@ -15,6 +15,7 @@ from bench.common.arguments import (
     number,
     one_of,
     port,
+    variant_file_flag,
     variant_name,
 )
 from variants.settings import DRIVERS, POOL_QUEUES
@@ -217,6 +218,7 @@ def register(sub: Any) -> None:
         help="the cells the co-scheduled pass covers (default: every scenario at every users)",
     )
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
+    variant_file_flag(p)
     p.set_defaults(mode="quick")
 
     p = add_command(sub, "worker", cmd_worker,

@@ -9,6 +9,7 @@ from typing import Any
 
 import variants
 from bench.common import drivers
+from bench.common.arguments import with_external
 from bench.common.console import console, progress_bar, rel_path, summary_table
 from bench.common.results import ROOT, RUN_FILE
 from bench.load import coschedule, follow
@@ -69,6 +70,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
     preset = PRESETS[args.mode]
     chosen = {key: getattr(args, key) if getattr(args, key, None) is not None else preset[key]
               for key in preset}  # fmt: skip
+    chosen["variants"] = args.variants or with_external(preset["variants"])
     if getattr(args, "no_co", False) or args.remote or args.expect_workers:
         chosen["co_anchors"] = []  # co-scheduling needs every server on this machine's core
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.mode}"
@@ -131,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         args.variants = args.variants or list(args.remote)
     if args.driver and not args.remote:
-        names = args.variants or PRESETS[args.mode]["variants"]
+        names = args.variants or with_external(PRESETS[args.mode]["variants"])
         try:
             pairs, notes = drivers.select(names, args.driver, named=args.variants is not None)
         except drivers.DriverError as exc:

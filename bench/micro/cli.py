@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench.common.arguments import add_command
+from bench.common.arguments import add_command, variant_file_flag
 
 
 def cmd_micro(args: argparse.Namespace) -> int:
@@ -25,3 +25,4 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-micro)")
     p.add_argument("-k", dest="select", metavar="EXPR",
                    help="only benchmarks matching this pytest -k expression")  # fmt: skip
+    variant_file_flag(p)

@@ -1,34 +1,34 @@
 """Session lifecycle per strategy: no I/O, one ``SELECT 1``, one primary-key ``get``; the registry.
 
-Each strategy function (``bench.common.micro_ops``, shared with ``sessionbench cost``) is one
-strategy's way to open, use and end a session, written as the variant modules do it; its
-docstring is its label. ``sync_threadpool`` has no row here:
-its sync ``Session`` is not a coroutine on the event loop these rows time, and what a request
-costs it (threadpool hand-offs included) is in the request-level groups (``test_requests``).
+Each session operation (a variant's ``micro_session``, declared by its ``Micro``; shared with
+``sessionbench cost`` through ``bench.common.micro_ops``) is one strategy's way to open, use
+and end a session, written as the variant's requests do it; its docstring is its label.
+``sync_threadpool`` has no row here: its sync ``Session`` is not a coroutine on the event loop
+these rows time, and what a request costs it (threadpool hand-offs included) is in the
+request-level groups (``test_requests``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import literal, select
 
-from bench.common.micro_ops import STRATEGIES, USES, Use, check_strategy, checked_out
+from bench.common.micro_ops import USES, check_strategy, checked_out, session_names, strategy
 
 BATCH = {"lifecycle": 1000, "select1": 200, "get": 200}
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("name", session_names())
 @pytest.mark.parametrize("group", list(USES))
-def test_session(
-    strategy: Callable[[Use], Awaitable[None]], group: str, measure, benchmark, loop
-) -> None:
+def test_session(name: str, group: str, measure, benchmark, loop) -> None:
+    operation = strategy(name)  # imports the variant's module: after micro_db set DATABASE_URL
     benchmark.group = group
-    benchmark.extra_info["label"] = strategy.__doc__
+    benchmark.extra_info["label"] = operation.__doc__
     use = USES[group]
-    measure(lambda: strategy(use), batch=BATCH[group])
-    check_strategy(strategy, group, loop)
+    measure(lambda: operation(use), batch=BATCH[group])
+    check_strategy(operation, group, loop)
 
 
 async def core_select1() -> None:

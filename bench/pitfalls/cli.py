@@ -14,6 +14,7 @@ from bench.common.arguments import (
     mode_flags,
     number,
     one_of,
+    variant_file_flag,
     variant_name,
 )
 
@@ -82,4 +83,5 @@ def register(sub: Any) -> None:
     )
     driver_flag(p)
     p.add_argument("--out", type=Path, help="run folder (default results/<run-id>-pitfalls)")
+    variant_file_flag(p)
     p.set_defaults(mode="quick")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from bench.common import plots
 from bench.common.blocks import register_section
 from bench.pitfalls.probe import BROKEN, DEGRADED, ERROR, OK, SKIPPED, plural
 from bench.pitfalls.repeats import tally
+from bench.pitfalls.scenarios import BRIEF
 
 Row = tuple[str, bool | None]
 """A matrix row: (scenario, pre-ping setting; None in files from before the setting)."""
@@ -47,50 +48,6 @@ MEANING = (
     "that stopped serving. error: the scenario itself failed (message in the details). "
     "skipped: not applicable (reason in the details)."
 )
-
-
-def _s(value: float | None) -> str:
-    return "never" if value is None else f"{value:.1f} s"
-
-
-def _codes(counts: dict[str, int]) -> str:
-    return " ".join(f"{code}×{n}" for code, n in counts.items())
-
-
-BRIEF: dict[str, Callable[[dict[str, Any]], str]] = {
-    "fanout": lambda n: f"{n['errors']}/{n['requests']} failed",
-    "background": lambda n: (
-        f"{n['written']}/{n['requests']} written · {n['held_while_task_waits']} conn held "
-        f"while task waits"
-    ),
-    "streaming": lambda n: (
-        f"held {n.get('longest_connection_hold_s', 0.0):.1f} s, open tx "
-        f"{n['longest_open_transaction_s']:.1f} s of {n['stream_s']:.1f} s stream"
-    ),
-    "disconnect": lambda n: f"pool back after {_s(n['connections_back_after_s'])}",
-    "handler_error": lambda n: f"{_codes(n['statuses'])} · {n['rows_written']} rows written",
-    "failed_commit": lambda n: f"{_codes(n['statuses'])} · {n['rows_written']} rows written",
-    "acknowledged": lambda n: (
-        f"{_codes(n['statuses'])} · {n['acknowledged_not_committed']}/{n['requests']} "
-        f"2xx not committed"
-    ),
-    "visibility": lambda n: (
-        f"{n['api_read_misses'] + n['db_read_misses']} missed reads / {n['writes']} writes"
-    ),
-    "exhaustion": lambda n: (
-        f"{n['errors']}/{n['requests']} failed · max {n['max_s']:.2f} s (ideal {n['ideal_s']:.2f})"
-    ),
-    "soak": lambda n: (
-        f"{n['errors']}/{n['requests']} failed · RSS {n['rss_start_mb']:.0f}→"
-        f"{n['rss_end_mb']:.0f} MB"
-        + (f" · registry ≤ {n['registry_max']}" if n["registry_max"] is not None else "")
-    ),
-    "pg_restart": lambda n: (
-        f"{n['errors_during_outage']} failed in outage, {n['errors_after_restart']} after · "
-        f"recovered {n['recovery_s']:.2f} s · {n['errors_after_idle_restart']}/10 failed "
-        f"after idle restart"
-    ),
-}
 
 
 def brief(cell: dict[str, Any]) -> str:

@@ -6,6 +6,12 @@ resource held or errors a careful app would avoid) or ``broken`` (wrong answers,
 or phantom writes, leaked connections, a server that stops serving), always with the
 numbers that decided it. Scenarios that need the lab routes raise ``Skip`` on a
 variant without them. Parameters scale with ``--quick`` / ``--full`` (``Target.depth``).
+
+Each registers itself with ``@scenario(...)`` beside its code: its brief (the matrix's key
+numbers), what its breaking means for the advice, and how the matrix runs it. ``REGISTRY``
+keeps them in definition order, which is the run order (the PostgreSQL restart last: it
+disturbs every server). Adding one: the function and its decorator here, the lab endpoints it
+calls in ``variants/lab`` (``docs/extending.md``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -44,6 +51,71 @@ from bench.pitfalls.probe import (
 )
 
 Scenario = Callable[[Target], Coroutine[Any, Any, Outcome]]
+SharedScenario = Callable[[list[Target]], Coroutine[Any, Any, list[Outcome | Exception]]]
+Brief = Callable[[dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A scenario and what the matrix, the report and the advice need of it."""
+
+    name: str
+    probe: Scenario
+    brief: Brief | None = None
+    """A cell's key numbers in a few words, from its ``numbers`` (the matrix's cells)."""
+    unconditional: str | None = None
+    """Broken here, broken for every app: what breaks, in a few words (the advice)."""
+    condition: str | None = None
+    """Broken only for code written a certain way: when it is safe, in a few words."""
+    fresh_server: bool = False
+    """Starts from a freshly started server (an earlier restart left stale pools)."""
+    shared: SharedScenario | None = None
+    """Run for every variant and setting at once, each on a server started for it; the
+    single-target function stays what a cell of its own would run."""
+    pre_ping_sweep: bool = False
+    """Run with the pool's pre-ping off and on: what a pool setting fixes for every strategy
+    is then told apart from what a strategy does."""
+    repeated: bool = False
+    """Its cells run ``--repeats`` times (a leak seen in 1 run of 2 is intermittent)."""
+
+
+REGISTRY: dict[str, Registered] = {}
+"""Every scenario, in definition order = run order."""
+
+
+def scenario(
+    *,
+    brief: Brief | None = None,
+    unconditional: str | None = None,
+    condition: str | None = None,
+    fresh_server: bool = False,
+    shared: SharedScenario | None = None,
+    pre_ping_sweep: bool = False,
+    repeated: bool = False,
+) -> Callable[[Scenario], Scenario]:
+    """Register the decorated scenario under its function's name (see ``Registered``)."""
+
+    def register(probe: Scenario) -> Scenario:
+        name = probe.__name__
+        if name in REGISTRY:
+            raise ValueError(f"pitfall scenario {name!r} is registered twice")
+        REGISTRY[name] = Registered(
+            name, probe, brief, unconditional, condition, fresh_server, shared,
+            pre_ping_sweep, repeated,
+        )  # fmt: skip
+        return probe
+
+    return register
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def _codes(counts: dict[str, int]) -> str:
+    return " ".join(f"{code}×{n}" for code, n in counts.items())
+
+
 SETTLE = 3.0  # s an idle server gets to return every connection before we call it a leak
 HOLD_LIMIT = 2.0
 """streaming: a hold longer than this many page delays spans pages (see ``streaming``)."""
@@ -78,6 +150,10 @@ async def _aftermath(target: Target) -> tuple[dict[str, Any], list[str]]:
     return numbers, broken
 
 
+@scenario(
+    brief=lambda n: f"{n['errors']}/{n['requests']} failed",
+    condition="no fan-out on one session",
+)
 async def fanout(target: Target) -> Outcome:
     """Fan-out inside a request: asyncio.gather over queries, the strategy's natural way.
 
@@ -118,6 +194,13 @@ async def fanout(target: Target) -> Outcome:
     return Outcome(outcome, summary, numbers)
 
 
+@scenario(
+    brief=lambda n: (
+        f"{n['written']}/{n['requests']} written · {n['held_while_task_waits']} conn held "
+        f"while task waits"
+    ),
+    condition="no session in background tasks",
+)
 async def background(target: Target) -> Outcome:
     """Background task writing after the response (FastAPI BackgroundTasks).
 
@@ -178,6 +261,13 @@ async def background(target: Target) -> Outcome:
     return Outcome(outcome, summary, numbers)
 
 
+@scenario(
+    brief=lambda n: (
+        f"held {n.get('longest_connection_hold_s', 0.0):.1f} s, open tx "
+        f"{n['longest_open_transaction_s']:.1f} s of {n['stream_s']:.1f} s stream"
+    ),
+    condition="no session in streamed responses",
+)
 async def streaming(target: Target) -> Outcome:
     """Streaming response that reads the database page by page while it streams.
 
@@ -265,6 +355,10 @@ def _longest_run(samples: list[tuple[float, int]]) -> float:
     return longest
 
 
+@scenario(
+    brief=lambda n: f"pool back after {_seconds(n['connections_back_after_s'])}",
+    unconditional="leaks when clients hang up",
+)
 async def disconnect(target: Target) -> Outcome:
     """Client disconnect mid-query: a burst of pg_sleep requests whose clients hang up.
 
@@ -344,16 +438,31 @@ async def _write_must_fail(target: Target, scenario: str, path: str) -> Outcome:
     return Outcome(outcome, summary, numbers)
 
 
+@scenario(
+    brief=lambda n: f"{_codes(n['statuses'])} · {n['rows_written']} rows written",
+    unconditional="keeps the writes of a failed request",
+)
 async def handler_error(target: Target) -> Outcome:
     """Handler error after a write: the row is flushed, then the handler raises."""
     return await _write_must_fail(target, "handler-error", "/lab/write-then-raise")
 
 
+@scenario(
+    brief=lambda n: f"{_codes(n['statuses'])} · {n['rows_written']} rows written",
+    unconditional="answers 2xx for a failed commit",
+)
 async def failed_commit(target: Target) -> Outcome:
     """Failed commit: a new row plus a duplicate primary key, detected only at flush/commit."""
     return await _write_must_fail(target, "failed-commit", "/lab/failing-commit")
 
 
+@scenario(
+    brief=lambda n: (
+        f"{_codes(n['statuses'])} · {n['acknowledged_not_committed']}/{n['requests']} "
+        f"2xx not committed"
+    ),
+    unconditional="acknowledges writes before they commit",
+)
 async def acknowledged(target: Target) -> Outcome:
     """Acknowledged before committed: a write whose COMMIT fails must not be answered 2xx.
 
@@ -396,6 +505,12 @@ async def acknowledged(target: Target) -> Outcome:
     return Outcome(outcome, summary, numbers)
 
 
+@scenario(
+    brief=lambda n: (
+        f"{n['api_read_misses'] + n['db_read_misses']} missed reads / {n['writes']} writes"
+    ),
+    unconditional="a write is not visible to the next read",
+)
 async def visibility(target: Target) -> Outcome:
     """Write visibility: after a 201 from POST /todos, does the very next read see the row?
 
@@ -445,6 +560,12 @@ async def visibility(target: Target) -> Outcome:
     return Outcome(outcome, summary, numbers)
 
 
+@scenario(
+    brief=lambda n: (
+        f"{n['errors']}/{n['requests']} failed · max {n['max_s']:.2f} s (ideal {n['ideal_s']:.2f})"
+    ),
+    condition="no more slow queries than the pool",
+)
 async def exhaustion(target: Target) -> Outcome:
     """Pool exhaustion: 4 × pool size concurrent slow queries (pg_sleep), /health alongside.
 
@@ -524,6 +645,14 @@ def _soak_request(client: httpx.AsyncClient) -> Any:
     return client.get("/health")
 
 
+@scenario(
+    brief=lambda n: (
+        f"{n['errors']}/{n['requests']} failed · RSS {n['rss_start_mb']:.0f}→"
+        f"{n['rss_end_mb']:.0f} MB"
+        + (f" · registry ≤ {n['registry_max']}" if n["registry_max"] is not None else "")
+    ),
+    unconditional="grows under sustained load",
+)
 async def soak(target: Target) -> Outcome:
     """Soak: sustained mixed load; server RSS and scoped registry size over time.
 
@@ -591,22 +720,6 @@ async def soak(target: Target) -> Outcome:
 # The postmaster asks for SIGTERM when the *thread* that started it exits (PR_SET_PDEATHSIG),
 # which would begin a smart shutdown after the scenario: start it from a thread that lives on.
 _POSTGRES_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionbench-postgres")
-
-
-async def pg_restart(target: Target) -> Outcome:
-    """PostgreSQL restart mid-load: errors in the outage, time to recover, leaked connections.
-
-    4 clients read continuously; after 1 s PostgreSQL is stopped (fast shutdown),
-    stays down for 1 s and is started again. Recovery is the time from PostgreSQL
-    being back until the last failed request; the run waits for 1 s without failures.
-    Then PostgreSQL is restarted once more while the server is idle, and the first 10
-    requests after it show what stale pooled connections cost. The matrix runs this for
-    many servers at once through one pair of restarts (``pg_restart_shared``).
-    """
-    found = (await pg_restart_shared([target]))[0]
-    if isinstance(found, BaseException):
-        raise found
-    return found
 
 
 RESTART_LIMIT = 15.0  # s after PostgreSQL is back that a server still failing is broken
@@ -729,34 +842,44 @@ async def _restart_verdict(
     return Outcome(outcome, summary, numbers, {"restart": timeline})
 
 
-SharedScenario = Callable[[list[Target]], Coroutine[Any, Any, list[Outcome | Exception]]]
+@scenario(
+    brief=lambda n: (
+        f"{n['errors_during_outage']} failed in outage, {n['errors_after_restart']} after · "
+        f"recovered {n['recovery_s']:.2f} s · {n['errors_after_idle_restart']}/10 failed "
+        f"after idle restart"
+    ),
+    condition="pool_pre_ping for database restarts",
+    fresh_server=True,
+    shared=pg_restart_shared,
+    pre_ping_sweep=True,
+    repeated=True,
+)
+async def pg_restart(target: Target) -> Outcome:
+    """PostgreSQL restart mid-load: errors in the outage, time to recover, leaked connections.
 
-SCENARIOS: dict[str, Scenario] = {
-    "fanout": fanout,
-    "background": background,
-    "streaming": streaming,
-    "disconnect": disconnect,
-    "handler_error": handler_error,
-    "failed_commit": failed_commit,
-    "acknowledged": acknowledged,
-    "visibility": visibility,
-    "exhaustion": exhaustion,
-    "soak": soak,
-    "pg_restart": pg_restart,
-}
-"""Every scenario, in run order (the PostgreSQL restart last: it disturbs every server)."""
+    4 clients read continuously; after 1 s PostgreSQL is stopped (fast shutdown),
+    stays down for 1 s and is started again. Recovery is the time from PostgreSQL
+    being back until the last failed request; the run waits for 1 s without failures.
+    Then PostgreSQL is restarted once more while the server is idle, and the first 10
+    requests after it show what stale pooled connections cost. The matrix runs this for
+    many servers at once through one pair of restarts (``pg_restart_shared``).
+    """
+    found = (await pg_restart_shared([target]))[0]
+    if isinstance(found, BaseException):
+        raise found
+    return found
 
-FRESH_SERVER = {"pg_restart"}
-"""Scenarios that start from a freshly started server (an earlier restart left stale pools)."""
-SHARED: dict[str, SharedScenario] = {"pg_restart": pg_restart_shared}
-"""Scenarios the matrix runs for every variant and setting at once, each on a server started
-for it (one PostgreSQL restart, not one per cell); the single-target function stays what a
-cell of its own would run."""
-PRE_PING_SWEEP = {"pg_restart"}
-"""Scenarios run with the pool's pre-ping off and on: what a pool setting fixes for every
-strategy is then told apart from what a strategy does."""
-REPEATED = {"pg_restart"}
-"""Scenarios whose cells run ``--repeats`` times (a leak seen in 1 run of 2 is intermittent)."""
+
+# What the runner reads, from the registry (each scenario's decorator says it).
+SCENARIOS: dict[str, Scenario] = {name: s.probe for name, s in REGISTRY.items()}
+"""Every scenario, in run order."""
+FRESH_SERVER = {name for name, s in REGISTRY.items() if s.fresh_server}
+SHARED: dict[str, SharedScenario] = {n: s.shared for n, s in REGISTRY.items() if s.shared}
+PRE_PING_SWEEP = {name for name, s in REGISTRY.items() if s.pre_ping_sweep}
+REPEATED = {name for name, s in REGISTRY.items() if s.repeated}
+BRIEF: dict[str, Brief] = {name: s.brief for name, s in REGISTRY.items() if s.brief}
+UNCONDITIONAL = {name: s.unconditional for name, s in REGISTRY.items() if s.unconditional}
+CONDITIONS = {name: s.condition for name, s in REGISTRY.items() if s.condition}
 
 
 def label(scenario: Scenario) -> str:

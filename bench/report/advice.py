@@ -25,27 +25,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+# Each scenario says which kind it is where it registers (``bench.pitfalls.scenarios``).
+from bench.pitfalls.scenarios import CONDITIONS, UNCONDITIONAL
+
 FAIR_MIN = 0.90  # Jain's index in the long-window pass below this: clients starve
 OUTCOME_RANK = {"ok": 0, "skipped": 0, "error": 1, "degraded": 2, "broken": 3}
-
-UNCONDITIONAL = {
-    "acknowledged": "acknowledges writes before they commit",
-    "failed_commit": "answers 2xx for a failed commit",
-    "handler_error": "keeps the writes of a failed request",
-    "visibility": "a write is not visible to the next read",
-    "disconnect": "leaks when clients hang up",
-    "soak": "grows under sustained load",
-}
-"""Broken here, broken for every app: what breaks, in a few words."""
-
-CONDITIONS = {
-    "fanout": "no fan-out on one session",
-    "background": "no session in background tasks",
-    "streaming": "no session in streamed responses",
-    "exhaustion": "no more slow queries than the pool",
-    "pg_restart": "pool_pre_ping for database restarts",
-}
-"""Broken only for code written a certain way: the condition under which it is safe."""
 
 NOT_MEASURED = "tails: not measured in long windows"
 
