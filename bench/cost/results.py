@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Self
 
 from bench.common.results import Run, rounded
+from bench.common.run_folder import COST
 from bench.cost import OPERATION_GROUPS  # noqa: F401 (the groups of operations rows; re-exported)
 
-COST_FILE = "cost.json"
+COST_FILE = COST.name
 SCHEMA = "sessionbench.cost/1"
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from bench.common.console import console
 from bench.common.result_files import ensure_writable
 from bench.common.results import ROOT, RUN_FILE, Run, environment
+from bench.common.run_folder import MICRO
 
 MICRO_DIR = Path(__file__).resolve().parent
-MICRO_FILE = "micro.json"
+MICRO_FILE = MICRO.name
 
 
 def run(args: argparse.Namespace) -> int:

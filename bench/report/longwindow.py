@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common.run_folder import RUN, RunFolder
 from bench.common.results import Run, censored_percentiles, percentile, tail_visible
 
 Key = tuple[str, str, str]  # variant, pool queue, driver
@@ -87,7 +88,7 @@ def tails(folders: Sequence[Path], scenario: str) -> dict[Key, Tail]:
     longest-window overload folder that ran it (empty when no folder qualifies)."""
     runs = []
     for folder in folders:
-        if (folder / "run.json").exists():
+        if RunFolder(folder).has(RUN):
             run = Run.load(folder)
             if run.doc["cells"] and _is_overload(run.doc):
                 runs.append((float(run.doc["settings"]["duration"]), folder, run))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.blocks import Block, bullets, h2
+from bench.common.run_folder import RUN, RunFolder
 from bench.common.results import Run
 from bench.common.stats import Comparison, signed_percent
 from bench.report import stalls
@@ -93,7 +94,7 @@ def _cost_phrase(ratio: float | None, base: str) -> str:
 def _find(folders: Sequence[Path], *series: str) -> tuple[Path, Run] | None:
     """The first folder whose run has every one of *series*."""
     for folder in folders:
-        if not (folder / "run.json").exists():
+        if not RunFolder(folder).has(RUN):
             continue
         run = Run.load(folder)
         present = {c["variant"] for c in run.cells}
@@ -150,7 +151,7 @@ def _answer(run: Run, comparison: Comparison | None, series: str, users: int) ->
 def sync_vs_async(folders: Sequence[Path]) -> str | None:
     """sync_threadpool against context on the same driver (psycopg), per user count."""
     for folder in folders:
-        if not (folder / "run.json").exists():
+        if not RunFolder(folder).has(RUN):
             continue
         run = Run.load(folder)
         sync = _on(run, "sync_threadpool", "psycopg")
@@ -228,7 +229,7 @@ def _median_rps(run: Run, series: str, users: int) -> float | None:
 def drivers(folders: Sequence[Path]) -> str | None:
     """psycopg against asyncpg per strategy, and whether the ranking holds."""
     for folder in folders:
-        if not (folder / "run.json").exists():
+        if not RunFolder(folder).has(RUN):
             continue
         run = Run.load(folder)
         pairs = _driver_series(run)
