@@ -13,7 +13,8 @@ from PIL import Image
 
 from bench.common import plots
 from bench.common.results import Run
-from bench.report.compare import METRICS, between, within
+from bench.load import figures
+from bench.load.verdicts import METRICS, between, within
 from bench.report.document import build
 
 CLI = [sys.executable, "-m", "bench.cli"]
@@ -158,14 +159,14 @@ def test_fail_above_exits_1_when_one_variant_of_the_reference_is_slowed(tmp_path
 def test_overhead_sets_each_series_against_raw_with_the_same_axis_values() -> None:
     doc = {"variants": {"context+pool5": {"variant": "context"}, "raw+pool5": {"variant": "raw"},
                         "context": {"variant": "context"}}}  # fmt: skip
-    assert plots._raw_twin(doc, "context+pool5") == "raw+pool5"
-    assert plots._raw_twin(doc, "context") == "raw"
-    assert plots._raw_twin({"variants": {}}, "depends") == "raw"  # run.json before series
+    assert figures._raw_twin(doc, "context+pool5") == "raw+pool5"
+    assert figures._raw_twin(doc, "context") == "raw"
+    assert figures._raw_twin({"variants": {}}, "depends") == "raw"  # run.json before series
 
 
 def test_validity_names_a_server_restarted_for_its_open_transactions() -> None:
     from bench.common.blocks import to_markdown
-    from bench.report.document import validity
+    from bench.load.report import validity
 
     stalled = {
         "variant": "sync", "scenario": "write", "users": 128, "trial": 2, "status": "invalid",

@@ -517,7 +517,7 @@ def test_follow_mode_counts_real_pool_timeouts_without_invalidating(tmp_path: Pa
 
 
 def test_the_cells_table_shows_a_followed_max_and_its_pool_timeouts() -> None:
-    from bench.report.document import timeouts
+    from bench.load.report import timeouts
 
     def cell(count: int, of: int, status: str = "ok") -> dict[str, Any]:
         return {"status": status, "timeouts": {"count": count, "of": of, "at_s": 30.0}}

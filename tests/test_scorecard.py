@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.results import ROOT, censored_percentiles, percentile
-from bench.report import stalls
-from bench.report.document import README_END, README_START, build, scorecard, update_readme
+from bench.load import stalls
+from bench.report import scorecard
+from bench.report.document import build
 from bench.report.longwindow import Tail
+from bench.report.readme import README_END, README_START, update_readme
 from bench.report.scorecard import Score, advice, scores
-from tests.fake_runs import fake_doc, write
+from tests.fake_runs import fake_cost, fake_doc, write
 
 RATES = {"depends": 1000.0, "context": 1300.0, "scoped": 1250.0, "raw": 3000.0}
 
@@ -48,7 +50,7 @@ def test_cost_json_puts_instructions_per_get_in_the_scorecard(tmp_path: Path) ->
         for v, n in {"depends": 1.99e6, "context": 1.80e6, "scoped": 1.79e6, "raw": 0.92e6}.items()
         for e in ("get", "list") for c in (1, 16)
     ]  # fmt: skip
-    (folder / scorecard.COST_FILE).write_text(json.dumps({"rows": rows}))
+    (folder / "cost.json").write_text(json.dumps(fake_cost(rows)))
     found, ctx = scores(folder)
     by = {s.series: s for s in found}
     assert ctx["cost_unit"] == "instructions/GET"
@@ -305,10 +307,10 @@ def _stalled_doc() -> dict[str, Any]:
 
 def test_a_stall_is_a_result_in_the_scorecard_and_the_tables(tmp_path: Path) -> None:
     folder = write(tmp_path / "run", _stalled_doc())
-    (folder / scorecard.COST_FILE).write_text(json.dumps({"rows": [
+    (folder / "cost.json").write_text(json.dumps(fake_cost([
         {"variant": v, "endpoint": "get", "clients": 1, "instructions_per_request": n}
         for v, n in {"depends": 2.0e6, "context": 1.8e6, "sync_threadpool": 2.7e6}.items()
-    ]}))  # fmt: skip
+    ])))  # fmt: skip
     rows = {r[0]: r for r in scorecard.blocks(folder)[1].rows}
     sync = rows["sync_threadpool"]
     assert sync[1] == "×1.500 (2.70 M)"  # the cost still shows
@@ -316,7 +318,7 @@ def test_a_stall_is_a_result_in_the_scorecard_and_the_tables(tmp_path: Path) -> 
     assert sync[6] == (
         "avoid: deadlocks at 128 users (40 threads wait for 10 connections: fastapi#12066)"
     )
-    (folder / scorecard.COST_FILE).unlink()  # the cost report wants a whole cost.json
+    (folder / "cost.json").unlink()  # the cost report wants a whole cost.json
     build(folder)
     report = (folder / "report.md").read_text()
     assert "fastapi#12066" in _section(report, "Scorecard")

@@ -19,7 +19,7 @@ from bench.common.stats import (
     order_coverage,
     trials_to_resolve,
 )
-from bench.report.compare import METRICS, within
+from bench.load.verdicts import METRICS, within
 
 # The committed reference (results/reference, mixed, 128 users), per round 1..5.
 DEPENDS_MIXED = [1378.0, 1711.0, 1661.0, 1732.0, 1689.0]

@@ -100,57 +100,106 @@ def ensure_writable(folder: Path, flag: str = "--out") -> None:
 
 # --- the models of the suite's own files --------------------------------------------------
 
+READS: dict[str, tuple[int, ...]] = {
+    "sessionbench.run": (1, 2),  # /1: no censoring recorded (read as such: nothing to migrate)
+    "sessionbench.pitfalls": (1,),
+    "sessionbench.cost": (1,),
+    "sessionbench.cost-profile": (1,),
+}
+"""The format versions this sessionbench reads, per family (``schema``: ``<family>/<N>``)."""
 
-def schema_family(pattern: str) -> Any:
-    """A ``schema`` field matching ``<family>/<version>``, naming what was found when not."""
+
+def schema_family(family: str) -> Any:
+    """A ``schema`` field ``<family>/<N>`` with N in :data:`READS`; else one line naming what
+    was found: a document of another kind, or a version written by an older or newer suite."""
 
     def check(cls: type[BaseModel], data: Any) -> Any:
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, found {type(data).__name__}")
         found = data.get("schema")
-        if not isinstance(found, str) or not re.fullmatch(pattern, found):
-            family = pattern.split("/")[0].replace("\\", "")
+        pattern = rf"{re.escape(family)}/(\d+)"
+        match = re.fullmatch(pattern, found) if isinstance(found, str) else None
+        if match is None:
             raise ValueError(f"not a {family}/… document (schema: {found!r})")
+        version, known = int(match.group(1)), READS[family]
+        if version not in known:
+            by = "a newer" if version > max(known) else "an older"
+            raise ValueError(
+                f"{found} was written by {by} sessionbench; this one reads "
+                + ", ".join(f"{family}/{v}" for v in known)
+            )
         return data
 
     return model_validator(mode="before")(classmethod(check))  # type: ignore[arg-type]
 
 
+class Timeouts(Lenient):
+    """Requests of a followed window answered 503 after ``pool_timeout``: count of of, at_s."""
+
+    count: int
+    of: int
+    at_s: float
+
+
 class LoadCell(Lenient):
-    """A load cell: the fields the report and compare read must have the right type."""
+    """One load cell (variant × scenario × users × trial) of run.json, as the readers read it.
+
+    Measured fields are present on valid cells (``status == "ok"``); an invalid or failed
+    cell may lack them. Fields only some runs record default to None (not recorded).
+    """
 
     variant: str
     scenario: str | None = None
     users: int | None = None
+    trial: int | None = None
     status: str | None = None
+    reasons: list[str] = []
+    requests: int | None = None
+    started_in_window: int | None = None
+    rps: float | None = None
+    latency_us: dict[str, float] | None = None
+    latency_completed_us: dict[str, float] | None = None
+    cpu_us_per_request: dict[str, float | None] | None = None
+    tail_resolved: bool | None = None
+    fairness: dict[str, float] | None = None
+    follow: dict[str, Any] | None = None
+    timeouts: Timeouts | None = None
+    littles_law: dict[str, Any] | None = None
+    failures_by_phase: dict[str, dict[str, int]] | None = None
+    lingering_transactions: Any = None
+    drivers_loaded: list[str] | None = None
+    stall: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _measured_when_ok(self) -> LoadCell:
         if self.status == "ok":
-            extra = self.model_extra or {}
             for key in ("rps", "latency_us", "cpu_us_per_request"):
-                if key not in extra:
+                if getattr(self, key) is None:
                     raise ValueError(f"a valid cell of {self.variant} has no {key!r}")
-            if not isinstance(extra["rps"], int | float):
-                raise ValueError(f"rps of {self.variant} is not a number")
         return self
 
 
 class RunHeader(Lenient):
-    """What run.json and pitfalls.json share."""
+    """What run.json, pitfalls.json and cost.json share."""
 
     schema_: str = Field(alias="schema")
+    run_id: str | None = None
     status: str
+    started: str | None = None
+    finished: str | None = None
+    command: list[str] = []
     settings: dict[str, Any]
     environment: dict[str, Any]
     variants: dict[str, dict[str, Any]]
 
 
 class RunFile(RunHeader):
-    """``run.json`` of a load run (``sessionbench.run/N``)."""
+    """``run.json`` of a load run (``sessionbench.run/N``); ``coscheduled``: the co-scheduled
+    pass (bench/load/coschedule.py) where the run had one."""
 
-    _family = schema_family(r"sessionbench\.run/\d+")
+    _family = schema_family("sessionbench.run")
     cells: list[LoadCell]
+    coscheduled: dict[str, Any] | None = None
 
 
 class PitfallCell(Lenient):
@@ -164,23 +213,85 @@ class PitfallCell(Lenient):
 class PitfallFile(RunHeader):
     """``pitfalls.json`` of a pitfall matrix (``sessionbench.pitfalls/N``)."""
 
-    _family = schema_family(r"sessionbench\.pitfalls/\d+")
+    _family = schema_family("sessionbench.pitfalls")
     scenarios: dict[str, str]
     cells: list[PitfallCell]
 
 
+class CostRow(Lenient):
+    """Instructions per request of one (variant, endpoint, clients): median of the repeats."""
+
+    variant: str
+    endpoint: str
+    clients: int = 1
+    instructions_per_request: float | None = None
+    instructions_per_op: float | None = None
+    spread_percent: float | None = None
+    repeats: int | None = None
+    ops: int | None = None
+
+
+class CostOperation(Lenient):
+    """Instructions of one micro operation (bench.cost.operations) of a variant."""
+
+    variant: str
+    group: str
+    operation: str
+    instructions_per_op: float
+    spread_percent: float | None = None
+
+
+class CostFile(RunHeader):
+    """``cost.json`` of ``sessionbench cost`` (``sessionbench.cost/N``)."""
+
+    _family = schema_family("sessionbench.cost")
+    rows: list[CostRow] = []
+    operations: list[CostOperation] = []
+
+    def per_request(self) -> dict[tuple[str, str], float]:
+        """(variant, endpoint) → instructions per request at the fewest clients measured."""
+        rows = [r for r in self.rows if r.instructions_per_request]
+        if not rows:
+            return {}
+        fewest = min(r.clients for r in rows)
+        return {
+            (r.variant, r.endpoint): float(r.instructions_per_request or 0)
+            for r in rows
+            if r.clients == fewest
+        }
+
+
 class MicroStats(Lenient):
+    """pytest-benchmark's statistics of one benchmark, per operation, in seconds."""
+
     median: float
+    iqr: float
+    q1: float
+    q3: float
+    rounds: int
     data: list[float] | None = None
 
 
 class MicroBenchmark(Lenient):
     name: str
     group: str | None
+    param: str | None = None
     stats: MicroStats
 
 
+class MicroStatus(Lenient):
+    """What ``sessionbench micro`` adds to pytest-benchmark's JSON (``sessionbench``)."""
+
+    quick: bool
+    status: str
+    wall_seconds: float
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+
+
 class MicroFile(Lenient):
-    """``micro.json``: pytest-benchmark's own JSON."""
+    """``micro.json``: pytest-benchmark's own JSON, and micro's status under ``sessionbench``
+    (before that key, micro wrote it into the folder's run.json as ``micro``)."""
 
     benchmarks: list[MicroBenchmark]
+    sessionbench: MicroStatus | None = None

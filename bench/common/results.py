@@ -103,6 +103,8 @@ class Run:
     FILE = RUN_FILE
     SCHEMA = SCHEMA
     MODEL: type[BaseModel] = result_files.RunFile
+    CELL: type[BaseModel] = result_files.LoadCell
+    """What one cell must be: ``add_cell`` refuses a cell its readers could not read."""
 
     def __init__(self, folder: Path, document: dict[str, Any]) -> None:
         self.folder = folder
@@ -144,6 +146,7 @@ class Run:
         return cells
 
     def add_cell(self, cell: dict[str, Any]) -> None:
+        self.CELL.model_validate(cell)
         self.cells.append(rounded(cell))
         self.save()
 

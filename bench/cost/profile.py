@@ -32,7 +32,7 @@ class Profile(BaseModel):
     """One (variant, endpoint, clients) row's instructions per request, by group and function."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
-    _check = result_files.schema_family(r"sessionbench\.cost-profile/1")
+    _check = result_files.schema_family("sessionbench.cost-profile")
 
     schema_: str = Field(SCHEMA, alias="schema")
     variant: str

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 import variants
 from bench.common import database, drivers, integrity
 from bench.common.processes import Interrupted, ignore_signals, raise_interrupted
-from bench.common.result_files import PitfallFile
+from bench.common.result_files import PitfallCell, PitfallFile
 from bench.common.results import Run, environment, rounded
 from bench.common.run_folder import PITFALLS
 from bench.common.server import ServerError, VariantServer
@@ -106,6 +106,7 @@ class PitfallRun(Run):
     FILE = PITFALLS_FILE
     SCHEMA = SCHEMA
     MODEL = PitfallFile
+    CELL = PitfallCell
 
 
 class PitfallRunner:

@@ -50,7 +50,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for path in build(folder, args.readme_also):
         print(path)
     if args.readme is not None:
-        from bench.report.document import update_readme
+        from bench.report.readme import update_readme
 
         try:
             update_readme(folder, args.readme, args.readme_also)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common.run_folder import RUN, RunFolder
 from bench.common.results import Run, censored_percentiles, percentile, tail_visible
+from bench.common.run_folder import RUN, RunFolder
 
 Key = tuple[str, str, str]  # variant, pool queue, driver
 

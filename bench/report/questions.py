@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.blocks import Block, bullets, h2
-from bench.common.run_folder import RUN, RunFolder
 from bench.common.results import Run
+from bench.common.run_folder import RUN, RunFolder
 from bench.common.stats import Comparison, signed_percent
-from bench.report import stalls
-from bench.report.compare import METRICS, within
+from bench.load import stalls
+from bench.load.verdicts import METRICS, within
 from bench.report.scorecard import get_instructions
 
 SCENARIO = "read"  # GET by id: the endpoint the instruction counts are taken on

@@ -12,7 +12,6 @@ of :mod:`bench.report.advice`.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -21,17 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.blocks import Block, p, table
-from bench.common.result_files import PitfallFile, load_document
+from bench.common.result_files import CostFile, PitfallFile, load, load_document
 from bench.common.results import TAIL_RULE, Run, series_names
+from bench.common.run_folder import RUN, RunFolder
+from bench.load import stalls
+from bench.load.verdicts import METRICS, within
 from bench.report import advice as rules
-from bench.report import longwindow, stalls
-from bench.report.compare import METRICS, within
+from bench.report import longwindow
 
-COST_FILE = "cost.json"
-PITFALLS_FILE = "pitfalls.json"  # bench.pitfalls.runner.PITFALLS_FILE, read as plain JSON
 BASELINE = "depends"
-GET_ENDPOINTS = {"get", "read", "get_by_id", "get /todos/{id}", "/todos/{id}"}
-"""Names the cost run may give the GET-by-id endpoint (compared lower-case)."""
+GET_ENDPOINT = "get"
+"""cost.json's name of GET /todos/{id} (bench.cost.endpoints.ENDPOINTS)."""
 
 PITFALL_ORDER = ("ok", "degraded", "broken", "error", "skipped")
 
@@ -97,31 +96,16 @@ def _twin(doc: dict[str, Any], series: str, variant: str) -> str:
 
 def get_instructions(folder: Path) -> dict[str, float]:
     """Instructions per GET by id per variant from *folder*'s cost.json (fewest clients)."""
-    path = folder / COST_FILE
+    path = RunFolder(folder).cost
     if not path.exists():
         return {}
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    rows = [
-        r for r in doc.get("rows") or doc.get("cells") or []
-        if isinstance(r, dict) and str(r.get("endpoint", "")).strip().lower() in GET_ENDPOINTS
-        and isinstance(r.get("instructions_per_request"), int | float)
-    ]  # fmt: skip
-    if not rows:
-        return {}
-    fewest = min(r.get("clients", 1) for r in rows)
-    per: dict[str, list[float]] = {}
-    for r in rows:
-        if r.get("clients", 1) == fewest:
-            per.setdefault(str(r["variant"]), []).append(float(r["instructions_per_request"]))
-    return {v: statistics.median(xs) for v, xs in per.items()}
+    counts = load(path, CostFile).per_request()
+    return {variant: n for (variant, endpoint), n in counts.items() if endpoint == GET_ENDPOINT}
 
 
 def _pitfalls(folder: Path) -> tuple[dict[str, list[dict[str, Any]]], set[tuple[str, Any]]]:
     """The pitfall cells per variant, and the scenarios every variant shares."""
-    path = folder / PITFALLS_FILE
+    path = RunFolder(folder).pitfalls
     if not path.exists():
         return {}, set()
     doc = load_document(path, PitfallFile)  # validated: a damaged file is one line, exit 2
@@ -147,7 +131,7 @@ def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[
     pitfalls, shared = _pitfalls(folder)
     context: dict[str, Any] = {"pitfalls": bool(pitfalls), "shared": sorted(
         {scenario for scenario, _ in shared})}  # fmt: skip
-    if not (folder / "run.json").exists():
+    if not RunFolder(folder).has(RUN):
         out = [_with_pitfalls(Score(name, _kind({"variants": {}}, name)), pitfalls, shared)
                for name in pitfalls]  # fmt: skip
         return out, context
