@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from bench.common.result_files import LoadCell, RunFile
 from bench.common.results import ROOT, censored_percentiles, percentile
 from bench.load import stalls
 from bench.report import scorecard
@@ -70,7 +71,8 @@ def test_unresolved_tails_are_printed_as_lower_bounds(tmp_path: Path) -> None:
         },
     )
     folder = write(tmp_path, doc)
-    group = [c for c in doc["cells"] if (c["variant"], c["users"]) == ("scoped", 16)]
+    cells = RunFile.model_validate(doc).cells
+    group = [c for c in cells if (c.variant, c.users) == ("scoped", 16)]
     assert censored_percentiles(group) == {"p99", "p99.9", "max"}
     assert percentile(group, "p99.9")[0] == 1e8 / 1250
     rows = {r[0]: r for r in scorecard.blocks(folder)[1].rows}
@@ -149,7 +151,7 @@ def test_console_summary_marks_a_censored_p99() -> None:
     doc = fake_doc({"scoped": 1000.0, "context": 1000.0},
                    extra={"scoped": {"tail_resolved": False}})  # fmt: skip
     out = Console(width=250, record=True)
-    out.print(summary_table(doc["cells"]))
+    out.print(summary_table(RunFile.model_validate(doc).cells))
     lines = out.export_text().splitlines()
     assert all("≥ 10.00 (censored)" in line for line in lines if " scoped " in line)
     assert not any("≥" in line for line in lines if " context " in line)
@@ -179,7 +181,7 @@ def test_advice_follows_the_rules() -> None:
     unmeasured = Score("u", "strategy", pitfalls={"ok": 11})
     assert advice(unmeasured) == "use with care: tails: not measured in long windows"
     # 1. a deadlock is avoid, baselines included (they are references otherwise)
-    doc = _stalled_doc()
+    doc = RunFile.model_validate(_stalled_doc())
     stall = stalls.stalls(doc)["sync_threadpool"]
     threads = Score("sync_threadpool", "baseline", stall=stall)
     assert advice(threads) == (
@@ -348,7 +350,8 @@ def test_an_older_run_s_lingering_cell_that_stopped_answering_reads_as_a_stall()
             del cell["stall"]
             cell |= {"status": "invalid", "lingering_transactions": lingering,
                      "censored": {"count": 128}}  # fmt: skip
-    assert stalls.stalls(doc)["sync_threadpool"].users == 128
+    run = RunFile.model_validate(doc)
+    assert stalls.stalls(run)["sync_threadpool"].users == 128
     leak = {**doc["cells"][0], "status": "invalid", "requests": 900,
             "lingering_transactions": lingering}  # fmt: skip
-    assert not stalls.is_stall(leak, doc)
+    assert not stalls.is_stall(LoadCell.model_validate(leak), run)

@@ -8,6 +8,7 @@ it: a title, axis labels with units, a legend, and the environment in a footer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from bench.common.results import series_names
+from bench.common.result_files import RunHeader
 
 SIZE = (10.0, 5.6)  # inches
 DPI = 100  # → 1000 × 560 px
@@ -60,19 +61,19 @@ def style(series: str) -> tuple[str, str]:
     return free[zlib.crc32(variant.encode()) % len(free)]
 
 
-def line_style(series: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+def line_style(series: str, order: Sequence[str] | None = None) -> dict[str, Any]:
     """Matplotlib keyword arguments for *series*: its variant's colour and marker.
 
     Series of one variant with different axis values (``scoped+pool10``, ``scoped+pool32``)
-    keep the colour and marker; in the order *doc* declares them, the first draws solid and
-    filled, the next dashed and hollow, then dotted, dash-dotted. Without *doc*, a series
-    with axis values draws dashed and hollow.
+    keep the colour and marker; in *order* (the run's series as it declares them), the first
+    draws solid and filled, the next dashed and hollow, then dotted, dash-dotted. Without
+    *order*, a series with axis values draws dashed and hollow.
     """
     colour, marker = style(series)
     kwargs: dict[str, Any] = {"color": colour, "marker": marker, "linestyle": "-"}
-    if doc is not None:
+    if order is not None:
         variant = variant_of(series)
-        siblings = [s for s in series_names(doc) if variant_of(s) == variant]
+        siblings = [s for s in order if variant_of(s) == variant]
         rank = siblings.index(series) if series in siblings else 0
     else:
         rank = 1 if "+" in series else 0
@@ -94,7 +95,10 @@ def legend_outside(ax: Any, title: str, **kwargs: Any) -> None:
     )  # fmt: skip
 
 
-def footer(doc: dict[str, Any]) -> str:
+def footer(doc: dict[str, Any] | RunHeader) -> str:
+    """The machine, versions, placement, run and commit: one line under every figure."""
+    if isinstance(doc, RunHeader):
+        doc = {"environment": doc.environment, "run_id": doc.run_id}
     env = doc["environment"]
     pg = env.get("postgres", {}).get("version", "?")
     placement = env.get("placement", {})
@@ -111,12 +115,12 @@ def footer(doc: dict[str, Any]) -> str:
     )
 
 
-def sign(fig: Figure, doc: dict[str, Any]) -> None:
+def sign(fig: Figure, doc: dict[str, Any] | RunHeader) -> None:
     """Put the environment footer on *fig*."""
     fig.text(0.01, 0.01, footer(doc), fontsize=7, color="#555555")
 
 
-def figure(title: str, doc: dict[str, Any]) -> tuple[Figure, Any]:
+def figure(title: str, doc: dict[str, Any] | RunHeader) -> tuple[Figure, Any]:
     fig, ax = plt.subplots(figsize=SIZE, dpi=DPI)
     ax.set_title(title, fontsize=12)
     sign(fig, doc)

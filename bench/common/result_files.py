@@ -12,12 +12,20 @@ file of its own (cost.json, …) writes its model next to its code and calls ``l
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -55,7 +63,11 @@ def read_json(path: Path) -> Any:
 
 def load(path: Path, model: type[Model]) -> Model:
     """*path* read and validated as *model*; ResultFileError (one line) on any problem."""
-    document = read_json(path)
+    return validate(path, read_json(path), model)
+
+
+def validate(path: Path, document: Any, model: type[Model]) -> Model:
+    """*document* (read from *path*) validated as *model*; ResultFileError (one line) if not."""
     try:
         return model.model_validate(document)
     except ValidationError as exc:
@@ -63,12 +75,10 @@ def load(path: Path, model: type[Model]) -> Model:
 
 
 def load_document(path: Path, model: type[BaseModel]) -> dict[str, Any]:
-    """*path* validated as *model*, returned as the plain dict the readers index."""
+    """*path* validated as *model*, returned as the plain dict (for the readers that still
+    index one: the parts the models leave open, e.g. the co-scheduled record)."""
     document = read_json(path)
-    try:
-        model.model_validate(document)
-    except ValidationError as exc:
-        raise ResultFileError(f"{path}: {describe(exc)}") from None
+    validate(path, document, model)
     assert isinstance(document, dict)  # every model here is an object
     return document
 
@@ -133,12 +143,36 @@ def schema_family(family: str) -> Any:
     return model_validator(mode="before")(classmethod(check))  # type: ignore[arg-type]
 
 
+Number = int | float
+"""A number as the file holds it (an int stays an int: tables print what was measured)."""
+
+
 class Timeouts(Lenient):
     """Requests of a followed window answered 503 after ``pool_timeout``: count of of, at_s."""
 
     count: int
     of: int
-    at_s: float
+    at_s: Number
+
+
+class LittlesLaw(Lenient):
+    """Recorded mean latency against users / req/s (1.00: every request accounted for)."""
+
+    ratio: Number
+    ok: bool = True
+
+
+class Histogram(Lenient):
+    """An HdrHistogram, encoded (bench.common.histograms)."""
+
+    histogram: str
+
+
+class Barging(Lenient):
+    """Pool checkouts, and those that took a free connection while others waited."""
+
+    checkouts: int
+    barged: int
 
 
 class LoadCell(Lenient):
@@ -149,34 +183,63 @@ class LoadCell(Lenient):
     """
 
     variant: str
-    scenario: str | None = None
-    users: int | None = None
+    scenario: str = ""
+    users: int = 0
     trial: int | None = None
-    status: str | None = None
+    status: str = ""
     reasons: list[str] = []
     requests: int | None = None
     started_in_window: int | None = None
-    rps: float | None = None
-    latency_us: dict[str, float] | None = None
-    latency_completed_us: dict[str, float] | None = None
-    cpu_us_per_request: dict[str, float | None] | None = None
+    rps: Number | None = None
+    latency_us: dict[str, Number] = {}
+    latency_completed_us: dict[str, Number] | None = None
+    cpu_us_per_request: dict[str, Number | None] = {}
     tail_resolved: bool | None = None
-    fairness: dict[str, float] | None = None
+    fairness: dict[str, Number] | None = None
     follow: dict[str, Any] | None = None
     timeouts: Timeouts | None = None
-    littles_law: dict[str, Any] | None = None
+    littles_law: LittlesLaw | None = None
     failures_by_phase: dict[str, dict[str, int]] | None = None
     lingering_transactions: Any = None
     drivers_loaded: list[str] | None = None
     stall: dict[str, Any] | None = None
+    pool_wait_us: Histogram | None = None
+    pool_hold_us: Histogram | None = None
+    pool_barging: Barging | None = None
+
+    @field_validator("latency_us", "cpu_us_per_request", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @model_validator(mode="after")
     def _measured_when_ok(self) -> LoadCell:
         if self.status == "ok":
             for key in ("rps", "latency_us", "cpu_us_per_request"):
-                if getattr(self, key) is None:
+                if key not in self.model_fields_set:
                     raise ValueError(f"a valid cell of {self.variant} has no {key!r}")
         return self
+
+    @property
+    def ok(self) -> bool:
+        """A valid cell: its numbers count."""
+        return self.status == "ok"
+
+    @property
+    def measured_rps(self) -> float:
+        """req/s of a valid cell (the validator made sure it has one)."""
+        assert self.rps is not None, f"{self.variant}: no req/s"
+        return self.rps
+
+    @property
+    def server_us(self) -> float | None:
+        """Server CPU µs per request (None: not measured)."""
+        return self.cpu_us_per_request.get("server")
+
+    @property
+    def jain(self) -> float:
+        """Jain's fairness index of requests per user (nan: not recorded)."""
+        return (self.fairness or {}).get("jain", math.nan)
 
 
 class RunHeader(Lenient):
@@ -200,6 +263,16 @@ class RunFile(RunHeader):
     _family = schema_family("sessionbench.run")
     cells: list[LoadCell]
     coscheduled: dict[str, Any] | None = None
+
+    def series_names(self) -> list[str]:
+        """The run's series (variant + varied axes) that have cells, in declaration order."""
+        declared = self.settings.get("series") or self.settings["variants"]
+        present = {c.variant for c in self.cells}
+        return [name for name in declared if name in present]
+
+    def top_users(self) -> int:
+        """The run's highest concurrency."""
+        return max(c.users for c in self.cells)
 
 
 class PitfallCell(Lenient):

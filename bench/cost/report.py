@@ -11,7 +11,6 @@ for a folder that has only a cost.json.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ from bench.common.blocks import (
     to_html,
     to_markdown,
 )
+from bench.common.result_files import RunFile, load_document
+from bench.common.run_folder import RunFolder
 from bench.cost.results import COST_FILE, OPERATION_GROUPS, load, row_index
 
 SCENARIO_OF = {"get": "read", "write": "write", "multi": "multi"}
@@ -160,10 +161,10 @@ def operation_rows(cost: dict[str, Any]) -> list[list[str]]:
 
 
 def _run_doc(folder: Path) -> dict[str, Any] | None:
-    path = folder / "run.json"
+    path = RunFolder(folder).run
     if not path.exists():
         return None
-    doc: dict[str, Any] = json.loads(path.read_text())
+    doc = load_document(path, RunFile)
     return doc if doc.get("cells") else None
 
 

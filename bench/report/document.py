@@ -31,16 +31,16 @@ def build(folder: Path, extra: Sequence[Path] = ()) -> list[Path]:
     if not files.has(RUN):  # a folder with only a pitfall matrix
         lead = [h2("Scorecard"), *scorecard.blocks(folder)]
         return sections.pitfalls_report.build_alone(folder, lead=lead)
-    run = Run.load(folder)
-    doc = run.doc
+    run = Run.read(folder)
+    doc = run.file
     files.plots.mkdir(exist_ok=True)
     written: list[Path] = []
-    title = f"sessionbench report — {doc['run_id']}"
+    title = f"sessionbench report — {doc.run_id}"
     blocks: list[Block] = [
         h1(title),
         p(
-            f"{doc['environment'].get('cpu_model')} × {doc['environment'].get('cpu_count')}, "
-            f"run {doc['started']} ({doc['settings'].get('mode')} mode, status {doc['status']})."
+            f"{doc.environment.get('cpu_model')} × {doc.environment.get('cpu_count')}, "
+            f"run {doc.started} ({doc.settings.get('mode')} mode, status {doc.status})."
         ),
     ]
     blocks += [

@@ -19,23 +19,23 @@ README_END = "<!-- reference-results:end -->"
 
 def readme_section(folder: Path, readme: Path, extra: Sequence[Path] = ()) -> str:
     """The generated README section: machine, date, headline table and plots of *folder*."""
-    run = Run.load(folder)
-    doc = run.doc
-    env = doc["environment"]
+    run = Run.read(folder)
+    doc = run.file
+    env = doc.environment
     rel = folder.resolve().relative_to(readme.resolve().parent)
     blocks: list[Block] = [
         *scorecard.blocks(folder, extra),
         *findings_links(readme),
         *questions.blocks([folder, *extra]),
         p(
-            f"Reference run `{doc['run_id']}` of {doc['started'][:10]} on {env.get('cpu_model')} "
+            f"Reference run `{doc.run_id}` of {(doc.started or '')[:10]} on {env.get('cpu_model')} "
             f"× {env.get('cpu_count')} ({env.get('memory_gib')} GiB), Python {env.get('python')}, "
             f"PostgreSQL {env.get('postgres', {}).get('version')} (embedded), "
-            f"{doc['settings']['mode']} mode. Full report: [{rel}/report.md]({rel}/report.md) "
+            f"{doc.settings['mode']} mode. Full report: [{rel}/report.md]({rel}/report.md) "
             f"(or open [{rel}/index.html]({rel}/index.html))."
         ),
     ]
-    if doc["cells"]:
+    if doc.cells:
         for name in ("throughput-read.png", "latency-read.png", "server-cpu.png"):
             if (folder / PLOTS / name).exists():
                 blocks.append(img(f"{rel}/{PLOTS}/{name}", name.removesuffix(".png")))

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.blocks import Block, p, table
-from bench.common.result_files import CostFile, PitfallFile, load, load_document
-from bench.common.results import TAIL_RULE, Run, series_names
+from bench.common.result_files import CostFile, LoadCell, PitfallFile, RunFile, load, load_document
+from bench.common.results import TAIL_RULE, Run
 from bench.common.run_folder import RUN, RunFolder
 from bench.load import stalls
 from bench.load.verdicts import METRICS, within
@@ -81,16 +81,15 @@ def _tail_cell(tail: longwindow.Tail | None) -> str:
     return f"{text}; {timed_out}" if timed_out else text
 
 
-def headline_scenario(doc: dict[str, Any]) -> str | None:
+def headline_scenario(doc: RunFile) -> str | None:
     """The scenario the scorecard reads: ``read`` (GET by id, as the cost run) if run."""
-    present = [s for s in doc["settings"]["scenarios"] if any(
-        c["scenario"] == s for c in doc["cells"])]  # fmt: skip
+    present = [s for s in doc.settings["scenarios"] if any(c.scenario == s for c in doc.cells)]
     return "read" if "read" in present else (present[0] if present else None)
 
 
-def _twin(doc: dict[str, Any], series: str, variant: str) -> str:
+def _twin(doc: RunFile, series: str, variant: str) -> str:
     """*variant* run with the same axis values as *series* (``depends+pool32`` …)."""
-    own = doc["variants"].get(series, {}).get("variant", series.split("+", 1)[0])
+    own = doc.variants.get(series, {}).get("variant", series.split("+", 1)[0])
     return variant + series.removeprefix(own)
 
 
@@ -115,10 +114,11 @@ def _pitfalls(folder: Path) -> tuple[dict[str, list[dict[str, Any]]], set[tuple[
     return by_variant, rules.shared_scenarios(doc.get("cells", []))
 
 
-def _kind(doc: dict[str, Any], series: str) -> str:
+def _kind(recorded: dict[str, dict[str, Any]], series: str) -> str:
+    """*series*' kind (strategy, baseline) as the run recorded it, else as the registry has it."""
     import variants
 
-    info = doc["variants"].get(series, {})
+    info = recorded.get(series, {})
     if "kind" in info:
         return str(info["kind"])
     known = variants.VARIANTS.get(series.split("+", 1)[0])
@@ -132,15 +132,15 @@ def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[
     context: dict[str, Any] = {"pitfalls": bool(pitfalls), "shared": sorted(
         {scenario for scenario, _ in shared})}  # fmt: skip
     if not RunFolder(folder).has(RUN):
-        out = [_with_pitfalls(Score(name, _kind({"variants": {}}, name)), pitfalls, shared)
+        out = [_with_pitfalls(Score(name, _kind({}, name)), pitfalls, shared)
                for name in pitfalls]  # fmt: skip
         return out, context
-    run = Run.load(folder)
-    doc = run.doc
+    run = Run.read(folder)
+    doc = run.file
     scenario = headline_scenario(doc)
     if scenario is None:
         return [], context
-    top = max(c["users"] for c in doc["cells"] if c["scenario"] == scenario)
+    top = max(c.users for c in doc.cells if c.scenario == scenario)
     context |= {"scenario": scenario, "users": top}
     instructions = get_instructions(folder)
     context["cost_unit"] = "instructions/GET" if instructions else "server CPU µs/req"
@@ -148,7 +148,7 @@ def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[
     context["long_window"] = next(iter(tails.values()), None)
     stalled = stalls.stalls(doc)
     verdicts: dict[tuple[str, str], Any] = {}
-    names = series_names(doc)
+    names = doc.series_names()
     for base in {_twin(doc, s, BASELINE) for s in names}:
         if base in names:
             for row in within(run, base, METRICS["rps"]):
@@ -156,19 +156,18 @@ def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[
                     verdicts[base, row.b] = row
     out = []
     for name in names:
-        group = [c for c in doc["cells"] if (c["variant"], c["scenario"], c["users"]) == (
-            name, scenario, top)]  # fmt: skip
-        valid = [c for c in group if c["status"] == "ok"]
-        score = Score(name, _kind(doc, name), stall=stalled.get(name))
-        score.tail = tails.get(longwindow.key(doc["variants"].get(name, {}), name))
+        group = [c for c in doc.cells if (c.variant, c.scenario, c.users) == (name, scenario, top)]
+        valid = [c for c in group if c.ok]
+        score = Score(name, _kind(doc.variants, name), stall=stalled.get(name))
+        score.tail = tails.get(longwindow.key(doc.variants.get(name, {}), name))
         if instructions:  # measured apart from the load run: shown whatever the load did
             score.cost = instructions.get(name.split("+", 1)[0])
         if not valid:  # e.g. a stall at the top: req/s where it did not stall
-            valid, score.rps_users = _highest_valid(doc["cells"], name, scenario)
+            valid, score.rps_users = _highest_valid(doc.cells, name, scenario)
         if valid:
-            score.rps = statistics.median(c["rps"] for c in valid)
+            score.rps = statistics.median(c.measured_rps for c in valid)
             if not instructions:
-                cpu = [v for c in valid if (v := c["cpu_us_per_request"].get("server")) is not None]
+                cpu = [v for c in valid if (v := c.server_us) is not None]
                 score.cost = statistics.median(cpu) if cpu else None
         compared = verdicts.get((_twin(doc, name, BASELINE), name))
         if compared is not None:
@@ -191,15 +190,14 @@ def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[
 
 
 def _highest_valid(
-    cells: list[dict[str, Any]], name: str, scenario: str
-) -> tuple[list[dict[str, Any]], int | None]:
+    cells: list[LoadCell], name: str, scenario: str
+) -> tuple[list[LoadCell], int | None]:
     """*name*'s valid cells of *scenario* at the highest user count that has any."""
-    valid = [c for c in cells if (c["variant"], c["scenario"], c["status"]) == (
-        name, scenario, "ok")]  # fmt: skip
+    valid = [c for c in cells if c.ok and (c.variant, c.scenario) == (name, scenario)]
     if not valid:
         return [], None
-    users = max(c["users"] for c in valid)
-    return [c for c in valid if c["users"] == users], users
+    users = max(c.users for c in valid)
+    return [c for c in valid if c.users == users], users
 
 
 def _with_pitfalls(
