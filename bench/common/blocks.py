@@ -165,3 +165,11 @@ def register_readme_summary(name: str) -> Callable[[ReadmeSummary], ReadmeSummar
         return summary
 
     return add
+
+
+def write_report(folder: Path, blocks: list[Block], title: str) -> list[Path]:
+    """*blocks* as the folder's report.md and index.html; the two paths written."""
+    files = run_folder.RunFolder(folder)
+    files.report.write_text(to_markdown(blocks))
+    files.index.write_text(to_html(blocks, title))
+    return [files.report, files.index]

@@ -243,7 +243,7 @@ class LoadCell(Lenient):
 
 
 class RunHeader(Lenient):
-    """What run.json, pitfalls.json and cost.json share."""
+    """What run.json, pitfalls.json and cost.json share (each adds its own ``settings``)."""
 
     schema_: str = Field(alias="schema")
     run_id: str | None = None
@@ -251,9 +251,29 @@ class RunHeader(Lenient):
     started: str | None = None
     finished: str | None = None
     command: list[str] = []
-    settings: dict[str, Any]
     environment: dict[str, Any]
     variants: dict[str, dict[str, Any]]
+
+
+class LoadSettings(Lenient):
+    """How a load run was configured (``sessionbench run``'s flags, as recorded)."""
+
+    mode: str | None = None
+    variants: list[str] = []
+    series: list[str] | None = None  # variant + varied axes; absent before axes existed
+    scenarios: list[str] = []
+    users: list[int] = []
+    trials: int = 0
+    warmup: Number = 0
+    duration: Number = 0
+    max_overflow: int | None = None
+    pool_size: int | None = None
+    pool_sizes: list[int] | None = None
+    asgi_servers: list[str] = ["uvicorn"]
+    workers: list[int] = [1]
+    locust_processes: int = 1
+    driver_settings: dict[str, dict[str, Any]] = {}
+    follow: bool = False
 
 
 class RunFile(RunHeader):
@@ -261,12 +281,13 @@ class RunFile(RunHeader):
     pass (bench/load/coschedule.py) where the run had one."""
 
     _family = schema_family("sessionbench.run")
+    settings: LoadSettings
     cells: list[LoadCell]
     coscheduled: dict[str, Any] | None = None
 
     def series_names(self) -> list[str]:
         """The run's series (variant + varied axes) that have cells, in declaration order."""
-        declared = self.settings.get("series") or self.settings["variants"]
+        declared = self.settings.series or self.settings.variants
         present = {c.variant for c in self.cells}
         return [name for name in declared if name in present]
 
@@ -287,6 +308,7 @@ class PitfallFile(RunHeader):
     """``pitfalls.json`` of a pitfall matrix (``sessionbench.pitfalls/N``)."""
 
     _family = schema_family("sessionbench.pitfalls")
+    settings: dict[str, Any]
     scenarios: dict[str, str]
     cells: list[PitfallCell]
 
@@ -318,6 +340,7 @@ class CostFile(RunHeader):
     """``cost.json`` of ``sessionbench cost`` (``sessionbench.cost/N``)."""
 
     _family = schema_family("sessionbench.cost")
+    settings: dict[str, Any]
     rows: list[CostRow] = []
     operations: list[CostOperation] = []
 

@@ -22,8 +22,7 @@ from bench.common.blocks import (
     p,
     register_section,
     table,
-    to_html,
-    to_markdown,
+    write_report,
 )
 from bench.common.result_files import RunFile, load_document
 from bench.common.run_folder import RunFolder
@@ -273,6 +272,4 @@ def build_alone(folder: Path) -> list[Path]:
         ),
         *blocks,
     ]
-    (folder / "report.md").write_text(to_markdown(blocks))
-    (folder / "index.html").write_text(to_html(blocks, title))
-    return [*written, folder / "report.md", folder / "index.html"]
+    return [*written, *write_report(folder, blocks, title)]

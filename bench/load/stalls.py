@@ -101,12 +101,12 @@ def record(cell: LoadCell, duration: float) -> dict[str, Any] | None:
 
 
 def is_stall(cell: LoadCell, doc: RunFile) -> bool:
-    return record(cell, float(doc.settings.get("duration", 0))) is not None
+    return record(cell, float(doc.settings.duration)) is not None
 
 
 def stalls(doc: RunFile) -> dict[str, Stall]:
     """Series → its stalls at the lowest user count where any cell stalled."""
-    duration = float(doc.settings.get("duration", 0))
+    duration = float(doc.settings.duration)
     found: dict[str, dict[int, list[tuple[LoadCell, dict[str, Any]]]]] = {}
     for cell in doc.cells:
         rec = record(cell, duration)

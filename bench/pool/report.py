@@ -233,20 +233,20 @@ def readme_summary(folder: Path, rel: Path) -> list[Block]:
                 f"{100 * barged / checkouts:.0f} %" if checkouts else "–",
                 verdict,
             ])  # fmt: skip
-    users = ", ".join(str(u) for u in settings["users"])
+    users = ", ".join(str(u) for u in settings.users)
     followed = (
         " Followed windows (`--follow`): every request started in the window is measured to "
         "its end (the users keep running), so no tail is censored; a request answered 503 "
         "after `pool_timeout` counts at its latency, shown as k/n timed out."
-        if settings.get("follow")
+        if settings.follow
         else ""
     )
     return [
         h2("Under overload: who waits, and the FIFO pool queue"),
         p(
             f"Run `{doc.run_id}`: {users} users on a pool of "
-            f"{', '.join(str(s) for s in settings['pool_sizes'])}, {settings['warmup']:g} s + "
-            f"{settings['duration']:g} s windows, {settings['trials']} rounds, both pool queues "
+            f"{', '.join(str(s) for s in settings.pool_sizes or [])}, {settings.warmup:g} s + "
+            f"{settings.duration:g} s windows, {settings.trials} rounds, both pool queues "
             "interleaved (`--pool-queue sqlalchemy,fifo`), pool wait and hold recorded inside "
             "the servers (`--pool-stats`, about 1 % of a request: both queues pay it). "
             "Tails are the median over rounds of each round's percentile; ≥ … (censored): "

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.common.blocks import Block, bullets, h1, h2, p, to_html, to_markdown
+from bench.common.blocks import Block, bullets, h1, h2, p, write_report
 from bench.common.results import Run
 from bench.common.run_folder import PITFALLS, RUN, RunFolder
 from bench.load import report as load_report
@@ -40,7 +40,7 @@ def build(folder: Path, extra: Sequence[Path] = ()) -> list[Path]:
         h1(title),
         p(
             f"{doc.environment.get('cpu_model')} × {doc.environment.get('cpu_count')}, "
-            f"run {doc.started} ({doc.settings.get('mode')} mode, status {doc.status})."
+            f"run {doc.started} ({doc.settings.mode} mode, status {doc.status})."
         ),
     ]
     blocks += [
@@ -61,6 +61,4 @@ def build(folder: Path, extra: Sequence[Path] = ()) -> list[Path]:
         h2("How to read this"),
         bullets(load_report.HOW_TO_READ),
     ]
-    files.report.write_text(to_markdown(blocks))
-    files.index.write_text(to_html(blocks, title))
-    return [*written, files.report, files.index]
+    return [*written, *write_report(folder, blocks, title)]

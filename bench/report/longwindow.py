@@ -91,7 +91,7 @@ def tails(folders: Sequence[Path], scenario: str) -> dict[Key, Tail]:
         if RunFolder(folder).has(RUN):
             run = Run.read(folder)
             if run.file.cells and _is_overload(run.file):
-                runs.append((float(run.file.settings["duration"]), folder, run))
+                runs.append((float(run.file.settings.duration), folder, run))
     out: dict[Key, Tail] = {}
     for duration, folder, run in sorted(runs, key=lambda r: -r[0]):
         doc = run.file

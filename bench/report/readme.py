@@ -31,7 +31,7 @@ def readme_section(folder: Path, readme: Path, extra: Sequence[Path] = ()) -> st
             f"Reference run `{doc.run_id}` of {(doc.started or '')[:10]} on {env.get('cpu_model')} "
             f"× {env.get('cpu_count')} ({env.get('memory_gib')} GiB), Python {env.get('python')}, "
             f"PostgreSQL {env.get('postgres', {}).get('version')} (embedded), "
-            f"{doc.settings['mode']} mode. Full report: [{rel}/report.md]({rel}/report.md) "
+            f"{doc.settings.mode} mode. Full report: [{rel}/report.md]({rel}/report.md) "
             f"(or open [{rel}/index.html]({rel}/index.html))."
         ),
     ]

@@ -83,7 +83,7 @@ def _tail_cell(tail: longwindow.Tail | None) -> str:
 
 def headline_scenario(doc: RunFile) -> str | None:
     """The scenario the scorecard reads: ``read`` (GET by id, as the cost run) if run."""
-    present = [s for s in doc.settings["scenarios"] if any(c.scenario == s for c in doc.cells)]
+    present = [s for s in doc.settings.scenarios if any(c.scenario == s for c in doc.cells)]
     return "read" if "read" in present else (present[0] if present else None)
 
 
