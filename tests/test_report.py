@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from bench.common import plots
-from bench.common.result_files import RunFile
+from bench.common.result_files import RunFile, SeriesInfo
 from bench.common.results import Run
 from bench.load import figures
 from bench.load.verdicts import METRICS, between, within
@@ -158,10 +158,11 @@ def test_fail_above_exits_1_when_one_variant_of_the_reference_is_slowed(tmp_path
 
 
 def test_overhead_sets_each_series_against_raw_with_the_same_axis_values() -> None:
-    doc = {"variants": {"context+pool5": {"variant": "context"}, "raw+pool5": {"variant": "raw"},
-                        "context": {"variant": "context"}}}  # fmt: skip
-    assert figures._raw_twin(doc["variants"], "context+pool5") == "raw+pool5"
-    assert figures._raw_twin(doc["variants"], "context") == "raw"
+    recorded = {"context+pool5": {"variant": "context"}, "raw+pool5": {"variant": "raw"},
+                "context": {"variant": "context"}}  # fmt: skip
+    series = {name: SeriesInfo.model_validate(info) for name, info in recorded.items()}
+    assert figures._raw_twin(series, "context+pool5") == "raw+pool5"
+    assert figures._raw_twin(series, "context") == "raw"
     assert figures._raw_twin({}, "depends") == "raw"  # run.json before series
 
 

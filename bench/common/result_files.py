@@ -255,6 +255,32 @@ class RunHeader(Lenient):
     variants: dict[str, dict[str, Any]]
 
 
+class Verify(Lenient):
+    """The contract check a series passed (or why not) before it was measured."""
+
+    passed: bool = False
+    failures: list[str] = []
+
+
+class SeriesInfo(Lenient):
+    """What run.json records of one series: its variant and the axis values it ran with
+    (absent fields: the run did not record them, or the axis did not apply)."""
+
+    variant: str | None = None
+    kind: str | None = None
+    driver: str | None = None
+    pool_size: int | None = None
+    pool_queue: str | None = None
+    workers: int | None = None
+    server: str | None = None
+    threadpool_tokens: int | None = None
+    verify: Verify | None = None
+
+    def recorded(self, field: str) -> bool:
+        """Whether the run recorded *field* for this series (even as null)."""
+        return field in self.model_fields_set
+
+
 class LoadSettings(Lenient):
     """How a load run was configured (``sessionbench run``'s flags, as recorded)."""
 
@@ -282,6 +308,7 @@ class RunFile(RunHeader):
 
     _family = schema_family("sessionbench.run")
     settings: LoadSettings
+    variants: dict[str, SeriesInfo]  # type: ignore[assignment]  # the header's, typed
     cells: list[LoadCell]
     coscheduled: dict[str, Any] | None = None
 

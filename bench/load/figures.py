@@ -15,7 +15,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from bench.common import plots, stats
-from bench.common.result_files import LoadCell, RunFile
+from bench.common.result_files import LoadCell, RunFile, SeriesInfo
 from bench.common.results import censored_percentiles, percentile
 
 SPECTRUM = ["p50", "p90", "p99", "p99.9"]
@@ -40,6 +40,11 @@ def _cells(doc: RunFile, **match: Any) -> list[Cell]:
 
 def _ok(cells: Iterable[Cell]) -> list[Cell]:
     return [c for c in cells if c.ok]
+
+
+def _kind(doc: RunFile, series: str) -> str | None:
+    info = doc.variants.get(series)
+    return info.kind if info else None
 
 
 def _style(series: str, doc: RunFile) -> dict[str, Any]:
@@ -237,10 +242,11 @@ def server_cpu(doc: RunFile, users: int, path: Path) -> Path:
     return plots.save(fig, path)
 
 
-def _raw_twin(variants: dict[str, dict[str, Any]], series: str) -> str:
+def _raw_twin(variants: dict[str, SeriesInfo], series: str) -> str:
     """The ``raw`` series run with the same axis values as *series* (``raw+pool32`` …);
     raw runs on asyncpg only, so a psycopg series' twin is raw's asyncpg series."""
-    variant = variants.get(series, {}).get("variant", series)
+    info = variants.get(series)
+    variant = (info.variant if info and info.recorded("variant") else None) or series
     twin = "raw" + series.removeprefix(variant)
     if twin not in variants and twin.endswith("+psycopg"):
         return twin.removesuffix("+psycopg") + "+asyncpg"
@@ -260,7 +266,7 @@ def overhead(doc: RunFile, users: int, path: Path) -> Path:
             cpu = [v for c in valid if (v := c.server_us) is not None]
             if cpu:
                 medians[variant, scenario] = interval(cpu)[0]
-    strategies = [v for v in _variants(doc) if doc.variants.get(v, {}).get("kind") == "strategy"]
+    strategies = [v for v in _variants(doc) if _kind(doc, v) == "strategy"]
     for ax, reference in zip(axes, ("raw", "cheapest strategy"), strict=True):
         series: dict[str, list[tuple[float, float, float] | None]] = {}
         for variant in _variants(doc):
@@ -293,8 +299,8 @@ AXES = {"pool_size": "pool size per server process", "workers": "server worker p
 
 def varied_axes(doc: RunFile) -> list[str]:
     """The axes (keys of ``AXES``) that take more than one value among the run's series."""
-    infos = [doc.variants.get(name, {}) for name in _variants(doc)]
-    return [axis for axis in AXES if len({str(i.get(axis)) for i in infos}) > 1]
+    infos = [doc.variants.get(name, SeriesInfo()) for name in _variants(doc)]
+    return [axis for axis in AXES if len({str(getattr(i, axis)) for i in infos}) > 1]
 
 
 def axis(doc: RunFile, name: str, users: int, path: Path) -> Path:
@@ -304,14 +310,16 @@ def axis(doc: RunFile, name: str, users: int, path: Path) -> Path:
     fig.suptitle(f"What {AXES[name]} changes — {users} users")
     plots.sign(fig, doc)
     series = {s: doc.variants[s] for s in _variants(doc)}
-    values = sorted({info[name] for info in series.values()}, key=lambda v: (str(type(v)), v))
+    values = sorted(
+        {getattr(info, name) for info in series.values()}, key=lambda v: (str(type(v)), v)
+    )
     for col, scenario in enumerate(scenarios):
         rps_ax, p99_ax = axes[0][col], axes[1][col]
-        for variant in dict.fromkeys(info["variant"] for info in series.values()):
-            others = {k: v for k, v in series.items() if v["variant"] == variant}
+        for variant in dict.fromkeys(str(info.variant) for info in series.values()):
+            others = {k: v for k, v in series.items() if str(v.variant) == variant}
             xs, rps, rps_err, p99 = [], [], [], []
             for i, value in enumerate(values):
-                names = [k for k, v in others.items() if v[name] == value]
+                names = [k for k, v in others.items() if getattr(v, name) == value]
                 valid = [
                     c
                     for n in names

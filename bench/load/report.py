@@ -43,7 +43,7 @@ def _fair(jain: float) -> str:
 def baseline_of(doc: RunFile) -> str:
     """The variant others are compared with: ``depends`` (FastAPI's documented way) if run."""
     names = doc.series_names()
-    strategies = [v for v in names if doc.variants.get(v, {}).get("kind") == "strategy"]
+    strategies = [v for v in names if v in doc.variants and doc.variants[v].kind == "strategy"]
     for candidate in ("depends", *strategies, *names):
         if candidate in names:
             return candidate
@@ -335,9 +335,9 @@ def validity(doc: RunFile) -> list[Block]:
             bullets(restarted),
         ]
     skipped = [
-        f"{name}: {'; '.join(info['verify'].get('failures', []))[:300]}"
+        f"{name}: {'; '.join(info.verify.failures if info.verify else [])[:300]}"
         for name, info in doc.variants.items()
-        if not info.get("verify", {}).get("passed")
+        if not (info.verify and info.verify.passed)
     ]
     if skipped:
         blocks += [p("Variants skipped because they failed verify:"), bullets(skipped)]
@@ -348,7 +348,7 @@ def drivers_line(doc: RunFile) -> str:
     """Which driver each series ran on (by the servers' own record) and what differs."""
     used: dict[str, list[str]] = {}
     for name, info in doc.variants.items():
-        used.setdefault(info.get("driver") or "asyncpg", []).append(name)
+        used.setdefault(info.driver or "asyncpg", []).append(name)
     seen: dict[str, set[str]] = {}
     for cell in doc.cells:
         for driver in cell.drivers_loaded or []:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.common.result_files import LoadCell, RunFile
+from bench.common.result_files import LoadCell, RunFile, SeriesInfo
 from bench.load.runner import stall_record
 
 ISSUES = "fastapi#888, open fix fastapi#12066 (alt. #15388), related #3205"
@@ -115,7 +115,7 @@ def stalls(doc: RunFile) -> dict[str, Stall]:
     out = {}
     for series, by_users in found.items():
         users = min(by_users)
-        info = doc.variants.get(series, {})
+        info = doc.variants.get(series, SeriesInfo())
         run_at = [c for c in doc.cells if (c.variant, c.users) == (series, users)]
         pairs = by_users[users]
         out[series] = Stall(
@@ -124,7 +124,7 @@ def stalls(doc: RunFile) -> dict[str, Stall]:
             cells=[rec for _, rec in pairs],
             trials=len(run_at),
             scenarios=list(dict.fromkeys(c.scenario for c, _ in pairs)),
-            threads=info.get("threadpool_tokens"),
-            pool=info.get("pool_size"),
+            threads=info.threadpool_tokens,
+            pool=info.pool_size,
         )
     return out

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 
 from bench.common import histograms, plots
 from bench.common.blocks import Block, h2, img, p, register_readme_summary, register_section, table
-from bench.common.result_files import LoadCell, RunFile
+from bench.common.result_files import LoadCell, RunFile, SeriesInfo
 from bench.common.results import Run, censored_percentiles, percentile
 from bench.common.run_folder import RunFolder
 from bench.common.stats import compare_paired
@@ -64,7 +63,7 @@ def _spectrum(encoded: list[str]) -> tuple[list[float], list[float]]:
 
 def figure(doc: RunFile, scenario: str, variant: str, path: Path) -> Path | None:
     """Wait and hold percentile spectra of every series of *variant* in *scenario*."""
-    series = [n for n, i in doc.variants.items() if i.get("variant", n) == variant]
+    series = [n for n, i in doc.variants.items() if _variant(i, n) == variant]
     cells = [c for c in _cells(doc) if c.scenario == scenario and c.variant in series]
     if not cells:
         return None
@@ -91,10 +90,20 @@ def figure(doc: RunFile, scenario: str, variant: str, path: Path) -> Path | None
     return plots.save(fig, path)
 
 
-def _queue(info: dict[str, Any]) -> str:
-    if info.get("variant") == "raw":
+def _variant(info: SeriesInfo, series: str) -> str:
+    """The variant *series* runs (its name where the run did not record one)."""
+    return str(info.variant) if info.recorded("variant") else series
+
+
+def _queue_or_default(info: SeriesInfo) -> str | None:
+    """The pool queue the run recorded for the series, "sqlalchemy" where it recorded none."""
+    return info.pool_queue if info.recorded("pool_queue") else "sqlalchemy"
+
+
+def _queue(info: SeriesInfo) -> str:
+    if info.variant == "raw":
         return "asyncpg's own"  # --pool-queue applies to SQLAlchemy's pool only
-    return str(info.get("pool_queue", "sqlalchemy"))
+    return str(info.pool_queue) if info.recorded("pool_queue") else "sqlalchemy"
 
 
 def rows(doc: RunFile, scenario: str, users: int) -> list[list[str]]:
@@ -150,7 +159,7 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
             blocks.append(p(f"{scenario}, {users} users:"))
             blocks.append(table(headers, rows(doc, scenario, users)))
         names = {c.variant for c in cells if c.scenario == scenario}
-        variants = dict.fromkeys(doc.variants[n].get("variant", n) for n in names)
+        variants = dict.fromkeys(_variant(doc.variants[n], n) for n in names)
         for variant in variants:
             out = folder / "plots" / f"pool-{scenario}-{variant}.png"
             made = figure(doc, scenario, variant, out)
@@ -166,8 +175,10 @@ def _twin(doc: RunFile, name: str, queue: str) -> str | None:
     """The series of *name*'s variant (same other axes) that uses *queue*."""
     info = doc.variants[name]
     for other, o in doc.variants.items():
-        same = all(o.get(k) == info.get(k) for k in ("variant", "pool_size", "workers", "server"))
-        if same and o.get("pool_queue", "sqlalchemy") == queue:
+        same = all(
+            getattr(o, k) == getattr(info, k) for k in ("variant", "pool_size", "workers", "server")
+        )
+        if same and _queue_or_default(o) == queue:
             return other
     return None
 
@@ -209,7 +220,7 @@ def readme_summary(folder: Path, rel: Path) -> list[Block]:
             valid = [c for c in group if c.ok]
             if not valid:
                 if group:
-                    rows.append([scenario, info.get("variant", name), _queue(info),
+                    rows.append([scenario, _variant(info, name), _queue(info),
                                  "no valid trial", *[""] * 8])  # fmt: skip
                 continue
             wait = histograms.summary(histograms.merge(_hist(c, "pool_wait_us") for c in valid))
@@ -217,14 +228,14 @@ def readme_summary(folder: Path, rel: Path) -> list[Block]:
             checkouts, barged = _barging(valid)
             verdict = ""
             base = _twin(doc, name, "sqlalchemy")
-            if info.get("pool_queue") == "fifo" and base is not None:
+            if info.pool_queue == "fifo" and base is not None:
                 by_round = {c.trial: c.measured_rps for c in cells
                             if c.variant == base and c.scenario == scenario and c.ok}  # fmt: skip
                 pairs = [(by_round[c.trial], c.measured_rps) for c in valid if c.trial in by_round]
                 if pairs:
                     verdict = compare_paired(pairs, higher_is_better=True, unit="req/s").verdict()
             rows.append([
-                scenario, info.get("variant", name), _queue(info),
+                scenario, _variant(info, name), _queue(info),
                 f"{statistics.median(c.measured_rps for c in valid):,.0f}",
                 _tail(valid, "p99"), _tail(valid, "p99.9"),
                 _tail(valid, "max") + _timeouts(valid),

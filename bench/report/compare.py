@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.table import Table
 
 from bench.common.console import console
-from bench.common.results import Run, latest_run, series_names
+from bench.common.results import Run, latest_run
 from bench.load.verdicts import METRICS, Metric, Row, between, within
 
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     metric = METRICS[args.metric]
     if len(runs) == 1:
         (only,) = runs
-        variants = series_names(only.doc)
+        variants = only.file.series_names()
         baseline = args.baseline or ("raw" if "raw" in variants else variants[0])
         if baseline not in variants:
             console.print(f"sessionbench: error: --baseline {baseline!r} is not in {paths[0]}")

@@ -17,21 +17,21 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bench.common.result_files import LoadCell, RunFile
+from bench.common.result_files import LoadCell, RunFile, SeriesInfo
 from bench.common.results import Run, censored_percentiles, percentile, tail_visible
 from bench.common.run_folder import RUN, RunFolder
 
 Key = tuple[str, str, str]  # variant, pool queue, driver
 
 
-def key(info: dict[str, Any], series: str) -> Key:
+def key(info: SeriesInfo | None, series: str) -> Key:
     """What must match between a scorecard series and a series of the long-window pass."""
+    info = info or SeriesInfo()
     return (
-        str(info.get("variant", series.split("+", 1)[0])),
-        str(info.get("pool_queue") or "sqlalchemy"),
-        str(info.get("driver") or "asyncpg"),
+        str(info.variant if info.recorded("variant") else series.split("+", 1)[0]),
+        str(info.pool_queue or "sqlalchemy"),
+        str(info.driver or "asyncpg"),
     )
 
 
@@ -77,10 +77,13 @@ def timeouts(valid: Sequence[LoadCell]) -> Timeouts | None:
     )
 
 
+def _pool_size(doc: RunFile, series: str) -> int | None:
+    info = doc.variants.get(series)
+    return info.pool_size if info else None
+
+
 def _is_overload(doc: RunFile) -> bool:
-    return any(
-        c.users > (doc.variants.get(c.variant, {}).get("pool_size") or c.users) for c in doc.cells
-    )
+    return any(c.users > (_pool_size(doc, c.variant) or c.users) for c in doc.cells)
 
 
 def tails(folders: Sequence[Path], scenario: str) -> dict[Key, Tail]:
@@ -114,7 +117,7 @@ def tails(folders: Sequence[Path], scenario: str) -> dict[Key, Tail]:
                 max_us=percentile(group, "max")[0],
                 censored=frozenset(censored_percentiles(group)),
                 users=top,
-                pool=info.get("pool_size"),
+                pool=info.pool_size,
                 window_s=duration,
                 folder=folder.name,
                 timeouts=timeouts(valid),

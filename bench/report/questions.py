@@ -18,7 +18,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from bench.common.blocks import Block, bullets, h2
-from bench.common.result_files import LoadCell
+from bench.common.result_files import LoadCell, SeriesInfo
 from bench.common.results import Run
 from bench.common.run_folder import RUN, RunFolder
 from bench.common.stats import Comparison, signed_percent
@@ -125,8 +125,8 @@ def tutorial(folders: Sequence[Path]) -> str | None:
 def _on(run: Run, variant: str, driver: str) -> str | None:
     """The series of *run* that is *variant* on *driver* (by the run's own record)."""
     for series, info in run.file.variants.items():
-        own = info.get("variant", series.split("+", 1)[0])
-        on = (info.get("driver") or "asyncpg") == driver
+        own = info.variant if info.recorded("variant") else series.split("+", 1)[0]
+        on = (info.driver or "asyncpg") == driver
         if own == variant and on and any(c.variant == series for c in run.file.cells):
             return series
     return None
@@ -161,11 +161,11 @@ def sync_vs_async(folders: Sequence[Path]) -> str | None:
 
 
 def _sync_vs_async(folder: Path, run: Run, sync: str, context: str) -> str:
-    info = run.file.variants.get(sync, {})
+    info = run.file.variants.get(sync, SeriesInfo())
     setup = ", ".join(
-        f"{label} {info[key]}"
+        f"{label} {getattr(info, key)}"
         for key, label in (("threadpool_tokens", "threads"), ("pool_size", "pool"))
-        if key in info
+        if info.recorded(key)
     )
     levels = sorted({c.users for c in run.file.cells if c.scenario == SCENARIO})
     rows = {
@@ -213,9 +213,10 @@ def _driver_series(run: Run) -> dict[str, dict[str, str]]:
     """variant → driver → series, for the variants run on more than one driver."""
     by_variant: dict[str, dict[str, str]] = {}
     for series, info in run.file.variants.items():
-        driver = info.get("driver")
+        driver = info.driver
         if driver:
-            by_variant.setdefault(info.get("variant", series), {})[driver] = series
+            own = info.variant if info.recorded("variant") else series
+            by_variant.setdefault(str(own), {})[driver] = series
     return {v: d for v, d in by_variant.items() if len(d) > 1}
 
 

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.blocks import Block, p, table
-from bench.common.result_files import CostFile, LoadCell, PitfallFile, RunFile, load, load_document
+from bench.common.result_files import (
+    CostFile,
+    LoadCell,
+    PitfallFile,
+    RunFile,
+    SeriesInfo,
+    load,
+    load_document,
+)
 from bench.common.results import TAIL_RULE, Run
 from bench.common.run_folder import RUN, RunFolder
 from bench.load import stalls
@@ -89,7 +97,8 @@ def headline_scenario(doc: RunFile) -> str | None:
 
 def _twin(doc: RunFile, series: str, variant: str) -> str:
     """*variant* run with the same axis values as *series* (``depends+pool32`` …)."""
-    own = doc.variants.get(series, {}).get("variant", series.split("+", 1)[0])
+    info = doc.variants.get(series)
+    own = str(info.variant) if info and info.recorded("variant") else series.split("+", 1)[0]
     return variant + series.removeprefix(own)
 
 
@@ -114,13 +123,13 @@ def _pitfalls(folder: Path) -> tuple[dict[str, list[dict[str, Any]]], set[tuple[
     return by_variant, rules.shared_scenarios(doc.get("cells", []))
 
 
-def _kind(recorded: dict[str, dict[str, Any]], series: str) -> str:
+def _kind(recorded: dict[str, SeriesInfo], series: str) -> str:
     """*series*' kind (strategy, baseline) as the run recorded it, else as the registry has it."""
     import variants
 
-    info = recorded.get(series, {})
-    if "kind" in info:
-        return str(info["kind"])
+    info = recorded.get(series)
+    if info is not None and info.recorded("kind"):
+        return str(info.kind)
     known = variants.VARIANTS.get(series.split("+", 1)[0])
     return known.kind if known else "strategy"
 
@@ -159,7 +168,7 @@ def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[
         group = [c for c in doc.cells if (c.variant, c.scenario, c.users) == (name, scenario, top)]
         valid = [c for c in group if c.ok]
         score = Score(name, _kind(doc.variants, name), stall=stalled.get(name))
-        score.tail = tails.get(longwindow.key(doc.variants.get(name, {}), name))
+        score.tail = tails.get(longwindow.key(doc.variants.get(name), name))
         if instructions:  # measured apart from the load run: shown whatever the load did
             score.cost = instructions.get(name.split("+", 1)[0])
         if not valid:  # e.g. a stall at the top: req/s where it did not stall
