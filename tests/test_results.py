@@ -72,3 +72,19 @@ def test_a_groups_tail_is_resolved_only_if_every_trial_says_so() -> None:
         is False
     )
     assert tail_resolved([cell("a", 1)]) is None  # a run recorded before the field existed
+
+
+def test_a_run_is_read_once_and_its_summaries_computed_once(tmp_path: Path) -> None:
+    """The tables, figures, scorecard and questions of one report share one validated run
+    and one set of verdicts; a file that changed is read again."""
+    from bench.load.verdicts import METRICS, within
+    from tests.fake_runs import fake_doc, write
+
+    folder = write(tmp_path, fake_doc({"depends": 1000.0, "context": 1100.0}))
+    first = Run.read(folder)
+    assert Run.read(folder) is first
+    verdicts = within(first, "depends", METRICS["rps"])
+    assert verdicts and within(first, "depends", METRICS["rps"]) is verdicts
+    write(folder, fake_doc({"depends": 1000.0, "context": 900.0, "scoped": 950.0}))
+    again = Run.read(folder)
+    assert again is not first and {c.variant for c in again.file.cells} >= {"scoped"}

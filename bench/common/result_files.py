@@ -324,11 +324,14 @@ class RunFile(RunHeader):
 
 
 class PitfallCell(Lenient):
+    """One cell of the pitfall matrix: a variant in a scenario (with its pool setting)."""
+
     variant: str
     scenario: str
     outcome: str
     summary: str | None = None
     numbers: dict[str, Any] = {}
+    pool_pre_ping: bool | None = None  # the scenario's pool setting, where it varies one
 
 
 class PitfallFile(RunHeader):

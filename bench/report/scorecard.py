@@ -23,11 +23,11 @@ from bench.common.blocks import Block, p, table
 from bench.common.result_files import (
     CostFile,
     LoadCell,
+    PitfallCell,
     PitfallFile,
     RunFile,
     SeriesInfo,
     load,
-    load_document,
 )
 from bench.common.results import TAIL_RULE, Run
 from bench.common.run_folder import RUN, RunFolder
@@ -111,16 +111,16 @@ def get_instructions(folder: Path) -> dict[str, float]:
     return {variant: n for (variant, endpoint), n in counts.items() if endpoint == GET_ENDPOINT}
 
 
-def _pitfalls(folder: Path) -> tuple[dict[str, list[dict[str, Any]]], set[tuple[str, Any]]]:
+def _pitfalls(folder: Path) -> tuple[dict[str, list[PitfallCell]], set[tuple[str, Any]]]:
     """The pitfall cells per variant, and the scenarios every variant shares."""
     path = RunFolder(folder).pitfalls
     if not path.exists():
         return {}, set()
-    doc = load_document(path, PitfallFile)  # validated: a damaged file is one line, exit 2
-    by_variant: dict[str, list[dict[str, Any]]] = {}
-    for cell in doc.get("cells", []):
-        by_variant.setdefault(cell["variant"], []).append(cell)
-    return by_variant, rules.shared_scenarios(doc.get("cells", []))
+    doc = load(path, PitfallFile)  # validated: a damaged file is one line, exit 2
+    by_variant: dict[str, list[PitfallCell]] = {}
+    for cell in doc.cells:
+        by_variant.setdefault(cell.variant, []).append(cell)
+    return by_variant, rules.shared_scenarios(doc.cells)
 
 
 def _kind(recorded: dict[str, SeriesInfo], series: str) -> str:
@@ -210,11 +210,11 @@ def _highest_valid(
 
 
 def _with_pitfalls(
-    score: Score, pitfalls: dict[str, list[dict[str, Any]]], shared: set[tuple[str, Any]]
+    score: Score, pitfalls: dict[str, list[PitfallCell]], shared: set[tuple[str, Any]]
 ) -> Score:
     cells = pitfalls.get(score.series.split("+", 1)[0], [])
     for cell in cells:
-        score.pitfalls[cell["outcome"]] = score.pitfalls.get(cell["outcome"], 0) + 1
+        score.pitfalls[cell.outcome] = score.pitfalls.get(cell.outcome, 0) + 1
     score.broken, score.degraded = rules.own_failures(cells, shared)
     return score
 
