@@ -7,6 +7,7 @@ digits so two runs' files diff small.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -151,14 +152,15 @@ class Run:
 
     @classmethod
     def read(cls, folder: Path) -> Self:
-        """The run in *folder* for reading: loaded once while the file is unchanged, so every
-        table, figure and the scorecard share one validation and one set of summaries."""
+        """The run in *folder* for reading: loaded once while the file's bytes are unchanged,
+        so every table, figure and the scorecard share one validation and one set of
+        summaries (``memo``)."""
         path = folder / cls.FILE
         try:
-            stat = path.stat()
+            digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
         except OSError:
             return cls.load(folder)  # ResultFileError: one line
-        key = (cls, str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        key = (cls, str(path.resolve()), digest)
         if key not in _READ:
             while len(_READ) >= 8:  # a report reads a few folders; older ones go
                 del _READ[next(iter(_READ))]
