@@ -16,7 +16,9 @@ from pathlib import Path
 from bench.common.blocks import Block, bullets, h1, h2, p, write_report
 from bench.common.results import Run
 from bench.common.run_folder import PITFALLS, RUN, RunFolder
+from bench.cost import report as cost_report
 from bench.load import report as load_report
+from bench.pitfalls import report as pitfalls_report
 from bench.report import questions, scorecard, sections
 
 
@@ -27,10 +29,10 @@ def build(folder: Path, extra: Sequence[Path] = ()) -> list[Path]:
     overload pass, the driver run)."""
     files = RunFolder(folder)
     if not files.has(RUN) and not files.has(PITFALLS):
-        return sections.cost_report.build_alone(folder)  # only a cost run
+        return cost_report.build_alone(folder)  # only a cost run
     if not files.has(RUN):  # a folder with only a pitfall matrix
         lead = [h2("Scorecard"), *scorecard.blocks(folder)]
-        return sections.pitfalls_report.build_alone(folder, lead=lead)
+        return pitfalls_report.build_alone(folder, lead=lead)
     run = Run.read(folder)
     doc = run.file
     files.plots.mkdir(exist_ok=True)

@@ -12,7 +12,6 @@ from bench.common.blocks import README_SUMMARIES, SECTIONS, ReadmeSummary, Secti
 from bench.cost import report as cost_report
 from bench.micro import report as micro_report
 from bench.pitfalls import report as pitfalls_report
-from bench.pitfalls import runner as pitfalls_runner
 from bench.pool import report as pool_report
 
 MODULES = (pitfalls_report, pool_report, cost_report, micro_report)
@@ -20,8 +19,6 @@ MODULES = (pitfalls_report, pool_report, cost_report, micro_report)
 ORDER = ("pitfalls", "pool", "cost", "micro")
 """Sections in report order (after the load run's figures, before its tables); a section
 registered under another name follows these."""
-
-__all__ = ["MODULES", "ORDER", "cost_report", "pitfalls_report", "pitfalls_runner"]
 
 
 def sections() -> list[Section]:
