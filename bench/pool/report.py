@@ -15,7 +15,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from bench.common import histograms, plots
-from bench.common.blocks import Block, h2, img, p, register_readme_summary, register_section, table
+from bench.common.blocks import (
+    PLOTS,
+    Block,
+    h2,
+    img,
+    p,
+    register_readme_summary,
+    register_section,
+    table,
+)
 from bench.common.result_files import LoadCell, RunFile, SeriesInfo
 from bench.common.results import Run, censored_percentiles, percentile
 from bench.common.run_folder import RunFolder
@@ -161,12 +170,12 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
         names = {c.variant for c in cells if c.scenario == scenario}
         variants = dict.fromkeys(_variant(doc.variants[n], n) for n in names)
         for variant in variants:
-            out = folder / "plots" / f"pool-{scenario}-{variant}.png"
+            out = RunFolder(folder).plots / f"pool-{scenario}-{variant}.png"
             made = figure(doc, scenario, variant, out)
             if made is not None:
                 written.append(made)
                 blocks.append(
-                    img(f"plots/{made.name}", f"pool wait and hold, {variant}, {scenario}")
+                    img(f"{PLOTS}/{made.name}", f"pool wait and hold, {variant}, {scenario}")
                 )
     return blocks, written
 
