@@ -1,12 +1,17 @@
-"""Result files are input too: read run.json, pitfalls.json, micro.json (and others) safely.
+"""The typed result folder: one pydantic model per file, read and written through it.
 
-``load(path, Model)`` reads a JSON file and validates it against a pydantic model; any
-problem (missing or unreadable file, truncated or corrupt JSON, a document of another kind
-or schema version, a field of the wrong shape) raises ``ResultFileError`` whose message is
-one line naming the file and what is wrong. The CLI prints that line and exits 2.
-The models check what the readers rely on and let every other field through
-(``extra="allow"``), so a helper adding fields does not break loading; a command with a
-file of its own (cost.json, …) writes its model next to its code and calls ``load``.
+``RunFile`` (run.json: ``LoadSettings``, ``SeriesInfo`` per series, ``LoadCell`` per cell),
+``PitfallFile`` (pitfalls.json), ``CostFile`` (cost.json), ``MicroFile`` (micro.json:
+pytest-benchmark's JSON with micro's ``MicroStatus``); bench/common/run_folder.py names the
+files and which command writes each. The fields readers use are typed; every other field
+is kept (``extra="allow"``), so a writer adding one breaks no reader. Each suite file
+carries its format (``schema``: ``<family>/<N>``, :data:`READS`).
+
+``load(path, Model)`` reads a JSON file and validates it against its model; any problem
+(missing or unreadable file, truncated or corrupt JSON, a document of another kind, a format
+written by an older or newer sessionbench, a field of the wrong shape) raises
+``ResultFileError`` whose message is one line naming the file and what is wrong. The CLI
+prints that line and exits 2.
 """
 
 from __future__ import annotations
