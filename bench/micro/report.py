@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt
 
 from bench.common.blocks import PLOTS, Block, bullets, h2, img, p, register_section, table
 from bench.common.plots import DPI, SIZE, footer
-from bench.common.result_files import MicroBenchmark, MicroFile, RunFile, load, load_document
+from bench.common.result_files import MicroBenchmark, MicroFile, load
+from bench.common.results import Run
 from bench.common.run_folder import RUN, RunFolder
 from bench.common.stats import lag1_autocorrelation, median_ci
 from bench.micro import GROUPS
@@ -77,7 +78,7 @@ def _row(b: MicroBenchmark) -> list[str]:
 def _header(folder: RunFolder) -> dict[str, Any]:
     """The folder's run.json (the machine for the figure's footer), or what stands in for it."""
     if folder.has(RUN):
-        return load_document(folder.run, RunFile)
+        return Run.read(folder.path).doc
     return {"run_id": folder.path.name, "environment": {}}
 
 
