@@ -304,7 +304,7 @@ class LoadSettings(Lenient):
     workers: list[int] = [1]
     locust_processes: int = 1
     driver_settings: dict[str, dict[str, Any]] = {}
-    follow: bool = False
+    follow: Number = 0  # seconds each request is followed past the window (0: not followed)
 
 
 class RunFile(RunHeader):
