@@ -64,3 +64,11 @@ def write(folder: Path, doc: dict[str, Any], name: str = "run.json") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text(json.dumps(doc))
     return folder
+
+
+def fake_cost(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A cost.json holding *rows* (and nothing else a reader needs)."""
+    return {
+        "schema": "sessionbench.cost/1", "run_id": "fake", "status": "complete",
+        "settings": {"repeats": 3}, "environment": {}, "variants": {}, "rows": rows,
+    }  # fmt: skip

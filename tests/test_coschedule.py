@@ -334,7 +334,7 @@ def test_the_report_counts_verdicts_chains_context_and_checks_the_calibration(
     tmp_path: Path,
 ) -> None:
     from bench.common.blocks import to_markdown
-    from bench.report import coscheduled
+    from bench.load import coscheduled_report as coscheduled
 
     rng = random.Random(4)
 

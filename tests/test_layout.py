@@ -5,7 +5,9 @@ result files, report blocks); ``bench.pool`` (the pool instrument the load run r
 the command packages ``bench.load``, ``bench.micro``, ``bench.cost``, ``bench.pitfalls``;
 ``bench.report`` (reads every result file, renders what the commands registered); and
 ``bench.cli``, which only dispatches. Every import, lazy ones inside functions included,
-is read from the source with ``ast``, so a test that imports nothing still sees them all.
+is read from the source with ``ast``, so a test that imports nothing still sees them all;
+so is ``importlib.import_module("bench…")``, and no module imports by a computed name but
+the two that load a variant's app.
 """
 
 from __future__ import annotations
@@ -55,7 +57,45 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
             # `from bench.common import database` imports the module bench.common.database
             submodules = {f"{source}.{alias.name}" for alias in node.names}
             found.update(submodules & known or {source})
+        elif isinstance(node, ast.Call) and (target := string_import(node)) is not None:
+            found.add(target)
     return {module for module in found if module in known and module != name}
+
+
+def string_import(call: ast.Call) -> str | None:
+    """The module a call imports by name: ``importlib.import_module("bench.x")``,
+    ``import_module(...)``, ``__import__(...)`` with a string literal first argument."""
+    func = call.func
+    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if called not in ("import_module", "__import__") or not call.args:
+        return None
+    first = call.args[0]
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return first.value
+    return None
+
+
+DYNAMIC_IMPORTS = {
+    "bench.common.server": "a variant's app, by the module name its registry entry holds",
+    "bench.micro.test_requests": "a variant's app, by the module name its registry entry holds",
+}
+"""Modules allowed to import by a computed name, and why: variants are plugins, loaded by the
+name the registry holds; a bench module is never loaded that way."""
+
+
+def computed_imports() -> list[str]:
+    """Calls in bench/ that import a module whose name is not a literal (the graph cannot see
+    what they import), outside :data:`DYNAMIC_IMPORTS`."""
+    found = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call) or name in DYNAMIC_IMPORTS:
+                continue
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in ("import_module", "__import__") and string_import(node) is None:
+                found.append(f"{name}: {ast.unparse(node)}")
+    return found
 
 
 def graph() -> dict[str, set[str]]:
@@ -129,6 +169,25 @@ def test_cycle_detection_sees_a_cycle(tmp_path: Path) -> None:
     known = {"bench.common.a", "bench.common.b"}
     assert imports("bench.common.a", tmp_path / "a.py", known) == {"bench.common.b"}
     assert imports("bench.common.b", tmp_path / "b.py", known) == {"bench.common.a"}
+
+
+def test_the_graph_sees_imports_by_string(tmp_path: Path) -> None:
+    """An ``importlib`` import of a bench module is an edge like any other."""
+    (tmp_path / "a.py").write_text(
+        "import importlib\n\ndef f():\n    importlib.import_module('bench.load.report')\n"
+    )
+    (tmp_path / "b.py").write_text(
+        "from importlib import import_module\nimport_module('bench.x')\n"
+    )
+    known = {"bench.common.a", "bench.load.report", "bench.x"}
+    assert imports("bench.common.a", tmp_path / "a.py", known) == {"bench.load.report"}
+    assert imports("bench.common.b", tmp_path / "b.py", known) == {"bench.x"}
+
+
+def test_no_bench_module_imports_by_a_computed_name() -> None:
+    """Sections and commands are imported statically (bench/report/sections.py), never from
+    a list of names: an import the graph could not see. Variants are the one exception."""
+    assert computed_imports() == []
 
 
 def test_cli_only_dispatches() -> None:

@@ -10,6 +10,9 @@ from matplotlib.lines import Line2D
 
 import variants
 from bench.common import plots
+from bench.common.result_files import RunFile
+from bench.common.results import series_names
+from bench.load import figures as load_figures
 from tests.fake_runs import fake_doc
 
 
@@ -58,11 +61,12 @@ def test_no_two_variants_share_colour_and_marker() -> None:
 
 def test_axis_series_keep_the_colour_and_differ_by_line_and_fill() -> None:
     doc = fake_doc({"scoped+pool10": 100, "scoped+pool32": 100, "context+pool10": 100})
-    first, second = (plots.line_style(s, doc) for s in ("scoped+pool10", "scoped+pool32"))
+    order = series_names(doc)
+    first, second = (plots.line_style(s, order) for s in ("scoped+pool10", "scoped+pool32"))
     assert first["color"] == second["color"] and first["marker"] == second["marker"]
     assert first["linestyle"] == "-" and "markerfacecolor" not in first
     assert second["linestyle"] == "--" and second["markerfacecolor"] == "white"
-    assert plots.line_style("context+pool10", doc)["linestyle"] == "-"
+    assert plots.line_style("context+pool10", order)["linestyle"] == "-"
 
 
 def test_throughput_is_a_ranked_dot_plot_in_the_variants_styles(
@@ -70,7 +74,7 @@ def test_throughput_is_a_ranked_dot_plot_in_the_variants_styles(
 ) -> None:
     rates = {"depends": 1000, "raw": 3000, "context": 1500, "scoped": 1200}
     doc = fake_doc(rates, users=(4, 16))
-    plots.throughput(doc, "read", tmp_path / "t.png")
+    load_figures.throughput(RunFile.model_validate(doc), "read", tmp_path / "t.png")
     (fig,) = figures
     panels = [ax for ax in fig.axes if ax.get_yticklabels()]
     assert [ax.get_title() for ax in panels] == ["4 concurrent users", "16 concurrent users"]
@@ -89,7 +93,7 @@ def test_latency_spectrum_draws_a_censored_tail_as_a_lower_bound(
         {"scoped": 1000, "context": 1000},
         extra={"scoped": {"tail_resolved": False}, "context": {"tail_resolved": True}},
     )
-    plots.latency_spectrum(doc, "read", 16, tmp_path / "l.png")
+    load_figures.latency_spectrum(RunFile.model_validate(doc), "read", 16, tmp_path / "l.png")
     (fig,) = figures
     ax = fig.axes[0]
     arrows = [a for a in ax.texts if getattr(a, "arrow_patch", None) is not None]
@@ -108,8 +112,8 @@ def test_latency_spectrum_draws_a_censored_tail_as_a_lower_bound(
 
 def test_legends_sit_outside_the_data(figures: list[Figure], tmp_path: Path) -> None:
     doc = fake_doc({name: 1000 + 10 * i for i, name in enumerate(variants.VARIANTS)})
-    plots.latency_spectrum(doc, "read", 16, tmp_path / "l.png")
-    plots.overhead(doc, 16, tmp_path / "o.png")
+    load_figures.latency_spectrum(RunFile.model_validate(doc), "read", 16, tmp_path / "l.png")
+    load_figures.overhead(RunFile.model_validate(doc), 16, tmp_path / "o.png")
     for fig in figures:
         renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
         for ax in fig.axes:
@@ -125,7 +129,8 @@ def test_legends_sit_outside_the_data(figures: list[Figure], tmp_path: Path) -> 
 def test_figures_with_only_old_fields_say_censoring_was_not_recorded(
     figures: list[Figure], tmp_path: Path
 ) -> None:
-    plots.latency_spectrum(fake_doc({"depends": 1000}), "read", 16, tmp_path / "l.png")
+    doc = RunFile.model_validate(fake_doc({"depends": 1000}))
+    load_figures.latency_spectrum(doc, "read", 16, tmp_path / "l.png")
     texts = [t.get_text() for t in figures[0].axes[0].texts]
     assert any("did not record censoring" in t for t in texts)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import questions
-from tests.fake_runs import fake_doc, write
+from tests.fake_runs import fake_cost, fake_doc, write
 
 
 def _cost(folder: Path, counts: dict[str, float]) -> None:
@@ -15,7 +15,7 @@ def _cost(folder: Path, counts: dict[str, float]) -> None:
         {"variant": v, "endpoint": "get", "clients": 1, "instructions_per_request": n}
         for v, n in counts.items()
     ]
-    (folder / "cost.json").write_text(json.dumps({"rows": rows}))
+    (folder / "cost.json").write_text(json.dumps(fake_cost(rows)))
 
 
 def _jitter(doc: dict[str, Any], *series: str) -> dict[str, Any]:

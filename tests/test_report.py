@@ -12,8 +12,10 @@ import pytest
 from PIL import Image
 
 from bench.common import plots
+from bench.common.result_files import RunFile, SeriesInfo
 from bench.common.results import Run
-from bench.report.compare import METRICS, between, within
+from bench.load import figures
+from bench.load.verdicts import METRICS, between, within
 from bench.report.document import build
 
 CLI = [sys.executable, "-m", "bench.cli"]
@@ -156,16 +158,17 @@ def test_fail_above_exits_1_when_one_variant_of_the_reference_is_slowed(tmp_path
 
 
 def test_overhead_sets_each_series_against_raw_with_the_same_axis_values() -> None:
-    doc = {"variants": {"context+pool5": {"variant": "context"}, "raw+pool5": {"variant": "raw"},
-                        "context": {"variant": "context"}}}  # fmt: skip
-    assert plots._raw_twin(doc, "context+pool5") == "raw+pool5"
-    assert plots._raw_twin(doc, "context") == "raw"
-    assert plots._raw_twin({"variants": {}}, "depends") == "raw"  # run.json before series
+    recorded = {"context+pool5": {"variant": "context"}, "raw+pool5": {"variant": "raw"},
+                "context": {"variant": "context"}}  # fmt: skip
+    series = {name: SeriesInfo.model_validate(info) for name, info in recorded.items()}
+    assert figures._raw_twin(series, "context+pool5") == "raw+pool5"
+    assert figures._raw_twin(series, "context") == "raw"
+    assert figures._raw_twin({}, "depends") == "raw"  # run.json before series
 
 
 def test_validity_names_a_server_restarted_for_its_open_transactions() -> None:
     from bench.common.blocks import to_markdown
-    from bench.report.document import validity
+    from bench.load.report import validity
 
     stalled = {
         "variant": "sync", "scenario": "write", "users": 128, "trial": 2, "status": "invalid",
@@ -175,8 +178,11 @@ def test_validity_names_a_server_restarted_for_its_open_transactions() -> None:
                                    "max_age_s": 31.0, "restarted": True},
     }  # fmt: skip
     fine = {"variant": "depends", "scenario": "write", "users": 128, "trial": 2,
-            "status": "ok", "reasons": []}  # fmt: skip
-    report = to_markdown(validity({"cells": [stalled, fine], "variants": {}}))
+            "status": "ok", "reasons": [], "rps": 100.0, "latency_us": {"p50": 900},
+            "cpu_us_per_request": {"server": 900.0}}  # fmt: skip
+    doc = {"schema": "sessionbench.run/2", "status": "complete", "settings": {},
+           "environment": {}, "variants": {}, "cells": [stalled, fine]}  # fmt: skip
+    report = to_markdown(validity(RunFile.model_validate(doc)))
     assert "1 invalid" in report
     listed = [line for line in report.splitlines() if line.startswith("- ")]
     assert listed == [

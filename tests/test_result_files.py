@@ -126,3 +126,75 @@ def test_a_generic_model_loads_and_names_problems(tmp_path: Path) -> None:
         result_files.load(path, Cost)
     with pytest.raises(result_files.ResultFileError, match="no such file"):
         result_files.load(tmp_path / "missing.json", Cost)
+
+
+@pytest.mark.parametrize(
+    ("schema", "said"),
+    [
+        ("sessionbench.run/9", "sessionbench.run/9 was written by a newer sessionbench"),
+        ("sessionbench.run/0", "sessionbench.run/0 was written by an older sessionbench"),
+    ],
+)
+def test_a_run_json_of_a_format_this_suite_does_not_read_is_refused_in_one_line(
+    schema: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = json.loads((REFERENCE / "run.json").read_text())
+    doc["schema"] = schema
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    err = one_line_exit_2(["report", str(tmp_path)], capsys, tmp_path / "run.json")
+    assert said in err and "this one reads sessionbench.run/1, sessionbench.run/2" in err
+
+
+@pytest.mark.parametrize("kind", ["truncated", "foreign"])
+def test_a_damaged_cost_json_is_one_line_and_exit_2(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The scorecard, the co-scheduled section and the cost section read cost.json through
+    one model: a damaged one stops the report with one line, never a traceback or a guess."""
+    doc = json.loads((REFERENCE / "run.json").read_text())
+    doc["cells"], doc["coscheduled"] = doc["cells"][:4], None
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    cost = (REFERENCE / "cost.json").read_text()
+    foreign = (REFERENCE / "pitfalls.json").read_text()
+    write(tmp_path / "cost.json", damaged(kind, cost) if kind != "foreign" else foreign)
+    err = one_line_exit_2(["report", str(tmp_path)], capsys, tmp_path / "cost.json")
+    if kind == "foreign":
+        assert "not a sessionbench.cost/… document" in err
+
+
+def test_the_reference_cost_and_micro_files_load_typed() -> None:
+    cost = result_files.load(REFERENCE / "cost.json", result_files.CostFile)
+    assert cost.rows and all(r.instructions_per_request for r in cost.rows)
+    assert cost.per_request()["depends", "get"] > cost.per_request()["raw", "get"]
+    micro = result_files.load(REFERENCE / "micro.json", result_files.MicroFile)
+    assert all(b.stats.rounds >= 1 and b.stats.q1 <= b.stats.q3 for b in micro.benchmarks)
+
+
+def test_one_module_names_the_files_of_a_run_folder() -> None:
+    """No module but bench/common/run_folder.py spells a result file's name (docstrings and
+    comments aside): the names, and which command writes each, live in one place."""
+    import ast
+
+    from bench.common import run_folder
+
+    names = {f.name for f in run_folder.FILES}
+    found = []
+    for path in sorted((ROOT / "bench").rglob("*.py")):
+        if path.name == "run_folder.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        found += [
+            f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value in names and id(node) not in docstrings
+        ]
+    assert found == []
+    assert {f.writer for f in run_folder.FILES} == {"run", "pitfalls", "cost", "micro", "report"}

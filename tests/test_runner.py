@@ -397,13 +397,14 @@ def test_the_summary_prints_an_unresolved_tail_as_a_lower_bound() -> None:
     from rich.console import Console
 
     from bench.common.console import summary_table
+    from bench.common.result_files import LoadCell
 
-    def cell(variant: str, resolved: bool) -> dict[str, Any]:
-        return {
+    def cell(variant: str, resolved: bool) -> LoadCell:
+        return LoadCell.model_validate({
             "variant": variant, "scenario": "read", "users": 128, "status": "ok", "rps": 2000.0,
             "cpu_us_per_request": {"server": 480.0}, "fairness": {"jain": 0.8},
             "latency_us": {"p50": 4000, "p99": 1_234_000}, "tail_resolved": resolved,
-        }  # fmt: skip
+        })  # fmt: skip
 
     console = Console(record=True, width=200)
     console.print(summary_table([cell("scoped", False), cell("context", True)]))
@@ -517,12 +518,17 @@ def test_follow_mode_counts_real_pool_timeouts_without_invalidating(tmp_path: Pa
 
 
 def test_the_cells_table_shows_a_followed_max_and_its_pool_timeouts() -> None:
-    from bench.report.document import timeouts
+    from bench.common.result_files import LoadCell
+    from bench.load.report import timeouts
 
-    def cell(count: int, of: int, status: str = "ok") -> dict[str, Any]:
-        return {"status": status, "timeouts": {"count": count, "of": of, "at_s": 30.0}}
+    def cell(count: int, of: int, status: str = "ok", **more: Any) -> LoadCell:
+        timed = {"timeouts": {"count": count, "of": of, "at_s": 30.0}} if count else {}
+        measured = {"rps": 1.0, "latency_us": {}, "cpu_us_per_request": {}}
+        return LoadCell.model_validate(
+            {"variant": "v", "status": status, **timed, **measured, **more}
+        )
 
     assert timeouts([cell(2, 20_000), cell(1, 19_000), cell(50, 100, "invalid")]) == (
         "3 of 39,000 at 30 s"
     )
-    assert timeouts([{"status": "ok"}]) == "–"
+    assert timeouts([cell(0, 0)]) == "–"

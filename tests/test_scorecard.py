@@ -6,12 +6,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from bench.common.result_files import LoadCell, RunFile
 from bench.common.results import ROOT, censored_percentiles, percentile
-from bench.report import stalls
-from bench.report.document import README_END, README_START, build, scorecard, update_readme
+from bench.load import stalls
+from bench.report import scorecard
+from bench.report.document import build
 from bench.report.longwindow import Tail
+from bench.report.readme import README_END, README_START, update_readme
 from bench.report.scorecard import Score, advice, scores
-from tests.fake_runs import fake_doc, write
+from tests.fake_runs import fake_cost, fake_doc, write
 
 RATES = {"depends": 1000.0, "context": 1300.0, "scoped": 1250.0, "raw": 3000.0}
 
@@ -48,7 +51,7 @@ def test_cost_json_puts_instructions_per_get_in_the_scorecard(tmp_path: Path) ->
         for v, n in {"depends": 1.99e6, "context": 1.80e6, "scoped": 1.79e6, "raw": 0.92e6}.items()
         for e in ("get", "list") for c in (1, 16)
     ]  # fmt: skip
-    (folder / scorecard.COST_FILE).write_text(json.dumps({"rows": rows}))
+    (folder / "cost.json").write_text(json.dumps(fake_cost(rows)))
     found, ctx = scores(folder)
     by = {s.series: s for s in found}
     assert ctx["cost_unit"] == "instructions/GET"
@@ -68,7 +71,8 @@ def test_unresolved_tails_are_printed_as_lower_bounds(tmp_path: Path) -> None:
         },
     )
     folder = write(tmp_path, doc)
-    group = [c for c in doc["cells"] if (c["variant"], c["users"]) == ("scoped", 16)]
+    cells = RunFile.model_validate(doc).cells
+    group = [c for c in cells if (c.variant, c.users) == ("scoped", 16)]
     assert censored_percentiles(group) == {"p99", "p99.9", "max"}
     assert percentile(group, "p99.9")[0] == 1e8 / 1250
     rows = {r[0]: r for r in scorecard.blocks(folder)[1].rows}
@@ -147,7 +151,7 @@ def test_console_summary_marks_a_censored_p99() -> None:
     doc = fake_doc({"scoped": 1000.0, "context": 1000.0},
                    extra={"scoped": {"tail_resolved": False}})  # fmt: skip
     out = Console(width=250, record=True)
-    out.print(summary_table(doc["cells"]))
+    out.print(summary_table(RunFile.model_validate(doc).cells))
     lines = out.export_text().splitlines()
     assert all("≥ 10.00 (censored)" in line for line in lines if " scoped " in line)
     assert not any("≥" in line for line in lines if " context " in line)
@@ -177,7 +181,7 @@ def test_advice_follows_the_rules() -> None:
     unmeasured = Score("u", "strategy", pitfalls={"ok": 11})
     assert advice(unmeasured) == "use with care: tails: not measured in long windows"
     # 1. a deadlock is avoid, baselines included (they are references otherwise)
-    doc = _stalled_doc()
+    doc = RunFile.model_validate(_stalled_doc())
     stall = stalls.stalls(doc)["sync_threadpool"]
     threads = Score("sync_threadpool", "baseline", stall=stall)
     assert advice(threads) == (
@@ -305,10 +309,10 @@ def _stalled_doc() -> dict[str, Any]:
 
 def test_a_stall_is_a_result_in_the_scorecard_and_the_tables(tmp_path: Path) -> None:
     folder = write(tmp_path / "run", _stalled_doc())
-    (folder / scorecard.COST_FILE).write_text(json.dumps({"rows": [
+    (folder / "cost.json").write_text(json.dumps(fake_cost([
         {"variant": v, "endpoint": "get", "clients": 1, "instructions_per_request": n}
         for v, n in {"depends": 2.0e6, "context": 1.8e6, "sync_threadpool": 2.7e6}.items()
-    ]}))  # fmt: skip
+    ])))  # fmt: skip
     rows = {r[0]: r for r in scorecard.blocks(folder)[1].rows}
     sync = rows["sync_threadpool"]
     assert sync[1] == "×1.500 (2.70 M)"  # the cost still shows
@@ -316,7 +320,7 @@ def test_a_stall_is_a_result_in_the_scorecard_and_the_tables(tmp_path: Path) -> 
     assert sync[6] == (
         "avoid: deadlocks at 128 users (40 threads wait for 10 connections: fastapi#12066)"
     )
-    (folder / scorecard.COST_FILE).unlink()  # the cost report wants a whole cost.json
+    (folder / "cost.json").unlink()  # the cost report wants a whole cost.json
     build(folder)
     report = (folder / "report.md").read_text()
     assert "fastapi#12066" in _section(report, "Scorecard")
@@ -346,7 +350,8 @@ def test_an_older_run_s_lingering_cell_that_stopped_answering_reads_as_a_stall()
             del cell["stall"]
             cell |= {"status": "invalid", "lingering_transactions": lingering,
                      "censored": {"count": 128}}  # fmt: skip
-    assert stalls.stalls(doc)["sync_threadpool"].users == 128
+    run = RunFile.model_validate(doc)
+    assert stalls.stalls(run)["sync_threadpool"].users == 128
     leak = {**doc["cells"][0], "status": "invalid", "requests": 900,
             "lingering_transactions": lingering}  # fmt: skip
-    assert not stalls.is_stall(leak, doc)
+    assert not stalls.is_stall(LoadCell.model_validate(leak), run)

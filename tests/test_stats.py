@@ -19,7 +19,7 @@ from bench.common.stats import (
     order_coverage,
     trials_to_resolve,
 )
-from bench.report.compare import METRICS, within
+from bench.load.verdicts import METRICS, within
 
 # The committed reference (results/reference, mixed, 128 users), per round 1..5.
 DEPENDS_MIXED = [1378.0, 1711.0, 1661.0, 1732.0, 1689.0]
@@ -35,10 +35,12 @@ def run_of(series: dict[str, list[float]]) -> Run:
     """A run document whose cells are req/s per round (trial) of each series."""
     cells = [
         {"variant": name, "scenario": "read", "users": 32, "trial": t + 1, "status": "ok",
-         "rps": rps, "cpu_us_per_request": {"server": 1e6 / rps}}
+         "rps": rps, "cpu_us_per_request": {"server": 1e6 / rps}, "latency_us": {}}
         for name, values in series.items() for t, rps in enumerate(values)
     ]  # fmt: skip
-    return Run(Path("/nonexistent"), {"settings": {"variants": list(series)}, "cells": cells})
+    doc = {"schema": "sessionbench.run/2", "status": "complete", "environment": {},
+           "variants": {}, "settings": {"variants": list(series)}, "cells": cells}  # fmt: skip
+    return Run(Path("/nonexistent"), doc)
 
 
 # --- 15.1: the change is printed in the metric the column names --------------------------------

@@ -2,22 +2,24 @@
 and to self-contained HTML, and the registry of report sections.
 
 A command whose results belong in the report (the pitfall matrix, the cost table, the
-pool histograms) builds its own section from these blocks and registers it with
-:func:`register_section`; ``sessionbench report`` renders every registered section whose
-data is in the run folder. So the report never imports a command, and no command
-imports the report.
+pool histograms, the micro-benchmarks) builds its own section from these blocks and
+registers it with :func:`register_section`; ``sessionbench report`` renders every
+registered section whose data is in the run folder (bench/report/sections.py imports the
+registering modules by name). So common imports no command, and no command imports the
+report.
 """
 
 from __future__ import annotations
 
 import html
-import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-PLOTS = "plots"
+from bench.common import run_folder
+
+PLOTS = run_folder.PLOTS
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ SECTIONS: dict[str, Section] = {}
 
 
 def register_section(name: str) -> Callable[[Section], Section]:
-    """Decorator: add a report section, rendered in registration order after the load run's."""
+    """Decorator: add a report section (placed by bench/report/sections.py: ORDER)."""
 
     def add(section: Section) -> Section:
         SECTIONS[name] = section
@@ -165,18 +167,9 @@ def register_readme_summary(name: str) -> Callable[[ReadmeSummary], ReadmeSummar
     return add
 
 
-SECTION_MODULES = ("bench.pitfalls.report", "bench.pool.report", "bench.cost.report")
-"""Modules that register report sections when imported (one line per command that has one)."""
-
-
-def sections() -> dict[str, Section]:
-    """Every registered report section, its modules imported."""
-    for module in SECTION_MODULES:
-        importlib.import_module(module)
-    return SECTIONS
-
-
-def readme_summaries() -> dict[str, ReadmeSummary]:
-    """Every registered README summary, its modules imported."""
-    sections()
-    return README_SUMMARIES
+def write_report(folder: Path, blocks: list[Block], title: str) -> list[Path]:
+    """*blocks* as the folder's report.md and index.html; the two paths written."""
+    files = run_folder.RunFolder(folder)
+    files.report.write_text(to_markdown(blocks))
+    files.index.write_text(to_html(blocks, title))
+    return [files.report, files.index]

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bench.common.results import censored_percentiles, group_summary
+from bench.common.result_files import LoadCell
+from bench.common.results import GroupSummary, censored_percentiles, group_summary
 
 console = Console(stderr=True)
 if not console.is_terminal:
@@ -41,37 +41,36 @@ def progress_bar(total: int) -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
-def summary_table(cells: list[dict[str, Any]]) -> Table:
+def summary_table(cells: Sequence[LoadCell]) -> Table:
+    """Per (scenario, users, series): valid trials, req/s, server CPU, p50, p99, fairness."""
     table = Table(title="median over valid trials (CV = coefficient of variation)")
     for column in ("scenario", "users", "variant", "valid", "req/s", "CV", "server µs/req",
                    "CV ", "p50 ms", "p99 ms", "fair", "notes"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("variant", "notes") else "right")
-    rows = sorted(group_summary(cells), key=lambda r: (r["scenario"], r["users"], -r.get("rps", 0)))
+    rows = sorted(group_summary(cells), key=lambda r: (r.scenario, r.users, -(r.rps or 0)))
     for row in rows:
-        measured = "rps" in row
+        measured = row.rps is not None
         table.add_row(
-            row["scenario"],
-            str(row["users"]),
-            row["variant"],
-            f"{row['valid']}/{row['trials']}",
-            f"{row['rps']:.0f}" if measured else "–",
-            f"{row['rps_cv']:.1f} %" if measured else "",
-            f"{row['server_us']:.0f}" if measured and row["server_us"] == row["server_us"] else "–",
-            f"{row['server_us_cv']:.1f} %" if measured else "",
-            f"{row['p50_us'] / 1000:.2f}" if measured else "–",
-            _p99(cells, row) if measured else "–",
-            f"{row['jain']:.2f}" if measured and row["jain"] == row["jain"] else "–",
-            _short(row["reasons"]),
+            row.scenario,
+            str(row.users),
+            row.variant,
+            f"{row.valid}/{row.trials}",
+            f"{row.rps:.0f}" if row.rps is not None else "–",
+            f"{row.rps_cv:.1f} %" if measured else "",
+            f"{row.server_us:.0f}" if measured and row.server_us == row.server_us else "–",
+            f"{row.server_us_cv:.1f} %" if measured else "",
+            f"{row.p50_us / 1000:.2f}" if measured else "–",
+            _p99(row) if measured else "–",
+            f"{row.jain:.2f}" if measured and row.jain == row.jain else "–",
+            _short(row.reasons),
         )
     return table
 
 
-def _p99(cells: list[dict[str, Any]], row: dict[str, Any]) -> str:
+def _p99(row: GroupSummary) -> str:
     """The group's p99 in ms; "≥ X (censored)" when it is only a lower bound."""
-    group = [c for c in cells if (c["variant"], c["scenario"], c["users"]) == (
-        row["variant"], row["scenario"], row["users"])]  # fmt: skip
-    text = f"{row['p99_us'] / 1000:.2f}"
-    return f"≥ {text} (censored)" if "p99" in censored_percentiles(group) else text
+    text = f"{row.p99_us / 1000:.2f}"
+    return f"≥ {text} (censored)" if "p99" in censored_percentiles(row.cells) else text
 
 
 def _short(reasons: list[str], width: int = 60) -> str:

@@ -1,23 +1,36 @@
-"""Result files are input too: read run.json, pitfalls.json, micro.json (and others) safely.
+"""The typed result folder: one pydantic model per file, read and written through it.
 
-``load(path, Model)`` reads a JSON file and validates it against a pydantic model; any
-problem (missing or unreadable file, truncated or corrupt JSON, a document of another kind
-or schema version, a field of the wrong shape) raises ``ResultFileError`` whose message is
-one line naming the file and what is wrong. The CLI prints that line and exits 2.
-The models check what the readers rely on and let every other field through
-(``extra="allow"``), so a helper adding fields does not break loading; a command with a
-file of its own (cost.json, …) writes its model next to its code and calls ``load``.
+``RunFile`` (run.json: ``LoadSettings``, ``SeriesInfo`` per series, ``LoadCell`` per cell),
+``PitfallFile`` (pitfalls.json), ``CostFile`` (cost.json), ``MicroFile`` (micro.json:
+pytest-benchmark's JSON with micro's ``MicroStatus``); bench/common/run_folder.py names the
+files and which command writes each. The fields readers use are typed; every other field
+is kept (``extra="allow"``), so a writer adding one breaks no reader. Each suite file
+carries its format (``schema``: ``<family>/<N>``, :data:`READS`).
+
+``load(path, Model)`` reads a JSON file and validates it against its model; any problem
+(missing or unreadable file, truncated or corrupt JSON, a document of another kind, a format
+written by an older or newer sessionbench, a field of the wrong shape) raises
+``ResultFileError`` whose message is one line naming the file and what is wrong. The CLI
+prints that line and exits 2.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -55,7 +68,11 @@ def read_json(path: Path) -> Any:
 
 def load(path: Path, model: type[Model]) -> Model:
     """*path* read and validated as *model*; ResultFileError (one line) on any problem."""
-    document = read_json(path)
+    return validate(path, read_json(path), model)
+
+
+def validate(path: Path, document: Any, model: type[Model]) -> Model:
+    """*document* (read from *path*) validated as *model*; ResultFileError (one line) if not."""
     try:
         return model.model_validate(document)
     except ValidationError as exc:
@@ -63,12 +80,10 @@ def load(path: Path, model: type[Model]) -> Model:
 
 
 def load_document(path: Path, model: type[BaseModel]) -> dict[str, Any]:
-    """*path* validated as *model*, returned as the plain dict the readers index."""
+    """*path* validated as *model*, returned as the plain dict (for the readers that still
+    index one: the parts the models leave open, e.g. the co-scheduled record)."""
     document = read_json(path)
-    try:
-        model.model_validate(document)
-    except ValidationError as exc:
-        raise ResultFileError(f"{path}: {describe(exc)}") from None
+    validate(path, document, model)
     assert isinstance(document, dict)  # every model here is an object
     return document
 
@@ -100,87 +115,314 @@ def ensure_writable(folder: Path, flag: str = "--out") -> None:
 
 # --- the models of the suite's own files --------------------------------------------------
 
+READS: dict[str, tuple[int, ...]] = {
+    "sessionbench.run": (1, 2),  # /1: no censoring recorded (read as such: nothing to migrate)
+    "sessionbench.pitfalls": (1,),
+    "sessionbench.cost": (1,),
+    "sessionbench.cost-profile": (1,),
+}
+"""The format versions this sessionbench reads, per family (``schema``: ``<family>/<N>``)."""
 
-def schema_family(pattern: str) -> Any:
-    """A ``schema`` field matching ``<family>/<version>``, naming what was found when not."""
+
+def schema_family(family: str) -> Any:
+    """A ``schema`` field ``<family>/<N>`` with N in :data:`READS`; else one line naming what
+    was found: a document of another kind, or a version written by an older or newer suite."""
 
     def check(cls: type[BaseModel], data: Any) -> Any:
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, found {type(data).__name__}")
         found = data.get("schema")
-        if not isinstance(found, str) or not re.fullmatch(pattern, found):
-            family = pattern.split("/")[0].replace("\\", "")
+        pattern = rf"{re.escape(family)}/(\d+)"
+        match = re.fullmatch(pattern, found) if isinstance(found, str) else None
+        if match is None:
             raise ValueError(f"not a {family}/… document (schema: {found!r})")
+        version, known = int(match.group(1)), READS[family]
+        if version not in known:
+            by = "a newer" if version > max(known) else "an older"
+            raise ValueError(
+                f"{found} was written by {by} sessionbench; this one reads "
+                + ", ".join(f"{family}/{v}" for v in known)
+            )
         return data
 
     return model_validator(mode="before")(classmethod(check))  # type: ignore[arg-type]
 
 
+Number = int | float
+"""A number as the file holds it (an int stays an int: tables print what was measured)."""
+
+
+class Timeouts(Lenient):
+    """Requests of a followed window answered 503 after ``pool_timeout``: count of of, at_s."""
+
+    count: int
+    of: int
+    at_s: Number
+
+
+class LittlesLaw(Lenient):
+    """Recorded mean latency against users / req/s (1.00: every request accounted for)."""
+
+    ratio: Number
+    ok: bool = True
+
+
+class Histogram(Lenient):
+    """An HdrHistogram, encoded (bench.common.histograms)."""
+
+    histogram: str
+
+
+class Barging(Lenient):
+    """Pool checkouts, and those that took a free connection while others waited."""
+
+    checkouts: int
+    barged: int
+
+
 class LoadCell(Lenient):
-    """A load cell: the fields the report and compare read must have the right type."""
+    """One load cell (variant × scenario × users × trial) of run.json, as the readers read it.
+
+    Measured fields are present on valid cells (``status == "ok"``); an invalid or failed
+    cell may lack them. Fields only some runs record default to None (not recorded).
+    """
 
     variant: str
-    scenario: str | None = None
-    users: int | None = None
-    status: str | None = None
+    scenario: str = ""
+    users: int = 0
+    trial: int | None = None
+    status: str = ""
+    reasons: list[str] = []
+    requests: int | None = None
+    started_in_window: int | None = None
+    rps: Number | None = None
+    latency_us: dict[str, Number] = {}
+    latency_completed_us: dict[str, Number] | None = None
+    cpu_us_per_request: dict[str, Number | None] = {}
+    tail_resolved: bool | None = None
+    fairness: dict[str, Number] | None = None
+    follow: dict[str, Any] | None = None
+    timeouts: Timeouts | None = None
+    littles_law: LittlesLaw | None = None
+    failures_by_phase: dict[str, dict[str, int]] | None = None
+    lingering_transactions: Any = None
+    drivers_loaded: list[str] | None = None
+    stall: dict[str, Any] | None = None
+    pool_wait_us: Histogram | None = None
+    pool_hold_us: Histogram | None = None
+    pool_barging: Barging | None = None
+
+    @field_validator("latency_us", "cpu_us_per_request", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @model_validator(mode="after")
     def _measured_when_ok(self) -> LoadCell:
         if self.status == "ok":
-            extra = self.model_extra or {}
             for key in ("rps", "latency_us", "cpu_us_per_request"):
-                if key not in extra:
+                if key not in self.model_fields_set:
                     raise ValueError(f"a valid cell of {self.variant} has no {key!r}")
-            if not isinstance(extra["rps"], int | float):
-                raise ValueError(f"rps of {self.variant} is not a number")
         return self
+
+    @property
+    def ok(self) -> bool:
+        """A valid cell: its numbers count."""
+        return self.status == "ok"
+
+    @property
+    def measured_rps(self) -> float:
+        """req/s of a valid cell (the validator made sure it has one)."""
+        assert self.rps is not None, f"{self.variant}: no req/s"
+        return self.rps
+
+    @property
+    def server_us(self) -> float | None:
+        """Server CPU µs per request (None: not measured)."""
+        return self.cpu_us_per_request.get("server")
+
+    @property
+    def jain(self) -> float:
+        """Jain's fairness index of requests per user (nan: not recorded)."""
+        return (self.fairness or {}).get("jain", math.nan)
 
 
 class RunHeader(Lenient):
-    """What run.json and pitfalls.json share."""
+    """What run.json, pitfalls.json and cost.json share (each adds its own ``settings``)."""
 
     schema_: str = Field(alias="schema")
+    run_id: str | None = None
     status: str
-    settings: dict[str, Any]
+    started: str | None = None
+    finished: str | None = None
+    command: list[str] = []
     environment: dict[str, Any]
     variants: dict[str, dict[str, Any]]
 
 
-class RunFile(RunHeader):
-    """``run.json`` of a load run (``sessionbench.run/N``)."""
+class Verify(Lenient):
+    """The contract check a series passed (or why not) before it was measured."""
 
-    _family = schema_family(r"sessionbench\.run/\d+")
+    passed: bool = False
+    failures: list[str] = []
+
+
+class SeriesInfo(Lenient):
+    """What run.json records of one series: its variant and the axis values it ran with
+    (absent fields: the run did not record them, or the axis did not apply)."""
+
+    variant: str | None = None
+    kind: str | None = None
+    driver: str | None = None
+    pool_size: int | None = None
+    pool_queue: str | None = None
+    workers: int | None = None
+    server: str | None = None
+    threadpool_tokens: int | None = None
+    verify: Verify | None = None
+
+    def recorded(self, field: str) -> bool:
+        """Whether the run recorded *field* for this series (even as null)."""
+        return field in self.model_fields_set
+
+
+class LoadSettings(Lenient):
+    """How a load run was configured (``sessionbench run``'s flags, as recorded)."""
+
+    mode: str | None = None
+    variants: list[str] = []
+    series: list[str] | None = None  # variant + varied axes; absent before axes existed
+    scenarios: list[str] = []
+    users: list[int] = []
+    trials: int = 0
+    warmup: Number = 0
+    duration: Number = 0
+    max_overflow: int | None = None
+    pool_size: int | None = None
+    pool_sizes: list[int] | None = None
+    asgi_servers: list[str] = ["uvicorn"]
+    workers: list[int] = [1]
+    locust_processes: int = 1
+    driver_settings: dict[str, dict[str, Any]] = {}
+    follow: Number = 0  # seconds each request is followed past the window (0: not followed)
+
+
+class RunFile(RunHeader):
+    """``run.json`` of a load run (``sessionbench.run/N``); ``coscheduled``: the co-scheduled
+    pass (bench/load/coschedule.py) where the run had one."""
+
+    _family = schema_family("sessionbench.run")
+    settings: LoadSettings
+    variants: dict[str, SeriesInfo]  # type: ignore[assignment]  # the header's, typed
     cells: list[LoadCell]
+    coscheduled: dict[str, Any] | None = None
+
+    def series_names(self) -> list[str]:
+        """The run's series (variant + varied axes) that have cells, in declaration order."""
+        declared = self.settings.series or self.settings.variants
+        present = {c.variant for c in self.cells}
+        return [name for name in declared if name in present]
+
+    def top_users(self) -> int:
+        """The run's highest concurrency."""
+        return max(c.users for c in self.cells)
 
 
 class PitfallCell(Lenient):
+    """One cell of the pitfall matrix: a variant in a scenario (with its pool setting)."""
+
     variant: str
     scenario: str
     outcome: str
     summary: str | None = None
     numbers: dict[str, Any] = {}
+    pool_pre_ping: bool | None = None  # the scenario's pool setting, where it varies one
 
 
 class PitfallFile(RunHeader):
     """``pitfalls.json`` of a pitfall matrix (``sessionbench.pitfalls/N``)."""
 
-    _family = schema_family(r"sessionbench\.pitfalls/\d+")
+    _family = schema_family("sessionbench.pitfalls")
+    settings: dict[str, Any]
     scenarios: dict[str, str]
     cells: list[PitfallCell]
 
 
+class CostRow(Lenient):
+    """Instructions per request of one (variant, endpoint, clients): median of the repeats."""
+
+    variant: str
+    endpoint: str
+    clients: int = 1
+    instructions_per_request: float | None = None
+    instructions_per_op: float | None = None
+    spread_percent: float | None = None
+    repeats: int | None = None
+    ops: int | None = None
+
+
+class CostOperation(Lenient):
+    """Instructions of one micro operation (bench.cost.operations) of a variant."""
+
+    variant: str
+    group: str
+    operation: str
+    instructions_per_op: float
+    spread_percent: float | None = None
+
+
+class CostFile(RunHeader):
+    """``cost.json`` of ``sessionbench cost`` (``sessionbench.cost/N``)."""
+
+    _family = schema_family("sessionbench.cost")
+    settings: dict[str, Any]
+    rows: list[CostRow] = []
+    operations: list[CostOperation] = []
+
+    def per_request(self) -> dict[tuple[str, str], float]:
+        """(variant, endpoint) → instructions per request at the fewest clients measured."""
+        rows = [r for r in self.rows if r.instructions_per_request]
+        if not rows:
+            return {}
+        fewest = min(r.clients for r in rows)
+        return {
+            (r.variant, r.endpoint): float(r.instructions_per_request or 0)
+            for r in rows
+            if r.clients == fewest
+        }
+
+
 class MicroStats(Lenient):
+    """pytest-benchmark's statistics of one benchmark, per operation, in seconds."""
+
     median: float
+    iqr: float
+    q1: float
+    q3: float
+    rounds: int
     data: list[float] | None = None
 
 
 class MicroBenchmark(Lenient):
     name: str
     group: str | None
+    param: str | None = None
     stats: MicroStats
 
 
+class MicroStatus(Lenient):
+    """What ``sessionbench micro`` adds to pytest-benchmark's JSON (``sessionbench``)."""
+
+    quick: bool
+    status: str
+    wall_seconds: float
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+
+
 class MicroFile(Lenient):
-    """``micro.json``: pytest-benchmark's own JSON."""
+    """``micro.json``: pytest-benchmark's own JSON, and micro's status under ``sessionbench``
+    (before that key, micro wrote it into the folder's run.json as ``micro``)."""
 
     benchmarks: list[MicroBenchmark]
+    sessionbench: MicroStatus | None = None

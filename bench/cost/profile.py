@@ -16,12 +16,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bench.common import result_files
+from bench.common import result_files, run_folder
 from bench.cost.callgrind import Dump
 from bench.cost.packages import group_of, short_object
 
 SCHEMA = "sessionbench.cost-profile/1"
-PROFILES_DIR = "profiles"
+PROFILES_DIR = run_folder.PROFILES
 KEEP = 30
 """Functions kept per file by self and by inclusive instructions (the union is stored)."""
 RESIDUE = "callgrind residue"
@@ -32,7 +32,7 @@ class Profile(BaseModel):
     """One (variant, endpoint, clients) row's instructions per request, by group and function."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
-    _check = result_files.schema_family(r"sessionbench\.cost-profile/1")
+    _check = result_files.schema_family("sessionbench.cost-profile")
 
     schema_: str = Field(SCHEMA, alias="schema")
     variant: str

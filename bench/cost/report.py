@@ -11,7 +11,6 @@ for a folder that has only a cost.json.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,10 @@ from bench.common.blocks import (
     p,
     register_section,
     table,
-    to_html,
-    to_markdown,
+    write_report,
 )
+from bench.common.result_files import RunFile, load_document
+from bench.common.run_folder import RunFolder
 from bench.cost.results import COST_FILE, OPERATION_GROUPS, load, row_index
 
 SCENARIO_OF = {"get": "read", "write": "write", "multi": "multi"}
@@ -160,10 +160,10 @@ def operation_rows(cost: dict[str, Any]) -> list[list[str]]:
 
 
 def _run_doc(folder: Path) -> dict[str, Any] | None:
-    path = folder / "run.json"
+    path = RunFolder(folder).run
     if not path.exists():
         return None
-    doc: dict[str, Any] = json.loads(path.read_text())
+    doc = load_document(path, RunFile)
     return doc if doc.get("cells") else None
 
 
@@ -272,6 +272,4 @@ def build_alone(folder: Path) -> list[Path]:
         ),
         *blocks,
     ]
-    (folder / "report.md").write_text(to_markdown(blocks))
-    (folder / "index.html").write_text(to_html(blocks, title))
-    return [*written, folder / "report.md", folder / "index.html"]
+    return [*written, *write_report(folder, blocks, title)]

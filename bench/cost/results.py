@@ -6,14 +6,15 @@ row per (variant, group, operation) of ``bench.cost.operations``, saved as each 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Self
 
+from bench.common.result_files import CostFile, CostOperation, CostRow, load_document
 from bench.common.results import Run, rounded
+from bench.common.run_folder import COST
 from bench.cost import OPERATION_GROUPS  # noqa: F401 (the groups of operations rows; re-exported)
 
-COST_FILE = "cost.json"
+COST_FILE = COST.name
 SCHEMA = "sessionbench.cost/1"
 
 
@@ -22,6 +23,7 @@ class CostRun(Run):
 
     FILE = COST_FILE
     SCHEMA = SCHEMA
+    MODEL = CostFile
 
     @classmethod
     def create(
@@ -40,21 +42,22 @@ class CostRun(Run):
         return rows
 
     def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            CostRow.model_validate(row)  # what the readers read
         self.rows.extend(rounded(row, 6) for row in rows)
         self.save()
 
     def add_operation_row(self, row: dict[str, Any]) -> None:
+        CostOperation.model_validate(row)
         self.doc["operations"].append(rounded(row, 6))
         self.save()
 
 
 def load(folder: Path) -> dict[str, Any]:
-    """The ``cost.json`` document of *folder* (FileNotFoundError when it has none)."""
+    """The ``cost.json`` document of *folder* (or the file itself), validated by its model
+    (``ResultFileError``, a ValueError: one line naming the file and the problem)."""
     path = folder / COST_FILE if folder.is_dir() else folder
-    doc: dict[str, Any] = json.loads(path.read_text())
-    if not str(doc.get("schema", "")).startswith("sessionbench.cost/"):
-        raise ValueError(f"{path} is not a cost.json (schema {doc.get('schema')!r})")
-    return doc
+    return load_document(path, CostFile)
 
 
 def row_index(doc: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:

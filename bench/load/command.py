@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         console.print(f"sessionbench: error: {exc}", highlight=False, soft_wrap=True)
         return 2
-    console.print(summary_table(result.cells))
+    console.print(summary_table(result.file.cells))
     unmeasured = sorted({c["variant"] for c in result.cells
                          if c.get("server_cpu", "").startswith("not measured")})  # fmt: skip
     if unmeasured:

@@ -1,8 +1,9 @@
 """``sessionbench micro``: run the micro-benchmarks with timing on, JSON into a run folder.
 
-The JSON is pytest-benchmark's own (``pytest-benchmark compare`` reads it). It goes
-next to an existing ``run.json`` (``--out`` of a load run) or into a new run folder
-whose ``run.json`` carries the same environment metadata.
+The JSON is pytest-benchmark's own (``pytest-benchmark compare`` reads it), with micro's
+status added under ``sessionbench`` (``MicroStatus``). It goes next to an existing
+``run.json`` (``--out`` of a load run), which micro leaves alone, or into a new run folder
+whose ``run.json`` (micro's own) carries the environment metadata.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common.console import console
-from bench.common.result_files import ensure_writable
-from bench.common.results import ROOT, RUN_FILE, Run, environment
+from bench.common.result_files import MicroStatus, ensure_writable, read_json
+from bench.common.results import ROOT, RUN_FILE, Run, environment, write_atomically
+from bench.common.run_folder import MICRO
 
 MICRO_DIR = Path(__file__).resolve().parent
-MICRO_FILE = "micro.json"
+MICRO_FILE = MICRO.name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,12 +30,11 @@ def run(args: argparse.Namespace) -> int:
     if (out / MICRO_FILE).exists():
         console.print(f"sessionbench: error: --out {out} already holds {MICRO_FILE}")
         return 2
-    own = not (out / RUN_FILE).exists()
     env = environment()
-    folder = (
-        Run.create(out, settings={"mode": "micro", "quick": args.quick}, env=env)
-        if own
-        else Run.load(out)
+    own = (
+        None
+        if (out / RUN_FILE).exists()
+        else Run.create(out, settings={"mode": "micro", "quick": args.quick}, env=env)
     )
     cmd = [
         sys.executable, "-m", "pytest", str(MICRO_DIR), "-p", "no:cacheprovider",
@@ -53,18 +54,18 @@ def run(args: argparse.Namespace) -> int:
         code = 130
     wall = time.monotonic() - started
     ok = code == 0 and (out / MICRO_FILE).exists()
-    folder.doc["micro"] = {
-        "file": MICRO_FILE if (out / MICRO_FILE).exists() else None,
-        "quick": args.quick,
-        "status": "complete" if ok else ("incomplete" if code == 130 else "failed"),
-        "wall_seconds": round(wall, 1),
+    status = MicroStatus(
+        quick=args.quick,
+        status="complete" if ok else ("incomplete" if code == 130 else "failed"),
+        wall_seconds=round(wall, 1),
         # The load run in the same folder may come from another commit.
-        "git_commit": env["git_commit"],
-        "git_dirty": env["git_dirty"],
-    }
-    if own:
-        folder.finish(folder.doc["micro"]["status"])
-    else:
-        folder.save()
-    console.print(f"micro {folder.doc['micro']['status']} in {wall:.0f} s: {out / MICRO_FILE}")
+        git_commit=env["git_commit"],
+        git_dirty=env["git_dirty"],
+    )
+    if (out / MICRO_FILE).exists():
+        document = read_json(out / MICRO_FILE)
+        write_atomically(out / MICRO_FILE, {**document, "sessionbench": status.model_dump()})
+    if own is not None:
+        own.finish(status.status)
+    console.print(f"micro {status.status} in {wall:.0f} s: {out / MICRO_FILE}")
     return 0 if ok else (130 if code == 130 else 1)

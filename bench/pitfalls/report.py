@@ -421,7 +421,7 @@ def _pre_ping_text(settings: dict[str, Any]) -> str:
 def build_alone(folder: Path, lead: Sequence[Any] = ()) -> list[Path]:
     """report.md and index.html for a folder with a pitfalls.json and no load run; *lead*:
     blocks to open the report with (the scorecard, from ``sessionbench report``)."""
-    from bench.common.blocks import bullets, h1, h2, p, to_html, to_markdown
+    from bench.common.blocks import bullets, h1, h2, p, write_report
     from bench.pitfalls.runner import PitfallRun
 
     doc = PitfallRun.load(folder).doc
@@ -448,6 +448,4 @@ def build_alone(folder: Path, lead: Sequence[Any] = ()) -> list[Path]:
             ]
         ),
     ]
-    (folder / "report.md").write_text(to_markdown(blocks))
-    (folder / "index.html").write_text(to_html(blocks, title))
-    return [*written, folder / "report.md", folder / "index.html"]
+    return [*written, *write_report(folder, blocks, title)]

@@ -36,8 +36,9 @@ import variants
 from bench.common import database, drivers, integrity
 from bench.common.lifecycle import RunLifecycle, stopping
 from bench.common.processes import Interrupted, raise_interrupted
-from bench.common.result_files import PitfallFile
+from bench.common.result_files import PitfallCell, PitfallFile
 from bench.common.results import Run, rounded
+from bench.common.run_folder import PITFALLS
 from bench.common.server import ServerError, VariantServer
 from bench.pitfalls import scenarios
 from bench.pitfalls.probe import (
@@ -54,7 +55,7 @@ from bench.pitfalls.repeats import aggregate
 from variants.settings import PRE_PING_ENV, DatabaseUrl
 
 SCHEMA = "sessionbench.pitfalls/1"
-PITFALLS_FILE = "pitfalls.json"
+PITFALLS_FILE = PITFALLS.name
 CELL_TIMEOUT = 120.0  # s: a scenario still running after this is recorded as an error
 K = TypeVar("K")
 T = TypeVar("T")
@@ -105,6 +106,7 @@ class PitfallRun(Run):
     FILE = PITFALLS_FILE
     SCHEMA = SCHEMA
     MODEL = PitfallFile
+    CELL = PitfallCell
 
 
 class PitfallRunner:

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from bench.common.result_files import PitfallCell
+
 # Each scenario says which kind it is where it registers (``bench.pitfalls.scenarios``).
 from bench.pitfalls.scenarios import CONDITIONS, UNCONDITIONAL
 
@@ -34,23 +36,23 @@ OUTCOME_RANK = {"ok": 0, "skipped": 0, "error": 1, "degraded": 2, "broken": 3}
 NOT_MEASURED = "tails: not measured in long windows"
 
 
-def _setting(cell: dict[str, Any]) -> tuple[str, Any]:
+def _setting(cell: PitfallCell) -> tuple[str, Any]:
     """A pitfall cell's scenario with the pool settings it ran with (``pool_pre_ping``)."""
-    return cell["scenario"], cell.get("pool_pre_ping")
+    return cell.scenario, cell.pool_pre_ping
 
 
-def worst(cells: Iterable[dict[str, Any]]) -> str:
+def worst(cells: Iterable[PitfallCell]) -> str:
     """The worst outcome of *cells* (repeated cells count as their worst)."""
-    return max((c["outcome"] for c in cells), key=lambda o: OUTCOME_RANK.get(o, 1), default="ok")
+    return max((c.outcome for c in cells), key=lambda o: OUTCOME_RANK.get(o, 1), default="ok")
 
 
-def shared_scenarios(cells: list[dict[str, Any]]) -> set[tuple[str, Any]]:
+def shared_scenarios(cells: list[PitfallCell]) -> set[tuple[str, Any]]:
     """(scenario, pool setting) in which every variant of the matrix (two or more) had the
     same outcome, other than ok."""
-    by: dict[tuple[str, Any], dict[str, list[dict[str, Any]]]] = {}
+    by: dict[tuple[str, Any], dict[str, list[PitfallCell]]] = {}
     for cell in cells:
-        by.setdefault(_setting(cell), {}).setdefault(cell["variant"], []).append(cell)
-    variants = {c["variant"] for c in cells}
+        by.setdefault(_setting(cell), {}).setdefault(cell.variant, []).append(cell)
+    variants = {c.variant for c in cells}
     shared = set()
     for setting, per_variant in by.items():
         outcomes = {worst(cs) for cs in per_variant.values()}
@@ -61,13 +63,13 @@ def shared_scenarios(cells: list[dict[str, Any]]) -> set[tuple[str, Any]]:
 
 
 def own_failures(
-    cells: list[dict[str, Any]], shared: set[tuple[str, Any]]
+    cells: list[PitfallCell], shared: set[tuple[str, Any]]
 ) -> tuple[list[str], list[str]]:
     """(broken, degraded) scenarios of one variant's *cells*, the shared ones left out."""
-    per: dict[str, list[dict[str, Any]]] = {}
+    per: dict[str, list[PitfallCell]] = {}
     for cell in cells:
         if _setting(cell) not in shared:
-            per.setdefault(cell["scenario"], []).append(cell)
+            per.setdefault(cell.scenario, []).append(cell)
     broken = [s for s, cs in per.items() if worst(cs) == "broken"]
     degraded = [s for s, cs in per.items() if worst(cs) == "degraded"]
     return broken, degraded

@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.arguments import add_command, number, usage_error
+from bench.common.run_folder import COST, RUN, RunFolder, names
 
 
 def run_folder(value: str) -> Path:
+    """A folder with a load run (run.json) or instruction counts (cost.json)."""
     path = Path(value)
-    if not ((path / "run.json").is_file() or (path / "cost.json").is_file()):
+    if not {RUN, COST} & set(RunFolder(path).results()):
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not a run folder (neither run.json nor cost.json)"
+            f"{value!r} is not a run folder (neither {RUN.name} nor {COST.name})"
         )
     return path
 
@@ -21,10 +23,8 @@ def run_folder(value: str) -> Path:
 def report_folder(value: str) -> Path:
     """A folder with a load run (run.json), a pitfall run (pitfalls.json) or a cost.json."""
     path = Path(value)
-    if not any((path / name).is_file() for name in ("run.json", "pitfalls.json", "cost.json")):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} has none of run.json, pitfalls.json, cost.json"
-        )
+    if not RunFolder(path).results():
+        raise argparse.ArgumentTypeError(f"{value!r} has none of {names()}")
     return path
 
 
@@ -50,7 +50,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for path in build(folder, args.readme_also):
         print(path)
     if args.readme is not None:
-        from bench.report.document import update_readme
+        from bench.report.readme import update_readme
 
         try:
             update_readme(folder, args.readme, args.readme_also)

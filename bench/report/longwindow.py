@@ -17,19 +17,21 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from bench.common.result_files import LoadCell, RunFile, SeriesInfo
 from bench.common.results import Run, censored_percentiles, percentile, tail_visible
+from bench.common.run_folder import RUN, RunFolder
 
 Key = tuple[str, str, str]  # variant, pool queue, driver
 
 
-def key(info: dict[str, Any], series: str) -> Key:
+def key(info: SeriesInfo | None, series: str) -> Key:
     """What must match between a scorecard series and a series of the long-window pass."""
+    info = info or SeriesInfo()
     return (
-        str(info.get("variant", series.split("+", 1)[0])),
-        str(info.get("pool_queue") or "sqlalchemy"),
-        str(info.get("driver") or "asyncpg"),
+        str(info.variant if info.recorded("variant") else series.split("+", 1)[0]),
+        str(info.pool_queue or "sqlalchemy"),
+        str(info.driver or "asyncpg"),
     )
 
 
@@ -62,24 +64,26 @@ class Timeouts:
         return f"{self.count:,} of {self.of:,} timed out at {self.at_s:g} s" if self.count else ""
 
 
-def timeouts(valid: Sequence[dict[str, Any]]) -> Timeouts | None:
+def timeouts(valid: Sequence[LoadCell]) -> Timeouts | None:
     """Pool timeouts summed over *valid* followed cells (``run --follow``); None when none
     of them was followed."""
-    followed = [c["timeouts"] for c in valid if "timeouts" in c]
+    followed = [c.timeouts for c in valid if c.timeouts is not None]
     if not followed:
         return None
     return Timeouts(
-        count=sum(int(t["count"]) for t in followed),
-        of=sum(int(t["of"]) for t in followed),
-        at_s=float(followed[0]["at_s"]),
+        count=sum(int(t.count) for t in followed),
+        of=sum(int(t.of) for t in followed),
+        at_s=float(followed[0].at_s),
     )
 
 
-def _is_overload(doc: dict[str, Any]) -> bool:
-    return any(
-        c["users"] > (doc["variants"].get(c["variant"], {}).get("pool_size") or c["users"])
-        for c in doc["cells"]
-    )
+def _pool_size(doc: RunFile, series: str) -> int | None:
+    info = doc.variants.get(series)
+    return info.pool_size if info else None
+
+
+def _is_overload(doc: RunFile) -> bool:
+    return any(c.users > (_pool_size(doc, c.variant) or c.users) for c in doc.cells)
 
 
 def tails(folders: Sequence[Path], scenario: str) -> dict[Key, Tail]:
@@ -87,33 +91,33 @@ def tails(folders: Sequence[Path], scenario: str) -> dict[Key, Tail]:
     longest-window overload folder that ran it (empty when no folder qualifies)."""
     runs = []
     for folder in folders:
-        if (folder / "run.json").exists():
-            run = Run.load(folder)
-            if run.doc["cells"] and _is_overload(run.doc):
-                runs.append((float(run.doc["settings"]["duration"]), folder, run))
+        if RunFolder(folder).has(RUN):
+            run = Run.read(folder)
+            if run.file.cells and _is_overload(run.file):
+                runs.append((float(run.file.settings.duration), folder, run))
     out: dict[Key, Tail] = {}
     for duration, folder, run in sorted(runs, key=lambda r: -r[0]):
-        doc = run.doc
-        cells = [c for c in doc["cells"] if c["scenario"] == scenario]
+        doc = run.file
+        cells = [c for c in doc.cells if c.scenario == scenario]
         if not cells:
             continue
-        top = max(c["users"] for c in cells)
-        for series, info in doc["variants"].items():
-            group = [c for c in cells if (c["variant"], c["users"]) == (series, top)]
-            valid = [c for c in group if c["status"] == "ok"]
+        top = max(c.users for c in cells)
+        for series, info in doc.variants.items():
+            group = [c for c in cells if (c.variant, c.users) == (series, top)]
+            valid = [c for c in group if c.ok]
             k = key(info, series)
-            if k in out or not valid or not all("max" in c["latency_us"] for c in valid):
+            if k in out or not valid or not all("max" in c.latency_us for c in valid):
                 continue
             if not all(tail_visible(c) for c in valid):  # TAIL_RULE: the window cannot show it
                 continue
-            jain = [c["fairness"]["jain"] for c in valid if "fairness" in c]
+            jain = [c.jain for c in valid if c.fairness is not None]
             out[k] = Tail(
                 fairness=statistics.median(jain) if jain else None,
                 p999_us=percentile(group, "p99.9")[0],
                 max_us=percentile(group, "max")[0],
                 censored=frozenset(censored_percentiles(group)),
                 users=top,
-                pool=info.get("pool_size"),
+                pool=info.pool_size,
                 window_s=duration,
                 folder=folder.name,
                 timeouts=timeouts(valid),

@@ -16,19 +16,20 @@ import statistics
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 from bench.common.blocks import Block, bullets, h2
+from bench.common.result_files import LoadCell, SeriesInfo
 from bench.common.results import Run
+from bench.common.run_folder import RUN, RunFolder
 from bench.common.stats import Comparison, signed_percent
-from bench.report import stalls
-from bench.report.compare import METRICS, within
+from bench.load import stalls
+from bench.load.verdicts import METRICS, within
 from bench.report.scorecard import get_instructions
 
 SCENARIO = "read"  # GET by id: the endpoint the instruction counts are taken on
 RESOLVED_SAME = 2.0  # instruction ratios within this many per cent count as "the same cost"
 
-Cell = dict[str, Any]
+Cell = LoadCell
 
 
 def _signed(value: float) -> str:
@@ -48,20 +49,19 @@ def _short(c: Comparison, where: str) -> str:
 
 def _invalid(cells: list[Cell], series: str, users: int) -> str | None:
     """Why *series* has no valid read cell at *users*, or None when it has one."""
-    own = [c for c in cells if (c["variant"], c["scenario"], c["users"]) == (
-        series, SCENARIO, users)]  # fmt: skip
+    own = [c for c in cells if (c.variant, c.scenario, c.users) == (series, SCENARIO, users)]
     if not own:
         return "not run"
-    if any(c["status"] == "ok" for c in own):
+    if any(c.ok for c in own):
         return None
-    reasons = [r for c in own for r in c.get("reasons", [])]
+    reasons = [r for c in own for r in c.reasons]
     first = f": {reasons[0]}" if reasons else ""
     return f"all {len(own)} of its cells invalid{first}"
 
 
 def _rps(run: Run, base: str, other: str) -> list[str]:
     """*other*'s req/s against *base* at each user count of the read scenario."""
-    levels = sorted({c["users"] for c in run.cells if c["scenario"] == SCENARIO})
+    levels = sorted({c.users for c in run.file.cells if c.scenario == SCENARIO})
     rows = {
         r.users: r.comparison
         for r in within(run, base, METRICS["rps"])
@@ -69,7 +69,7 @@ def _rps(run: Run, base: str, other: str) -> list[str]:
     }
     out = []
     for users in levels:
-        why = _invalid(run.cells, other, users) or _invalid(run.cells, base, users)
+        why = _invalid(run.file.cells, other, users) or _invalid(run.file.cells, base, users)
         if users in rows:
             out.append(_short(rows[users], f"at {users} users"))
         else:
@@ -93,10 +93,10 @@ def _cost_phrase(ratio: float | None, base: str) -> str:
 def _find(folders: Sequence[Path], *series: str) -> tuple[Path, Run] | None:
     """The first folder whose run has every one of *series*."""
     for folder in folders:
-        if not (folder / "run.json").exists():
+        if not RunFolder(folder).has(RUN):
             continue
-        run = Run.load(folder)
-        present = {c["variant"] for c in run.cells}
+        run = Run.read(folder)
+        present = {c.variant for c in run.file.cells}
         if all(s in present for s in series):
             return folder, run
     return None
@@ -124,10 +124,10 @@ def tutorial(folders: Sequence[Path]) -> str | None:
 
 def _on(run: Run, variant: str, driver: str) -> str | None:
     """The series of *run* that is *variant* on *driver* (by the run's own record)."""
-    for series, info in run.doc["variants"].items():
-        own = info.get("variant", series.split("+", 1)[0])
-        on = (info.get("driver") or "asyncpg") == driver
-        if own == variant and on and any(c["variant"] == series for c in run.cells):
+    for series, info in run.file.variants.items():
+        own = info.variant if info.recorded("variant") else series.split("+", 1)[0]
+        on = (info.driver or "asyncpg") == driver
+        if own == variant and on and any(c.variant == series for c in run.file.cells):
             return series
     return None
 
@@ -135,9 +135,9 @@ def _on(run: Run, variant: str, driver: str) -> str | None:
 def _answer(run: Run, comparison: Comparison | None, series: str, users: int) -> str:
     """Async's answer at *users*: faster, slower, no difference, not resolved or deadlock."""
     if any(
-        stalls.is_stall(c, run.doc)
-        for c in run.cells
-        if (c["variant"], c["scenario"], c["users"]) == (series, SCENARIO, users)
+        stalls.is_stall(c, run.file)
+        for c in run.file.cells
+        if (c.variant, c.scenario, c.users) == (series, SCENARIO, users)
     ):
         return "the threadpool deadlocks"
     if comparison is None:
@@ -150,9 +150,9 @@ def _answer(run: Run, comparison: Comparison | None, series: str, users: int) ->
 def sync_vs_async(folders: Sequence[Path]) -> str | None:
     """sync_threadpool against context on the same driver (psycopg), per user count."""
     for folder in folders:
-        if not (folder / "run.json").exists():
+        if not RunFolder(folder).has(RUN):
             continue
-        run = Run.load(folder)
+        run = Run.read(folder)
         sync = _on(run, "sync_threadpool", "psycopg")
         context = _on(run, "context", "psycopg")
         if sync is not None and context is not None:
@@ -161,13 +161,13 @@ def sync_vs_async(folders: Sequence[Path]) -> str | None:
 
 
 def _sync_vs_async(folder: Path, run: Run, sync: str, context: str) -> str:
-    info = run.doc["variants"].get(sync, {})
+    info = run.file.variants.get(sync, SeriesInfo())
     setup = ", ".join(
-        f"{label} {info[key]}"
+        f"{label} {getattr(info, key)}"
         for key, label in (("threadpool_tokens", "threads"), ("pool_size", "pool"))
-        if key in info
+        if info.recorded(key)
     )
-    levels = sorted({c["users"] for c in run.cells if c["scenario"] == SCENARIO})
+    levels = sorted({c.users for c in run.file.cells if c.scenario == SCENARIO})
     rows = {
         r.users: r.comparison
         for r in within(run, context, METRICS["rps"])
@@ -178,13 +178,13 @@ def _sync_vs_async(folder: Path, run: Run, sync: str, context: str) -> str:
         answer = _answer(run, rows.get(users), sync, users)
         answers.append(answer)
         if answer == "the threadpool deadlocks":
-            found = stalls.stalls(run.doc).get(sync)
+            found = stalls.stalls(run.file).get(sync)
             detail = f" ({found.evidence().split(': ', 1)[1]})" if found else ""
             parts.append(f"at {users} users {answer}{detail}")
         elif users in rows:
             parts.append(_short(rows[users], f"at {users} users"))
         else:
-            why = _invalid(run.cells, sync, users) or _invalid(run.cells, context, users)
+            why = _invalid(run.file.cells, sync, users) or _invalid(run.file.cells, context, users)
             parts.append(f"no comparison at {users} users ({why or 'no common round'})")
     measured = [(u, a) for u, a in zip(levels, answers, strict=True) if a != "not compared"]
     changes = [
@@ -212,29 +212,30 @@ def _sync_vs_async(folder: Path, run: Run, sync: str, context: str) -> str:
 def _driver_series(run: Run) -> dict[str, dict[str, str]]:
     """variant → driver → series, for the variants run on more than one driver."""
     by_variant: dict[str, dict[str, str]] = {}
-    for series, info in run.doc["variants"].items():
-        driver = info.get("driver")
+    for series, info in run.file.variants.items():
+        driver = info.driver
         if driver:
-            by_variant.setdefault(info.get("variant", series), {})[driver] = series
+            own = info.variant if info.recorded("variant") else series
+            by_variant.setdefault(str(own), {})[driver] = series
     return {v: d for v, d in by_variant.items() if len(d) > 1}
 
 
 def _median_rps(run: Run, series: str, users: int) -> float | None:
-    values = [c["rps"] for c in run.cells if c["status"] == "ok" and (
-        c["variant"], c["scenario"], c["users"]) == (series, SCENARIO, users)]  # fmt: skip
+    values = [c.measured_rps for c in run.file.cells if c.ok and (
+        c.variant, c.scenario, c.users) == (series, SCENARIO, users)]  # fmt: skip
     return statistics.median(values) if values else None
 
 
 def drivers(folders: Sequence[Path]) -> str | None:
     """psycopg against asyncpg per strategy, and whether the ranking holds."""
     for folder in folders:
-        if not (folder / "run.json").exists():
+        if not RunFolder(folder).has(RUN):
             continue
-        run = Run.load(folder)
+        run = Run.read(folder)
         pairs = _driver_series(run)
         if not all({"asyncpg", "psycopg"} <= set(d) for d in pairs.values()) or not pairs:
             continue
-        top = max(c["users"] for c in run.cells if c["scenario"] == SCENARIO)
+        top = max(c.users for c in run.file.cells if c.scenario == SCENARIO)
         per = []
         for variant, series in pairs.items():
             rows = [

@@ -12,7 +12,6 @@ of :mod:`bench.report.advice`.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -21,17 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.blocks import Block, p, table
-from bench.common.result_files import PitfallFile, load_document
-from bench.common.results import TAIL_RULE, Run, series_names
+from bench.common.result_files import (
+    CostFile,
+    LoadCell,
+    PitfallCell,
+    PitfallFile,
+    RunFile,
+    SeriesInfo,
+    load,
+)
+from bench.common.results import TAIL_RULE, Run
+from bench.common.run_folder import RUN, RunFolder
+from bench.load import stalls
+from bench.load.verdicts import METRICS, within
 from bench.report import advice as rules
-from bench.report import longwindow, stalls
-from bench.report.compare import METRICS, within
+from bench.report import longwindow
 
-COST_FILE = "cost.json"
-PITFALLS_FILE = "pitfalls.json"  # bench.pitfalls.runner.PITFALLS_FILE, read as plain JSON
 BASELINE = "depends"
-GET_ENDPOINTS = {"get", "read", "get_by_id", "get /todos/{id}", "/todos/{id}"}
-"""Names the cost run may give the GET-by-id endpoint (compared lower-case)."""
+GET_ENDPOINT = "get"
+"""cost.json's name of GET /todos/{id} (bench.cost.endpoints.ENDPOINTS)."""
 
 PITFALL_ORDER = ("ok", "degraded", "broken", "error", "skipped")
 
@@ -82,61 +89,47 @@ def _tail_cell(tail: longwindow.Tail | None) -> str:
     return f"{text}; {timed_out}" if timed_out else text
 
 
-def headline_scenario(doc: dict[str, Any]) -> str | None:
+def headline_scenario(doc: RunFile) -> str | None:
     """The scenario the scorecard reads: ``read`` (GET by id, as the cost run) if run."""
-    present = [s for s in doc["settings"]["scenarios"] if any(
-        c["scenario"] == s for c in doc["cells"])]  # fmt: skip
+    present = [s for s in doc.settings.scenarios if any(c.scenario == s for c in doc.cells)]
     return "read" if "read" in present else (present[0] if present else None)
 
 
-def _twin(doc: dict[str, Any], series: str, variant: str) -> str:
+def _twin(doc: RunFile, series: str, variant: str) -> str:
     """*variant* run with the same axis values as *series* (``depends+pool32`` …)."""
-    own = doc["variants"].get(series, {}).get("variant", series.split("+", 1)[0])
+    info = doc.variants.get(series)
+    own = str(info.variant) if info and info.recorded("variant") else series.split("+", 1)[0]
     return variant + series.removeprefix(own)
 
 
 def get_instructions(folder: Path) -> dict[str, float]:
     """Instructions per GET by id per variant from *folder*'s cost.json (fewest clients)."""
-    path = folder / COST_FILE
+    path = RunFolder(folder).cost
     if not path.exists():
         return {}
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    rows = [
-        r for r in doc.get("rows") or doc.get("cells") or []
-        if isinstance(r, dict) and str(r.get("endpoint", "")).strip().lower() in GET_ENDPOINTS
-        and isinstance(r.get("instructions_per_request"), int | float)
-    ]  # fmt: skip
-    if not rows:
-        return {}
-    fewest = min(r.get("clients", 1) for r in rows)
-    per: dict[str, list[float]] = {}
-    for r in rows:
-        if r.get("clients", 1) == fewest:
-            per.setdefault(str(r["variant"]), []).append(float(r["instructions_per_request"]))
-    return {v: statistics.median(xs) for v, xs in per.items()}
+    counts = load(path, CostFile).per_request()
+    return {variant: n for (variant, endpoint), n in counts.items() if endpoint == GET_ENDPOINT}
 
 
-def _pitfalls(folder: Path) -> tuple[dict[str, list[dict[str, Any]]], set[tuple[str, Any]]]:
+def _pitfalls(folder: Path) -> tuple[dict[str, list[PitfallCell]], set[tuple[str, Any]]]:
     """The pitfall cells per variant, and the scenarios every variant shares."""
-    path = folder / PITFALLS_FILE
+    path = RunFolder(folder).pitfalls
     if not path.exists():
         return {}, set()
-    doc = load_document(path, PitfallFile)  # validated: a damaged file is one line, exit 2
-    by_variant: dict[str, list[dict[str, Any]]] = {}
-    for cell in doc.get("cells", []):
-        by_variant.setdefault(cell["variant"], []).append(cell)
-    return by_variant, rules.shared_scenarios(doc.get("cells", []))
+    doc = load(path, PitfallFile)  # validated: a damaged file is one line, exit 2
+    by_variant: dict[str, list[PitfallCell]] = {}
+    for cell in doc.cells:
+        by_variant.setdefault(cell.variant, []).append(cell)
+    return by_variant, rules.shared_scenarios(doc.cells)
 
 
-def _kind(doc: dict[str, Any], series: str) -> str:
+def _kind(recorded: dict[str, SeriesInfo], series: str) -> str:
+    """*series*' kind (strategy, baseline) as the run recorded it, else as the registry has it."""
     import variants
 
-    info = doc["variants"].get(series, {})
-    if "kind" in info:
-        return str(info["kind"])
+    info = recorded.get(series)
+    if info is not None and info.recorded("kind"):
+        return str(info.kind)
     known = variants.VARIANTS.get(series.split("+", 1)[0])
     return known.kind if known else "strategy"
 
@@ -147,16 +140,16 @@ def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[
     pitfalls, shared = _pitfalls(folder)
     context: dict[str, Any] = {"pitfalls": bool(pitfalls), "shared": sorted(
         {scenario for scenario, _ in shared})}  # fmt: skip
-    if not (folder / "run.json").exists():
-        out = [_with_pitfalls(Score(name, _kind({"variants": {}}, name)), pitfalls, shared)
+    if not RunFolder(folder).has(RUN):
+        out = [_with_pitfalls(Score(name, _kind({}, name)), pitfalls, shared)
                for name in pitfalls]  # fmt: skip
         return out, context
-    run = Run.load(folder)
-    doc = run.doc
+    run = Run.read(folder)
+    doc = run.file
     scenario = headline_scenario(doc)
     if scenario is None:
         return [], context
-    top = max(c["users"] for c in doc["cells"] if c["scenario"] == scenario)
+    top = max(c.users for c in doc.cells if c.scenario == scenario)
     context |= {"scenario": scenario, "users": top}
     instructions = get_instructions(folder)
     context["cost_unit"] = "instructions/GET" if instructions else "server CPU µs/req"
@@ -164,7 +157,7 @@ def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[
     context["long_window"] = next(iter(tails.values()), None)
     stalled = stalls.stalls(doc)
     verdicts: dict[tuple[str, str], Any] = {}
-    names = series_names(doc)
+    names = doc.series_names()
     for base in {_twin(doc, s, BASELINE) for s in names}:
         if base in names:
             for row in within(run, base, METRICS["rps"]):
@@ -172,19 +165,18 @@ def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[
                     verdicts[base, row.b] = row
     out = []
     for name in names:
-        group = [c for c in doc["cells"] if (c["variant"], c["scenario"], c["users"]) == (
-            name, scenario, top)]  # fmt: skip
-        valid = [c for c in group if c["status"] == "ok"]
-        score = Score(name, _kind(doc, name), stall=stalled.get(name))
-        score.tail = tails.get(longwindow.key(doc["variants"].get(name, {}), name))
+        group = [c for c in doc.cells if (c.variant, c.scenario, c.users) == (name, scenario, top)]
+        valid = [c for c in group if c.ok]
+        score = Score(name, _kind(doc.variants, name), stall=stalled.get(name))
+        score.tail = tails.get(longwindow.key(doc.variants.get(name), name))
         if instructions:  # measured apart from the load run: shown whatever the load did
             score.cost = instructions.get(name.split("+", 1)[0])
         if not valid:  # e.g. a stall at the top: req/s where it did not stall
-            valid, score.rps_users = _highest_valid(doc["cells"], name, scenario)
+            valid, score.rps_users = _highest_valid(doc.cells, name, scenario)
         if valid:
-            score.rps = statistics.median(c["rps"] for c in valid)
+            score.rps = statistics.median(c.measured_rps for c in valid)
             if not instructions:
-                cpu = [v for c in valid if (v := c["cpu_us_per_request"].get("server")) is not None]
+                cpu = [v for c in valid if (v := c.server_us) is not None]
                 score.cost = statistics.median(cpu) if cpu else None
         compared = verdicts.get((_twin(doc, name, BASELINE), name))
         if compared is not None:
@@ -207,23 +199,22 @@ def scores(folder: Path, extra: Sequence[Path] = ()) -> tuple[list[Score], dict[
 
 
 def _highest_valid(
-    cells: list[dict[str, Any]], name: str, scenario: str
-) -> tuple[list[dict[str, Any]], int | None]:
+    cells: list[LoadCell], name: str, scenario: str
+) -> tuple[list[LoadCell], int | None]:
     """*name*'s valid cells of *scenario* at the highest user count that has any."""
-    valid = [c for c in cells if (c["variant"], c["scenario"], c["status"]) == (
-        name, scenario, "ok")]  # fmt: skip
+    valid = [c for c in cells if c.ok and (c.variant, c.scenario) == (name, scenario)]
     if not valid:
         return [], None
-    users = max(c["users"] for c in valid)
-    return [c for c in valid if c["users"] == users], users
+    users = max(c.users for c in valid)
+    return [c for c in valid if c.users == users], users
 
 
 def _with_pitfalls(
-    score: Score, pitfalls: dict[str, list[dict[str, Any]]], shared: set[tuple[str, Any]]
+    score: Score, pitfalls: dict[str, list[PitfallCell]], shared: set[tuple[str, Any]]
 ) -> Score:
     cells = pitfalls.get(score.series.split("+", 1)[0], [])
     for cell in cells:
-        score.pitfalls[cell["outcome"]] = score.pitfalls.get(cell["outcome"], 0) + 1
+        score.pitfalls[cell.outcome] = score.pitfalls.get(cell.outcome, 0) + 1
     score.broken, score.degraded = rules.own_failures(cells, shared)
     return score
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.common.result_files import LoadCell, RunFile, SeriesInfo
 from bench.load.runner import stall_record
 
 ISSUES = "fastapi#888, open fix fastapi#12066 (alt. #15388), related #3205"
@@ -88,41 +89,42 @@ class Stall:
         )
 
 
-def record(cell: dict[str, Any], duration: float) -> dict[str, Any] | None:
+def record(cell: LoadCell, duration: float) -> dict[str, Any] | None:
     """*cell*'s stall record: its own, or the runner's rule over an older run's cell."""
-    if cell.get("status") == "stall":
-        return dict(cell.get("stall") or {"users": cell.get("users")})
-    lingering = cell.get("lingering_transactions")
-    if cell.get("status") == "invalid" and lingering:
-        return stall_record(cell, lingering, duration)
+    if cell.status == "stall":
+        return dict(cell.stall or {"users": cell.users})
+    lingering = cell.lingering_transactions
+    if cell.status == "invalid" and lingering:
+        # the runner's rule reads the cell as it writes it
+        return stall_record(cell.model_dump(exclude_unset=True), lingering, duration)
     return None
 
 
-def is_stall(cell: dict[str, Any], doc: dict[str, Any]) -> bool:
-    return record(cell, float(doc.get("settings", {}).get("duration", 0))) is not None
+def is_stall(cell: LoadCell, doc: RunFile) -> bool:
+    return record(cell, float(doc.settings.duration)) is not None
 
 
-def stalls(doc: dict[str, Any]) -> dict[str, Stall]:
+def stalls(doc: RunFile) -> dict[str, Stall]:
     """Series → its stalls at the lowest user count where any cell stalled."""
-    duration = float(doc.get("settings", {}).get("duration", 0))
-    found: dict[str, dict[int, list[tuple[dict[str, Any], dict[str, Any]]]]] = {}
-    for cell in doc["cells"]:
+    duration = float(doc.settings.duration)
+    found: dict[str, dict[int, list[tuple[LoadCell, dict[str, Any]]]]] = {}
+    for cell in doc.cells:
         rec = record(cell, duration)
         if rec is not None:
-            found.setdefault(cell["variant"], {}).setdefault(cell["users"], []).append((cell, rec))
+            found.setdefault(cell.variant, {}).setdefault(cell.users, []).append((cell, rec))
     out = {}
     for series, by_users in found.items():
         users = min(by_users)
-        info = doc["variants"].get(series, {})
-        run_at = [c for c in doc["cells"] if (c["variant"], c["users"]) == (series, users)]
+        info = doc.variants.get(series, SeriesInfo())
+        run_at = [c for c in doc.cells if (c.variant, c.users) == (series, users)]
         pairs = by_users[users]
         out[series] = Stall(
             series,
             users,
             cells=[rec for _, rec in pairs],
             trials=len(run_at),
-            scenarios=list(dict.fromkeys(c["scenario"] for c, _ in pairs)),
-            threads=info.get("threadpool_tokens"),
-            pool=info.get("pool_size"),
+            scenarios=list(dict.fromkeys(c.scenario for c, _ in pairs)),
+            threads=info.threadpool_tokens,
+            pool=info.pool_size,
         )
     return out

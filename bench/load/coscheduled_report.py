@@ -1,14 +1,13 @@
 """The report's section on the co-scheduled pass: verdicts, their design, and their checks.
 
 Reads ``run.json``'s ``coscheduled`` record (bench/load/coschedule.py) through
-:func:`bench.report.compare.co_rows` (one computation for every table that shows a verdict)
+:func:`bench.load.verdicts.co_rows` (one computation for every table that shows a verdict)
 and, when the folder has one, ``cost.json``'s instructions per request: the prediction each
 co-scheduled ratio is set against, and the calibration series' known extra cost.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
@@ -16,9 +15,10 @@ from typing import Any
 
 from bench.common.blocks import Block, bullets, h2, p, table
 from bench.common.pairs import base, co_pairs, missing, timed_prediction
+from bench.common.result_files import CostFile, load
+from bench.common.run_folder import RunFolder
 from bench.common.stats import MARGIN_PERCENT
-from bench.report.compare import Row, co_rows
-from bench.report.scorecard import COST_FILE
+from bench.load.verdicts import Row, co_rows
 
 # the cost endpoint whose instructions predict a scenario's cost per request
 SCENARIO_ENDPOINT = {"read": "get", "write": "write", "multi": "multi"}
@@ -27,20 +27,8 @@ DECIDED_GOAL = {"read": 0.90, "write": 0.90, "mixed": 0.75, "multi": 0.75}
 
 def instructions(folder: Path) -> dict[tuple[str, str], float]:
     """(variant, endpoint) -> instructions per request at the fewest clients in cost.json."""
-    path = folder / COST_FILE
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    rows = [r for r in doc.get("rows", []) if isinstance(r, dict)]
-    if not rows:
-        return {}
-    fewest = min(r.get("clients", 1) for r in rows)
-    return {
-        (r["variant"], r["endpoint"]): float(r["instructions_per_request"])
-        for r in rows
-        if r.get("clients", 1) == fewest and r.get("instructions_per_request")
-    }
+    path = RunFolder(folder).cost
+    return load(path, CostFile).per_request() if path.exists() else {}
 
 
 def predicted(counts: dict[tuple[str, str], float], row: Row) -> float | None:
