@@ -78,6 +78,8 @@ def string_import(call: ast.Call) -> str | None:
 DYNAMIC_IMPORTS = {
     "bench.common.server": "a variant's app, by the module name its registry entry holds",
     "bench.micro.test_requests": "a variant's app, by the module name its registry entry holds",
+    "bench.common.micro_ops": "a variant's micro hooks, by the module name its registry entry "
+    "holds",
 }
 """Modules allowed to import by a computed name, and why: variants are plugins, loaded by the
 name the registry holds; a bench module is never loaded that way."""

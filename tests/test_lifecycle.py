@@ -16,7 +16,8 @@ import pytest
 from bench.common.lifecycle import RunLifecycle, stopping
 from bench.common.results import ROOT, Run
 
-CELL = {"variant": "raw", "scenario": "read", "users": 2, "trial": 1, "status": "ok"}
+CELL = {"variant": "raw", "scenario": "read", "users": 2, "trial": 1, "status": "invalid",
+        "reasons": ["a cell saved before the signal"]}  # fmt: skip
 
 
 class Boom(Exception):
