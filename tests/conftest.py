@@ -120,13 +120,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return GroupScheduling(config, log)
 
 
-ALONE = ("cost_run", "small_run", "co_run")
+ALONE = ("cost_run", "co_run")
 """Fixtures whose set-up runs with the machine to itself: the other worker finishes its test
-and waits. valgrind's repeats agree within 1 % (``test_cost.py``'s cost run) and depends'
-req/s stays below raw's (``test_report.py``'s run) only when nothing else runs (both failed
-beside the other worker); the co-scheduled run (``test_coschedule.py``) drops every
-window in which something else shares the server core. The tests that only read what
-they measured need no lock of their own."""
+and waits. valgrind's repeats agree within 1 % (``test_cost.py``'s cost run) only when
+nothing else runs (it failed beside the other worker); the co-scheduled run
+(``test_coschedule.py``) drops every window in which something else shares the server
+core. The tests that only read what they measured need no lock of their own."""
 
 _lock: list[Any] = []  # this worker's lock file while a test runs (shared, or exclusive)
 
