@@ -92,7 +92,13 @@ def test_report_of_a_folder_with_only_cost_json(cost_run: Path) -> None:
     assert tables[1].rows[1][5].startswith("1.000")  # context vs itself
     assert any("No load run" in b.text for b in blocks)
     assert main(["report", str(cost_run)]) == 0
-    assert "Instructions per request" in (cost_run / "report.md").read_text()
+    report = (cost_run / "report.md").read_text()
+    counted = report.split("## Instructions per request (valgrind)", 1)[1].split("\n## ", 1)[0]
+    for row in json.loads((cost_run / "cost.json").read_text())["rows"]:  # each row, as counted
+        assert (
+            f"| get | 1 | {row['variant']} | {row['instructions_per_request']:,.0f} | "
+            f"{row['spread_percent']:.2f} % |"
+        ) in counted, counted
 
 
 @needs_valgrind

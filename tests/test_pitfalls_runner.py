@@ -57,7 +57,14 @@ def test_a_server_killed_mid_scenario_is_recorded_and_the_run_goes_on(tmp_path: 
     # A folder with only pitfalls.json gets a report of its own.
     written = build(tmp_path / "run")
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "## Pitfall matrix" in report and "server died" in report
+    matrix = report.split("## Pitfall matrix", 1)[1].split("\n## ", 1)[0]
+    row = {  # scenario description → the context column of its row
+        line.split(" | ")[0].split(": ", 1)[-1]: line.split(" | ")[1]
+        for line in matrix.splitlines()
+        if line.startswith("| ") and ": " in line.split(" | ")[0]
+    }
+    assert "server died" in row["Kills its own server mid-scenario"], row
+    assert "server died" not in row["Checks the server answers"], row
     assert (tmp_path / "run" / "plots" / "pitfalls-matrix.png") in written
 
 
