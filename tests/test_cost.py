@@ -32,7 +32,11 @@ from variants.settings import DatabaseUrl
 
 CLI = [sys.executable, "-m", "bench.cli"]
 HAVE_VALGRIND = bool(shutil.which("valgrind") and shutil.which("vgdb"))
-needs_valgrind = pytest.mark.skipif(not HAVE_VALGRIND, reason="valgrind is not installed")
+NO_VALGRIND = (
+    "valgrind is not installed, and scripts/test could not install it here (it needs root and "
+    "apt-get): apt-get install valgrind"
+)
+needs_valgrind = pytest.mark.skipif(not HAVE_VALGRIND, reason=NO_VALGRIND)
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
@@ -44,7 +48,7 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> A
 @pytest.fixture(scope="module")
 def cost_run(db: DatabaseUrl, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not HAVE_VALGRIND:
-        pytest.skip("valgrind is not installed")
+        pytest.skip(NO_VALGRIND)
     out = tmp_path_factory.mktemp("cost") / "run"
     result = cli(
         "cost", "--variants", "context,depends", "--endpoints", "get", "--clients", "1",
