@@ -61,6 +61,7 @@ def cost_run(db: DatabaseUrl, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_cost_json_shape_repeats_agree_and_depends_costs_more(cost_run: Path) -> None:
     doc = json.loads((cost_run / "cost.json").read_text())
@@ -82,6 +83,7 @@ def test_cost_json_shape_repeats_agree_and_depends_costs_more(cost_run: Path) ->
     assert {r["group"] for r in doc["operations"]} == {"session-lifecycle"}
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_report_of_a_folder_with_only_cost_json(cost_run: Path) -> None:
     blocks, _ = section(cost_run)
@@ -105,6 +107,7 @@ def test_report_of_a_folder_with_only_cost_json(cost_run: Path) -> None:
         ) in counted, counted
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_explain_depends_vs_context_adds_up(cost_run: Path) -> None:
     e = explain(cost_run, "depends", "context", "get")
@@ -128,6 +131,7 @@ def compare(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_compare_instructions_fails_above_a_regression(
     cost_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -216,6 +220,7 @@ def test_report_sets_cpu_ratio_beside_and_flags_disagreement() -> None:
     assert rows_for(cost, invalid)[1:] == (0, 0)
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_operations_rows_of_context_and_depends(db: DatabaseUrl, tmp_path: Path) -> None:
     """The operations pass on its own, few operations per repeat: one row per operation."""

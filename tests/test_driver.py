@@ -113,6 +113,7 @@ def test_psycopg_engine_prepares_on_first_use(db: DatabaseUrl) -> None:
     assert name == "sessionbench-driver-test"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_run_on_both_drivers_records_the_evidence(tmp_path: Path, db: DatabaseUrl) -> None:
     out = tmp_path / "run"

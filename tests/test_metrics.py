@@ -67,6 +67,7 @@ def test_remote_needs_the_database_url(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("exported", [True, False], ids=["metrics", "no-metrics"])
 def test_a_remote_server_is_measured_through_its_metrics(

@@ -33,6 +33,7 @@ async def survivor(target: Target) -> Outcome:
     return Outcome(OK if status == "200" else "broken", status, {"status": status})
 
 
+@pytest.mark.slow
 def test_a_server_killed_mid_scenario_is_recorded_and_the_run_goes_on(tmp_path: Path, db) -> None:
     config = PitfallConfig(
         mode="quick", variants=["context"], scenarios=["killer", "survivor"], soak=1.0,
@@ -68,6 +69,7 @@ def test_a_server_killed_mid_scenario_is_recorded_and_the_run_goes_on(tmp_path: 
     assert (tmp_path / "run" / "plots" / "pitfalls-matrix.png") in written
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_sigint_stops_every_child_and_marks_the_run_incomplete(tmp_path: Path, db) -> None:
     out = tmp_path / "run"
@@ -126,6 +128,7 @@ async def by_pid(targets: list[Target]) -> list[Outcome | Exception]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_shared_scenario_runs_every_variant_and_setting_at_once_each_judged_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -147,6 +147,7 @@ def test_bad_pool_queue_is_one_line_exit_2(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_runner_writes_pool_fields_and_the_queue_axis(tmp_path: Path, db: DatabaseUrl) -> None:
     out = tmp_path / "run"

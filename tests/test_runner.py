@@ -154,6 +154,7 @@ def test_core_saturation_is_not_judged_without_separate_cores() -> None:
 CLI = [sys.executable, "-m", "bench.cli"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
     out = tmp_path / "run"
@@ -205,6 +206,7 @@ def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
     assert "req/s" in result.stderr  # the summary table
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_axes_run_every_series_on_its_own_server(tmp_path: Path, db) -> None:
     out = tmp_path / "run"
@@ -268,6 +270,7 @@ def start_run(out: Path, db, variants: str, trials: int, duration: float) -> sub
     )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_locust_processes_listen_on_loopback_only(tmp_path: Path, db) -> None:
     out = tmp_path / "run"
@@ -299,6 +302,7 @@ def test_locust_processes_listen_on_loopback_only(tmp_path: Path, db) -> None:
     ), cell["reasons"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_sigint_stops_every_child_and_keeps_finished_cells(tmp_path: Path, db) -> None:
     out = tmp_path / "run"
@@ -325,6 +329,7 @@ def test_sigint_stops_every_child_and_keeps_finished_cells(tmp_path: Path, db) -
     assert all(c["status"] in ("ok", "invalid") for c in doc["cells"])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_dying_server_fails_its_cell_and_the_run_goes_on(tmp_path: Path, db) -> None:
     """The first cell's server is killed 0.5 s after its locust started (2 s windows leave
