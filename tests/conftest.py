@@ -6,7 +6,32 @@ PostgreSQL is the embedded server (or ``DATABASE_URL`` when set); variants run a
 ``scripts/test`` runs the suite on two pytest-xdist workers (``--dist loadgroup``). Each
 worker is its own test session: its own embedded PostgreSQL (a unix socket in its own temp
 folder), its own servers on free ports. ``GROUPS`` keeps together what must not be split
-or must not run beside itself: see its comment.
+or must not run beside itself; ``ALONE`` fixtures are set up with the machine to
+themselves.
+
+Why this file schedules through pytest-xdist's private methods (``_split_scope``,
+``_assign_work_unit``, ``_reschedule`` of its ``LoadScopeScheduling``) and not through the
+supported means alone (pytest 9.2, pytest-xdist 3.8):
+
+- ``--dist loadgroup`` with ``@pytest.mark.xdist_group`` is what ``GROUPS`` would be, but
+  under pytest 9.2 the mark has no effect: a worker tells the controller a test's group
+  only by appending ``@group`` to ``item._nodeid``, and pytest 9.2 no longer reads that
+  attribute (``Node.nodeid`` is built from the structured ``_id``), so grouped tests are
+  spread like any others (pytest-dev/pytest-xdist#1386; its fix, #1388, is unreleased).
+  The controller never collects: the node id is all it knows of a test, so a table of
+  node-id prefixes is what a scheduler can group by.
+- ``--dist loadscope`` and ``loadfile`` group only by module or class: the "timing" group
+  spans seven modules, and each variant's contract checks are one group inside a module.
+- ``--dist worksteal`` groups nothing: the module-scoped runs (``small_run``,
+  ``cost_run``, ``co_run``, ``micro_run``) would be built again on each worker that steals
+  one of their tests.
+- Every supported mode hands a worker its next unit while it still holds two pending
+  tests, so a unit queued behind a long test on one worker leaves the other idle at the
+  end; ``_reschedule`` below waits until the worker is down to its last test.
+
+When a released pytest-xdist groups by the mark again, ``GROUPS`` becomes
+``xdist_group`` marks and only the ordering (``FIRST``) and ``_reschedule`` stay here.
+``tests/test_scheduling.py`` fails when an entry of these tables names no test.
 """
 
 import asyncio
@@ -42,10 +67,7 @@ GROUPS: dict[str, str] = {
 """nodeid prefix → group: the tests of a group run on one worker, one after the other.
 
 Every check of one variant in ``test_contract.py`` is a group too (its server starts once);
-every other test is a group of its own. pytest-xdist's ``xdist_group`` mark cannot do this
-with pytest 9.2 (it renames ``item._nodeid``, which pytest no longer reads), so the
-scheduler below reads the table instead.
-"""
+every other test is a group of its own (see the module's docstring for why a table)."""
 
 FIRST: tuple[str, ...] = (
     # Both groups with a fixture that needs the machine to itself start at once, one on each
@@ -73,11 +95,15 @@ tests first). Long ones go early: a long test that starts last keeps the other w
 XDIST_ENV = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 
 
+CONTRACT = "tests/test_contract.py::"
+"""The contract checks: each variant's are a group (its server starts once per worker)."""
+
+
 def group_of(nodeid: str) -> str:
     group = next((g for prefix, g in GROUPS.items() if nodeid.startswith(prefix)), None)
     if group is not None:
         return group
-    if nodeid.startswith("tests/test_contract.py::") and "[" in nodeid:
+    if nodeid.startswith(CONTRACT) and "[" in nodeid:
         return "contract-" + nodeid.split("[", 1)[1].split("-", 1)[0]  # [<variant>-<check>]
     return nodeid
 
