@@ -179,7 +179,8 @@ def test_runner_writes_pool_fields_and_the_queue_axis(tmp_path: Path, db: Databa
     section = section.split("\n## ", 1)[0]
     for cell in doc["cells"]:  # one row per series: its queue and its own checkouts
         info = doc["variants"][cell["variant"]]
-        queue = "asyncpg's own" if info["variant"] == "raw" else info["pool_queue"]
+        queue = info.get("pool_queue", "sqlalchemy")
+        queue = "asyncpg's own" if info["variant"] == "raw" else queue
         row = (
             rf"^\| {re.escape(cell['variant'])}( \(invalid\))? \| {re.escape(queue)} \| 1 \| "
             rf"{cell['pool_barging']['checkouts']:,} \| "
