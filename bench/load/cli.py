@@ -76,7 +76,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "run", cmd_run, help)
     mode_flags(
         p,
-        quick="3 strategies + raw, read and write, 32 users, 2 trials, co-scheduled verdicts "
+        quick="3 strategies + raw, read and write, 32 users, 1 trial, co-scheduled verdicts "
         "(default)",
         full="every variant, solo read/write at users 32,128, co-scheduled verdicts in every "
         "scenario",

@@ -21,7 +21,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "variants": ["scoped", "depends", "context", "raw"],
         "scenarios": ["read", "write"],
         "users": [32],
-        "trials": 2,
+        "trials": 1,
         "duration": 2.0,
         "warmup": 1.0,
         # verdicts: each strategy co-scheduled with depends and context at once; groups
@@ -33,7 +33,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "co_warmup": 1.0,
         "co_group": "all",
         "co_cells": [],
-        "co_budget": 70.0,
+        "co_budget": 40.0,
         "co_max_steal": 5.0,
         "solo_scenarios": None,
     },

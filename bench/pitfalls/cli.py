@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "pitfalls", cmd_pitfalls, help)
     mode_flags(
         p,
-        quick="few requests per scenario, 8 s soak (default; about 6 minutes for every variant)",
+        quick="few requests per scenario, 3 s soak (default; under 5 minutes for every variant)",
         full="more requests per scenario, 60 s soak",
     )
     p.add_argument(
@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
         "--soak",
         type=number(float, 0, strict=True),
         metavar="SECONDS",
-        help="soak duration (default: 8 quick, 60 full)",
+        help="soak duration (default: 3 quick, 60 full)",
     )
     p.add_argument("--pool-size", type=number(int, 1), default=10, help="pool size (default 10)")
     p.add_argument(

@@ -20,7 +20,7 @@ from variants.settings import DatabaseUrl
 
 PITFALL_KINDS = ("strategy", "library")
 """Variant kinds the matrix covers by default (baselines have no session to get wrong)."""
-SOAK = {"quick": 8.0, "full": 60.0}
+SOAK = {"quick": 3.0, "full": 60.0}
 """Default soak seconds per mode (``--soak`` overrides)."""
 REPEATS = {"quick": 1, "full": 5}
 """Default runs per cell of a repeated scenario (the PostgreSQL restart) per mode
