@@ -48,16 +48,16 @@ from bench.common.server import VariantServer
 from variants.settings import DatabaseUrl
 
 GROUPS: dict[str, str] = {
-    # Timing and CPU measurements, valgrind's instruction counts, the pitfall matrix's timed
-    # scenarios and the micro-benchmarks: one after the other, never beside each other.
+    # Timing and CPU measurements, the pitfall matrix's timed scenarios and the
+    # micro-benchmarks: one after the other, never beside each other. (The valgrind run
+    # and the co-scheduled run are ALONE fixtures: nothing runs beside them at all.)
     "tests/test_cpu.py::": "timing",
-    "tests/test_cost.py::": "timing",
     "tests/test_micro.py::": "timing",
     "tests/test_pitfalls.py::": "timing",
     "tests/test_pool.py::test_repro_": "timing",
     "tests/test_runner.py::test_a_starving_strategy": "timing",
-    "tests/test_coschedule.py::test_an_injected": "timing",
-    # Module-scoped fixtures built once (a load run, a report, a server).
+    # Module-scoped fixtures built once (a load run, a cost run, a report, a server).
+    "tests/test_cost.py::": "cost",
     "tests/test_report.py::": "report",
     "tests/test_report_browser.py::": "report-browser",
     "tests/test_lab.py::": "lab",
@@ -70,27 +70,32 @@ Every check of one variant in ``test_contract.py`` is a group too (its server st
 every other test is a group of its own (see the module's docstring for why a table)."""
 
 FIRST: tuple[str, ...] = (
-    # Both groups with a fixture that needs the machine to itself start at once, one on each
-    # worker: the two fixtures run one after the other while nothing else is in flight.
-    "timing",
-    "report",
-    # Then the longest (seconds on a 2-core machine), so the workers end together.
-    "micro",  # about 45 s
-    "tests/test_runner.py::test_axes_run_every_series_on_its_own_server",  # 43 s
-    "tests/test_pool.py::test_runner_writes_pool_fields_and_the_queue_axis",  # 25 s
-    "tests/test_runner.py::test_smoke_run_end_to_end",  # 23 s
-    "tests/test_runner.py::test_a_dying_server_fails_its_cell_and_the_run_goes_on",  # 20 s
+    # The longest first, so that the workers end together: worker-seconds of a clean-clone
+    # run with --durations=0 on 2 workers (2026-12-02, other jobs loading the machine: about
+    # 2-3x an idle run's; the order is what counts).
+    "timing",  # 310 s
+    "cost",  # 205 s, valgrind (ALONE set-up)
+    "report",  # 134 s
+    "contract-fastapi_sqla",  # 133 s: builds the variant's own environment first
+    "lab",  # 103 s
+    "tests/test_coschedule.py::test_an_injected",  # 104 s (ALONE set-up)
+    "report-browser",  # 88 s
+    "tests/test_pool.py::test_runner_writes_pool_fields_and_the_queue_axis",  # 86 s
+    "tests/test_runner.py::test_axes_run_every_series_on_its_own_server",  # 83 s
+    "tests/test_style.py::test_tool_is_clean[mypy]",  # 60 s
+    "tests/test_runner.py::test_a_dying_server_fails_its_cell_and_the_run_goes_on",  # 59 s
+    "tests/test_runner.py::test_smoke_run_end_to_end",  # 53 s
+    "tests/test_driver.py::test_run_on_both_drivers_records_the_evidence",  # 48 s
+    "tests/test_pitfalls_runner.py::test_the_restart_runs_with_pre_ping_off_and_on",  # 44 s
     "tests/test_faults.py::test_a_killed_embedded_postmaster_fails_its_cell_and_the_run_goes_on",
-    "tests/test_style.py::test_tool_is_clean[mypy]",  # 15 s
-    "tests/test_topology.py::test_database_server_load_and_runner_on_four_hosts",  # 15 s
-    "report-browser",  # 15 s
+    "tests/test_distributed.py::test_a_worker_lost_mid_cell_invalidates_the_cell",  # 42 s
+    "tests/test_topology.py::test_database_server_load_and_runner_on_four_hosts",  # 39 s
+    "tests/test_runner.py::test_a_deadlocked_server_is_recorded_as_a_stall",  # 39 s
     "tests/test_distributed.py::test_two_workers_load_one_cell_and_the_master_merges_both",
-    "tests/test_load_faults.py::test_a_server_that_leaves_transactions_open_is_restarted_before_the_next_cell",
-    "tests/test_driver.py::test_run_on_both_drivers_records_the_evidence",  # 13 s
-    "tests/test_runner.py::test_locust_processes_listen_on_loopback_only",  # 12 s
 )
 """Groups that start first, in this order (every other group follows in xdist's order: most
-tests first). Long ones go early: a long test that starts last keeps the other worker idle."""
+tests first). Long ones go early: a long test that starts last keeps the other worker idle.
+An entry is a group or a node-id prefix (the group of the tests it starts)."""
 
 XDIST_ENV = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 
@@ -106,6 +111,11 @@ def group_of(nodeid: str) -> str:
     if nodeid.startswith(CONTRACT) and "[" in nodeid:
         return "contract-" + nodeid.split("[", 1)[1].split("-", 1)[0]  # [<variant>-<check>]
     return nodeid
+
+
+def first_rank(group: str) -> int:
+    """The place of *group* in ``FIRST`` (an entry that is it or a prefix of it), else last."""
+    return next((i for i, entry in enumerate(FIRST) if group.startswith(entry)), len(FIRST))
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's
@@ -124,8 +134,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _assign_work_unit(self, node: Any) -> None:
             if not self.ordered:  # the first call: the queue is complete, nothing assigned
                 self.ordered = True
-                rank = {group: i for i, group in enumerate(FIRST)}
-                units = sorted(self.workqueue.items(), key=lambda u: rank.get(u[0], len(rank)))
+                units = sorted(self.workqueue.items(), key=lambda unit: first_rank(unit[0]))
                 self.workqueue.clear()
                 self.workqueue.update(units)
             super()._assign_work_unit(node)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import variants
 from tests import conftest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,8 @@ def test_every_group_prefix_names_a_test(prefix: str) -> None:
 
 @pytest.mark.parametrize("entry", list(conftest.FIRST))
 def test_every_first_entry_is_a_group_or_names_a_test(entry: str) -> None:
-    assert entry in conftest.GROUPS.values() or names_a_test(entry), entry
+    contract = entry.startswith("contract-") and entry.split("-", 1)[1] in variants.VARIANTS
+    assert entry in conftest.GROUPS.values() or contract or names_a_test(entry), entry
 
 
 def test_groups_of_node_ids() -> None:
@@ -42,3 +44,10 @@ def test_groups_of_node_ids() -> None:
     contract = conftest.CONTRACT + "test_variant_serves_contract[scoped-create]"
     assert conftest.group_of(contract) == "contract-scoped"
     assert conftest.group_of("tests/test_cli.py::test_x") == "tests/test_cli.py::test_x"
+
+
+def test_first_ranks_groups_and_prefixes_of_node_ids() -> None:
+    assert conftest.first_rank(conftest.FIRST[0]) == 0
+    long_one = next(entry for entry in conftest.FIRST if "::" in entry)
+    assert conftest.first_rank(long_one + "_and_more[1]") == conftest.FIRST.index(long_one)
+    assert conftest.first_rank("tests/test_cli.py::test_x") == len(conftest.FIRST)
