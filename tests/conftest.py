@@ -51,16 +51,16 @@ GROUPS: dict[str, str] = {
     # Timing and CPU measurements, the pitfall matrix's timed scenarios and the
     # micro-benchmarks: one after the other, never beside each other. (The valgrind run
     # and the co-scheduled run are ALONE fixtures: nothing runs beside them at all.)
-    "tests/test_cpu.py::": "timing",
-    "tests/test_micro.py::": "timing",
-    "tests/test_pitfalls.py::": "timing",
-    "tests/test_pool.py::test_repro_": "timing",
-    "tests/test_runner.py::test_a_starving_strategy": "timing",
+    "tests/common/test_cpu.py::": "timing",
+    "tests/micro/test_micro.py::": "timing",
+    "tests/pitfalls/test_pitfalls.py::": "timing",
+    "tests/pool/test_pool.py::test_repro_": "timing",
+    "tests/load/test_runner.py::test_a_starving_strategy": "timing",
     # Module-scoped fixtures built once (a load run, a cost run, a report, a server).
-    "tests/test_cost.py::": "cost",
-    "tests/test_report.py::": "report",
-    "tests/test_report_browser.py::": "report-browser",
-    "tests/test_lab.py::": "lab",
+    "tests/cost/test_cost.py::": "cost",
+    "tests/report/test_report.py::": "report",
+    "tests/report/test_report_browser.py::": "report-browser",
+    "tests/variants/test_lab.py::": "lab",
     # The micro-benchmarks' own session PostgreSQL and event loop: one worker starts them.
     "bench/micro/": "micro",
 }
@@ -78,20 +78,20 @@ FIRST: tuple[str, ...] = (
     "report",  # 134 s
     "contract-fastapi_sqla",  # 133 s: builds the variant's own environment first
     "lab",  # 103 s
-    "tests/test_coschedule.py::test_an_injected",  # 104 s (ALONE set-up)
+    "tests/load/test_coschedule.py::test_an_injected",  # 104 s (ALONE set-up)
     "report-browser",  # 88 s
-    "tests/test_pool.py::test_runner_writes_pool_fields_and_the_queue_axis",  # 86 s
-    "tests/test_runner.py::test_axes_run_every_series_on_its_own_server",  # 83 s
+    "tests/pool/test_pool.py::test_runner_writes_pool_fields_and_the_queue_axis",  # 86 s
+    "tests/load/test_runner.py::test_axes_run_every_series_on_its_own_server",  # 83 s
     "tests/test_style.py::test_tool_is_clean[mypy]",  # 60 s
-    "tests/test_runner.py::test_a_dying_server_fails_its_cell_and_the_run_goes_on",  # 59 s
-    "tests/test_runner.py::test_smoke_run_end_to_end",  # 53 s
-    "tests/test_driver.py::test_run_on_both_drivers_records_the_evidence",  # 48 s
-    "tests/test_pitfalls_runner.py::test_the_restart_runs_with_pre_ping_off_and_on",  # 44 s
-    "tests/test_faults.py::test_a_killed_embedded_postmaster_fails_its_cell_and_the_run_goes_on",
-    "tests/test_distributed.py::test_a_worker_lost_mid_cell_invalidates_the_cell",  # 42 s
-    "tests/test_topology.py::test_database_server_load_and_runner_on_four_hosts",  # 39 s
-    "tests/test_runner.py::test_a_deadlocked_server_is_recorded_as_a_stall",  # 39 s
-    "tests/test_distributed.py::test_two_workers_load_one_cell_and_the_master_merges_both",
+    "tests/load/test_runner.py::test_a_dying_server_fails_its_cell_and_the_run_goes_on",  # 59 s
+    "tests/load/test_runner.py::test_smoke_run_end_to_end",  # 53 s
+    "tests/common/test_driver.py::test_run_on_both_drivers_records_the_evidence",  # 48 s
+    "tests/pitfalls/test_pitfalls_runner.py::test_the_restart_runs_with_pre_ping",  # 44 s
+    "tests/load/test_faults.py::test_a_killed_embedded_postmaster_fails_its_cell_and_the_run_goes_on",
+    "tests/load/test_distributed.py::test_a_worker_lost_mid_cell_invalidates_the_cell",  # 42 s
+    "tests/load/test_topology.py::test_database_server_load_and_runner_on_four_hosts",  # 39 s
+    "tests/load/test_runner.py::test_a_deadlocked_server_is_recorded_as_a_stall",  # 39 s
+    "tests/load/test_distributed.py::test_two_workers_load_one_cell_and_the_master_merges_both",
 )
 """Groups that start first, in this order (every other group follows in xdist's order: most
 tests first). Long ones go early: a long test that starts last keeps the other worker idle.
@@ -100,7 +100,7 @@ An entry is a group or a node-id prefix (the group of the tests it starts)."""
 XDIST_ENV = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 
 
-CONTRACT = "tests/test_contract.py::"
+CONTRACT = "tests/variants/test_contract.py::"
 """The contract checks: each variant's are a group (its server starts once per worker)."""
 
 

@@ -198,7 +198,7 @@ def test_fail_above_exits_1_when_one_variant_of_the_reference_is_slowed(tmp_path
     """B = the committed reference with fastapi_sqla's cells 20 % slower, the rest as measured.
     Between runs nothing pairs the trials: each cell gets a second trial 2 % off its first
     (in A and in B alike), so each side has a spread to judge by."""
-    committed = Path(__file__).resolve().parent.parent / "results" / "reference"
+    committed = Path(__file__).resolve().parents[2] / "results" / "reference"
     doc = json.loads((committed / "run.json").read_text())
     doc.pop("coscheduled", None)  # between runs only the solo cells compare
     doc["cells"] += [
