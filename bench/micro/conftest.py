@@ -23,6 +23,9 @@ of one benchmark narrow its interval less than their count suggests; 10 rounds g
 median's order-statistic interval 97.9 % nominal coverage (30 gave 95.7 %) at a third of
 the time (``sessionbench micro`` took 555 s at 30 rounds in the reference of 2026-12-02)."""
 QUICK_ROUNDS = 5
+UNTIMED_BATCH = 3
+"""Calls per benchmark in the test suite (--benchmark-disable): each operation runs, a few
+times, untimed; no warm-up batch."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -94,17 +97,21 @@ def measure(
     quick = request.config.getoption("--micro-quick")
 
     def run(op: Op, *, batch: int, rounds: int = ROUNDS, per_call: int = 1) -> None:
-        """Time *op* in rounds of *batch* calls; with --benchmark-disable, one untimed batch.
+        """Time *op* in rounds of *batch* calls; untimed (--benchmark-disable): UNTIMED_BATCH calls.
 
         *per_call*: operations one call of *op* performs (a write cycle is three requests);
         the timer divides by ``batch * per_call`` so the result is per operation.
         """
+        timed = _timed(request.config)
+        if not timed:
+            batch = min(batch, UNTIMED_BATCH)
 
         async def many() -> None:
             for _ in range(batch):
                 await op()
 
-        loop.run_until_complete(many())  # warm-up: connections, caches, compiled statements
+        if timed:  # warm-up: connections, caches, compiled statements
+            loop.run_until_complete(many())
         benchmark._timer = PerOpTimer(batch * per_call)  # pinned pytest-benchmark reads _timer
         benchmark.extra_info["ops_per_round"] = batch * per_call
         benchmark.pedantic(

@@ -2,7 +2,8 @@
 
 The page is opened from disk in headless Chromium (Debian's ``chromium`` package) with a
 probe script added to a copy of it: every image must load and nothing may reach the
-console. Skipped, with the reason, where Chromium is not installed.
+console. ``scripts/test`` installs Chromium where it is missing and it can (root, apt-get);
+skipped, with the reason, only where it cannot.
 """
 
 import json
@@ -18,6 +19,10 @@ from bench.report.document import build
 
 REFERENCE = ROOT / "results" / "reference"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+NO_CHROMIUM = (
+    "chromium is not installed, and scripts/test could not install it here (it needs root and "
+    "apt-get): apt-get install chromium"
+)
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -105,7 +110,7 @@ def _probe(folder: Path, page: str, name: str) -> tuple[dict[str, object], str]:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_index_html_loads_every_image_without_console_errors(reference_report: Path) -> None:
     page = (reference_report / "index.html").read_text()
     sources = re.findall(r'<img src="([^"]+)"', page)
@@ -135,7 +140,7 @@ window.addEventListener('load', () => {
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_index_html_renders_the_markdown_it_means(tmp_path: Path) -> None:
     """The three questions' **question** shows bold, `names` as code, [links](…) as links:
     nothing of the Markdown is shown literally (issue 24)."""
@@ -173,7 +178,7 @@ def test_index_html_renders_the_markdown_it_means(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_reference_questions_render_bold_in_the_browser(reference_report: Path) -> None:
     page = (reference_report / "index.html").read_text()
     probe = reference_report / "render.html"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -146,6 +147,7 @@ def test_bad_pool_queue_is_one_line_exit_2(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_runner_writes_pool_fields_and_the_queue_axis(tmp_path: Path, db: DatabaseUrl) -> None:
     out = tmp_path / "run"
@@ -173,4 +175,14 @@ def test_runner_writes_pool_fields_and_the_queue_axis(tmp_path: Path, db: Databa
             assert barging["barged"] == 0
     written = {p.name for p in build(out)}  # the report's pool section and axis figure
     assert {"pool-read-scoped.png", "pool-read-raw.png", "axis-pool_queue.png"} <= written
-    assert "## Pool wait and hold" in (out / "report.md").read_text()
+    section = (out / "report.md").read_text().split("## Pool wait and hold", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    for cell in doc["cells"]:  # one row per series: its queue and its own checkouts
+        info = doc["variants"][cell["variant"]]
+        queue = info.get("pool_queue", "sqlalchemy")
+        queue = "asyncpg's own" if info["variant"] == "raw" else queue
+        row = (
+            rf"^\| {re.escape(cell['variant'])}( \(invalid\))? \| {re.escape(queue)} \| 1 \| "
+            rf"{cell['pool_barging']['checkouts']:,} \| "
+        )
+        assert re.search(row, section, re.MULTILINE), section

@@ -14,7 +14,7 @@ import pytest
 from bench.pitfalls import scenarios
 from bench.pitfalls.command import config_from
 from bench.pitfalls.probe import BROKEN, OK, Target
-from tests import test_pitfalls
+from tests.pitfalls import test_pitfalls
 
 target = test_pitfalls.target  # the same module-scoped fixture: a lab server per variant
 run = test_pitfalls.run

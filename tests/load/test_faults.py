@@ -30,6 +30,7 @@ def wait_for_cells(out: Path, proc: subprocess.Popen, count: int, timeout: float
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_killed_embedded_postmaster_fails_its_cell_and_the_run_goes_on(tmp_path: Path) -> None:
     out = tmp_path / "run"
@@ -73,6 +74,7 @@ def test_a_killed_embedded_postmaster_fails_its_cell_and_the_run_goes_on(tmp_pat
     assert not Path(pgdata).exists()
 
 
+@pytest.mark.slow
 def test_an_external_database_that_stays_down_is_one_line_and_exit_1(tmp_path: Path) -> None:
     """The runner waits SESSIONBENCH_DATABASE_WAIT for an external database to come back (15 s
     by default): 2 s here, as this one never comes back; how long it waited is not checked."""

@@ -51,6 +51,7 @@ def test_serves_the_contract(name: str, serve, db) -> None:
     assert server.alive(), server.log_tail()
 
 
+@pytest.mark.slow
 def test_threadpool_tokens_are_recorded_next_to_the_pool_size(db, tmp_path: Path) -> None:
     assert environments.threadpool_tokens(variants.get("sync_threadpool")) == 40  # anyio default
     out = tmp_path / "run"

@@ -32,7 +32,11 @@ from variants.settings import DatabaseUrl
 
 CLI = [sys.executable, "-m", "bench.cli"]
 HAVE_VALGRIND = bool(shutil.which("valgrind") and shutil.which("vgdb"))
-needs_valgrind = pytest.mark.skipif(not HAVE_VALGRIND, reason="valgrind is not installed")
+NO_VALGRIND = (
+    "valgrind is not installed, and scripts/test could not install it here (it needs root and "
+    "apt-get): apt-get install valgrind"
+)
+needs_valgrind = pytest.mark.skipif(not HAVE_VALGRIND, reason=NO_VALGRIND)
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
@@ -44,7 +48,7 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> A
 @pytest.fixture(scope="module")
 def cost_run(db: DatabaseUrl, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not HAVE_VALGRIND:
-        pytest.skip("valgrind is not installed")
+        pytest.skip(NO_VALGRIND)
     out = tmp_path_factory.mktemp("cost") / "run"
     result = cli(
         "cost", "--variants", "context,depends", "--endpoints", "get", "--clients", "1",
@@ -57,6 +61,7 @@ def cost_run(db: DatabaseUrl, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_cost_json_shape_repeats_agree_and_depends_costs_more(cost_run: Path) -> None:
     doc = json.loads((cost_run / "cost.json").read_text())
@@ -78,6 +83,7 @@ def test_cost_json_shape_repeats_agree_and_depends_costs_more(cost_run: Path) ->
     assert {r["group"] for r in doc["operations"]} == {"session-lifecycle"}
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_report_of_a_folder_with_only_cost_json(cost_run: Path) -> None:
     blocks, _ = section(cost_run)
@@ -92,9 +98,16 @@ def test_report_of_a_folder_with_only_cost_json(cost_run: Path) -> None:
     assert tables[1].rows[1][5].startswith("1.000")  # context vs itself
     assert any("No load run" in b.text for b in blocks)
     assert main(["report", str(cost_run)]) == 0
-    assert "Instructions per request" in (cost_run / "report.md").read_text()
+    report = (cost_run / "report.md").read_text()
+    counted = report.split("## Instructions per request (valgrind)", 1)[1].split("\n## ", 1)[0]
+    for row in json.loads((cost_run / "cost.json").read_text())["rows"]:  # each row, as counted
+        assert (
+            f"| get | 1 | {row['variant']} | {row['instructions_per_request']:,.0f} | "
+            f"{row['spread_percent']:.2f} % |"
+        ) in counted, counted
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_explain_depends_vs_context_adds_up(cost_run: Path) -> None:
     e = explain(cost_run, "depends", "context", "get")
@@ -118,6 +131,7 @@ def compare(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_compare_instructions_fails_above_a_regression(
     cost_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -206,6 +220,7 @@ def test_report_sets_cpu_ratio_beside_and_flags_disagreement() -> None:
     assert rows_for(cost, invalid)[1:] == (0, 0)
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_operations_rows_of_context_and_depends(db: DatabaseUrl, tmp_path: Path) -> None:
     """The operations pass on its own, few operations per repeat: one row per operation."""

@@ -30,7 +30,7 @@ from bench.pitfalls.command import PITFALL_KINDS
 from variants import Micro, Variant, external
 from variants.settings import DatabaseUrl
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "examples" / "my_variant.py"
 CLI = [sys.executable, "-m", "bench.cli"]
 HAVE_VALGRIND = bool(shutil.which("valgrind") and shutil.which("vgdb"))

@@ -71,6 +71,7 @@ def _wait_for(check, what: str, log: Path, timeout: float = 60) -> None:
     raise AssertionError(f"{what} not ready:\n{log.read_text()[-2000:]}")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_database_server_load_and_runner_on_four_hosts(tmp_path: Path) -> None:
     tag = f"sb{os.getpid() % 100000}"

@@ -154,6 +154,7 @@ def test_core_saturation_is_not_judged_without_separate_cores() -> None:
 CLI = [sys.executable, "-m", "bench.cli"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
     out = tmp_path / "run"
@@ -205,18 +206,25 @@ def test_smoke_run_end_to_end(tmp_path: Path, db) -> None:
     assert "req/s" in result.stderr  # the summary table
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_axes_run_every_series_on_its_own_server(tmp_path: Path, db) -> None:
-    out = tmp_path / "run"
-    result = subprocess.run(
-        [*CLI, "run", "--variants", "context", "--scenarios", "read", "--users", "4",
-         "--trials", "1", "--duration", "1", "--warmup", "0.3", "--pool-size", "3,5",
-         "--server", "uvicorn,granian", "--workers", "2", "--locust-processes", "2",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=150,
-        env={**os.environ, "DATABASE_URL": db.url},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+def test_axes_run_every_series_on_its_own_server_and_locust_listens_on_loopback(
+    tmp_path: Path, db
+) -> None:
+    out, log = tmp_path / "run", tmp_path / "stderr.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [*CLI, "run", "--variants", "context", "--scenarios", "read", "--users", "4",
+             "--trials", "1", "--duration", "1", "--warmup", "0.3", "--pool-size", "3,5",
+             "--server", "uvicorn,granian", "--workers", "2", "--locust-processes", "2",
+             "--out", str(out)],
+            stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "DATABASE_URL": db.url},
+        )  # fmt: skip
+        listening = _locust_listeners(proc, timeout=150)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    # locust's master and workers listen on loopback only, never on locust's default port
+    assert listening and all(ip == "127.0.0.1" for ip, _ in listening), listening
+    assert 5557 not in {port for _, port in listening}
     doc = json.loads((out / "run.json").read_text())
     names = ["context+pool3+uvicorn", "context+pool3+granian", "context+pool5+uvicorn",
              "context+pool5+granian"]  # fmt: skip
@@ -244,6 +252,27 @@ def test_axes_run_every_series_on_its_own_server(tmp_path: Path, db) -> None:
     } <= written and "axis-workers.png" not in written
 
 
+def _locust_listeners(proc: subprocess.Popen, timeout: float) -> set[tuple[str, int]]:
+    """The TCP addresses *proc*'s locust processes listened on, sampled until it ends."""
+    listening: set[tuple[str, int]] = set()
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("the run did not end in time")
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                if "locust" in " ".join(_cmdline(child)):
+                    listening |= {
+                        (c.laddr.ip, c.laddr.port)
+                        for c in child.net_connections("tcp")
+                        if c.status == psutil.CONN_LISTEN
+                    }
+        time.sleep(0.1)
+    return listening
+
+
 def test_more_pooled_connections_than_postgres_allows_is_a_usage_error(tmp_path: Path, db) -> None:
     out = tmp_path / "run"
     result = subprocess.run(
@@ -268,63 +297,7 @@ def start_run(out: Path, db, variants: str, trials: int, duration: float) -> sub
     )  # fmt: skip
 
 
-@pytest.mark.timeout(120)
-def test_locust_processes_listen_on_loopback_only(tmp_path: Path, db) -> None:
-    out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [*CLI, "run", "--variants", "raw", "--scenarios", "read", "--users", "2",
-         "--trials", "1", "--duration", "2", "--warmup", "0.5", "--locust-processes", "2",
-         "--out", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env={**os.environ, "DATABASE_URL": db.url},
-    )  # fmt: skip
-    listening: set[tuple[str, int]] = set()
-    while proc.poll() is None:
-        with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(proc.pid).children(recursive=True):
-                if "locust" in " ".join(_cmdline(child)):
-                    listening |= {
-                        (c.laddr.ip, c.laddr.port)
-                        for c in child.net_connections("tcp")
-                        if c.status == psutil.CONN_LISTEN
-                    }
-        time.sleep(0.1)
-    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-    assert listening and all(ip == "127.0.0.1" for ip, _ in listening), listening
-    assert 5557 not in {port for _, port in listening}
-    [cell] = json.loads((out / "run.json").read_text())["cells"]
-    assert (
-        json.loads(next((out / "raw").iterdir()).joinpath("result.json").read_text())["processes"]
-        == 3
-    ), cell["reasons"]
-
-
-@pytest.mark.timeout(180)
-def test_sigint_stops_every_child_and_keeps_finished_cells(tmp_path: Path, db) -> None:
-    out = tmp_path / "run"
-    proc = start_run(out, db, "raw", trials=20, duration=1)
-    deadline = time.monotonic() + 120
-    while True:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline, "no cell finished in time"
-        try:
-            if json.loads((out / "run.json").read_text())["cells"]:
-                break
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass
-        time.sleep(0.2)
-    time.sleep(0.7)  # most likely in the middle of the next cell
-    children = psutil.Process(proc.pid).children(recursive=True)
-    assert children, "the runner should have a server and locust running"
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(60) == 130
-    _gone, alive = psutil.wait_procs(children, timeout=15)
-    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
-    doc = json.loads((out / "run.json").read_text())
-    assert doc["status"] == "incomplete" and doc["cells"]
-    assert all(c["status"] in ("ok", "invalid") for c in doc["cells"])
-
-
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_dying_server_fails_its_cell_and_the_run_goes_on(tmp_path: Path, db) -> None:
     """The first cell's server is killed 0.5 s after its locust started (2 s windows leave
@@ -417,9 +390,11 @@ def test_the_summary_prints_an_unresolved_tail_as_a_lower_bound() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_with_the_embedded_database_leaves_nothing_running(
+def test_a_signal_stops_every_child_keeps_finished_cells_and_deletes_the_database(
     sig: signal.Signals, tmp_path: Path
 ) -> None:
+    """Signalled once a cell has finished (the next one most likely under load: PostgreSQL,
+    the server and locust all up); the runner's own embedded database goes too."""
     out = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # the runner's own PG
     proc = subprocess.Popen(
@@ -428,12 +403,12 @@ def test_a_signal_with_the_embedded_database_leaves_nothing_running(
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
     )  # fmt: skip
     deadline = time.monotonic() + 150
-    while True:  # until a cell is under load: PostgreSQL, the server and locust all up
+    while True:  # until a cell has finished
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline, "no cell started in time"
+        assert time.monotonic() < deadline, "no cell finished in time"
         children = psutil.Process(proc.pid).children(recursive=True)
         cmdlines = [" ".join(_cmdline(p)) for p in children]
-        if any("locust" in c for c in cmdlines) and any("postgres" in c for c in cmdlines):
+        if any("locust" in c for c in cmdlines) and _cells(out):
             break
         time.sleep(0.1)
     time.sleep(0.5)
@@ -450,6 +425,15 @@ def test_a_signal_with_the_embedded_database_leaves_nothing_running(
     assert not pgdata.exists()  # the embedded database is deleted too
     doc = json.loads((out / "run.json").read_text())
     assert doc["status"] == "incomplete" and doc["interrupted_by"] == sig.name
+    assert doc["cells"] and all(c["status"] in ("ok", "invalid") for c in doc["cells"])
+
+
+def _cells(out: Path) -> list[dict[str, Any]]:
+    """The cells run.json holds so far (none before it is first written)."""
+    try:
+        return json.loads((out / "run.json").read_text())["cells"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
 
 
 def _cmdline(process: psutil.Process) -> list[str]:

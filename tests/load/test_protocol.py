@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.load import protocol
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 NAMES = {
     value
     for name, value in vars(protocol).items()

@@ -16,7 +16,7 @@ from variants.settings import DatabaseUrl
 def broken_server(db: DatabaseUrl):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.broken_app:app", "--port", str(port),
+        [sys.executable, "-m", "uvicorn", "tests.common.broken_app:app", "--port", str(port),
          "--log-level", "warning"],
         env={**__import__("os").environ, "DATABASE_URL": db.url},
     )  # fmt: skip

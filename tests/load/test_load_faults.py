@@ -1,6 +1,6 @@
 """The load runner against deliberately broken apps: what the cell must say about them.
 
-The apps (``tests/lossy_app.py``) are served by the real runner, in this process, as
+The apps (``tests/load/lossy_app.py``) are served by the real runner, in this process, as
 an extra registered variant; only the server command and ``verify`` are swapped (verify
 would rightly refuse them).
 """
@@ -92,7 +92,7 @@ def run_app(
 def test_an_acknowledged_patch_that_was_rolled_back_invalidates_the_cell(
     db: DatabaseUrl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    [cell] = run_app("tests.lossy_app:app", "write", tmp_path, monkeypatch)
+    [cell] = run_app("tests.load.lossy_app:app", "write", tmp_path, monkeypatch)
     failing = {c["name"]: c["detail"] for c in cell["integrity"] if not c["ok"]}
     # the rows and the statements look right (the UPDATE was sent): only this check sees it
     assert "acknowledged_updates" in failing and "acknowledged_writes" not in failing, failing
@@ -106,7 +106,7 @@ def test_an_acknowledged_patch_that_was_rolled_back_invalidates_the_cell(
 def test_failures_in_the_warmup_invalidate_the_cell(
     db: DatabaseUrl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    [cell] = run_app("tests.lossy_app:flaky_start_app", "read", tmp_path, monkeypatch)
+    [cell] = run_app("tests.load.lossy_app:flaky_start_app", "read", tmp_path, monkeypatch)
     phases = cell["failures_by_phase"]
     assert sum(phases["warmup"].values()) == 30 and not phases["window"] and not phases["stop"]
     assert cell["errors"] == 0  # nothing failed inside the window ...
@@ -155,7 +155,7 @@ def test_a_server_that_leaves_transactions_open_is_restarted_before_the_next_cel
     shown: list[str] = []
     try:
         first, second = run_app(
-            "tests.lossy_app:stall_once_app", "write", tmp_path, monkeypatch,
+            "tests.load.lossy_app:stall_once_app", "write", tmp_path, monkeypatch,
             trials=2, runner=HoldingRunner, progress=shown,
         )  # fmt: skip
     finally:

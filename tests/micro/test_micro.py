@@ -29,6 +29,7 @@ def benchmarks(out: Path) -> dict[str, dict[str, Any]]:
     return {b["param"]: b for b in json.loads((out / "micro.json").read_text())["benchmarks"]}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_micro_writes_per_op_json_that_pytest_benchmark_compare_reads(micro_run: Path) -> None:
     out = micro_run
@@ -52,6 +53,7 @@ def test_micro_writes_per_op_json_that_pytest_benchmark_compare_reads(micro_run:
     assert compare.returncode == 0 and "lifecycle-context" in compare.stdout, compare.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_request_write_is_timed_per_request_and_labelled_with_what_it_measures(
     micro_run: Path,
@@ -67,6 +69,7 @@ def test_request_write_is_timed_per_request_and_labelled_with_what_it_measures(
     assert "PostgreSQL" in GROUPS["request-*"] and "/ 3" in GROUPS["request-*"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_full_run_times_each_benchmark_in_conftests_rounds_after_one_warm_up_batch(
     tmp_path: Path, db: Any

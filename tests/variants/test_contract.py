@@ -4,7 +4,7 @@ A variant that ``commits_after_response`` (``depends_commit``) breaks one rule b
 2xx write is committed only after its response was sent, so a check's next read can race
 the COMMIT. Its client waits after each response until the server has no transaction open,
 so every *other* rule is checked here; that the broken rule is broken is shown by
-``tests/test_new_variants.py`` (a slowed COMMIT) and the pitfall tests (``acknowledged``).
+``tests/variants/test_new_variants.py`` (a slowed COMMIT) and the pitfall tests (``acknowledged``).
 """
 
 import contextlib

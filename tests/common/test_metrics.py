@@ -17,10 +17,12 @@ from bench.common.server import free_port
 CLI = [sys.executable, "-m", "bench.cli"]
 
 
-def _serve(port: int, log: Path, db, *extra: str) -> subprocess.Popen[bytes]:
+def _serve(
+    port: int, log: Path, db, *extra: str, variant: str = "context"
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [*CLI, "serve", "context", "--port", str(port), *extra],
+            [*CLI, "serve", variant, "--port", str(port), *extra],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env={**os.environ, "DATABASE_URL": db.url},
         )  # fmt: skip
@@ -67,39 +69,51 @@ def test_remote_needs_the_database_url(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("exported", [True, False], ids=["metrics", "no-metrics"])
-def test_a_remote_server_is_measured_through_its_metrics(
-    tmp_path: Path, db, exported: bool
+def test_remote_servers_are_measured_through_their_metrics_or_said_not_to_be(
+    tmp_path: Path, db
 ) -> None:
-    port = free_port()
-    server = _serve(port, tmp_path / "serve.log", db, *(["--metrics"] if exported else []))
+    """One run of two servers it did not start: context exports its CPU (``--metrics``),
+    depends does not."""
+    ports = {"context": free_port()}
+    exported = _serve(ports["context"], tmp_path / "context.log", db, "--metrics")
+    try:  # a free port now is none of context's two
+        ports["depends"] = free_port()
+        plain = _serve(ports["depends"], tmp_path / "depends.log", db, variant="depends")
+    except BaseException:
+        _stop(exported)
+        raise
     try:
-        if exported:
-            first = metrics.read_cpu(f"http://127.0.0.1:{port + 1}/metrics")
-            assert first is not None and first > 0
+        first = metrics.read_cpu(f"http://127.0.0.1:{ports['context'] + 1}/metrics")
+        assert first is not None and first > 0
+        remote = ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in ports.items())
         result = subprocess.run(
-            [*CLI, "run", "--remote", f"context=http://127.0.0.1:{port}", "--scenarios", "write",
+            [*CLI, "run", "--remote", remote, "--scenarios", "write",
              "--users", "4", "--trials", "1", "--duration", "1", "--warmup", "0.5",
              "--out", str(tmp_path / "run")],
             capture_output=True, text=True, timeout=150,
             env={**os.environ, "DATABASE_URL": db.url},
         )  # fmt: skip
         assert result.returncode == 0, result.stderr + result.stdout
-        assert server.poll() is None  # measured, not stopped: it is not the runner's
+        # measured, not stopped: they are not the runner's
+        assert exported.poll() is None and plain.poll() is None
     finally:
-        _stop(server)
+        _stop(exported)
+        _stop(plain)
     doc = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert doc["variants"]["context"]["verify"]["passed"]
-    [cell] = doc["cells"]
-    assert all(c["ok"] for c in cell["integrity"]), cell["integrity"]
-    peak = next(c for c in cell["integrity"] if c["name"] == "connections_within_pool")
-    assert "(peak 0" not in peak["detail"]  # its connections were seen by application_name
-    if exported:
-        assert cell["server_cpu"] == "remote /metrics"
-        assert cell["cpu_us_per_request"]["server"] > 0
-    else:
-        assert cell["server_cpu"].startswith("not measured")
-        assert "server" not in cell["cpu_us_per_request"]
-        assert any("server CPU not measured" in w for w in cell["warnings"])
-        assert "server CPU not measured" in result.stdout + result.stderr  # the summary says so
+    cells = {c["variant"]: c for c in doc["cells"]}
+    assert set(cells) == set(ports)
+    for name, cell in cells.items():
+        assert doc["variants"][name]["verify"]["passed"]
+        assert all(c["ok"] for c in cell["integrity"]), cell["integrity"]
+        peak = next(c for c in cell["integrity"] if c["name"] == "connections_within_pool")
+        assert "(peak 0" not in peak["detail"]  # its connections were seen by application_name
+    assert cells["context"]["server_cpu"] == "remote /metrics"
+    assert cells["context"]["cpu_us_per_request"]["server"] > 0
+    depends = cells["depends"]
+    assert depends["server_cpu"].startswith("not measured")
+    assert "server" not in depends["cpu_us_per_request"]
+    assert any("server CPU not measured" in w for w in depends["warnings"])
+    assert "server CPU not measured" in result.stdout + result.stderr  # the summary says so
+    assert not any("server CPU not measured" in w for w in cells["context"].get("warnings", []))

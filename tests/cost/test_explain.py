@@ -15,6 +15,10 @@ from bench.cost.packages import group_of, package_of
 from bench.cost.profile import RESIDUE, SCHEMA, Profile, from_dumps, load, save
 
 HAVE_VALGRIND = bool(shutil.which("valgrind"))
+NO_VALGRIND = (
+    "valgrind is not installed, and scripts/test could not install it here (it needs root and "
+    "apt-get): apt-get install valgrind"
+)
 
 # name compression: (1) defined by ob=, reused by cob=; (3) by fn=, reused by cfn=; relative
 # positions (+2, *); main calls helper (inclusive 70) and itself at level 2 (main'2)
@@ -117,7 +121,7 @@ def test_explain_adds_up_only_within_the_spreads(tmp_path: Path) -> None:
     assert loaded is not None and loaded.groups == a.groups and loaded.functions == a.functions
 
 
-@pytest.mark.skipif(not HAVE_VALGRIND, reason="valgrind is not installed")
+@pytest.mark.skipif(not HAVE_VALGRIND, reason=NO_VALGRIND)
 def test_a_real_dump_adds_up_by_group(tmp_path: Path) -> None:
     out = tmp_path / "callgrind.out"
     script = "import json\nfor i in range(2000): json.dumps({'a': [i, str(i)]})\n"

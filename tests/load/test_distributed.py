@@ -84,6 +84,7 @@ def _run(out: Path, port: int, db, duration: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_two_workers_load_one_cell_and_the_master_merges_both(tmp_path: Path, db) -> None:
     port = free_port()
@@ -115,6 +116,7 @@ def test_two_workers_load_one_cell_and_the_master_merges_both(tmp_path: Path, db
     assert cell["fairness"]["jain"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_a_worker_lost_mid_cell_invalidates_the_cell_with_the_reason(
     tmp_path: Path, db, monkeypatch

@@ -32,6 +32,8 @@ EXAMPLES = 20
 PHASES = "examples,coverage,fuzzing"
 MAIN_ENVIRONMENT = [v.name for v in variants.VARIANTS.values() if v.environment is None]
 
+pytestmark = pytest.mark.slow  # a server and a fuzzer process per variant
+
 
 @pytest.fixture(scope="module")
 def fuzz_db() -> Iterator[DatabaseUrl]:
