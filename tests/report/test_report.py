@@ -22,8 +22,8 @@ from bench.common import plots
 from bench.common.result_files import RunFile, SeriesInfo
 from bench.common.results import Run
 from bench.load import figures
-from bench.load.verdicts import METRICS, between, within
 from bench.load.report import HOW_TO_READ
+from bench.load.verdicts import METRICS, between, within
 from bench.report.document import build
 from tests.fake_runs import fake_doc, write
 
