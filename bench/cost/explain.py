@@ -94,7 +94,7 @@ class Explanation:
             pair[0] += g.a
             pair[1] += g.b
         parts = [Part(name, a, b) for name, (a, b) in sums.items()]
-        return sorted(parts, key=lambda p: -abs(p.diff))
+        return sorted(parts, key=lambda p: (-abs(p.diff), p.name))
 
     def percent(self, value: float) -> float:
         """*value* as a percentage of B's instructions per request."""
@@ -107,7 +107,7 @@ def compare_profiles(
     names = set(pa.groups) | set(pb.groups)
     groups = sorted(
         (Part(n, pa.groups.get(n, 0.0), pb.groups.get(n, 0.0)) for n in names),
-        key=lambda g: -abs(g.diff),
+        key=lambda g: (-abs(g.diff), g.name),  # ties by name: the same order every time
     )
     fa, fb = pa.function_index(), pb.function_index()
     functions = []
@@ -128,9 +128,9 @@ def compare_profiles(
     # frames that hold most of every request (the event loop, a task's step, the eval
     # loop) include the whole difference and say nothing about where it is
     whole = 0.5 * min(pa.instructions_per_request, pb.instructions_per_request)
-    by_self = sorted(functions, key=lambda f: -abs(f.self_diff))[:TOP_FUNCTIONS]
+    by_self = sorted(functions, key=lambda f: (-abs(f.self_diff), f.name, f.object))[:TOP_FUNCTIONS]
     functions = [f for f in functions if max(f.inclusive_a or 0, f.inclusive_b or 0) < whole]
-    functions.sort(key=lambda f: -abs(f.inclusive_diff))
+    functions.sort(key=lambda f: (-abs(f.inclusive_diff), f.name, f.object))
     spread = sum(r["instructions_per_request"] * r["spread_percent"] / 100 for r in (row_a, row_b))
     return Explanation(
         a=pa.variant,
