@@ -34,6 +34,7 @@ from typing import Any
 
 from bench.common import stats
 from bench.common.arguments import comma_list, number, variant_name
+from bench.common.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.source is not None:
         try:
-            doc = json.loads((args.source / "run.json").read_text())
+            doc = json.loads(RunFolder(args.source).run.read_text())
         except (OSError, ValueError) as exc:
             p.error(f"--from {args.source}: {exc}")
         print(table(rows(doc, args.a, args.b), args.a, args.b))
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         if done.returncode != 0:
             print(f"sessionbench run failed (exit {done.returncode}); see {out}", file=sys.stderr)
             return 1
-        doc = json.loads((out / "run.json").read_text())
+        doc = json.loads(RunFolder(out).run.read_text())
         print(table(rows(doc, args.a, args.b), args.a, args.b))
     return 0
 
