@@ -10,6 +10,7 @@ from bench.cli import main
 from bench.common import result_files
 from bench.common.results import ROOT, Run
 from bench.pitfalls.runner import PitfallRun
+from tests.source import spelled
 
 REFERENCE = ROOT / "results" / "reference"
 
@@ -173,28 +174,9 @@ def test_the_reference_cost_and_micro_files_load_typed() -> None:
 def test_one_module_names_the_files_of_a_run_folder() -> None:
     """No module but bench/common/run_folder.py spells a result file's name (docstrings and
     comments aside): the names, and which command writes each, live in one place."""
-    import ast
 
     from bench.common import run_folder
 
     names = {f.name for f in run_folder.FILES}
-    found = []
-    for path in sorted((ROOT / "bench").rglob("*.py")):
-        if path.name == "run_folder.py":
-            continue
-        tree = ast.parse(path.read_text())
-        docstrings = {
-            id(node.body[0].value)
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-            and node.body
-            and isinstance(node.body[0], ast.Expr)
-            and isinstance(node.body[0].value, ast.Constant)
-        }
-        found += [
-            f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}"
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and node.value in names and id(node) not in docstrings
-        ]
-    assert found == []
+    assert spelled(names, skip=ROOT / "bench" / "common" / "run_folder.py") == []
     assert {f.writer for f in run_folder.FILES} == {"run", "pitfalls", "cost", "micro", "report"}

@@ -3,10 +3,10 @@ recorder reads, the files are read only once whole, and no other module spells t
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 from bench.load import protocol
+from tests.source import spelled
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 NAMES = {
@@ -50,22 +50,4 @@ def test_a_file_is_read_only_once_whole(tmp_path: Path) -> None:
 
 def test_no_other_module_spells_the_protocol_s_names() -> None:
     """Docstrings may name them; code must take them from bench.load.protocol."""
-    spelled = []
-    for path in sorted(BENCH.rglob("*.py")):
-        if path == BENCH / "load" / "protocol.py":
-            continue
-        tree = ast.parse(path.read_text(), str(path))
-        docstrings = {
-            id(node.body[0].value)
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-            and node.body
-            and isinstance(node.body[0], ast.Expr)
-            and isinstance(node.body[0].value, ast.Constant)
-        }
-        spelled += [
-            f"{path.relative_to(BENCH)}:{node.lineno}: {node.value}"
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and node.value in NAMES and id(node) not in docstrings
-        ]
-    assert spelled == []
+    assert spelled(NAMES, skip=BENCH / "load" / "protocol.py") == []
