@@ -38,6 +38,13 @@ from bench.common.results import Run, environment
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 R = TypeVar("R", bound=Run)
+EXIT_CODES = {"complete": 0, "incomplete": 130}
+"""A command's exit code by its run's final status; any other status (``failed``) is 1."""
+
+
+def exit_code(status: str) -> int:
+    """The exit code of a command whose run ended with *status* (:data:`EXIT_CODES`)."""
+    return EXIT_CODES.get(status, 1)
 
 
 class RunLifecycle(Generic[R]):

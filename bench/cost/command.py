@@ -251,6 +251,7 @@ def measure_run(args: argparse.Namespace) -> int:
     from bench.common import drivers
     from bench.common.arguments import with_external
     from bench.common.console import console, progress_bar
+    from bench.common.lifecycle import exit_code
     from bench.cost import valgrind
     from bench.cost.results import COST_FILE
     from bench.cost.runner import run_cost
@@ -304,7 +305,7 @@ def measure_run(args: argparse.Namespace) -> int:
         f"cost {status} in {time.monotonic() - started:.0f} s: {config.out / COST_FILE}",
         highlight=False,
     )
-    return {"complete": 0, "incomplete": 130}.get(status, 1)
+    return exit_code(status)
 
 
 def _base(doc: dict[str, Any]) -> dict[tuple[str, int], float]:

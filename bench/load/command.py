@@ -11,6 +11,7 @@ import variants
 from bench.common import drivers
 from bench.common.arguments import with_external
 from bench.common.console import console, progress_bar, rel_path, summary_table
+from bench.common.lifecycle import exit_code
 from bench.common.results import ROOT, RUN_FILE
 from bench.load import coschedule, follow
 from bench.load.runner import ConfigError, RunConfig, Runner
@@ -199,4 +200,4 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[red]{name} failed verify and was skipped:[/red] {failures}")
     status = result.doc["status"]
     console.print(f"run {status}: {rel_path(config.out / RUN_FILE)}", highlight=False)
-    return {"complete": 0, "incomplete": 130}.get(status, 1)
+    return exit_code(status)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common.console import console
+from bench.common.lifecycle import exit_code
 from bench.common.result_files import MicroStatus, ensure_writable, read_json
 from bench.common.results import ROOT, RUN_FILE, Run, environment, write_atomically
 from bench.common.run_folder import MICRO
@@ -68,4 +69,4 @@ def run(args: argparse.Namespace) -> int:
     if own is not None:
         own.finish(status.status)
     console.print(f"micro {status.status} in {wall:.0f} s: {out / MICRO_FILE}")
-    return 0 if ok else (130 if code == 130 else 1)
+    return exit_code(status.status)

@@ -12,6 +12,7 @@ from rich.table import Table
 import variants
 from bench.common import drivers
 from bench.common.console import console, progress_bar, rel_path
+from bench.common.lifecycle import exit_code
 from bench.common.results import ROOT
 from bench.pitfalls.report import OUTCOME_STYLE, brief, outcome_text, row_label, rows
 from bench.pitfalls.runner import PITFALLS_FILE, PitfallConfig, PitfallRunner
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(matrix_table(result.doc))
     status = result.doc["status"]
     console.print(f"pitfalls {status}: {rel_path(config.out / PITFALLS_FILE)}", highlight=False)
-    return {"complete": 0, "incomplete": 130}.get(status, 1)
+    return exit_code(status)
 
 
 def matrix_table(doc: dict[str, Any]) -> Table:
