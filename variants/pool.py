@@ -61,6 +61,7 @@ class HandOffQueue(sqla_queue.QueueCommon[Any]):
         self.use_lifo = use_lifo
         self._items: deque[Any] = deque()
         self._waiters: deque[_Waiter] = deque()
+        self._woken = 0  # hybrid: waiters woken to try again whose task has not run yet
 
     def empty(self) -> bool:
         return not self._items
@@ -73,6 +74,12 @@ class HandOffQueue(sqla_queue.QueueCommon[Any]):
 
     def waiters(self) -> int:
         return sum(not w.future.done() for w in self._waiters)
+
+    def unserved(self) -> bool:
+        """A checkout is waiting that has not been given an item: one in line, or (hybrid)
+        one woken to try again. A waiter handed an item is served, though its task may not
+        have run yet: a returned item that then finds nobody in line is free to take."""
+        return self._woken > 0 or any(not w.future.done() for w in self._waiters)
 
     def _take(self) -> Any:
         return self._items.pop() if self.use_lifo else self._items.popleft()
@@ -123,6 +130,7 @@ class HandOffQueue(sqla_queue.QueueCommon[Any]):
                 raise
             if result is not _WAKE:
                 return result
+            self._woken -= 1
             if self._items:  # hybrid: woken, and the item is still there
                 return self._take()
             # Lost the race to a newcomer: back to the *front*, original age kept.
@@ -135,6 +143,7 @@ class HandOffQueue(sqla_queue.QueueCommon[Any]):
         if future.done() and not future.cancelled():
             if future.result() is not _WAKE:
                 return future.result()
+            self._woken -= 1
             if self._items:  # hybrid: a wake-up we will not use goes to the next in line
                 self._wake_next()
             return _WAKE
@@ -148,6 +157,7 @@ class HandOffQueue(sqla_queue.QueueCommon[Any]):
             waiter = self._waiters.popleft()
             if not waiter.future.done():
                 waiter.future.set_result(_WAKE)
+                self._woken += 1
                 return
 
 
@@ -182,7 +192,7 @@ class _Timed:
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         stats = self._stats
         asked = time.perf_counter_ns()
-        barged = stats.waiting > 0 and self.qsize() > 0  # type: ignore[attr-defined]
+        barged = self.qsize() > 0 and self._unserved()  # type: ignore[attr-defined]
         stats.waiting += 1
         try:
             item = super().get(block, timeout)  # type: ignore[misc]
@@ -190,6 +200,16 @@ class _Timed:
             stats.waiting -= 1
         stats.checked_out(item, asked, barged=barged)
         return item
+
+    def _unserved(self) -> bool:
+        """Another checkout waits that has not been given a connection: a free one taken now
+        is taken ahead of it (barging). ``stats.waiting`` counts every checkout inside ``get``,
+        also one a hand-off queue has already handed a connection to (its task has not run
+        yet); counted as waiting, it made a newcomer taking the *next* returned connection
+        look like barging on the FIFO queue."""
+        if isinstance(self, HandOffQueue):
+            return self.unserved()
+        return self._stats.waiting > 0  # asyncio.Queue: a woken getter takes its item itself
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         self._stats.checked_in(item)

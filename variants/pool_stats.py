@@ -9,7 +9,8 @@ of ``--workers N`` answers for itself and the app's routes stay the contract's.
 Recorded per checkout (µs, HdrHistograms with the range of ``bench.common.histograms``):
 *wait* from asking the pool for a connection to getting one, *hold* from getting it to
 giving it back (the reset on return included), and whether the checkout *barged*: took
-a free connection while other checkouts of this process were already waiting for one.
+a free connection while another checkout of this process was waiting and had not been
+given one yet (a hand-off queue gives a returned connection to its waiter at once).
 The SQLAlchemy variants are timed in their pool's queue (``variants/pool.py``), ``raw``
 around asyncpg's acquire/release (``acquire`` below). ``variants`` must not import
 ``bench``; ``tests/test_pool_stats.py`` checks the range matches.
@@ -47,7 +48,7 @@ class PoolStats:
     def __init__(self) -> None:
         self.reset()
         self._taken: dict[int, int] = {}  # id(connection) -> checkout time, ns
-        self.waiting = 0  # checkouts currently inside the pool's get
+        self.waiting = 0  # checkouts currently inside the pool's get (served or not)
 
     def reset(self) -> None:
         self._waits: list[int] = []  # µs; folded into histograms when dumped (cheaper

@@ -136,16 +136,22 @@ async def simulate(
         nonlocal ticket, max_overtaken, barged
         ticket += 1
         mine = ticket
-        barged += bool(waiting) and queue.qsize() > 0
+        # A free connection taken while an earlier checkout has none yet. The hand-off
+        # queue gives a returned connection to its waiter at once: one handed its connection
+        # is served, though it stays in ``waiting`` until its task runs.
+        hand_off = isinstance(queue, HandOffQueue)
+        barging = queue.qsize() > 0 and (queue.unserved() if hand_off else bool(waiting))
+        barged += barging
         waiting[mine] = 0
         asked = time.perf_counter()
         item = await greenlet_spawn(queue.get, True, 30.0)
         waits.append(time.perf_counter() - asked)
         del waiting[mine]
-        for other in waiting:
-            if other < mine:  # an earlier checkout still waits: it was overtaken
-                waiting[other] += 1
-                max_overtaken = max(max_overtaken, waiting[other])
+        if barging or not hand_off:  # else served in order: the earlier ones were handed theirs
+            for other in waiting:
+                if other < mine:  # an earlier checkout still waits: it was overtaken
+                    waiting[other] += 1
+                    max_overtaken = max(max_overtaken, waiting[other])
         await asyncio.sleep(timing.query)
         _spin(timing.cpu)
         if release == "before":

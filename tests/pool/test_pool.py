@@ -16,12 +16,13 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from bench.common import histograms
 from bench.pool import repro
 from bench.report.document import build
 from variants import pool_stats
-from variants.pool import HybridQueue, pool_class
+from variants.pool import HybridQueue, pool_class, queue_class
 from variants.settings import DatabaseUrl
 
 CLI = [sys.executable, "-m", "bench.cli"]
@@ -96,6 +97,48 @@ def test_timed_queue_records_wait_hold_and_barging(db: DatabaseUrl) -> None:
     fifo = measured("fifo")
     assert fifo["order"] == ["waiter", "newcomer"]
     assert (fifo["checkouts"], fifo["barged"]) == (2, 0)
+
+
+async def _second_return_scene(queue: str) -> tuple[list[str], int]:
+    """A waits for a pool of two; both connections come back and a newcomer asks, all
+    before A's task runs again: who got which, and the barged count."""
+    stats = pool_stats.PoolStats()
+    pool = queue_class(queue, stats)(2)
+    got: list[str] = []
+
+    async def waiter() -> None:
+        got.append("A:" + await greenlet_spawn(pool.get, True, 5.0))
+
+    task = asyncio.create_task(waiter())
+    await asyncio.sleep(0.01)  # A is in line
+
+    def one_loop_iteration() -> None:
+        pool.put("x")  # the hand-off queues give x to A at once
+        pool.put("y")  # then nobody is in line for y
+        got.append("C:" + pool.get(True, 5.0))
+
+    await greenlet_spawn(one_loop_iteration)
+    await task
+    return got, stats.barged
+
+
+@pytest.mark.parametrize("queue", ["fifo", "hybrid"])
+def test_a_hand_off_waiter_is_served_before_its_task_runs(
+    queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flaky `barged == 1` of the FIFO series: A, handed x, was still inside get() and
+    # counted as waiting, so the newcomer taking y (nobody's) was counted as barging.
+    monkeypatch.setattr(HybridQueue, "threshold", 0.0)  # hybrid hands off too
+    assert asyncio.run(_second_return_scene(queue)) == (["C:y", "A:x"], 0)
+
+
+def test_a_newcomer_ahead_of_a_woken_waiter_barges(monkeypatch: pytest.MonkeyPatch) -> None:
+    # SQLAlchemy's queue only wakes A; the newcomer takes x ahead of it (so the test above
+    # can fail), and A takes y when its task runs.
+    assert asyncio.run(_second_return_scene("sqlalchemy")) == (["C:x", "A:y"], 1)
+    # hybrid, before its oldest waiter starves: the same
+    monkeypatch.setattr(HybridQueue, "threshold", 60.0)
+    assert asyncio.run(_second_return_scene("hybrid")) == (["C:x", "A:y"], 1)
 
 
 def test_stats_use_the_runner_histogram_range() -> None:

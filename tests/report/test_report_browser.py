@@ -50,6 +50,10 @@ window.addEventListener('load', () => {
 </script>"""
 
 
+# The tests of the committed reference are slow: rebuilding its report (every figure) is
+# about a minute of one worker on an idle machine. The fast subset still builds reports
+# (tests/report/test_scorecard.py: order of scorecard, figures and tables in report.md and
+# index.html) and renders Markdown in Chromium (test_index_html_renders_the_markdown_it_means).
 @pytest.fixture(scope="module")
 def reference_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of results/reference with its report rebuilt by this code (never written in place)."""
@@ -61,6 +65,7 @@ def reference_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_report_of_the_committed_reference_leads_with_the_scorecard(
     reference_report: Path,
@@ -109,6 +114,7 @@ def _probe(folder: Path, page: str, name: str) -> tuple[dict[str, object], str]:
     return attrs, console
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_index_html_loads_every_image_without_console_errors(reference_report: Path) -> None:
@@ -177,6 +183,7 @@ def test_index_html_renders_the_markdown_it_means(tmp_path: Path) -> None:
     assert "x*y, 2 * 3 and &lt;b&gt;escaped&lt;/b&gt;" in done.stdout  # left as written
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_reference_questions_render_bold_in_the_browser(reference_report: Path) -> None:
