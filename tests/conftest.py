@@ -38,6 +38,7 @@ import asyncio
 import fcntl
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -231,5 +232,7 @@ def serve(
         return servers[name]
 
     yield get
-    for server in servers.values():
-        server.stop()
+    # All at once: each server's graceful shutdown takes its own second or two, and one after
+    # another they were ~30 s of every worker's teardown.
+    with ThreadPoolExecutor() as pool:
+        list(pool.map(VariantServer.stop, servers.values()))
