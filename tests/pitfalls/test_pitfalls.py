@@ -191,7 +191,7 @@ def test_soak_samples_memory_and_registry(target: Callable[[str], Target]) -> No
     found = run(scenarios.soak, target("scoped"))
     assert found.outcome == OK, found
     n = found.numbers
-    assert n["requests"] > 100 and n["errors"] == 0 and n["rss_start_mb"] > 20
+    assert n["requests"] > 0 and n["errors"] == 0 and n["rss_start_mb"] > 20
     assert n["registry_max"] is not None and n["registry_after"] == 0
     assert found.series is not None
     times = [row[0] for row in found.series["soak"]]
