@@ -32,6 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from bench.common.co_record import CoRecord
+
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -305,17 +307,19 @@ class LoadSettings(Lenient):
     locust_processes: int = 1
     driver_settings: dict[str, dict[str, Any]] = {}
     follow: Number = 0  # seconds each request is followed past the window (0: not followed)
+    gc_freeze: bool = False  # the servers froze their startup heap (absent: they did not)
 
 
 class RunFile(RunHeader):
     """``run.json`` of a load run (``sessionbench.run/N``); ``coscheduled``: the co-scheduled
-    pass (bench/load/coschedule.py) where the run had one."""
+    pass (bench/load/coschedule.py; its models: bench/common/co_record.py) where the run had
+    one."""
 
     _family = schema_family("sessionbench.run")
     settings: LoadSettings
     variants: dict[str, SeriesInfo]  # type: ignore[assignment]  # the header's, typed
     cells: list[LoadCell]
-    coscheduled: dict[str, Any] | None = None
+    coscheduled: CoRecord | None = None
 
     def series_names(self) -> list[str]:
         """The run's series (variant + varied axes) that have cells, in declaration order."""
@@ -354,11 +358,16 @@ class CostRow(Lenient):
     variant: str
     endpoint: str
     clients: int = 1
-    instructions_per_request: float | None = None
+    instructions_per_request: float
     instructions_per_op: float | None = None
-    spread_percent: float | None = None
+    spread_percent: float
     repeats: int | None = None
+    requests: int | None = None
     ops: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.variant, self.endpoint, self.clients)
 
 
 class CostOperation(Lenient):
@@ -368,7 +377,9 @@ class CostOperation(Lenient):
     group: str
     operation: str
     instructions_per_op: float
-    spread_percent: float | None = None
+    spread_percent: float
+    repeats: int | None = None
+    ops: int | None = None
 
 
 class CostFile(RunHeader):
@@ -378,6 +389,8 @@ class CostFile(RunHeader):
     settings: dict[str, Any]
     rows: list[CostRow] = []
     operations: list[CostOperation] = []
+    operations_skipped: dict[str, str] = {}
+    operations_error: str | None = None
 
     def per_request(self) -> dict[tuple[str, str], float]:
         """(variant, endpoint) → instructions per request at the fewest clients measured."""
@@ -386,10 +399,12 @@ class CostFile(RunHeader):
             return {}
         fewest = min(r.clients for r in rows)
         return {
-            (r.variant, r.endpoint): float(r.instructions_per_request or 0)
-            for r in rows
-            if r.clients == fewest
+            (r.variant, r.endpoint): r.instructions_per_request for r in rows if r.clients == fewest
         }
+
+    def row_index(self) -> dict[tuple[str, str, int], CostRow]:
+        """Rows by (variant, endpoint, clients)."""
+        return {r.key: r for r in self.rows}
 
 
 class MicroStats(Lenient):
