@@ -332,8 +332,19 @@ class RunFile(RunHeader):
         return max(c.users for c in self.cells)
 
 
+class PitfallRunRecord(Lenient):
+    """One run of a repeated pitfall cell (bench/pitfalls/repeats.py)."""
+
+    outcome: str
+    summary: str | None = None
+    numbers: dict[str, Any] = {}
+    seconds: Number = 0
+    notes: list[str] = []
+
+
 class PitfallCell(Lenient):
-    """One cell of the pitfall matrix: a variant in a scenario (with its pool setting)."""
+    """One cell of the pitfall matrix: a variant in a scenario (with its pool setting); a
+    repeated cell (bench/pitfalls/repeats.py) adds ``tally`` and ``runs``."""
 
     variant: str
     scenario: str
@@ -341,13 +352,31 @@ class PitfallCell(Lenient):
     summary: str | None = None
     numbers: dict[str, Any] = {}
     pool_pre_ping: bool | None = None  # the scenario's pool setting, where it varies one
+    notes: list[str] = []
+    seconds: Number = 0
+    series: dict[str, Any] | None = None  # the figures' time series (restart, soak)
+    tally: dict[str, int] | None = None
+    runs: list[PitfallRunRecord] | None = None
+
+
+class PitfallSettings(Lenient):
+    """How a pitfall matrix was configured (``sessionbench pitfalls``' flags, as recorded)."""
+
+    mode: str = ""
+    variants: list[str] = []
+    scenarios: list[str] = []
+    soak: Number = 0
+    pool_size: int | None = None
+    pool_timeout: Number = 0
+    pre_ping: str = "off"  # off, on, or both (the restart also with it on)
+    repeats: int = 1
 
 
 class PitfallFile(RunHeader):
     """``pitfalls.json`` of a pitfall matrix (``sessionbench.pitfalls/N``)."""
 
     _family = schema_family("sessionbench.pitfalls")
-    settings: dict[str, Any]
+    settings: PitfallSettings
     scenarios: dict[str, str]
     cells: list[PitfallCell]
 
