@@ -208,6 +208,7 @@ class LoadCell(Lenient):
     littles_law: LittlesLaw | None = None
     failures_by_phase: dict[str, dict[str, int]] | None = None
     lingering_transactions: Any = None
+    server_cpu: str | None = None  # how a remote server's CPU was read, or why it was not
     drivers_loaded: list[str] | None = None
     stall: dict[str, Any] | None = None
     pool_wait_us: Histogram | None = None
@@ -411,11 +412,17 @@ class CostOperation(Lenient):
     ops: int | None = None
 
 
+class CostSettings(Lenient):
+    """How a cost run was configured (``sessionbench cost``'s flags, as recorded)."""
+
+    repeats: int | None = None
+
+
 class CostFile(RunHeader):
     """``cost.json`` of ``sessionbench cost`` (``sessionbench.cost/N``)."""
 
     _family = schema_family("sessionbench.cost")
-    settings: dict[str, Any]
+    settings: CostSettings
     rows: list[CostRow] = []
     operations: list[CostOperation] = []
     operations_skipped: dict[str, str] = {}

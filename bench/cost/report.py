@@ -180,7 +180,7 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
         p(
             f"Instructions the server process executed per request, counted by callgrind "
             f"({cost.environment.get('valgrind')}): user space of the server only — not "
-            f"PostgreSQL, not the kernel, not time spent waiting. Median of {s['repeats']} "
+            f"PostgreSQL, not the kernel, not time spent waiting. Median of {s.repeats} "
             f"repeats after a warm-up; spread = (max − min) / median of the repeats. Ratios "
             f"carry the two rows' spreads added. Status {cost.status}."
         ),
