@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, replace
-from typing import Any
 
+from bench.common.co_record import CoGroup, CoMember, CoRecord
 from bench.common.stats import Comparison, compare_windows, false_discoveries
 
 CO_UNIT = "req/s per core"
@@ -38,42 +38,43 @@ def base(name: str) -> str:
     return name.split("+", 1)[0]
 
 
-def looks(doc: dict[str, Any], a: str, b: str, scenario: str, users: int) -> int:
+def looks(co: CoRecord | None, a: str, b: str, scenario: str, users: int) -> int:
     """The latest look (``look`` of a group record: 1 for the planned pass, k for its k-th
     follow-up) among the groups where A and B were loaded together."""
     return max(
         (
-            int(g.get("look", 1))
-            for g in doc.get("coscheduled", {}).get("groups", [])
-            if (g["scenario"], g["users"]) == (scenario, users)
-            and a in g["members"] and b in g["members"]
+            g.look for g in (co.groups if co else [])
+            if (g.scenario, g.users) == (scenario, users) and g.holds(a, b)
         ),
         default=1,
     )  # fmt: skip
 
 
-def window_capacity(side: dict[str, Any]) -> float | None:
+def window_capacity(side: CoMember) -> float | None:
     """Requests per second of the side's own server CPU in one co-scheduled window."""
-    cpu = side.get("server_cpu_s") or 0.0
-    return side["requests"] / cpu if cpu > 0 and side.get("requests") else None
+    return side.capacity
+
+
+def _kept_groups(co: CoRecord | None, a: str, b: str, scenario: str, users: int) -> list[CoGroup]:
+    """The valid groups of (*scenario*, *users*) in which A and B were loaded together."""
+    return [
+        g for g in (co.groups if co else [])
+        if (g.scenario, g.users) == (scenario, users) and g.ok and g.holds(a, b)
+    ]  # fmt: skip
 
 
 def co_pairs(
-    doc: dict[str, Any], a: str, b: str, scenario: str, users: int
+    co: CoRecord | None, a: str, b: str, scenario: str, users: int
 ) -> list[list[tuple[float, float]]]:
     """(A, B) req/s per core of every kept window in which both ran, one list per group."""
     out = []
-    for group in doc.get("coscheduled", {}).get("groups", []):
-        if (group["scenario"], group["users"], group["status"]) != (scenario, users, "ok"):
-            continue
-        if a not in group["members"] or b not in group["members"]:
-            continue
+    for group in _kept_groups(co, a, b, scenario, users):
         pairs = []
-        for window in group.get("windows", []):
-            if window["dropped"]:
+        for window in group.windows:
+            if window.dropped:
                 continue
-            ca = window_capacity(window["members"][a])
-            cb = window_capacity(window["members"][b])
+            ca = window.members[a].capacity
+            cb = window.members[b].capacity
             if ca and cb:
                 pairs.append((ca, cb))
         if pairs:
@@ -81,49 +82,47 @@ def co_pairs(
     return out
 
 
-def planned(doc: dict[str, Any]) -> list[tuple[str, int, str, str]]:
+def planned(co: CoRecord | None) -> list[tuple[str, int, str, str]]:
     """(scenario, users, A, B) of every direct comparison the pass's groups were loaded for,
     whether or not a window of it was kept: A an anchor, each anchor pair once."""
-    co = doc.get("coscheduled")
     if not co:
         return []
-    anchors = co["settings"]["anchors"]
+    anchors = co.settings.anchors
 
     def first(a: str, b: str) -> bool:  # each anchor pair once, in the anchors' order
         return base(b) not in anchors or anchors.index(base(a)) < anchors.index(base(b))
 
     return sorted({
-        (g["scenario"], g["users"], a, b)
-        for g in co["groups"]
-        for a in g["members"] if base(a) in anchors
-        for b in g["members"] if b != a and first(a, b)
+        (g.scenario, g.users, a, b)
+        for g in co.groups
+        for a in g.members if base(a) in anchors
+        for b in g.members if b != a and first(a, b)
     })  # fmt: skip
 
 
-def missing(doc: dict[str, Any]) -> list[tuple[str, int, str, str]]:
+def missing(co: CoRecord | None) -> list[tuple[str, int, str, str]]:
     """The planned comparisons no kept window pair measured (every window of their groups
     dropped, or every group failed): no verdict, and not in :func:`co_comparisons`."""
-    return [k for k in planned(doc) if not co_pairs(doc, k[2], k[3], k[0], k[1])]
+    return [k for k in planned(co) if not co_pairs(co, k[2], k[3], k[0], k[1])]
 
 
-def co_comparisons(doc: dict[str, Any]) -> list[CoComparison]:
+def co_comparisons(co: CoRecord | None) -> list[CoComparison]:
     """Every co-scheduled comparison of the run, decided together (Benjamini–Hochberg over
     looks-adjusted p-values)."""
-    co = doc.get("coscheduled")
     if not co:
         return []
-    anchors = co["settings"]["anchors"]
-    keys = planned(doc)
+    anchors = co.settings.anchors
+    keys = planned(co)
     found = []
     for scenario, users, a, b in keys:
-        groups = co_pairs(doc, a, b, scenario, users)
+        groups = co_pairs(co, a, b, scenario, users)
         if not groups:
             continue
         comparison = compare_windows(groups, higher_is_better=True, unit=CO_UNIT)
         flat = [p for g in groups for p in g]
         a_value = statistics.median(x for x, _ in flat)
         b_value = statistics.median(y for _, y in flat)
-        seen = looks(doc, a, b, scenario, users)
+        seen = looks(co, a, b, scenario, users)
         found.append(CoComparison(scenario, users, a, b, a_value, b_value, comparison, seen))
     found += _chained(found, anchors)
     decided = false_discoveries([r.comparison for r in found], [r.looks for r in found])
@@ -158,10 +157,10 @@ def _chained(found: list[CoComparison], anchors: list[str]) -> list[CoComparison
 
 
 def co_comparison(
-    doc: dict[str, Any], a: str, b: str, scenario: str, users: int
+    co: CoRecord | None, a: str, b: str, scenario: str, users: int
 ) -> CoComparison | None:
     """B against A, turned around from A against B where only that was measured."""
-    for r in co_comparisons(doc):
+    for r in co_comparisons(co):
         if (r.scenario, r.users, r.a, r.b) == (scenario, users, a, b):
             return r
         if (r.scenario, r.users, r.a, r.b) == (scenario, users, b, a):
@@ -171,22 +170,18 @@ def co_comparison(
 
 
 def timed_prediction(
-    doc: dict[str, Any], a: str, b: str, scenario: str, users: int
+    co: CoRecord | None, a: str, b: str, scenario: str, users: int
 ) -> float | None:
     """B's req/s per core against A's that B's server-timed extra work predicts (a calibration
     series against its base): A's cost per request plus B's measured extra cost per request,
     window by window, geometric mean (None: B timed no extra work)."""
     logs = []
-    for group in doc.get("coscheduled", {}).get("groups", []):
-        if (group["scenario"], group["users"], group["status"]) != (scenario, users, "ok"):
-            continue
-        if a not in group["members"] or b not in group["members"]:
-            continue
-        for window in group.get("windows", []):
-            sa, sb = window["members"][a], window["members"][b]
-            extra = sb.get("calibration_cpu_s")
-            if window["dropped"] or not extra or not sa["requests"] or not sb["requests"]:
+    for group in _kept_groups(co, a, b, scenario, users):
+        for window in group.windows:
+            sa, sb = window.members[a], window.members[b]
+            extra = sb.calibration_cpu_s
+            if window.dropped or not extra or not sa.requests or not sb.requests:
                 continue
-            base = sa["server_cpu_s"] / sa["requests"]
-            logs.append(math.log(base / (base + extra / sb["requests"])))
+            base = sa.server_cpu_s / sa.requests
+            logs.append(math.log(base / (base + extra / sb.requests)))
     return math.exp(statistics.fmean(logs)) if logs else None

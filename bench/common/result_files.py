@@ -32,6 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from bench.common.co_record import CoRecord
+
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -77,15 +79,6 @@ def validate(path: Path, document: Any, model: type[Model]) -> Model:
         return model.model_validate(document)
     except ValidationError as exc:
         raise ResultFileError(f"{path}: {describe(exc)}") from None
-
-
-def load_document(path: Path, model: type[BaseModel]) -> dict[str, Any]:
-    """*path* validated as *model*, returned as the plain dict (for the readers that still
-    index one: the parts the models leave open, e.g. the co-scheduled record)."""
-    document = read_json(path)
-    validate(path, document, model)
-    assert isinstance(document, dict)  # every model here is an object
-    return document
 
 
 def describe(exc: ValidationError) -> str:
@@ -206,6 +199,7 @@ class LoadCell(Lenient):
     littles_law: LittlesLaw | None = None
     failures_by_phase: dict[str, dict[str, int]] | None = None
     lingering_transactions: Any = None
+    server_cpu: str | None = None  # how a remote server's CPU was read, or why it was not
     drivers_loaded: list[str] | None = None
     stall: dict[str, Any] | None = None
     pool_wait_us: Histogram | None = None
@@ -305,17 +299,19 @@ class LoadSettings(Lenient):
     locust_processes: int = 1
     driver_settings: dict[str, dict[str, Any]] = {}
     follow: Number = 0  # seconds each request is followed past the window (0: not followed)
+    gc_freeze: bool = False  # the servers froze their startup heap (absent: they did not)
 
 
 class RunFile(RunHeader):
     """``run.json`` of a load run (``sessionbench.run/N``); ``coscheduled``: the co-scheduled
-    pass (bench/load/coschedule.py) where the run had one."""
+    pass (bench/load/coschedule.py; its models: bench/common/co_record.py) where the run had
+    one."""
 
     _family = schema_family("sessionbench.run")
     settings: LoadSettings
     variants: dict[str, SeriesInfo]  # type: ignore[assignment]  # the header's, typed
     cells: list[LoadCell]
-    coscheduled: dict[str, Any] | None = None
+    coscheduled: CoRecord | None = None
 
     def series_names(self) -> list[str]:
         """The run's series (variant + varied axes) that have cells, in declaration order."""
@@ -328,8 +324,19 @@ class RunFile(RunHeader):
         return max(c.users for c in self.cells)
 
 
+class PitfallRunRecord(Lenient):
+    """One run of a repeated pitfall cell (bench/pitfalls/repeats.py)."""
+
+    outcome: str
+    summary: str | None = None
+    numbers: dict[str, Any] = {}
+    seconds: Number = 0
+    notes: list[str] = []
+
+
 class PitfallCell(Lenient):
-    """One cell of the pitfall matrix: a variant in a scenario (with its pool setting)."""
+    """One cell of the pitfall matrix: a variant in a scenario (with its pool setting); a
+    repeated cell (bench/pitfalls/repeats.py) adds ``tally`` and ``runs``."""
 
     variant: str
     scenario: str
@@ -337,13 +344,31 @@ class PitfallCell(Lenient):
     summary: str | None = None
     numbers: dict[str, Any] = {}
     pool_pre_ping: bool | None = None  # the scenario's pool setting, where it varies one
+    notes: list[str] = []
+    seconds: Number = 0
+    series: dict[str, Any] | None = None  # the figures' time series (restart, soak)
+    tally: dict[str, int] | None = None
+    runs: list[PitfallRunRecord] | None = None
+
+
+class PitfallSettings(Lenient):
+    """How a pitfall matrix was configured (``sessionbench pitfalls``' flags, as recorded)."""
+
+    mode: str = ""
+    variants: list[str] = []
+    scenarios: list[str] = []
+    soak: Number = 0
+    pool_size: int | None = None
+    pool_timeout: Number = 0
+    pre_ping: str = "off"  # off, on, or both (the restart also with it on)
+    repeats: int = 1
 
 
 class PitfallFile(RunHeader):
     """``pitfalls.json`` of a pitfall matrix (``sessionbench.pitfalls/N``)."""
 
     _family = schema_family("sessionbench.pitfalls")
-    settings: dict[str, Any]
+    settings: PitfallSettings
     scenarios: dict[str, str]
     cells: list[PitfallCell]
 
@@ -354,11 +379,16 @@ class CostRow(Lenient):
     variant: str
     endpoint: str
     clients: int = 1
-    instructions_per_request: float | None = None
+    instructions_per_request: float
     instructions_per_op: float | None = None
-    spread_percent: float | None = None
+    spread_percent: float
     repeats: int | None = None
+    requests: int | None = None
     ops: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.variant, self.endpoint, self.clients)
 
 
 class CostOperation(Lenient):
@@ -368,16 +398,26 @@ class CostOperation(Lenient):
     group: str
     operation: str
     instructions_per_op: float
-    spread_percent: float | None = None
+    spread_percent: float
+    repeats: int | None = None
+    ops: int | None = None
+
+
+class CostSettings(Lenient):
+    """How a cost run was configured (``sessionbench cost``'s flags, as recorded)."""
+
+    repeats: int | None = None
 
 
 class CostFile(RunHeader):
     """``cost.json`` of ``sessionbench cost`` (``sessionbench.cost/N``)."""
 
     _family = schema_family("sessionbench.cost")
-    settings: dict[str, Any]
+    settings: CostSettings
     rows: list[CostRow] = []
     operations: list[CostOperation] = []
+    operations_skipped: dict[str, str] = {}
+    operations_error: str | None = None
 
     def per_request(self) -> dict[tuple[str, str], float]:
         """(variant, endpoint) → instructions per request at the fewest clients measured."""
@@ -386,10 +426,12 @@ class CostFile(RunHeader):
             return {}
         fewest = min(r.clients for r in rows)
         return {
-            (r.variant, r.endpoint): float(r.instructions_per_request or 0)
-            for r in rows
-            if r.clients == fewest
+            (r.variant, r.endpoint): r.instructions_per_request for r in rows if r.clients == fewest
         }
+
+    def row_index(self) -> dict[tuple[str, str, int], CostRow]:
+        """Rows by (variant, endpoint, clients)."""
+        return {r.key: r for r in self.rows}
 
 
 class MicroStats(Lenient):

@@ -18,6 +18,7 @@ import variants
 if TYPE_CHECKING:  # imported when the command runs: the CLI (and `serve`) start fast
     from rich.table import Table
 
+    from bench.common.result_files import CostFile, CostRow
     from bench.cost.runner import CostConfig
 
 ENDPOINTS = ("get", "list", "multi", "write", "health")  # bench.cost.endpoints.ENDPOINTS
@@ -166,7 +167,7 @@ def explain_existing(args: argparse.Namespace) -> int:
 
     a, b = args.explain
     doc = load(args.out)
-    clients_of = sorted({r["clients"] for r in doc["rows"]})
+    clients_of = sorted({r.clients for r in doc.rows})
     done = 0
     for clients in clients_of:
         have = explainable(args.out, clients)
@@ -253,7 +254,7 @@ def measure_run(args: argparse.Namespace) -> int:
     from bench.common.console import console, progress_bar
     from bench.common.lifecycle import exit_code
     from bench.cost import valgrind
-    from bench.cost.results import COST_FILE
+    from bench.cost.results import COST_FILE, load
     from bench.cost.runner import run_cost
 
     try:
@@ -291,16 +292,17 @@ def measure_run(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     with progress_bar(config.steps) as progress:
-        result = run_cost(config, progress)
-    console.print(cost_table(result.doc))
-    if result.doc.get("operations"):
-        console.print(operations_table(result.doc))
-    for line in concurrency_notes(result.doc):
+        run_cost(config, progress)
+    cost = load(config.out)  # what the run wrote, through its model
+    console.print(cost_table(cost))
+    if cost.operations:
+        console.print(operations_table(cost))
+    for line in concurrency_notes(cost):
         console.print(line, highlight=False)
-    for name, info in result.doc["variants"].items():
+    for name, info in cost.variants.items():
         if info.get("error"):
             console.print(f"[red]{name} failed:[/red] {info['error'][:400]}")
-    status = result.doc["status"]
+    status = cost.status
     console.print(
         f"cost {status} in {time.monotonic() - started:.0f} s: {config.out / COST_FILE}",
         highlight=False,
@@ -308,15 +310,15 @@ def measure_run(args: argparse.Namespace) -> int:
     return exit_code(status)
 
 
-def _base(doc: dict[str, Any]) -> dict[tuple[str, int], float]:
+def _base(doc: CostFile) -> dict[tuple[str, int], float]:
     return {
-        (r["endpoint"], r["clients"]): r["instructions_per_request"]
-        for r in doc["rows"]
-        if r["variant"] == "context"
+        (r.endpoint, r.clients): r.instructions_per_request
+        for r in doc.rows
+        if r.variant == "context"
     }
 
 
-def cost_table(doc: dict[str, Any]) -> Table:
+def cost_table(doc: CostFile) -> Table:
     from rich.table import Table
 
     out = Table(title="instructions per request of the server process (median of repeats)")
@@ -333,24 +335,23 @@ def cost_table(doc: dict[str, Any]) -> Table:
     base = _base(doc)
     order = list(ENDPOINTS)
     rows = sorted(
-        doc["rows"],
-        key=lambda r: (order.index(r["endpoint"]), r["clients"], r["instructions_per_request"]),
+        doc.rows, key=lambda r: (order.index(r.endpoint), r.clients, r.instructions_per_request)
     )
     for r in rows:
-        ref = base.get((r["endpoint"], r["clients"]))
+        ref = base.get((r.endpoint, r.clients))
         out.add_row(
-            r["endpoint"],
-            str(r["clients"]),
-            r["variant"],
-            f"{r['instructions_per_request']:,.0f}",
-            f"{r['spread_percent']:.2f} %",
-            f"{r['instructions_per_request'] / ref:.3f}" if ref else "–",
-            f"{r['requests']} × {r['repeats']}",
+            r.endpoint,
+            str(r.clients),
+            r.variant,
+            f"{r.instructions_per_request:,.0f}",
+            f"{r.spread_percent:.2f} %",
+            f"{r.instructions_per_request / ref:.3f}" if ref else "–",
+            f"{r.requests} × {r.repeats}",
         )
     return out
 
 
-def operations_table(doc: dict[str, Any]) -> Table:
+def operations_table(doc: CostFile) -> Table:
     from rich.table import Table
 
     from bench.cost.report import OPERATION_HEADERS, operation_rows
@@ -365,19 +366,19 @@ def operations_table(doc: dict[str, Any]) -> Table:
     return out
 
 
-def concurrency_change(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def concurrency_change(doc: CostFile) -> list[dict[str, Any]]:
     """Per (variant, endpoint): instructions per request at the most clients vs at the fewest,
     and whether the change exceeds the two rows' spreads added."""
-    by: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
-    for r in doc["rows"]:
-        by.setdefault((r["variant"], r["endpoint"]), {})[r["clients"]] = r
+    by: dict[tuple[str, str], dict[int, CostRow]] = {}
+    for r in doc.rows:
+        by.setdefault((r.variant, r.endpoint), {})[r.clients] = r
     changes = []
     for (variant, endpoint), levels in by.items():
         if len(levels) < 2:
             continue
         low, high = levels[min(levels)], levels[max(levels)]
-        change = 100 * (high["instructions_per_request"] / low["instructions_per_request"] - 1)
-        noise = low["spread_percent"] + high["spread_percent"]
+        change = 100 * (high.instructions_per_request / low.instructions_per_request - 1)
+        noise = low.spread_percent + high.spread_percent
         changes.append(
             {
                 "variant": variant,
@@ -392,7 +393,7 @@ def concurrency_change(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return changes
 
 
-def concurrency_notes(doc: dict[str, Any]) -> list[str]:
+def concurrency_notes(doc: CostFile) -> list[str]:
     changes = concurrency_change(doc)
     if not changes:
         return []

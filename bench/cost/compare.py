@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common.result_files import CostFile, CostRow
 from bench.common.rundiff import differences
-from bench.cost.results import COST_FILE, load, row_index
+from bench.cost.results import COST_FILE, load
 
 ENDPOINT_NOUN = {
     "get": "GET",
@@ -67,23 +68,21 @@ class Change:
         )
 
 
-def _change(
-    endpoint: str, clients: int, a: str, b: str, ra: dict[str, Any], rb: dict[str, Any]
-) -> Change:
+def _change(endpoint: str, clients: int, a: str, b: str, ra: CostRow, rb: CostRow) -> Change:
     return Change(
         endpoint,
         clients,
         a,
         b,
-        ra["instructions_per_request"],
-        rb["instructions_per_request"],
-        ra["spread_percent"],
-        rb["spread_percent"],
+        ra.instructions_per_request,
+        rb.instructions_per_request,
+        ra.spread_percent,
+        rb.spread_percent,
     )
 
 
-def within(doc: dict[str, Any], baseline: str) -> list[Change]:
-    rows = row_index(doc)
+def within(doc: CostFile, baseline: str) -> list[Change]:
+    rows = doc.row_index()
     changes = []
     for (variant, endpoint, clients), row in rows.items():
         base = rows.get((baseline, endpoint, clients))
@@ -92,8 +91,8 @@ def within(doc: dict[str, Any], baseline: str) -> list[Change]:
     return changes
 
 
-def between(doc_a: dict[str, Any], doc_b: dict[str, Any]) -> list[Change]:
-    rows_a, rows_b = row_index(doc_a), row_index(doc_b)
+def between(doc_a: CostFile, doc_b: CostFile) -> list[Change]:
+    rows_a, rows_b = doc_a.row_index(), doc_b.row_index()
     return [
         _change(endpoint, clients, f"{variant} (A)", f"{variant} (B)", rows_a[key], row)
         for key, row in rows_b.items()
@@ -141,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"sessionbench: error: {exc}", highlight=False)
         return 2
     if len(docs) == 1:
-        names = list(dict.fromkeys(r["variant"] for r in docs[0]["rows"]))
+        names = list(dict.fromkeys(r.variant for r in docs[0].rows))
         baseline = args.baseline or ("context" if "context" in names else names[0])
         if baseline not in names:
             console.print(
@@ -152,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
         changes = within(docs[0], baseline)
         title = f"{paths[0].name}: instructions per request, each variant (B) against {baseline}"
     else:
-        for line in differences(docs[0], docs[1]):
+        a, b = (d.model_dump(mode="json", by_alias=True) for d in docs)  # every setting
+        for line in differences(a, b):
             console.print(f"differs: {line}", highlight=False)
         changes = between(docs[0], docs[1])
         title = f"instructions per request: {paths[1].name} (B) against {paths[0].name} (A)"

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from bench.common.result_files import CostRow
 from bench.cost import profile
 from bench.cost.packages import package_of
 from bench.cost.profile import Profile
-from bench.cost.results import load, row_index
+from bench.cost.results import load
 
 TOP_FUNCTIONS = 12
 
@@ -101,9 +101,7 @@ class Explanation:
         return 100 * value / self.measured_b
 
 
-def compare_profiles(
-    pa: Profile, pb: Profile, row_a: dict[str, Any], row_b: dict[str, Any]
-) -> Explanation:
+def compare_profiles(pa: Profile, pb: Profile, row_a: CostRow, row_b: CostRow) -> Explanation:
     names = set(pa.groups) | set(pb.groups)
     groups = sorted(
         (Part(n, pa.groups.get(n, 0.0), pb.groups.get(n, 0.0)) for n in names),
@@ -131,14 +129,14 @@ def compare_profiles(
     by_self = sorted(functions, key=lambda f: (-abs(f.self_diff), f.name, f.object))[:TOP_FUNCTIONS]
     functions = [f for f in functions if max(f.inclusive_a or 0, f.inclusive_b or 0) < whole]
     functions.sort(key=lambda f: (-abs(f.inclusive_diff), f.name, f.object))
-    spread = sum(r["instructions_per_request"] * r["spread_percent"] / 100 for r in (row_a, row_b))
+    spread = sum(r.instructions_per_request * r.spread_percent / 100 for r in (row_a, row_b))
     return Explanation(
         a=pa.variant,
         b=pb.variant,
         endpoint=pa.endpoint,
         clients=pa.clients,
-        measured_a=row_a["instructions_per_request"],
-        measured_b=row_b["instructions_per_request"],
+        measured_a=row_a.instructions_per_request,
+        measured_b=row_b.instructions_per_request,
         spread=spread,
         groups=groups,
         functions=functions[:TOP_FUNCTIONS],
@@ -148,7 +146,7 @@ def compare_profiles(
 
 def explain(folder: Path, a: str, b: str, endpoint: str, clients: int = 1) -> Explanation | None:
     """A vs B at (*endpoint*, *clients*) in the run *folder* (None: a row or profile missing)."""
-    rows = row_index(load(folder))
+    rows = load(folder).row_index()
     row_a, row_b = rows.get((a, endpoint, clients)), rows.get((b, endpoint, clients))
     pa, pb = (profile.load(folder, v, endpoint, clients) for v in (a, b))
     if row_a is None or row_b is None or pa is None or pb is None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.blocks import PLOTS, Block, h2, img, p, table
+from bench.common.result_files import CostFile
 from bench.cost.explain import Explanation, explain, explainable
 from bench.cost.packages import INTERPRETER
 
@@ -72,7 +73,7 @@ def lines(e: Explanation, top: int = 8) -> list[str]:
     return out
 
 
-def pair_figure(e: Explanation, doc: dict[str, Any], path: Path) -> Path:
+def pair_figure(e: Explanation, doc: CostFile, path: Path) -> Path:
     """Groups (self, adding up to the total) left, top functions (inclusive) right."""
     from bench.common import plots
 
@@ -106,7 +107,7 @@ def pair_figure(e: Explanation, doc: dict[str, Any], path: Path) -> Path:
     return plots.save(fig, path)
 
 
-def all_figure(es: list[Explanation], doc: dict[str, Any], path: Path) -> Path:
+def all_figure(es: list[Explanation], doc: CostFile, path: Path) -> Path:
     """Every variant's difference vs the baseline, stacked by group: one bar per variant."""
     from bench.common import plots
 
@@ -152,7 +153,7 @@ def _stack(es: list[Explanation], before: list[str], name: str, sign: int) -> li
     return out
 
 
-def blocks(folder: Path, doc: dict[str, Any]) -> tuple[list[Block], list[Path]]:
+def blocks(folder: Path, doc: CostFile) -> tuple[list[Block], list[Path]]:
     """The report's explain blocks: per endpoint, a figure and a table of every variant vs
     ``context``, then each variant's top functions (nothing without profiles); the figures."""
     found = explainable(folder)

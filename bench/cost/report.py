@@ -24,9 +24,10 @@ from bench.common.blocks import (
     table,
     write_report,
 )
-from bench.common.result_files import RunFile, load_document
-from bench.common.run_folder import RunFolder
-from bench.cost.results import COST_FILE, OPERATION_GROUPS, load, row_index
+from bench.common.result_files import CostFile, RunFile
+from bench.common.results import Run
+from bench.common.run_folder import RUN, RunFolder
+from bench.cost.results import COST_FILE, OPERATION_GROUPS, load
 
 SCENARIO_OF = {"get": "read", "write": "write", "multi": "multi"}
 """Load scenario whose requests are one endpoint's (list and health have none of their own)."""
@@ -45,7 +46,7 @@ OPERATION_HEADERS = [
 ]
 
 
-def cpu_ratio(run_doc: dict[str, Any], variant: str, scenario: str) -> dict[str, Any] | None:
+def cpu_ratio(run: RunFile, variant: str, scenario: str) -> dict[str, Any] | None:
     """Server CPU per request of *variant* vs ``context`` in *scenario*, paired: from the
     co-scheduled pass where the run has one (window pairs on one core; the inverse of the
     req/s-per-core ratio), else by round (the geometric mean of per-round ratios of the solo
@@ -54,19 +55,19 @@ def cpu_ratio(run_doc: dict[str, Any], variant: str, scenario: str) -> dict[str,
     from bench.common.pairs import co_comparison
     from bench.common.stats import compare_paired
 
-    users = sorted({c["users"] for c in run_doc.get("cells", []) if c["scenario"] == scenario})
+    users = sorted({c.users for c in run.cells if c.scenario == scenario})
     for top in reversed(users):
-        co = co_comparison(run_doc, BASELINE, variant, scenario, top)
+        co = co_comparison(run.coscheduled, BASELINE, variant, scenario, top)
         if co is not None and co.comparison.low is not None:
             c = co.comparison.inverted()  # req/s per core -> CPU per request
             return {"ratio": c.ratio, "low": c.low, "high": c.high, "users": top,
                     "how": f"co-scheduled, {c.n_a} window pairs"}  # fmt: skip
     cells: dict[tuple[str, int], dict[int, float]] = {}
-    for cell in run_doc.get("cells", []):
-        server = (cell.get("cpu_us_per_request") or {}).get("server")
-        if cell.get("status") == "ok" and cell["scenario"] == scenario and server:
-            trials = cells.setdefault((cell["variant"], cell["users"]), {})
-            trials[cell.get("trial", len(trials) + 1)] = server
+    for cell in run.cells:
+        server = cell.server_us
+        if cell.ok and cell.scenario == scenario and server:
+            trials = cells.setdefault((cell.variant, cell.users), {})
+            trials[cell.trial if cell.trial is not None else len(trials) + 1] = server
     for top in reversed(users):
         a, b = cells.get((BASELINE, top), {}), cells.get((variant, top), {})
         pairs = [(a[t], b[t]) for t in sorted(a) if t in b]
@@ -81,38 +82,36 @@ def _ratio_cell(ratio: float, spread: float) -> str:
     return f"{ratio:.3f} (±{spread:.2f} %)"
 
 
-def rows_for(
-    cost: dict[str, Any], run_doc: dict[str, Any] | None
-) -> tuple[list[list[str]], int, int]:
+def rows_for(cost: CostFile, run: RunFile | None) -> tuple[list[list[str]], int, int]:
     """Table rows (one per variant × endpoint × clients), how many were checked against the
     load run's server CPU, and how many of those disagree."""
-    index = row_index(cost)
+    index = cost.row_index()
     out, disagreements, checked = [], 0, 0
     ordered = sorted(
         index.values(),
         key=lambda r: (
-            ENDPOINT_ORDER.index(r["endpoint"]) if r["endpoint"] in ENDPOINT_ORDER else 99,
-            r["clients"],
-            r["instructions_per_request"],
+            ENDPOINT_ORDER.index(r.endpoint) if r.endpoint in ENDPOINT_ORDER else 99,
+            r.clients,
+            r.instructions_per_request,
         ),
     )
     for r in ordered:
-        value, spread = r["instructions_per_request"], r["spread_percent"]
-        cells = [r["endpoint"], str(r["clients"]), r["variant"], f"{value:,.0f}", f"{spread:.2f} %"]
+        value, spread = r.instructions_per_request, r.spread_percent
+        cells = [r.endpoint, str(r.clients), r.variant, f"{value:,.0f}", f"{spread:.2f} %"]
         for ref_name in (BASELINE, FLOOR):
-            ref = index.get((ref_name, r["endpoint"], r["clients"]))
+            ref = index.get((ref_name, r.endpoint, r.clients))
             cells.append(
-                _ratio_cell(value / ref["instructions_per_request"], spread + ref["spread_percent"])
+                _ratio_cell(value / ref.instructions_per_request, spread + ref.spread_percent)
                 if ref
                 else "–"
             )
         cpu_cell, agree = "–", ""
-        base = index.get((BASELINE, r["endpoint"], r["clients"]))
-        scenario = SCENARIO_OF.get(r["endpoint"])
-        if run_doc is not None and scenario and base and r["variant"] != BASELINE:
-            cpu = cpu_ratio(run_doc, r["variant"], scenario)
+        base = index.get((BASELINE, r.endpoint, r.clients))
+        scenario = SCENARIO_OF.get(r.endpoint)
+        if run is not None and scenario and base and r.variant != BASELINE:
+            cpu = cpu_ratio(run, r.variant, scenario)
             if cpu is not None:
-                ratio = value / base["instructions_per_request"]
+                ratio = value / base.instructions_per_request
                 if cpu["low"] is None or cpu["high"] is None:
                     cpu_cell = f"{cpu['ratio']:.3f} (no CI: {cpu['how']})"
                 else:
@@ -128,43 +127,43 @@ def rows_for(
     return out, checked, disagreements
 
 
-def operation_rows(cost: dict[str, Any]) -> list[list[str]]:
+def operation_rows(cost: CostFile) -> list[list[str]]:
     """Table rows of the ``operations`` list (``OPERATION_HEADERS``): by group, cheapest first;
     the session groups relative to ``context``'s row of the same group."""
-    rows = cost.get("operations", [])
-    base = {r["group"]: r for r in rows if r["variant"] == BASELINE and r["group"] != "machinery"}
+    rows = cost.operations
+    base = {r.group: r for r in rows if r.variant == BASELINE and r.group != "machinery"}
     ordered = sorted(
         rows,
         key=lambda r: (
-            OPERATION_GROUPS.index(r["group"]) if r["group"] in OPERATION_GROUPS else 99,
-            r["instructions_per_op"],
+            OPERATION_GROUPS.index(r.group) if r.group in OPERATION_GROUPS else 99,
+            r.instructions_per_op,
         ),
     )
     out = []
     for r in ordered:
-        value, spread, ref = r["instructions_per_op"], r["spread_percent"], base.get(r["group"])
+        value, spread, ref = r.instructions_per_op, r.spread_percent, base.get(r.group)
         out.append(
             [
-                r["group"],
-                r["variant"],
-                r["operation"],
+                r.group,
+                r.variant,
+                r.operation,
                 f"{value:,.0f}",
                 f"{spread:.2f} %",
-                _ratio_cell(value / ref["instructions_per_op"], spread + ref["spread_percent"])
+                _ratio_cell(value / ref.instructions_per_op, spread + ref.spread_percent)
                 if ref
                 else "–",
-                f"{r['ops']} × {r['repeats']}",
+                f"{r.ops} × {r.repeats}",
             ]
         )
     return out
 
 
-def _run_doc(folder: Path) -> dict[str, Any] | None:
-    path = RunFolder(folder).run
-    if not path.exists():
+def _load_run(folder: Path) -> RunFile | None:
+    """The folder's load run, if it has one with cells (read once: bench.common.results)."""
+    if not RunFolder(folder).has(RUN):
         return None
-    doc = load_document(path, RunFile)
-    return doc if doc.get("cells") else None
+    run = Run.read(folder).file
+    return run if run.cells else None
 
 
 @register_section("cost")
@@ -173,20 +172,20 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
     if not (folder / COST_FILE).exists():
         return [], []
     cost = load(folder)
-    run_doc = _run_doc(folder)
-    rows, checked, disagreements = rows_for(cost, run_doc)
-    s = cost["settings"]
+    run = _load_run(folder)
+    rows, checked, disagreements = rows_for(cost, run)
+    s = cost.settings
     blocks = [
         h2("Instructions per request (valgrind)"),
         p(
             f"Instructions the server process executed per request, counted by callgrind "
-            f"({cost['environment'].get('valgrind')}): user space of the server only — not "
-            f"PostgreSQL, not the kernel, not time spent waiting. Median of {s['repeats']} "
+            f"({cost.environment.get('valgrind')}): user space of the server only — not "
+            f"PostgreSQL, not the kernel, not time spent waiting. Median of {s.repeats} "
             f"repeats after a warm-up; spread = (max − min) / median of the repeats. Ratios "
-            f"carry the two rows' spreads added. Status {cost['status']}."
+            f"carry the two rows' spreads added. Status {cost.status}."
         ),
     ]
-    if run_doc is None:
+    if run is None:
         blocks.append(p("No load run in this folder: no server-CPU ratios to set beside."))
     elif not checked:
         blocks.append(
@@ -240,14 +239,14 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
             ),
             table(OPERATION_HEADERS, operations),
         ]
-    skipped = [f"{name}: {why}" for name, why in cost.get("operations_skipped", {}).items()]
-    if cost.get("operations_error"):
-        skipped.append(f"the operations pass failed: {cost['operations_error'][:300]}")
+    skipped = [f"{name}: {why}" for name, why in cost.operations_skipped.items()]
+    if cost.operations_error:
+        skipped.append(f"the operations pass failed: {cost.operations_error[:300]}")
     if skipped:
         blocks += [p("Micro-operations not counted:"), bullets(skipped)]
     errors = [
         f"{name}: {info['error'][:300]}"
-        for name, info in cost["variants"].items()
+        for name, info in cost.variants.items()
         if info.get("error")
     ]
     if errors:
@@ -261,14 +260,14 @@ def section(folder: Path) -> tuple[list[Block], list[Path]]:
 def build_alone(folder: Path) -> list[Path]:
     """report.md and index.html for a folder with a cost.json and no load run."""
     doc = load(folder)
-    env = doc["environment"]
-    title = f"sessionbench cost — {doc['run_id']}"
+    env = doc.environment
+    title = f"sessionbench cost — {doc.run_id}"
     blocks, written = section(folder)
     blocks = [
         h1(title),
         p(
-            f"{env.get('cpu_model')} × {env.get('cpu_count')}, run {doc['started']}, "
-            f"command: {' '.join(doc.get('command', []))}."
+            f"{env.get('cpu_model')} × {env.get('cpu_count')}, run {doc.started}, "
+            f"command: {' '.join(doc.command)}."
         ),
         *blocks,
     ]

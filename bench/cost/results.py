@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Self
 
-from bench.common.result_files import CostFile, CostOperation, CostRow, load_document
+from bench.common import result_files
+from bench.common.result_files import CostFile, CostOperation, CostRow
 from bench.common.results import Run, rounded
 from bench.common.run_folder import COST
 from bench.cost import OPERATION_GROUPS  # noqa: F401 (the groups of operations rows; re-exported)
@@ -53,13 +54,8 @@ class CostRun(Run):
         self.save()
 
 
-def load(folder: Path) -> dict[str, Any]:
-    """The ``cost.json`` document of *folder* (or the file itself), validated by its model
+def load(folder: Path) -> CostFile:
+    """The ``cost.json`` of *folder* (or the file itself), read through its model
     (``ResultFileError``, a ValueError: one line naming the file and the problem)."""
     path = folder / COST_FILE if folder.is_dir() else folder
-    return load_document(path, CostFile)
-
-
-def row_index(doc: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
-    """Rows by (variant, endpoint, clients)."""
-    return {(r["variant"], r["endpoint"], r["clients"]): r for r in doc.get("rows", [])}
+    return result_files.load(path, CostFile)

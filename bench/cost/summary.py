@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
+from bench.common.result_files import CostFile
 from bench.cost.compare import ENDPOINT_NOUN, within
 from bench.cost.results import COST_FILE, load
 
 
-def verdicts(doc: dict[str, Any], baseline: str = "context") -> list[str]:
+def verdicts(doc: CostFile, baseline: str = "context") -> list[str]:
     """``depends: +10.8 % instructions per GET vs context (1 client, ±0.12 %)``, GET first."""
     order = list(ENDPOINT_NOUN)
-    fewest = min(r["clients"] for r in doc["rows"])
+    fewest = min(r.clients for r in doc.rows)
     changes = [c for c in within(doc, baseline) if c.clients == fewest]
     changes.sort(
         key=lambda c: (order.index(c.endpoint) if c.endpoint in order else 99, c.change_percent)
@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
         return 0
     doc = load(folder)
     lines = verdicts(doc)
-    print(f"Instructions per request (valgrind, server process only; {doc['status']}):")
+    print(f"Instructions per request (valgrind, server process only; {doc.status}):")
     for line in lines or ["(no variant measured beside context)"]:
         print(f"  {line}")
     return 0

@@ -23,17 +23,18 @@ series) instead of running one.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bench.common import stats
 from bench.common.arguments import comma_list, number, variant_name
+from bench.common.co_record import CoMember, CoRecord, CoWindow
+from bench.common.result_files import ResultFileError, RunFile, load
 from bench.common.run_folder import RunFolder
 
 
@@ -49,48 +50,62 @@ class Row:
     system: stats.Comparison
 
 
-def _usable(window: dict[str, Any]) -> bool:
-    dropped = window["dropped"]
-    return not dropped or dropped.startswith("unsaturated")
+def _usable(window: CoWindow) -> bool:
+    return not window.dropped or window.dropped.startswith("unsaturated")
 
 
-def _per_request(side: dict[str, Any], key: str) -> float:
-    return float(side[key]) / side["requests"]
+Figure = Callable[[CoMember], float | None]
+"""One of a member's CPU figures in a window (seconds)."""
 
 
-def rows(doc: dict[str, Any], a: str, b: str) -> list[Row]:
+def _per_request(side: CoMember, figure: Figure, name: str) -> float:
+    value = figure(side)
+    if value is None:
+        raise ValueError(f"a co-scheduled window has no {name} (recorded since the kernel split)")
+    return float(value) / side.requests
+
+
+def rows(co: CoRecord, a: str, b: str) -> list[Row]:
     """One row per user count of the run's co-scheduled groups holding *a* and *b*."""
-    windows: dict[int, list[dict[str, Any]]] = {}
-    for group in doc["coscheduled"]["groups"]:
-        if {a, b} <= set(group["members"]):
-            kept = [w for w in group["windows"] if _usable(w)]
-            windows.setdefault(group["users"], []).extend(kept)
+    windows: dict[int, list[CoWindow]] = {}
+    for group in co.groups:
+        if group.holds(a, b):
+            kept = [w for w in group.windows if _usable(w)]
+            windows.setdefault(group.users, []).extend(kept)
     out = []
     for users, kept in sorted(windows.items()):
-        sides: list[tuple[dict[str, Any], dict[str, Any]]] = [
-            (w["members"][a], w["members"][b]) for w in kept
-        ]
-        sides = [(x, y) for x, y in sides if x["requests"] and y["requests"]]
+        sides = [(w.members[a], w.members[b]) for w in kept]
+        sides = [(x, y) for x, y in sides if x.requests and y.requests]
         if not sides:
             continue
 
         def pairs(
-            key: str, sides: list[tuple[dict[str, Any], dict[str, Any]]] = sides
+            figure: Figure, name: str, sides: list[tuple[CoMember, CoMember]] = sides
         ) -> list[tuple[float, float]]:
-            return [(_per_request(x, key), _per_request(y, key)) for x, y in sides]
+            return [(_per_request(x, figure, name), _per_request(y, figure, name))
+                    for x, y in sides]  # fmt: skip
 
-        cpu = pairs("server_cpu_s")
+        cpu = pairs(lambda m: m.server_cpu_s, "server CPU")
         out.append(
             Row(
                 users=users,
                 windows=len(sides),
                 a_cpu_us=1e6 * math.exp(sum(math.log(x) for x, _ in cpu) / len(cpu)),
                 cpu=stats.compare_windows([cpu]),
-                user=stats.compare_windows([pairs("server_user_s")]),
-                system=stats.compare_windows([pairs("server_system_s")]),
+                user=stats.compare_windows([pairs(lambda m: m.server_user_s, "user CPU")]),
+                system=stats.compare_windows([pairs(lambda m: m.server_system_s, "system CPU")]),
             )
         )
     return out
+
+
+def read(folder: Path) -> CoRecord:
+    """The co-scheduled record of the run in *folder* (ResultFileError: one line)."""
+    path = RunFolder(folder).run
+    co = load(path, RunFile).coscheduled
+    if co is None:
+        raise ResultFileError(f"{path}: no co-scheduled pass")
+    return co
 
 
 def _ratio(c: stats.Comparison) -> str:
@@ -125,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.source is not None:
         try:
-            doc = json.loads(RunFolder(args.source).run.read_text())
-        except (OSError, ValueError) as exc:
+            co = read(args.source)
+        except ResultFileError as exc:
             p.error(f"--from {args.source}: {exc}")
-        print(table(rows(doc, args.a, args.b), args.a, args.b))
+        print(table(rows(co, args.a, args.b), args.a, args.b))
         return 0
     with tempfile.TemporaryDirectory(prefix="sessionbench-concurrency-") as scratch:
         out = args.out or Path(scratch) / "run"
@@ -144,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         if done.returncode != 0:
             print(f"sessionbench run failed (exit {done.returncode}); see {out}", file=sys.stderr)
             return 1
-        doc = json.loads(RunFolder(out).run.read_text())
-        print(table(rows(doc, args.a, args.b), args.a, args.b))
+        print(table(rows(read(out), args.a, args.b), args.a, args.b))
     return 0
 
 

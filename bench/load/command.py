@@ -181,23 +181,24 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         console.print(f"sessionbench: error: {exc}", highlight=False, soft_wrap=True)
         return 2
-    console.print(summary_table(result.file.cells))
-    unmeasured = sorted({c["variant"] for c in result.cells
-                         if c.get("server_cpu", "").startswith("not measured")})  # fmt: skip
+    run = result.file
+    console.print(summary_table(run.cells))
+    unmeasured = sorted({c.variant for c in run.cells
+                         if (c.server_cpu or "").startswith("not measured")})  # fmt: skip
     if unmeasured:
         console.print(f"server CPU not measured for {', '.join(unmeasured)}: the remote server "
                       "exports no /metrics (serve --metrics)", highlight=False)  # fmt: skip
-    for cell in result.cells:
-        if cell.get("lingering_transactions"):
+    for cell in run.cells:
+        if cell.lingering_transactions:
             console.print(
-                f"[yellow]{cell['variant']} · {cell['scenario']} · {cell['users']} users · "
-                f"trial {cell['trial']}:[/yellow] {cell['reasons'][0]}",
+                f"[yellow]{cell.variant} · {cell.scenario} · {cell.users} users · "
+                f"trial {cell.trial}:[/yellow] {cell.reasons[0]}",
                 highlight=False,
             )
-    for name, info in result.doc["variants"].items():
-        if not info.get("verify", {}).get("passed"):
-            failures = "; ".join(info.get("verify", {}).get("failures", []))[:300]
+    for name, info in run.variants.items():
+        if info.verify is None or not info.verify.passed:
+            failures = "; ".join(info.verify.failures if info.verify else [])[:300]
             console.print(f"[red]{name} failed verify and was skipped:[/red] {failures}")
-    status = result.doc["status"]
+    status = run.status
     console.print(f"run {status}: {rel_path(config.out / RUN_FILE)}", highlight=False)
     return exit_code(status)

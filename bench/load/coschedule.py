@@ -55,6 +55,15 @@ from typing import Any
 
 import variants
 from bench.common import cpu, database, histograms, integrity, pairs, processes, tally
+from bench.common.co_record import (
+    CoGroup,
+    CoMember,
+    CoRecord,
+    CoSettingsRecord,
+    CoSide,
+    CoWindow,
+    IntegrityCheck,
+)
 from bench.common.server import ServerError, VariantServer
 from bench.load import protocol
 from bench.load.scenarios import SCENARIOS
@@ -103,14 +112,15 @@ class CoSettings:
     p-value is multiplied by its looks before the run's comparisons are decided together
     (bench/common/pairs.py), so looking again cannot inflate the error rate."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "anchors": self.anchors, "windows": self.windows, "window_s": self.window,
-            "warmup_s": self.warmup, "rounds": self.rounds, "group": self.group,
-            "start_margin_s": START_MARGIN, "steal_limit_percent": self.steal_limit,
-            "saturated_percent": 100 * self.saturated, "kinds": list(self.kinds),
-            "cells": list(self.cells), "budget_s": self.budget,
-        }  # fmt: skip
+    def record(self) -> CoSettingsRecord:
+        """These settings as run.json records them."""
+        return CoSettingsRecord(
+            anchors=self.anchors, windows=self.windows, window_s=self.window,
+            warmup_s=self.warmup, rounds=self.rounds, group=self.group,
+            start_margin_s=START_MARGIN, steal_limit_percent=self.steal_limit,
+            saturated_percent=100 * self.saturated, kinds=list(self.kinds),
+            cells=list(self.cells), budget_s=self.budget,
+        )  # fmt: skip
 
 
 def axis_suffix(name: str) -> str:
@@ -183,17 +193,17 @@ def schedule(
 
 
 def unresolved(
-    doc: dict[str, Any], planned: Sequence[tuple[int, str, int, tuple[str, ...]]]
+    co: CoRecord, planned: Sequence[tuple[int, str, int, tuple[str, ...]]]
 ) -> list[tuple[str, int, tuple[str, ...]]]:
     """The planned groups (each once) that another look could resolve: a comparison of
     their cell between two of their members, or chained to a non-anchor member, that the
     run's comparisons so far leave unresolved."""
-    anchors = set(doc["coscheduled"]["settings"]["anchors"])
+    anchors = set(co.settings.anchors)
     open_ = [
-        (r.scenario, r.users, r.a, r.b) for r in pairs.co_comparisons(doc)
+        (r.scenario, r.users, r.a, r.b) for r in pairs.co_comparisons(co)
         if not (r.comparison.significant or r.comparison.equivalent)
     ]  # fmt: skip
-    open_ += pairs.missing(doc)  # every window dropped so far: not measured at all
+    open_ += pairs.missing(co)  # every window dropped so far: not measured at all
     out: list[tuple[str, int, tuple[str, ...]]] = []
     for _, scenario, users, group in planned:
         members = set(group)
@@ -300,21 +310,27 @@ class CoPass:
         self.scratch.clear()
 
     def group(
-        self, index: int, round_: int, scenario: str, users: int, names: tuple[str, ...]
-    ) -> dict[str, Any]:
-        """Load every member of *names* at once; the group's record."""
+        self,
+        index: int,
+        round_: int,
+        scenario: str,
+        users: int,
+        names: tuple[str, ...],
+        look: int = 1,
+    ) -> CoGroup:
+        """Load every member of *names* at once; the group's record (*look*: which look)."""
         s = self.settings
-        record: dict[str, Any] = {
-            "round": round_, "scenario": scenario, "users": users, "members": list(names),
-            "order": index, "window_s": s.window, "status": "ok", "reasons": [],
-        }  # fmt: skip
+        record = CoGroup(
+            round=round_, scenario=scenario, users=users, members=list(names), order=index,
+            window_s=s.window, status="ok", reasons=[], look=look,
+        )  # fmt: skip
         members = [self.members[n] for n in names]
         for m in members:
             if not m.server.alive():
                 try:
                     m.server.start()
                 except ServerError as exc:
-                    record |= {"status": "failed", "reasons": [f"{m.name}: {exc}"]}
+                    record.status, record.reasons = "failed", [f"{m.name}: {exc}"]
                     return record
             assert m.monitor is not None
             stray = m.monitor.open_transactions([m.server.app_name])
@@ -349,27 +365,23 @@ class CoPass:
                 locust.wait(s.window * s.windows + STOP_TIMEOUT + 30)
             except subprocess.TimeoutExpired:
                 processes.stop(locust)
-                record["reasons"].append(f"{name}: locust did not finish in time")
+                record.reasons.append(f"{name}: locust did not finish in time")
         self.locusts.clear()
         results = {n: protocol.read(raws[n], protocol.RESULT_FILE) for n in names}
-        record["sides"] = {}
-        for m in members:
-            record["sides"][m.name] = self._side(m, results[m.name], raws[m.name])
-        record["windows"] = _windows(
-            snapshots, members, results, tallies, s.steal_limit, s.saturated
-        )
-        bad = [n for n, side in record["sides"].items() if side["status"] != "ok"]
-        if bad or record["reasons"]:
-            record["status"] = "invalid"
-            record["reasons"] += [f"{n}: {r}" for n in bad for r in record["sides"][n]["reasons"]]
+        record.sides = {m.name: self._side(m, results[m.name], raws[m.name]) for m in members}
+        record.windows = _windows(snapshots, members, results, tallies, s.steal_limit, s.saturated)
+        bad = [n for n, side in record.sides.items() if side.status != "ok"]
+        if bad or record.reasons:
+            record.status = "invalid"
+            record.reasons += [f"{n}: {r}" for n in bad for r in record.sides[n].reasons]
         return record
 
-    def _side(self, m: Member, result: dict[str, Any] | None, raw: Path) -> dict[str, Any]:
+    def _side(self, m: Member, result: dict[str, Any] | None, raw: Path) -> CoSide:
         """One member's whole-run record: counts, integrity, lingering transactions."""
-        side: dict[str, Any] = {"status": "ok", "reasons": []}
+        reasons: list[str] = []
         if result is None:
             log = processes.tail(raw / "locust.log")
-            return {"status": "failed", "reasons": [f"locust wrote no results:\n{log}"]}
+            return CoSide(status="failed", reasons=[f"locust wrote no results:\n{log}"])
         assert m.monitor is not None
         unsure = set(result["unsure"])
         patched = {i: t for i, t in result["patched"].items() if i not in unsure}
@@ -383,25 +395,26 @@ class CoPass:
             result["counts"], observed, seed_rows=m.monitor.seed_rows,
             pool_limit=m.pool_limit, orm=m.orm, patched=patched,
         )  # fmt: skip
-        side["integrity"] = [c.as_dict() for c in checks]
-        side["reasons"] += [f"integrity: {c.name}: {c.detail}" for c in checks if not c.ok]
-        side["late_s"] = result.get("late_s", 0.0)
-        if side["late_s"] > 0:
-            side["reasons"].append(f"its users were all running only {side['late_s']:.1f} s "
-                                   "after the window opened")  # fmt: skip
+        reasons += [f"integrity: {c.name}: {c.detail}" for c in checks if not c.ok]
+        late_s = result.get("late_s", 0.0)
+        if late_s > 0:
+            reasons.append(f"its users were all running only {late_s:.1f} s "
+                           "after the window opened")  # fmt: skip
         if left:
-            side["reasons"].append(f"{len(left)} transactions still open {LINGER_GRACE:g} s "
-                                   "after the load stopped: server restarted")  # fmt: skip
+            reasons.append(f"{len(left)} transactions still open {LINGER_GRACE:g} s "
+                           "after the load stopped: server restarted")  # fmt: skip
             m.server.stop(timeout=5)
             m.monitor.terminate(b.pid for b in left)
             with contextlib.suppress(ServerError):
                 m.server.start()
-        failed = {p: sum(v.values()) for p, v in result["failures_by_phase"].items()}
-        side["failures_by_phase"] = failed
-        side["requests_all_phases"] = sum(result["counts"].values())
-        if side["reasons"]:
-            side["status"] = "invalid"
-        return side
+        return CoSide(
+            status="invalid" if reasons else "ok",
+            reasons=reasons,
+            integrity=[IntegrityCheck(**c.as_dict()) for c in checks],
+            late_s=late_s,
+            failures_by_phase={p: sum(v.values()) for p, v in result["failures_by_phase"].items()},
+            requests_all_phases=sum(result["counts"].values()),
+        )
 
     def _locust(
         self, m: Member, scenario: str, users: int, raw: Path, at: float
@@ -435,7 +448,7 @@ def _windows(
     tallies: dict[str, list[tally.Row]],
     steal_limit: float = STEAL_LIMIT,
     saturated: float = SATURATED,
-) -> list[dict[str, Any]]:
+) -> list[CoWindow]:
     """Per window: every member's requests and server CPU (its own tally), errors and µs
     histogram (its locust), the machine's steal and busy cores, and why the window is
     dropped (None: kept)."""
@@ -444,18 +457,13 @@ def _windows(
         spent = a.until(b)
         elapsed = t1 - t0
         steal = [100 * x / elapsed for x in spent.steal]
-        window: dict[str, Any] = {
-            "start": round(t0, 3), "elapsed_s": round(elapsed, 4),
-            "steal_percent": [round(x, 2) for x in steal],
-            "busy_percent": [round(100 * x / elapsed, 1) for x in spent.cores],
-            "members": {}, "dropped": None,
-        }  # fmt: skip
         own = {m.name: _tally_window(tallies[m.name], i) for m in members}
         server_cpu = {}
         for m in members:
             mine = own[m.name]
             server_cpu[m.name] = mine[1] if mine else spent.processes[f"server:{m.name}"]
         total_cpu = sum(server_cpu.values()) or 1.0
+        figures: dict[str, CoMember] = {}
         for m in members:
             result = results[m.name]
             subs = (result or {}).get("sub_windows") or []
@@ -464,34 +472,40 @@ def _windows(
             recorded = hist.get_total_count() if hist is not None else 0
             mine = own[m.name]
             requests = mine[0] if mine else recorded
-            window["members"][m.name] = {
-                "requests": requests,
-                "requests_source": "server tally" if mine else "locust",
-                "requests_recorded": recorded,
-                "calibration_cpu_s": round(mine[2], 6) if mine else None,
-                "server_user_s": round(mine[3], 3) if mine else None,
-                "server_system_s": round(mine[4], 3) if mine else None,
-                "context_switches": mine[5] if mine else None,
-                "gc_cpu_s": round(mine[6], 6) if mine else None,
-                "full_gc_cpu_s": round(mine[7], 6) if mine else None,
-                "errors": sub["failures"] if sub else None,
-                "server_cpu_s": round(server_cpu[m.name], 6),
-                "locust_cpu_s": round(spent.processes[f"locust:{m.name}"], 4),
-                "rps": round(requests / elapsed, 2),
-                "share": round(server_cpu[m.name] / total_cpu, 4),
-                "histogram": sub["histogram"] if sub else None,
-            }
+            figures[m.name] = CoMember(
+                requests=requests,
+                requests_source="server tally" if mine else "locust",
+                requests_recorded=recorded,
+                calibration_cpu_s=round(mine[2], 6) if mine else None,
+                server_user_s=round(mine[3], 3) if mine else None,
+                server_system_s=round(mine[4], 3) if mine else None,
+                context_switches=mine[5] if mine else None,
+                gc_cpu_s=round(mine[6], 6) if mine else None,
+                full_gc_cpu_s=round(mine[7], 6) if mine else None,
+                errors=sub["failures"] if sub else None,
+                server_cpu_s=round(server_cpu[m.name], 6),
+                locust_cpu_s=round(spent.processes[f"locust:{m.name}"], 4),
+                rps=round(requests / elapsed, 2),
+                share=round(server_cpu[m.name] / total_cpu, 4),
+                histogram=sub["histogram"] if sub else None,
+            )
         busy = sum(server_cpu.values()) / elapsed
-        window["servers_busy_percent"] = round(100 * busy, 1)
+        dropped: str | None = None
         if max(steal, default=0.0) > steal_limit:
-            window["dropped"] = f"steal {max(steal):.1f} % > {steal_limit:g} %"
+            dropped = f"steal {max(steal):.1f} % > {steal_limit:g} %"
         elif busy < saturated:
-            window["dropped"] = (
+            dropped = (
                 f"unsaturated: the servers used {100 * busy:.0f} % of their core "
                 f"(< {100 * saturated:.0f} %): cost per request at saturation not measured"
             )
-        elif any(not v["requests"] or v["errors"] for v in window["members"].values()):
-            window["dropped"] = "a member completed no request or failed one"
+        elif any(not v.requests or v.errors for v in figures.values()):
+            dropped = "a member completed no request or failed one"
+        window = CoWindow(
+            start=round(t0, 3), elapsed_s=round(elapsed, 4),
+            steal_percent=[round(x, 2) for x in steal],
+            busy_percent=[round(100 * x / elapsed, 1) for x in spent.cores],
+            members=figures, dropped=dropped, servers_busy_percent=round(100 * busy, 1),
+        )  # fmt: skip
         out.append(window)
     return out
 

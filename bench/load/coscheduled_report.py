@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
-from typing import Any
 
 from bench.common.blocks import Block, bullets, h2, p, table
+from bench.common.co_record import CoGroup, CoRecord
 from bench.common.pairs import base, co_pairs, missing, timed_prediction
 from bench.common.result_files import CostFile, load
 from bench.common.run_folder import RunFolder
@@ -43,21 +43,20 @@ def decided(row: Row) -> bool:
     return row.comparison.significant or row.comparison.equivalent
 
 
-def spread(doc: dict[str, Any], row: Row) -> float | None:
+def spread(co: CoRecord, row: Row) -> float | None:
     """Standard deviation of the log ratio per window pair (≈ the CV of one pair's ratio)."""
-    logs = [math.log(b / a) for g in co_pairs(doc, row.a, row.b, row.scenario, row.users)
+    logs = [math.log(b / a) for g in co_pairs(co, row.a, row.b, row.scenario, row.users)
             for a, b in g]  # fmt: skip
     return statistics.stdev(logs) if len(logs) > 1 else None
 
 
-def dropped(doc: dict[str, Any]) -> dict[str, int]:
+def dropped(co: CoRecord) -> dict[str, int]:
     """Why windows were dropped, with counts (machine guard and failed requests)."""
     out: dict[str, int] = {}
-    for group in doc["coscheduled"]["groups"]:
-        for window in group.get("windows", []):
-            if window["dropped"]:
-                reason = window["dropped"].split(" ", 1)[0]
-                out[reason] = out.get(reason, 0) + 1
+    for group in co.groups:
+        for window in group.windows:
+            if window.reason:
+                out[window.reason] = out.get(window.reason, 0) + 1
     return out
 
 
@@ -72,39 +71,39 @@ def _agrees(row: Row, prediction: float | None) -> str:
     return "yes" if c.low <= prediction <= c.high else "no"
 
 
-def section(folder: Path, doc: dict[str, Any]) -> list[Block]:
-    """The co-scheduled section of *folder*'s report (empty without a co-scheduled pass)."""
-    co = doc.get("coscheduled")
-    if not co or not co.get("groups"):
+def section(folder: Path, co: CoRecord | None, *, gc_freeze: bool = False) -> list[Block]:
+    """The co-scheduled section of *folder*'s report (empty without a co-scheduled pass);
+    *gc_freeze*: the run's servers froze their startup heap."""
+    if not co or not co.groups:
         return []
-    rows = co_rows(doc)
+    rows = co_rows(co)
     counts = instructions(folder)
-    s = co["settings"]
-    windows = sum(len(g.get("windows", [])) for g in co["groups"])
-    drops = dropped(doc)
-    invalid = [g for g in co["groups"] if g["status"] != "ok"]
-    spreads = [x for r in rows if (x := spread(doc, r)) is not None]
-    looks = sum(1 for g in co["groups"] if g.get("look", 1) > 1)
+    s = co.settings
+    windows = sum(len(g.windows) for g in co.groups)
+    drops = dropped(co)
+    invalid = [g for g in co.groups if not g.ok]
+    spreads = [x for r in rows if (x := spread(co, r)) is not None]
+    looks = sum(1 for g in co.groups if g.look > 1)
     blocks: list[Block] = [
         h2("Verdicts: co-scheduled comparisons"),
         p(
             "Each strategy shares the server core with the anchors it is compared with "
-            f"({', '.join(s['anchors'])}, group mode '{s['group']}'); all are loaded at once, "
+            f"({', '.join(s.anchors)}, group mode '{s.group}'); all are loaded at once, "
             "each by its own locust with the same users, and measured in the same "
-            f"{s['windows']} windows of {s['window_s']:g} s after {s['warmup_s']:g} s of "
-            f"discarded warm-up (start-up {s['start_margin_s']:g} s before that). "
+            f"{s.windows} windows of {s.window_s:g} s after {s.warmup_s:g} s of "
+            f"discarded warm-up (start-up {s.start_margin_s:g} s before that). "
             + (
-                f"The pass may take {s['budget_s']:g} s: after the planned groups, every group "
+                f"The pass may take {s.budget_s:g} s: after the planned groups, every group "
                 "with an unresolved comparison is loaded again (a new look, the same windows "
                 f"again) while that lasts; {looks} groups were such looks. "
-                if s.get("budget_s")
+                if s.budget_s
                 else ""
             )
             + (
                 "Every server froze its startup heap before serving (gc.freeze: a full "
                 "collection then skips the imported modules' objects, which cost ~65 ms per "
                 "collection and were the main noise between windows). "
-                if doc.get("settings", {}).get("gc_freeze")
+                if gc_freeze
                 else "Servers ran the interpreter's default collector (--gc default). "
             )
             + "The figure is "
@@ -121,22 +120,22 @@ def section(folder: Path, doc: dict[str, Any]) -> list[Block]:
         ),
         bullets(
             [
-                f"Groups: {len(co['groups'])} ({len(invalid)} left out: "
+                f"Groups: {len(co.groups)} ({len(invalid)} left out: "
                 + _left_out(invalid)
                 + f"); windows: {windows}, dropped: "
                 + (", ".join(f"{n} ({why})" for why, n in sorted(drops.items())) or "none")
-                + f" (machine guard: steal above {s['steal_limit_percent']:g} % of a window, "
-                f"the members' servers below {s.get('saturated_percent', 85):g} % of their core, "
+                + f" (machine guard: steal above {s.steal_limit_percent:g} % of a window, "
+                f"the members' servers below {s.saturated_percent:g} % of their core, "
                 "or a failed request).",
                 "Spread of one window pair's ratio (standard deviation of the log ratio), "
                 f"median over comparisons: {100 * statistics.median(spreads):.1f} %"
                 if spreads
                 else "Spread: not enough windows.",
-                *_decided_counts(rows, missing(doc)),
+                *_decided_counts(rows, missing(co)),
             ]
         ),
     ]
-    for anchor in s["anchors"]:
+    for anchor in s.anchors:
         mine = [r for r in rows if base(r.a) == anchor]
         mine += [
             Row(r.scenario, r.users, r.b, r.a, r.b_value, r.a_value, r.comparison.inverted())
@@ -169,29 +168,29 @@ def section(folder: Path, doc: dict[str, Any]) -> list[Block]:
                 body,
             ),
         ]
-    blocks += _calibration(doc, rows, counts)
-    blocks += _kernel_split(doc)
+    blocks += _calibration(co, rows, counts)
+    blocks += _kernel_split(co)
     return blocks
 
 
-def _kernel_split(doc: dict[str, Any], scenario: str = "read", users: int = 32) -> list[Block]:
+def _kernel_split(co: CoRecord, scenario: str = "read", users: int = 32) -> list[Block]:
     """Where each series' CPU per request goes in one cell: user and system time (the
     kernel's split, clock ticks) and context switches, summed over the kept windows."""
     sums: dict[str, list[float]] = {}
-    for g in doc["coscheduled"]["groups"]:
-        if (g["scenario"], g["users"], g["status"]) != (scenario, users, "ok"):
+    for g in co.groups:
+        if (g.scenario, g.users, g.status) != (scenario, users, "ok"):
             continue
-        for w in g.get("windows", []):
-            if w["dropped"]:
+        for w in g.windows:
+            if w.dropped:
                 continue
-            for name, m in w["members"].items():
-                if m.get("server_user_s") is None or not m["requests"]:
+            for name, m in w.members.items():
+                if m.server_user_s is None or not m.requests:
                     continue
                 acc = sums.setdefault(name, [0.0, 0.0, 0.0, 0.0])
-                acc[0] += m["requests"]
-                acc[1] += m["server_user_s"]
-                acc[2] += m["server_system_s"]
-                acc[3] += m["context_switches"] or 0
+                acc[0] += m.requests
+                acc[1] += m.server_user_s
+                acc[2] += m.server_system_s or 0
+                acc[3] += m.context_switches or 0
     if not sums:
         return []
     body = [
@@ -213,8 +212,8 @@ def _kernel_split(doc: dict[str, Any], scenario: str = "read", users: int = 32) 
     ]
 
 
-def _left_out(invalid: list[dict[str, Any]]) -> str:
-    reasons = [f"{' + '.join(g['members'])}: {(g['reasons'] or ['?'])[0]}" for g in invalid]
+def _left_out(invalid: list[CoGroup]) -> str:
+    reasons = [f"{' + '.join(g.members)}: {(g.reasons or ['?'])[0]}" for g in invalid]
     return "; ".join(reasons[:3]) or "none"
 
 
@@ -247,7 +246,7 @@ def _decided_counts(rows: list[Row], unmeasured: list[tuple[str, int, str, str]]
 
 
 def _calibration(
-    doc: dict[str, Any], rows: list[Row], counts: dict[tuple[str, str], float]
+    co: CoRecord, rows: list[Row], counts: dict[tuple[str, str], float]
 ) -> list[Block]:
     """The calibration series against context: found, in the right direction, at the size
     its server-timed extra cost predicts? (and what its instruction count predicts)"""
@@ -255,7 +254,7 @@ def _calibration(
     for r in rows:
         if r.a != "context" or not r.b.startswith("context_plus"):
             continue
-        timed = timed_prediction(doc, r.a, r.b, r.scenario, r.users)
+        timed = timed_prediction(co, r.a, r.b, r.scenario, r.users)
         c = r.comparison
         direction = "right" if c.significant and c.ratio < 1 else "not found"
         body.append(

@@ -117,7 +117,7 @@ def headline(run: Run) -> tuple[list[Block], int]:
             + (
                 f"{base} from the co-scheduled pass (req/s per core in window pairs measured "
                 "on one core at the same instants; see 'Verdicts: co-scheduled comparisons')."
-                if (doc.coscheduled or {}).get("groups")
+                if doc.coscheduled and doc.coscheduled.groups
                 else f"{base} ({VERDICT_METHOD})."
             )
         ),
@@ -442,8 +442,9 @@ HOW_TO_READ = [
 def lead(folder: Path, run: Run) -> tuple[list[Block], list[Path]]:
     """The co-scheduled section and the load figures of *run* (in *folder*), and the files
     written."""
-    doc = run.doc
-    blocks = coscheduled_report.section(folder, doc)
+    blocks = coscheduled_report.section(
+        folder, run.file.coscheduled, gc_freeze=run.file.settings.gc_freeze
+    )
     if not run.file.cells:
         return blocks, []
     top = run.file.top_users()

@@ -56,6 +56,7 @@ from bench.common import (
     stats,
     verify,
 )
+from bench.common.co_record import CoRecord
 from bench.common.lifecycle import RunLifecycle, stopping
 from bench.common.results import Run
 from bench.common.server import GC_FREEZE_ENV, ServerError, VariantServer, free_port
@@ -337,8 +338,8 @@ class Runner:
         if settings is None:
             return
         plan = [g for g in config.co_schedule() if all(n in ready for n in g[3])]
-        record: dict[str, Any] = {"settings": settings.as_dict(), "groups": [], "series": []}
-        run.doc["coscheduled"] = record
+        record = CoRecord(settings=settings.record(), groups=[], series=[])
+        _save_co(run, record)
         for server in self.servers.values():
             server.stop()
         co = coschedule.CoPass(
@@ -355,7 +356,7 @@ class Runner:
                           config.cell_count)  # fmt: skip
             began = time.monotonic()
             started = co.start(url, names)
-            record["series"] = started
+            record.series = started
             total = config.cell_count
             for i, (round_, scenario, users, group) in enumerate(plan):
                 if not all(n in started for n in group):
@@ -366,15 +367,16 @@ class Runner:
                     done + i,
                     total,
                 )
-                record["groups"].append(co.group(i, round_, scenario, users, group) | {"look": 1})
-                run.save()
-            self._co_looks(run, co, plan, started, began, done + len(plan))
+                record.groups.append(co.group(i, round_, scenario, users, group, look=1))
+                _save_co(run, record)
+            self._co_looks(run, record, co, plan, started, began, done + len(plan))
         finally:
             co.stop(url)
 
     def _co_looks(
         self,
         run: Run,
+        record: CoRecord,
         co: coschedule.CoPass,
         plan: list[tuple[int, str, int, tuple[str, ...]]],
         started: list[str],
@@ -384,12 +386,12 @@ class Runner:
         """Load the groups with an unresolved comparison again, look after look, while the
         pass's budget lasts (a group is started only if it can end within it)."""
         settings = co.settings
-        groups = run.doc["coscheduled"]["groups"]
+        groups = record.groups
         look = 1
         while settings.budget > 0:
             look += 1
             todo = [
-                g for g in coschedule.unresolved(run.doc, plan)
+                g for g in coschedule.unresolved(record, plan)
                 if all(n in started for n in g[2])
             ]  # fmt: skip
             spent = time.monotonic() - began
@@ -405,9 +407,9 @@ class Runner:
                     done + k,
                     done + len(todo),
                 )
-                index = 1 + max((g["order"] for g in groups), default=len(plan))
-                groups.append(co.group(index, 1, scenario, users, group) | {"look": look})
-                run.save()
+                index = 1 + max((g.order for g in groups), default=len(plan))
+                groups.append(co.group(index, 1, scenario, users, group, look=look))
+                _save_co(run, record)
             done += len(todo)
 
     def _database_lost(
@@ -782,6 +784,12 @@ class Runner:
             processes.stop(self.locust)
         for server in self.servers.values():
             server.stop()
+
+
+def _save_co(run: Run, record: CoRecord) -> None:
+    """run.json with the co-scheduled pass as far as it got (its model's document)."""
+    run.doc["coscheduled"] = record.document()
+    run.save()
 
 
 def _kind(variant: str) -> str | None:

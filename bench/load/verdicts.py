@@ -14,8 +14,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from bench.common.co_record import CoRecord
 from bench.common.pairs import co_comparisons
 from bench.common.result_files import LoadCell
 from bench.common.results import Run
@@ -91,10 +91,10 @@ def _row(
     )  # fmt: skip
 
 
-def co_rows(doc: dict[str, Any]) -> list[Row]:
+def co_rows(co: CoRecord | None) -> list[Row]:
     """Every co-scheduled comparison of the run as rows (bench/common/pairs.py)."""
     return [Row(c.scenario, c.users, c.a, c.b, c.a_value, c.b_value, c.comparison)
-            for c in co_comparisons(doc)]  # fmt: skip
+            for c in co_comparisons(co)]  # fmt: skip
 
 
 def co_row(rows: list[Row], a: str, b: str, scenario: str, users: int) -> Row | None:
@@ -119,8 +119,8 @@ def within(run: Run, baseline: str, metric: Metric) -> list[Row]:
 
 
 def _within(run: Run, baseline: str, metric: Metric) -> list[Row]:
-    if run.doc.get("coscheduled") and metric is METRICS["rps"]:
-        co = co_rows(run.doc)
+    if run.file.coscheduled is not None and metric is METRICS["rps"]:
+        co = co_rows(run.file.coscheduled)
         keys = sorted({(r.scenario, r.users, name) for r in co for name in (r.a, r.b)})
         found = [co_row(co, baseline, name, scenario, users)
                  for scenario, users, name in keys if name != baseline]  # fmt: skip

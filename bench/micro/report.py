@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 
 from bench.common.blocks import PLOTS, Block, bullets, h2, img, p, register_section, table
 from bench.common.plots import DPI, SIZE, footer
-from bench.common.result_files import MicroBenchmark, MicroFile, load
+from bench.common.result_files import MicroBenchmark, MicroFile, RunHeader, load
 from bench.common.results import Run
 from bench.common.run_folder import RUN, RunFolder
 from bench.common.stats import lag1_autocorrelation, median_ci
@@ -30,7 +30,7 @@ def _short_name(benchmark: MicroBenchmark) -> str:
     return str(benchmark.param or benchmark.name.removeprefix("test_"))
 
 
-def figure(data: MicroFile, doc: dict[str, Any], path: Path) -> Path:
+def figure(data: MicroFile, doc: dict[str, Any] | RunHeader, path: Path) -> Path:
     """Per-operation cost of each micro-benchmark, median with IQR bars, one panel a group."""
     groups: dict[str, list[MicroBenchmark]] = {}
     for b in data.benchmarks:
@@ -75,10 +75,10 @@ def _row(b: MicroBenchmark) -> list[str]:
     ]  # fmt: skip
 
 
-def _header(folder: RunFolder) -> dict[str, Any]:
+def _header(folder: RunFolder) -> dict[str, Any] | RunHeader:
     """The folder's run.json (the machine for the figure's footer), or what stands in for it."""
     if folder.has(RUN):
-        return Run.read(folder.path).doc
+        return Run.read(folder.path).file
     return {"run_id": folder.path.name, "environment": {}}
 
 

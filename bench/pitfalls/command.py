@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 from datetime import UTC, datetime
-from typing import Any
 
 from rich.table import Table
 
@@ -13,8 +12,9 @@ import variants
 from bench.common import drivers
 from bench.common.console import console, progress_bar, rel_path
 from bench.common.lifecycle import exit_code
+from bench.common.result_files import PitfallFile
 from bench.common.results import ROOT
-from bench.pitfalls.report import OUTCOME_STYLE, brief, outcome_text, row_label, rows
+from bench.pitfalls.report import OUTCOME_STYLE, brief, cell_index, outcome_text, row_label, rows
 from bench.pitfalls.runner import PITFALLS_FILE, PitfallConfig, PitfallRunner
 from bench.pitfalls.scenarios import SCENARIOS
 from variants.settings import DatabaseUrl
@@ -76,20 +76,21 @@ def run(args: argparse.Namespace) -> int:
     )
     with progress_bar(total) as progress:
         result = PitfallRunner(config, progress=progress).run()
-    console.print(matrix_table(result.doc))
-    status = result.doc["status"]
+    matrix = result.matrix
+    console.print(matrix_table(matrix))
+    status = matrix.status
     console.print(f"pitfalls {status}: {rel_path(config.out / PITFALLS_FILE)}", highlight=False)
     return exit_code(status)
 
 
-def matrix_table(doc: dict[str, Any]) -> Table:
+def matrix_table(doc: PitfallFile) -> Table:
     """Scenario × variant: each cell's outcome (coloured) and its key numbers."""
-    names = list(doc["settings"]["variants"])
+    names = list(doc.settings.variants)
     table = Table(title="pitfall matrix (outcome · key numbers)", show_lines=True)
     table.add_column("scenario")
     for name in names:
         table.add_column(name)
-    cells = {(c["scenario"], c.get("pool_pre_ping"), c["variant"]): c for c in doc["cells"]}
+    cells = cell_index(doc)
     for scenario, pre_ping in rows(doc):
         row = [row_label(doc, (scenario, pre_ping))]
         for name in names:
@@ -97,7 +98,7 @@ def matrix_table(doc: dict[str, Any]) -> Table:
             if cell is None:
                 row.append("–")
                 continue
-            style = OUTCOME_STYLE[cell["outcome"]][0]
+            style = OUTCOME_STYLE[cell.outcome][0]
             row.append(f"[{style}]{outcome_text(cell)}[/{style}]\n{brief(cell)}")
         table.add_row(*row)
     return table

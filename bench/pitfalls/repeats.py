@@ -9,6 +9,7 @@ outcome, summary, numbers and seconds stay in the cell's ``runs``.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from bench.pitfalls.probe import BROKEN, DEGRADED, ERROR, OK, SKIPPED
@@ -27,15 +28,19 @@ def worst(outcomes: list[str]) -> str:
 
 
 def tally(cell: dict[str, Any]) -> str:
+    """:func:`tally_text` of a cell being aggregated (the report reads the typed cell)."""
+    runs = len(cell["runs"]) if "runs" in cell else None
+    return tally_text(cell["outcome"], cell.get("tally") or {}, runs)
+
+
+def tally_text(outcome: str, counts: Mapping[str, int], runs: int | None) -> str:
     """``broken 2 of 5, degraded 3 of 5``; ``degraded (n=1)`` for a single run; ``""`` for a
-    cell that was not repeated."""
-    if "runs" not in cell:
+    cell that was not repeated (*runs* None)."""
+    if runs is None:
         return ""
-    n = len(cell["runs"])
-    if n == 1:
-        return f"{cell['outcome']} (n=1)"
-    counts = cell["tally"]
-    return ", ".join(f"{o} {counts[o]} of {n}" for o in SEVERITY if o in counts)
+    if runs == 1:
+        return f"{outcome} (n=1)"
+    return ", ".join(f"{o} {counts[o]} of {runs}" for o in SEVERITY if o in counts)
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -25,8 +25,9 @@ from matplotlib.patches import Patch
 
 from bench.common import plots
 from bench.common.blocks import register_section
+from bench.common.result_files import PitfallCell, PitfallFile, PitfallRunRecord, PitfallSettings
 from bench.pitfalls.probe import BROKEN, DEGRADED, ERROR, OK, SKIPPED, plural
-from bench.pitfalls.repeats import tally
+from bench.pitfalls.repeats import tally_text
 from bench.pitfalls.scenarios import BRIEF
 
 Row = tuple[str, bool | None]
@@ -50,10 +51,10 @@ MEANING = (
 )
 
 
-def brief(cell: dict[str, Any]) -> str:
+def brief(cell: PitfallCell) -> str:
     """A cell's key numbers in a few words (the summary when there are no numbers)."""
-    numbers = cell.get("numbers") or {}
-    line = BRIEF.get(cell["scenario"])
+    numbers = cell.numbers
+    line = BRIEF.get(cell.scenario)
     if numbers and line is not None:
         try:
             text = line(numbers)
@@ -65,32 +66,36 @@ def brief(cell: dict[str, Any]) -> str:
             if numbers.get("registry_after"):
                 return f"{text} · {plural(numbers['registry_after'], 'session')} left in registry"
             return text
-    summary = str(cell.get("summary", ""))
+    summary = cell.summary or ""
     return summary if len(summary) <= 60 else summary[:57] + "…"
 
 
-def outcome_text(cell: dict[str, Any]) -> str:
+def tally(cell: PitfallCell) -> str:
+    """A repeated cell's outcomes with their counts (bench.pitfalls.repeats.tally_text)."""
+    runs = len(cell.runs) if cell.runs is not None else None
+    return tally_text(cell.outcome, cell.tally or {}, runs)
+
+
+def outcome_text(cell: PitfallCell) -> str:
     """The outcome, with its count when the cell was repeated (``broken 2 of 5, ok 3 of 5``)."""
-    return tally(cell) or str(cell["outcome"])
+    return tally(cell) or cell.outcome
 
 
-def rows(doc: dict[str, Any]) -> list[Row]:
+def rows(doc: PitfallFile) -> list[Row]:
     """The matrix's rows in run order: each scenario once per pre-ping setting it ran under."""
     out: list[Row] = []
-    for scenario in doc["settings"]["scenarios"]:
-        found = {c.get("pool_pre_ping") for c in doc["cells"] if c["scenario"] == scenario}
+    for scenario in doc.settings.scenarios:
+        found = {c.pool_pre_ping for c in doc.cells if c.scenario == scenario}
         out += [(scenario, p) for p in (None, False, True) if p in found]
     return out
 
 
-def swept(doc: dict[str, Any], scenario: str) -> bool:
+def swept(doc: PitfallFile, scenario: str) -> bool:
     """Whether *scenario* ran under both pre-ping settings."""
-    return {False, True} <= {
-        c.get("pool_pre_ping") for c in doc["cells"] if c["scenario"] == scenario
-    }
+    return {False, True} <= {c.pool_pre_ping for c in doc.cells if c.scenario == scenario}
 
 
-def row_label(doc: dict[str, Any], row: Row) -> str:
+def row_label(doc: PitfallFile, row: Row) -> str:
     """``pg_restart (pre-ping off)`` for a scenario run under both settings, else its name."""
     scenario, pre_ping = row
     return (
@@ -98,27 +103,28 @@ def row_label(doc: dict[str, Any], row: Row) -> str:
     )
 
 
-def _cells(doc: dict[str, Any]) -> dict[tuple[str, bool | None, str], dict[str, Any]]:
-    return {(c["scenario"], c.get("pool_pre_ping"), c["variant"]): c for c in doc["cells"]}
+def cell_index(doc: PitfallFile) -> dict[tuple[str, bool | None, str], PitfallCell]:
+    """The cells by (scenario, pre-ping setting, variant)."""
+    return {(c.scenario, c.pool_pre_ping, c.variant): c for c in doc.cells}
 
 
-def pre_ping_split(doc: dict[str, Any], scenario: str) -> dict[str, list[str]]:
+def pre_ping_split(doc: PitfallFile, scenario: str) -> dict[str, list[str]]:
     """For a scenario run with pre-ping off and on, which variants' failures are whose.
 
     ``pool setting``: failed with pre-ping off, ok with it on (the setting fixes it);
     ``strategy``: failed with pre-ping on too (the strategy's own doing); ``ok``: ok under
     both. Variants skipped or in error under either setting are left out.
     """
-    cells = _cells(doc)
+    cells = cell_index(doc)
     split: dict[str, list[str]] = {"pool setting": [], "strategy": [], "ok": []}
-    for name in doc["settings"]["variants"]:
+    for name in doc.settings.variants:
         off, on = cells.get((scenario, False, name)), cells.get((scenario, True, name))
-        if off is None or on is None or {off["outcome"], on["outcome"]} & {ERROR, SKIPPED}:
+        if off is None or on is None or {off.outcome, on.outcome} & {ERROR, SKIPPED}:
             continue
-        if on["outcome"] != OK:
+        if on.outcome != OK:
             split["strategy"].append(name)
         else:
-            split["pool setting" if off["outcome"] != OK else "ok"].append(name)
+            split["pool setting" if off.outcome != OK else "ok"].append(name)
     return split
 
 
@@ -132,7 +138,7 @@ POOL_SYMPTOM = {
 (non-zero: the symptom was seen), and what it means."""
 
 
-def _symptom(doc: dict[str, Any], scenario: str) -> str | None:
+def _symptom(doc: PitfallFile, scenario: str) -> str | None:
     """``<symptom>: every strategy with pre-ping off (10 of 10 runs), none with it on: a pool
     setting`` — which strategies showed *scenario*'s pool symptom in how many runs, per setting."""
     if scenario not in POOL_SYMPTOM:
@@ -142,12 +148,14 @@ def _symptom(doc: dict[str, Any], scenario: str) -> str | None:
     for pre_ping in (False, True):
         cells = [
             c
-            for c in doc["cells"]
-            if (c["scenario"], c.get("pool_pre_ping")) == (scenario, pre_ping)
-            and c["outcome"] not in (ERROR, SKIPPED)
+            for c in doc.cells
+            if (c.scenario, c.pool_pre_ping) == (scenario, pre_ping)
+            and c.outcome not in (ERROR, SKIPPED)
         ]
-        runs = [(c["variant"], r) for c in cells for r in c.get("runs") or [c]]
-        seen = [(v, r) for v, r in runs if (r.get("numbers") or {}).get(key)]
+        runs: list[tuple[str, PitfallRunRecord | PitfallCell]] = []
+        for c in cells:
+            runs += [(c.variant, r) for r in c.runs] if c.runs else [(c.variant, c)]
+        seen = [(v, r) for v, r in runs if r.numbers.get(key)]
         names = list(dict.fromkeys(v for v, _ in seen))
         if not seen:
             who = "none"
@@ -163,23 +171,23 @@ def _symptom(doc: dict[str, Any], scenario: str) -> str | None:
     return f"{meaning}: {', '.join(said)}{verdict}"
 
 
-def findings(doc: dict[str, Any]) -> list[str]:
+def findings(doc: PitfallFile) -> list[str]:
     """One line per matrix row: which strategies came out ok, degraded, broken (generated);
     for a scenario run with pre-ping off and on, one more: what the setting fixed."""
     lines = []
     for row in rows(doc):
         scenario, pre_ping = row
-        cells = [c for c in doc["cells"] if (c["scenario"], c.get("pool_pre_ping")) == row]
+        cells = [c for c in doc.cells if (c.scenario, c.pool_pre_ping) == row]
         parts = []
         for outcome in (BROKEN, DEGRADED, ERROR, OK, SKIPPED):
             names = [
-                c["variant"] + (f" ({tally(c)})" if len(c.get("runs", [])) > 1 else "")
+                c.variant + (f" ({tally(c)})" if len(c.runs or []) > 1 else "")
                 for c in cells
-                if c["outcome"] == outcome
+                if c.outcome == outcome
             ]
             if names:
                 parts.append(f"{outcome}: {', '.join(names)}")
-        label = doc["scenarios"].get(scenario, scenario).split(":")[0]
+        label = doc.scenarios.get(scenario, scenario).split(":")[0]
         if swept(doc, scenario):
             label += f" (pre-ping {'on' if pre_ping else 'off'})"
         lines.append(f"{label} — " + "; ".join(parts) + ".")
@@ -194,7 +202,7 @@ def findings(doc: dict[str, Any]) -> list[str]:
                     "not the strategy's doing"
                 )
             if split["strategy"]:
-                by_key = _cells(doc)
+                by_key = cell_index(doc)
                 still = [
                     f"{n} [{outcome_text(by_key[scenario, True, n])}]" for n in split["strategy"]
                 ]
@@ -204,17 +212,17 @@ def findings(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def matrix_plot(doc: dict[str, Any], path: Path) -> Path:
+def matrix_plot(doc: PitfallFile, path: Path) -> Path:
     """The matrix as a table figure: one row a scenario, one column a variant, coloured."""
-    names = list(doc["settings"]["variants"])
+    names = list(doc.settings.variants)
     shown_rows = rows(doc)
-    cells = _cells(doc)
+    cells = cell_index(doc)
     width = max(10.0, 1.2 + 2.6 * len(names))
     fig, ax = plt.subplots(figsize=(width, 1.6 + 0.7 * len(shown_rows)), dpi=plots.DPI)
     ax.axis("off")
     ax.set_title(
         f"Pitfall matrix — outcome and key numbers per strategy "
-        f"(pool {doc['settings']['pool_size']}, timeout {doc['settings']['pool_timeout']:g} s)",
+        f"(pool {doc.settings.pool_size}, timeout {doc.settings.pool_timeout:g} s)",
         fontsize=12,
     )
     text, colours = [], []
@@ -222,7 +230,7 @@ def matrix_plot(doc: dict[str, Any], path: Path) -> Path:
         row, colour = [], []
         for name in names:
             cell = cells.get((scenario, pre_ping, name))
-            outcome = cell["outcome"] if cell else SKIPPED
+            outcome = cell.outcome if cell else SKIPPED
             row.append(f"{outcome_text(cell)}\n{textwrap.fill(brief(cell), 34)}" if cell else "–")
             colour.append(OUTCOME_STYLE[outcome][1])
         text.append(row)
@@ -251,13 +259,13 @@ def matrix_plot(doc: dict[str, Any], path: Path) -> Path:
     return plots.save(fig, path)
 
 
-def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
+def restart_plot(doc: PitfallFile, path: Path) -> Path | None:
     """Successful and failed requests per second around the PostgreSQL restart, per variant:
     one column per pre-ping setting (of a repeated cell: its worst run)."""
-    runs = [c for c in doc["cells"] if c["scenario"] == "pg_restart" and "series" in c]
+    runs = [c for c in doc.cells if c.scenario == "pg_restart" and c.series is not None]
     if not runs:
         return None
-    settings = [p for p in (None, False, True) if any(c.get("pool_pre_ping") == p for c in runs)]
+    settings = [p for p in (None, False, True) if any(c.pool_pre_ping == p for c in runs)]
     fig, axes = plt.subplots(
         2, len(settings), figsize=plots.SIZE, dpi=plots.DPI, sharex=True, sharey="row",
         squeeze=False,
@@ -269,16 +277,16 @@ def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
     plots.sign(fig, doc)
     for column, setting in enumerate(settings):
         top, bottom = axes[0][column], axes[1][column]
-        shown = [c for c in runs if c.get("pool_pre_ping") == setting]
+        shown = [c for c in runs if c.pool_pre_ping == setting]
         for cell in shown:
-            timeline = cell["series"]["restart"]
+            timeline = (cell.series or {})["restart"]
             step = timeline["bucket_s"]
             xs = [b[0] for b in timeline["buckets"]]
-            style = {"label": cell["variant"], **plots.line_style(cell["variant"]),
+            style = {"label": cell.variant, **plots.line_style(cell.variant),
                      "markersize": 3}  # fmt: skip
             top.plot(xs, [b[1] / step for b in timeline["buckets"]], **style)
             bottom.plot(xs, [b[2] / step for b in timeline["buckets"]], **style)
-        first = shown[0]["series"]["restart"]
+        first = (shown[0].series or {})["restart"]
         for ax in (top, bottom):
             ax.axvspan(first["down"], first["up"], color="#999999", alpha=0.25)
             ax.grid(True, alpha=0.3)
@@ -292,18 +300,18 @@ def restart_plot(doc: dict[str, Any], path: Path) -> Path | None:
     return plots.save(fig, path)
 
 
-def soak_plot(doc: dict[str, Any], path: Path) -> Path | None:
+def soak_plot(doc: PitfallFile, path: Path) -> Path | None:
     """Server RSS and scoped registry size over the soak, per variant."""
-    runs = [c for c in doc["cells"] if c["scenario"] == "soak" and "series" in c]
+    runs = [c for c in doc.cells if c.scenario == "soak" and c.series is not None]
     if not runs:
         return None
     fig, (top, bottom) = plt.subplots(2, 1, figsize=plots.SIZE, dpi=plots.DPI, sharex=True)
     fig.suptitle("Soak: server memory and scoped-session registry under mixed load (8 clients)")
     plots.sign(fig, doc)
     for cell in runs:
-        trace = cell["series"]["soak"]
+        trace = (cell.series or {})["soak"]
         xs = [row[0] for row in trace]
-        style = {"label": cell["variant"], **plots.line_style(cell["variant"]), "markersize": 4,
+        style = {"label": cell.variant, **plots.line_style(cell.variant), "markersize": 4,
                  "markevery": max(1, len(trace) // 12)}  # fmt: skip
         top.plot(xs, [row[1] for row in trace], **style)
         if any(row[2] is not None for row in trace):
@@ -325,15 +333,15 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
 
     if not (folder / PITFALLS_FILE).exists():
         return [], []
-    doc = PitfallRun.load(folder).doc
+    doc = PitfallRun.load(folder).matrix
     (folder / PLOTS).mkdir(exist_ok=True)
-    s = doc["settings"]
-    names = list(s["variants"])
+    s = doc.settings
+    names = list(s.variants)
     written = [matrix_plot(doc, folder / PLOTS / "pitfalls-matrix.png")]
-    cells = _cells(doc)
+    cells = cell_index(doc)
     shown = []
     for scenario, pre_ping in rows(doc):
-        row = [f"{row_label(doc, (scenario, pre_ping))}: {doc['scenarios'].get(scenario, '')}"]
+        row = [f"{row_label(doc, (scenario, pre_ping))}: {doc.scenarios.get(scenario, '')}"]
         for name in names:
             cell = cells.get((scenario, pre_ping, name))
             row.append(f"{outcome_text(cell)} · {brief(cell)}" if cell else "–")
@@ -342,10 +350,10 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
         h2("Pitfall matrix"),
         p(
             f"Each scenario probes each strategy's server from outside (HTTP, the lab's pool "
-            f"counters, pg_stat_activity, the table). {s['mode']} mode, pool size "
-            f"{s['pool_size']} with a {s['pool_timeout']:g} s pool timeout, soak "
-            f"{s['soak']:g} s; {_pre_ping_text(s)}; status {doc['status']}, started "
-            f"{doc['started']}. {MEANING}"
+            f"counters, pg_stat_activity, the table). {s.mode} mode, pool size "
+            f"{s.pool_size} with a {s.pool_timeout:g} s pool timeout, soak "
+            f"{s.soak:g} s; {_pre_ping_text(s)}; status {doc.status}, started "
+            f"{doc.started}. {MEANING}"
         ),
         img(f"{PLOTS}/{written[0].name}", "pitfall matrix, coloured by outcome"),
         table(["scenario", *names], shown),
@@ -378,12 +386,12 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
             blocks.append(img(f"{PLOTS}/{plot.name}", alt))
     details = [
         [
-            row_label(doc, (c["scenario"], c.get("pool_pre_ping"))),
-            c["variant"],
+            row_label(doc, (c.scenario, c.pool_pre_ping)),
+            c.variant,
             outcome_text(c),
-            c["summary"] + "".join(f" [{note}]" for note in c.get("notes", [])),
+            (c.summary or "") + "".join(f" [{note}]" for note in c.notes),
         ]
-        for c in doc["cells"]
+        for c in doc.cells
     ]
     blocks += [h2("Pitfall details"), table(["scenario", "variant", "outcome", "why"], details)]
     restarts = [
@@ -393,7 +401,7 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
             for reason, n in Counter(info.get("restart_reasons", [])).items()
         )
         + ")"
-        for name, info in doc["variants"].items()
+        for name, info in doc.variants.items()
         if info.get("restarts")
     ]
     if restarts:
@@ -402,15 +410,15 @@ def section(folder: Path) -> tuple[list[Any], list[Path]]:
     return blocks, written
 
 
-def _pre_ping_text(settings: dict[str, Any]) -> str:
+def _pre_ping_text(settings: PitfallSettings) -> str:
     """The run's pre-ping setting and repeats, in words."""
-    setting = settings.get("pre_ping", "off")
+    setting = settings.pre_ping
     text = {
         "off": "pool pre-ping off",
         "on": "pool pre-ping on",
         "both": "pool pre-ping off, and the PostgreSQL restart also with it on",
     }[setting]
-    repeats = settings.get("repeats", 1)
+    repeats = settings.repeats
     return text + (
         f"; each restart cell run {repeats}× (worst outcome with its count)"
         if repeats > 1
@@ -424,21 +432,20 @@ def build_alone(folder: Path, lead: Sequence[Any] = ()) -> list[Path]:
     from bench.common.blocks import bullets, h1, h2, p, write_report
     from bench.pitfalls.runner import PitfallRun
 
-    doc = PitfallRun.load(folder).doc
-    env = doc["environment"]
-    title = f"sessionbench pitfalls — {doc['run_id']}"
+    doc = PitfallRun.load(folder).matrix
+    env = doc.environment
+    title = f"sessionbench pitfalls — {doc.run_id}"
     blocks, written = section(folder)
     packages = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items() if v)
     blocks = [
         h1(title),
-        p(f"{env.get('cpu_model')} × {env.get('cpu_count')}, run {doc['started']}."),
+        p(f"{env.get('cpu_model')} × {env.get('cpu_count')}, run {doc.started}."),
         *lead,
         *blocks,
         h2("Method"),
         bullets(
             [
-                f"Command: {' '.join(doc.get('command', []))}; status {doc['status']}; "
-                f"finished {doc.get('finished')}.",
+                f"Command: {' '.join(doc.command)}; status {doc.status}; finished {doc.finished}.",
                 f"PostgreSQL {env.get('postgres', {}).get('version')} "
                 f"({'embedded' if env.get('embedded_postgres') else 'external'}), "
                 f"URL {env.get('database_url')}.",

@@ -108,6 +108,14 @@ class PitfallRun(Run):
     MODEL = PitfallFile
     CELL = PitfallCell
 
+    @property
+    def matrix(self) -> PitfallFile:
+        """pitfalls.json as its model reads it (validated by ``load``; a matrix still being
+        written is validated at each call)."""
+        model = self._model or PitfallFile.model_validate(self.doc)
+        assert isinstance(model, PitfallFile), f"{self.FILE} is not a pitfall matrix"
+        return model
+
 
 class PitfallRunner:
     """Runs the configured scenarios against the configured variants into one folder."""

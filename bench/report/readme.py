@@ -73,12 +73,12 @@ def _pitfall_findings(folder: Path, rel: Path) -> list[Block]:
     """README's "what we found" under stress and misuse, from *folder*'s pitfalls.json."""
     if not RunFolder(folder).pitfalls.exists():
         return []
-    doc = PitfallRun.load(folder).doc
+    doc = PitfallRun.load(folder).matrix
     blocks = [
         h2("What we found under stress, faults and misuse"),
         p(
-            f"The pitfall matrix of the same reference folder ({doc['settings']['mode']} mode, "
-            f"pool {doc['settings']['pool_size']}): each strategy served the lab endpoints "
+            f"The pitfall matrix of the same reference folder ({doc.settings.mode} mode, "
+            f"pool {doc.settings.pool_size}): each strategy served the lab endpoints "
             f"written the way its users would write them. Numbers per cell in the report."
         ),
         bullets(pitfalls_report.findings(doc)),

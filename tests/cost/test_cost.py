@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from bench.cli import main
+from bench.common.result_files import CostFile, RunFile
+from bench.common.results import SCHEMA as RUN_SCHEMA
 from bench.common.rundiff import differences
 from bench.cost.explain import explain
 from bench.cost.measure import Plan
@@ -77,7 +79,7 @@ def test_cost_json_shape_repeats_agree_and_depends_costs_more(cost_run: Path) ->
         assert 2e5 < row["instructions_per_request"] < 5e7
     assert rows["depends"]["instructions_per_request"] > rows["context"]["instructions_per_request"]
     assert not list((cost_run / "raw" / "cost").glob("*.out.[0-9]*")), "dumps are deleted"
-    assert verdicts(doc)[0].startswith("depends: +")
+    assert verdicts(load(cost_run))[0].startswith("depends: +")
     lifecycle = {r["variant"]: r for r in doc["operations"]}
     assert set(lifecycle) == {"context", "depends", "bare"}  # bare: the floor beside context
     assert {r["group"] for r in doc["operations"]} == {"session-lifecycle"}
@@ -195,28 +197,39 @@ def _row(variant: str, value: float, spread: float = 0.1) -> dict[str, Any]:
 
 
 def _cell(variant: str, server_us: float) -> dict[str, Any]:
-    return {"variant": variant, "scenario": "read", "users": 32, "status": "ok",
-            "cpu_us_per_request": {"server": server_us}}  # fmt: skip
+    return {"variant": variant, "scenario": "read", "users": 32, "status": "ok", "rps": 100.0,
+            "latency_us": {"p50": 1000.0}, "cpu_us_per_request": {"server": server_us}}  # fmt: skip
+
+
+def _header(schema: str) -> dict[str, Any]:
+    return {"schema": schema, "status": "complete", "environment": {}, "variants": {},
+            "settings": {}}  # fmt: skip
+
+
+def run_with(cells: list[dict[str, Any]]) -> RunFile:
+    """A load run holding *cells* (read through its model, as the report reads one)."""
+    return RunFile.model_validate(_header(RUN_SCHEMA) | {"cells": cells})
 
 
 def test_report_sets_cpu_ratio_beside_and_flags_disagreement() -> None:
-    cost = {"rows": [_row("context", 1_000_000), _row("depends", 1_100_000),
-                     _row("scoped", 1_000_000), _row("raw", 500_000)]}  # fmt: skip
+    rows = [_row("context", 1_000_000), _row("depends", 1_100_000), _row("scoped", 1_000_000),
+            _row("raw", 500_000)]  # fmt: skip
+    cost = CostFile.model_validate(_header(SCHEMA) | {"rows": rows})
     cpu = [500.0, 505.0, 495.0, 502.0, 498.0]
 
     # Paired by round (the cell's trial): each round's ratio differs a little.
     def cells(variant: str, factor: float, values: list[float]) -> list[dict[str, Any]]:
         return [_cell(variant, us * factor) | {"trial": i} for i, us in enumerate(values)]
 
-    run_doc = {"cells": cells("context", 1.0, cpu) + cells("depends", 1.1, cpu[::-1])
-               + cells("scoped", 1.3, cpu[::-1])}  # fmt: skip
-    rows, checked, disagreements = rows_for(cost, run_doc)
+    run_cells = (cells("context", 1.0, cpu) + cells("depends", 1.1, cpu[::-1])
+                 + cells("scoped", 1.3, cpu[::-1]))  # fmt: skip
+    rows, checked, disagreements = rows_for(cost, run_with(run_cells))
     by_variant = {r[2]: r for r in rows}
     assert by_variant["depends"][5].startswith("1.100") and by_variant["raw"][6].startswith("1.000")
     assert by_variant["depends"][-1] == "agrees"  # 1.10 inside the CPU ratio's CI
     assert by_variant["scoped"][-1] == "**disagrees**"  # 1.00 instructions vs 1.3× CPU
     assert (checked, disagreements) == (2, 1) and by_variant["raw"][-2] == "–"  # no raw cells
-    invalid = {"cells": [c | {"status": "invalid"} for c in run_doc["cells"]]}
+    invalid = run_with([c | {"status": "invalid"} for c in run_cells])
     assert rows_for(cost, invalid)[1:] == (0, 0)
 
 
@@ -241,7 +254,7 @@ def test_operations_rows_of_context_and_depends(db: DatabaseUrl, tmp_path: Path)
         for each in started:
             each.stop()
     assert len(lanes) == 2 and not any(lane.alive() for lane in lanes)
-    rows = {(r["variant"], r["group"]): r for r in load(tmp_path)["operations"]}
+    rows = {(r.variant, r.group): r.model_dump() for r in load(tmp_path).operations}
     expected = {(v, g) for v in ("context", "depends", "bare") for g in GROUP_USE}
     expected |= {(v, "machinery") for v in ("context", "depends", "plain")}
     assert set(rows) == expected

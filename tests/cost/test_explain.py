@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common.result_files import CostRow
 from bench.cost.callgrind import parse
 from bench.cost.explain import compare_profiles
 from bench.cost.packages import group_of, package_of
@@ -103,18 +104,21 @@ def _profile(variant: str, groups: dict[str, float]) -> Profile:
     )  # fmt: skip
 
 
+def _row(variant: str, instructions: float) -> CostRow:
+    return CostRow(variant=variant, endpoint="get", instructions_per_request=instructions,
+                   spread_percent=0.1)  # fmt: skip
+
+
 def test_explain_adds_up_only_within_the_spreads(tmp_path: Path) -> None:
     a = _profile("depends", {"interpreter: eval loop": 1200.0, "asyncpg": 300.0})
     b = _profile("context", {"interpreter: eval loop": 1000.0, "asyncpg": 310.0})
-    row_b = {"instructions_per_request": 1310.0, "spread_percent": 0.1}
-    close = compare_profiles(a, b, {"instructions_per_request": 1500.5, "spread_percent": 0.1},
-                             row_b)  # fmt: skip
+    row_b = _row("context", 1310.0)
+    close = compare_profiles(a, b, _row("depends", 1500.5), row_b)
     assert close.grouped_diff == pytest.approx(190.0) and close.adds_up()
     assert [p.name for p in close.packages] == ["interpreter", "asyncpg"]
     assert close.by_self[0].self_diff == pytest.approx(200.0)
     assert not close.functions  # f holds every request: left out of the inclusive ranking
-    far = compare_profiles(a, b, {"instructions_per_request": 1530.0, "spread_percent": 0.1},
-                           row_b)  # fmt: skip
+    far = compare_profiles(a, b, _row("depends", 1530.0), row_b)
     assert not far.adds_up()  # 30 off, the spreads allow 1.5 + 1.3
     save(a, tmp_path)
     loaded = load(tmp_path, "depends", "get", 1)

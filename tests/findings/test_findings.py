@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from bench.common.co_record import CoGroup, CoRecord
 from bench.findings import (
     acknowledged,
     concurrency_cost,
@@ -17,6 +18,7 @@ from bench.findings import (
     streaming,
     threadpool_deadlock,
 )
+from bench.load.coschedule import CoSettings
 from bench.pool import repro
 from variants.settings import DatabaseUrl
 
@@ -55,11 +57,15 @@ def test_concurrency_cost_pairs_each_window_and_splits_user_and_system_cpu() -> 
                       (500, 0.432, 0.05)))  # fmt: skip
     one.append(window("steal 9.0 % > 5 %", (1000, 0.9, 0.1), (1000, 9.0, 0.1)))  # not used
     many = [window(None, (1000, 0.8, 0.1), (1000, 0.8 * k, 0.1 * 1.3)) for k in (1.3, 1.32, 1.34)]
-    doc = {"coscheduled": {"groups": [
-        {"users": 1, "members": ["context", "depends"], "windows": one},
-        {"users": 32, "members": ["context", "depends"], "windows": many},
-        {"users": 32, "members": ["context", "scoped"], "windows": many},  # another pair
-    ]}}  # fmt: skip
+    group = {"scenario": "read", "status": "ok"}
+    doc = CoRecord(settings=CoSettings(anchors=["context"]).record(), groups=[
+        CoGroup.model_validate(group | {"users": 1, "members": ["context", "depends"],
+                                        "windows": one}),
+        CoGroup.model_validate(group | {"users": 32, "members": ["context", "depends"],
+                                        "windows": many}),
+        CoGroup.model_validate(group | {"users": 32, "members": ["context", "scoped"],
+                                        "windows": many}),  # another pair
+    ])  # fmt: skip
     low, high = concurrency_cost.rows(doc, "context", "depends")
     assert (low.users, low.windows, high.users, high.windows) == (1, 4, 32, 3)
     assert low.cpu.ratio < 0.97 and low.cpu.high is not None and low.cpu.high < 1

@@ -1,7 +1,6 @@
 """The co-scheduled pass: its schedule and pairing, the machine guard, its verdicts, and a real
 run that must find a known injected cost (bench/load/coschedule.py, bench/common/pairs.py)."""
 
-import json
 import math
 import os
 import random
@@ -13,7 +12,9 @@ from typing import Any
 import pytest
 
 from bench.common import cpu, histograms, pairs, tally
+from bench.common.co_record import CoGroup, CoRecord
 from bench.common.pairs import co_comparison, co_comparisons, co_pairs
+from bench.common.result_files import RunFile, load
 from bench.common.stats import compare_windows, false_discoveries, holm
 from bench.load import coschedule
 from bench.load.coschedule import CoSettings, Member
@@ -44,6 +45,11 @@ def test_the_group_order_rotates_every_round_and_each_group_runs_once_per_round(
 
 class FakeServer:
     pid = None
+
+
+def record(settings: CoSettings, groups: list[dict[str, Any]]) -> CoRecord:
+    """A co-scheduled record of *groups* (dicts as run.json holds them) under *settings*."""
+    return CoRecord(settings=settings.record(), groups=[CoGroup.model_validate(g) for g in groups])
 
 
 def member(name: str) -> Member:
@@ -85,14 +91,14 @@ def test_a_window_with_steal_is_dropped_from_both_sides_of_its_pair() -> None:
         ],
     }
     windows = coschedule._windows(snaps, [member(n) for n in names], results_for(names, 2), tallies)
-    assert windows[0]["dropped"] is None
-    assert windows[1]["dropped"].startswith("steal 30.0 %")
-    assert windows[0]["members"]["depends"]["requests"] == 400  # the server's own count
-    assert windows[0]["members"]["context"]["share"] == pytest.approx(0.5)
-    doc = {"coscheduled": {"settings": {"anchors": names}, "groups": [
+    assert windows[0].dropped is None
+    assert str(windows[1].dropped).startswith("steal 30.0 %")
+    assert windows[0].members["depends"].requests == 400  # the server's own count
+    assert windows[0].members["context"].share == pytest.approx(0.5)
+    co = record(CoSettings(anchors=names), [
         {"scenario": "read", "users": 32, "members": names, "status": "ok", "windows": windows}
-    ]}}  # fmt: skip
-    pairs = co_pairs(doc, "context", "depends", "read", 32)
+    ])  # fmt: skip
+    pairs = co_pairs(co, "context", "depends", "read", 32)
     assert pairs == [[(1000.0, 800.0)]]  # req/s per core, the stolen window left out of both
 
 
@@ -104,14 +110,14 @@ def test_a_window_where_the_servers_do_not_fill_their_core_is_dropped() -> None:
     [window] = coschedule._windows(
         snaps, [member(n) for n in names], results_for(names, 1), tallies
     )
-    assert window["dropped"].startswith("unsaturated")
+    assert str(window.dropped).startswith("unsaturated")
     [kept] = coschedule._windows(
         snaps, [member(n) for n in names], results_for(names, 1), tallies, saturated=0.0
     )
-    assert kept["dropped"] is None  # --co-min-busy 0: every window kept
+    assert kept.dropped is None  # --co-min-busy 0: every window kept
 
 
-def windows_doc(ratios: list[float], anchors: list[str], b: str) -> dict[str, Any]:
+def windows_doc(ratios: list[float], anchors: list[str], b: str) -> CoRecord:
     windows = [
         {"dropped": None, "members": {
             anchors[0]: {"requests": 1000, "server_cpu_s": 1.0},
@@ -121,7 +127,7 @@ def windows_doc(ratios: list[float], anchors: list[str], b: str) -> dict[str, An
     ]  # fmt: skip
     group = {"scenario": "read", "users": 32, "members": [anchors[0], b], "status": "ok",
              "windows": windows}  # fmt: skip
-    return {"coscheduled": {"settings": {"anchors": anchors}, "groups": [group]}}
+    return record(CoSettings(anchors=anchors), [group])
 
 
 def test_a_known_difference_is_found_in_the_right_direction_and_turned_around() -> None:
@@ -209,9 +215,7 @@ def test_with_an_axis_each_value_has_its_own_anchors_and_chains() -> None:
     def noisy(x: float) -> list[float]:
         return [x * math.exp(rng.gauss(0, 0.02)) for _ in range(8)]
 
-    doc = {"coscheduled": {"settings": settings.as_dict(), "groups": [
-        group_of(*g, noisy(1.2)) for g in coschedule.groups(series, settings)
-    ]}}  # fmt: skip
+    doc = record(settings, [group_of(*g, noisy(1.2)) for g in coschedule.groups(series, settings)])
     found = {(r.a, r.b) for r in co_comparisons(doc)}
     assert found == {
         ("depends+pool10", "scoped+pool10"),
@@ -231,9 +235,9 @@ def test_moderate_steal_is_kept_by_default_and_dropped_under_a_lower_limit() -> 
     tallies = {"context": rows, "depends": rows}
     members = [member(n) for n in names]
     [kept] = coschedule._windows(snaps, members, results_for(names, 1), tallies)
-    assert kept["dropped"] is None and kept["steal_percent"][0] == pytest.approx(10)
+    assert kept.dropped is None and kept.steal_percent[0] == pytest.approx(10)
     [dropped] = coschedule._windows(snaps, members, results_for(names, 1), tallies, 5.0)
-    assert dropped["dropped"] == "steal 10.0 % > 5 %"
+    assert dropped.dropped == "steal 10.0 % > 5 %"
 
 
 def test_looks_go_round_the_cells_before_a_cell_gets_a_second() -> None:
@@ -257,16 +261,16 @@ def test_only_groups_with_an_unresolved_comparison_are_looked_at_again() -> None
     def noisy(x: float, sd: float) -> list[float]:
         return [x * math.exp(rng.gauss(0, sd)) for _ in range(8)]
 
-    settings = CoSettings(anchors=["depends"], group="all").as_dict()
+    settings = CoSettings(anchors=["depends"], group="all")
     clear = group_of("depends", "context", noisy(1.25, 0.02))
     unclear = group_of("depends", "scoped", noisy(1.04, 0.10))
-    doc = {"coscheduled": {"settings": settings, "groups": [clear, unclear]}}
+    doc = record(settings, [clear, unclear])
     planned = [(1, "read", 32, ("depends", "context")), (1, "read", 32, ("depends", "scoped"))]
     assert coschedule.unresolved(doc, planned) == [("read", 32, ("depends", "scoped"))]
     lost = group_of("depends", "core", noisy(1.1, 0.02))
     for window in lost["windows"]:
         window["dropped"] = "steal 9.0 % > 5 %"
-    doc["coscheduled"]["groups"].append(lost)
+    doc.groups.append(CoGroup.model_validate(lost))
     planned.append((1, "read", 32, ("depends", "core")))
     assert pairs.missing(doc) == [("read", 32, "depends", "core")]
     assert coschedule.unresolved(doc, planned) == [
@@ -274,7 +278,7 @@ def test_only_groups_with_an_unresolved_comparison_are_looked_at_again() -> None
         ("read", 32, ("depends", "core")),  # every window dropped: looked at again
     ]
     unclear_again = group_of("depends", "scoped", noisy(1.3, 0.02)) | {"look": 2}
-    doc["coscheduled"]["groups"].append(unclear_again)
+    doc.groups.append(CoGroup.model_validate(unclear_again))
     [row] = [r for r in co_comparisons(doc) if r.b == "scoped"]
     assert row.looks == 2
 
@@ -298,21 +302,19 @@ def co_run(tmp_path_factory: pytest.TempPathFactory, db: Any) -> Path:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_an_injected_cost_is_resolved_in_the_right_direction(co_run: Path) -> None:
-    doc = json.loads((co_run / "run.json").read_text())
-    co = doc["coscheduled"]
-    assert co["settings"]["windows"] == 8 and co["series"] == ["context", "context_plus10"]
-    [group] = co["groups"]
-    assert group["status"] == "ok", group["reasons"]
-    assert all(check["ok"] for side in group["sides"].values() for check in side["integrity"]), (
-        group["sides"]
-    )
-    kept = [w for w in group["windows"] if not w["dropped"]]
-    assert len(kept) >= 4, [w["dropped"] for w in group["windows"]]
+    co = load(co_run / "run.json", RunFile).coscheduled
+    assert co is not None
+    assert co.settings.windows == 8 and co.series == ["context", "context_plus10"]
+    [group] = co.groups
+    assert group.status == "ok", group.reasons
+    assert all(check.ok for side in group.sides.values() for check in side.integrity), group.sides
+    kept = [w for w in group.windows if not w.dropped]
+    assert len(kept) >= 4, [w.dropped for w in group.windows]
     for window in kept:
-        for side in window["members"].values():
-            assert side["requests_source"] == "server tally" and side["requests"] > 0
-            assert abs(side["requests"] - side["requests_recorded"]) <= 0.2 * side["requests"]
-    row = co_comparison(doc, "context", "context_plus10", "read", 16)
+        for side in window.members.values():
+            assert side.requests_source == "server tally" and side.requests > 0
+            assert abs(side.requests - (side.requests_recorded or 0)) <= 0.2 * side.requests
+    row = co_comparison(co, "context", "context_plus10", "read", 16)
     assert row is not None
     assert row.comparison.ratio < 1 and row.comparison.significant, row.comparison.verdict()
 
@@ -341,13 +343,13 @@ def test_the_report_counts_verdicts_chains_context_and_checks_the_calibration(
     def noisy(x: float) -> list[float]:
         return [x * math.exp(rng.gauss(0, 0.02)) for _ in range(10)]
 
-    settings = CoSettings(anchors=["depends", "context"], group="first").as_dict()
-    doc = {"coscheduled": {"settings": settings, "groups": [
+    settings = CoSettings(anchors=["depends", "context"], group="first")
+    doc = record(settings, [
         group_of("depends", "context", noisy(1.2)),
         group_of("depends", "scoped", noisy(1.15)),
         # 100 µs extra per request on a 1,000-µs request: predicted ×0.909
         group_of("context", "context_plus10", noisy(1 / 1.1), extra_s=100e-6),
-    ]}}  # fmt: skip
+    ])  # fmt: skip
     rows = co_comparisons(doc)
     chained = next(r for r in rows if (r.a, r.b) == ("context", "scoped"))
     assert "chained through depends" in chained.comparison.verdict()
@@ -357,7 +359,7 @@ def test_the_report_counts_verdicts_chains_context_and_checks_the_calibration(
     lost = group_of("depends", "sqlmodel", noisy(1.0))
     for window in lost["windows"]:
         window["dropped"] = "steal 9.0 % > 5 %"
-    doc["coscheduled"]["groups"].append(lost)
+    doc.groups.append(CoGroup.model_validate(lost))
     text = to_markdown(coscheduled.section(tmp_path, doc))
     assert (
         "read at 32 users: 3 of 4 comparisons end in a verdict (1 not measured: every window "

@@ -8,16 +8,18 @@ the next test uses it, exactly as the runner does.
 import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.common import database
+from bench.common.result_files import PitfallCell, PitfallFile
 from bench.common.server import VariantServer
 from bench.pitfalls import scenarios
 from bench.pitfalls.probe import BROKEN, DEGRADED, OK, Outcome, Skip, Target
 from bench.pitfalls.repeats import aggregate
 from bench.pitfalls.report import findings, outcome_text, pre_ping_split, row_label, rows
-from bench.pitfalls.runner import unhealthy
+from bench.pitfalls.runner import SCHEMA, unhealthy
 from variants.settings import PRE_PING_ENV, DatabaseUrl, Settings
 
 POOL = {"SESSIONBENCH_POOL_SIZE": "10", "SESSIONBENCH_POOL_TIMEOUT": "2"}
@@ -246,7 +248,10 @@ def test_a_repeated_restart_cell_is_its_worst_outcome_with_its_count() -> None:
     assert cell["outcome"] == BROKEN
     assert cell["worst"] == {"outcome": BROKEN, "count": 2, "of": 5}
     assert cell["tally"] == {BROKEN: 2, DEGRADED: 2, OK: 1}
-    assert outcome_text(cell) == "broken 2 of 5, degraded 2 of 5, ok 1 of 5"
+    assert (
+        outcome_text(PitfallCell.model_validate(cell))
+        == "broken 2 of 5, degraded 2 of 5, ok 1 of 5"
+    )
     assert cell["summary"] == "broken 2 of 5, degraded 2 of 5, ok 1 of 5; worst run: broken run"
     # The numbers and series shown are those of the first run with the worst outcome.
     assert cell["numbers"] == {"errors_after_idle_restart": 1}
@@ -267,14 +272,21 @@ def test_a_repeated_restart_cell_is_its_worst_outcome_with_its_count() -> None:
 def test_a_restart_cell_run_once_says_n_1_and_an_unrepeated_cell_says_only_its_outcome() -> None:
     once = aggregate([_run(DEGRADED, 1)])
     assert once["worst"] == {"outcome": DEGRADED, "count": 1, "of": 1}
-    assert outcome_text(once) == "degraded (n=1)" and once["summary"] == "degraded run"
-    assert outcome_text(_run(DEGRADED, 1)) == DEGRADED
+    assert outcome_text(PitfallCell.model_validate(once)) == "degraded (n=1)"
+    assert once["summary"] == "degraded run"
+    assert outcome_text(PitfallCell.model_validate(_run(DEGRADED, 1))) == DEGRADED
     # An error (the scenario crashed) ranks above degraded, below broken.
     assert aggregate([_run(DEGRADED, 1), _run("error", 0)])["outcome"] == "error"
     assert aggregate([_run("error", 0), _run(BROKEN, 0)])["outcome"] == BROKEN
 
 
-def _restart_doc(on: dict[str, str]) -> dict[str, object]:
+def matrix(doc: dict[str, Any]) -> PitfallFile:
+    """*doc* as the report reads a pitfalls.json (with a header)."""
+    header = {"schema": SCHEMA, "status": "complete", "environment": {}, "variants": {}}
+    return PitfallFile.model_validate(header | doc)
+
+
+def _restart_doc(on: dict[str, str]) -> dict[str, Any]:
     """A matrix of fanout plus pg_restart under pre-ping off (every strategy degraded) and on
     (outcomes *on*)."""
     names = ["scoped", "depends", "context"]
@@ -295,7 +307,7 @@ def _restart_doc(on: dict[str, str]) -> dict[str, object]:
 
 
 def test_the_report_splits_the_restart_row_by_pre_ping_and_names_what_the_setting_fixes() -> None:
-    doc = _restart_doc(dict.fromkeys(["scoped", "depends", "context"], OK))
+    doc = matrix(_restart_doc(dict.fromkeys(["scoped", "depends", "context"], OK)))
     assert rows(doc) == [("fanout", False), ("pg_restart", False), ("pg_restart", True)]
     labels = [row_label(doc, row) for row in rows(doc)]
     assert labels == ["fanout", "pg_restart (pre-ping off)", "pg_restart (pre-ping on)"]
@@ -310,7 +322,8 @@ def test_the_report_splits_the_restart_row_by_pre_ping_and_names_what_the_settin
         "with pre-ping on: a pool setting, not a strategy's doing."
     )
     # A strategy that still fails with pre-ping on is the strategy's own doing.
-    doc = _restart_doc({"scoped": BROKEN, "depends": OK, "context": OK})
+    raw = _restart_doc({"scoped": BROKEN, "depends": OK, "context": OK})
+    doc = matrix(raw)
     assert pre_ping_split(doc, "pg_restart") == {
         "pool setting": ["depends", "context"], "strategy": ["scoped"], "ok": [],
     }  # fmt: skip
@@ -319,10 +332,10 @@ def test_the_report_splits_the_restart_row_by_pre_ping_and_names_what_the_settin
         "(n=1)]."
     )
     # Without a known symptom for the scenario, the outcomes alone say what the setting fixed.
-    doc["cells"] = [c | {"scenario": "other"} if c["scenario"] == "pg_restart" else c
-                    for c in doc["cells"]]  # fmt: skip
-    doc["settings"]["scenarios"] = ["fanout", "other"]
-    assert findings(doc)[3] == (
+    raw["cells"] = [c | {"scenario": "other"} if c["scenario"] == "pg_restart" else c
+                    for c in raw["cells"]]  # fmt: skip
+    raw["settings"]["scenarios"] = ["fanout", "other"]
+    assert findings(matrix(raw))[3] == (
         "other, off vs on — pre-ping fixes what depends, context showed with it off: a pool "
         "setting, not the strategy's doing; failing with pre-ping on too: scoped [broken (n=1)]."
     )

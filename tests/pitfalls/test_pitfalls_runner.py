@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bench.common.result_files import PitfallFile
 from bench.pitfalls.probe import OK, Outcome, Target, responsive
 from bench.pitfalls.report import findings
 from bench.pitfalls.runner import PITFALLS_FILE, SCHEMA, PitfallConfig, PitfallRunner
@@ -198,7 +199,7 @@ def test_the_restart_runs_with_pre_ping_off_and_on_each_cell_repeated(
         # Each server was loaded on its own: its own requests failed in the outage.
         assert all(n["errors_during_outage"] >= 1 for n in runs), runs
     assert {v["restarts"] for v in doc["variants"].values()} == {0}
-    report = "\n".join(findings(doc))
+    report = "\n".join(findings(PitfallFile.model_validate(doc)))
     # Not the outcome with pre-ping on: a request in flight when PostgreSQL comes back can
     # still fail ("failed after PostgreSQL was back", seen in 3 of 5 runs of context).
     assert "PostgreSQL restart mid-load (pre-ping on) — " in report

@@ -12,7 +12,13 @@ from tests.fake_runs import fake_cost, fake_doc, write
 
 def _cost(folder: Path, counts: dict[str, float]) -> None:
     rows = [
-        {"variant": v, "endpoint": "get", "clients": 1, "instructions_per_request": n}
+        {
+            "variant": v,
+            "endpoint": "get",
+            "clients": 1,
+            "instructions_per_request": n,
+            "spread_percent": 0.1,
+        }
         for v, n in counts.items()
     ]
     (folder / "cost.json").write_text(json.dumps(fake_cost(rows)))

@@ -310,7 +310,8 @@ def _stalled_doc() -> dict[str, Any]:
 def test_a_stall_is_a_result_in_the_scorecard_and_the_tables(tmp_path: Path) -> None:
     folder = write(tmp_path / "run", _stalled_doc())
     (folder / "cost.json").write_text(json.dumps(fake_cost([
-        {"variant": v, "endpoint": "get", "clients": 1, "instructions_per_request": n}
+        {"variant": v, "endpoint": "get", "clients": 1, "instructions_per_request": n,
+         "spread_percent": 0.1}
         for v, n in {"depends": 2.0e6, "context": 1.8e6, "sync_threadpool": 2.7e6}.items()
     ])))  # fmt: skip
     rows = {r[0]: r for r in scorecard.blocks(folder)[1].rows}
