@@ -249,7 +249,7 @@ def build_alone(folder: Path) -> list[Path]:
             [
                 h1(title),
                 p(
-                    f"{env.get('cpu_model')} × {env.get('cpu_count')}, run {doc['started']}, "
+                    f"{env.get('cpu_model')} × {env.get('cpu_count')}, run {doc.get('started')}, "
                     f"command: {' '.join(doc.get('command', []))}."
                 ),
                 *blocks,
