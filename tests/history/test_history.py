@@ -4,7 +4,7 @@ history file validated like every other result file (no environment is built her
 import json
 import stat
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +251,37 @@ def test_a_synthetic_history_reports_its_steps(tmp_path: Path) -> None:
     assert (tmp_path / "plots" / history_report.FIGURE).exists()
     summary = history_report.readme_summary(tmp_path, Path("results/history"))
     assert any("depends GET +10.0 %" in str(asdict(b)) for b in summary)
+
+
+def test_resume_keeps_the_sets_done_and_measures_the_rest(
+    db: DatabaseUrl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    measured: list[str] = []
+
+    def cost(s: VersionSet, runnable: list[str], config: Any, say: Any) -> FakeCost:
+        measured.append(s.name)
+        return FakeCost(runnable)
+
+    monkeypatch.setattr(envs, "environment", lambda s: FakeEnvironment(Path(sys.executable)))
+    monkeypatch.setattr(envs, "lock", lambda s: None)
+    monkeypatch.setattr(runner, "_cost", cost)
+    config = runner.HistoryConfig(
+        sets=[VersionSet(), VersionSet("fastapi", "0.118.0")],
+        variants=["context"],
+        endpoints=["get"],
+        repeats=2,
+        out=tmp_path,
+        valgrind="valgrind-test",
+    )
+    path = RunFolder(tmp_path).history
+    first = runner.run_history(config, say=lambda line: None)
+    first.doc["sets"][1]["status"] = "pending"  # as an interrupted run leaves it
+    first.doc["points"] = [p for p in first.doc["points"] if p["set"] == "baseline"]
+    first.save()
+    measured.clear()
+    resumed = replace(config, resume=True)
+    runner.run_history(resumed, say=lambda line: None)
+    assert measured == ["fastapi-0.118.0"]
+    doc = result_files.load(path, result_files.HistoryFile)
+    assert [s.status for s in doc.sets] == ["done", "done"]
+    assert sorted(p.set for p in doc.points) == ["baseline", "fastapi-0.118.0"]
