@@ -74,10 +74,10 @@ def default_sets(
     fastapi: tuple[str, ...] = FASTAPI, sqlalchemy: tuple[str, ...] = SQLALCHEMY
 ) -> list[VersionSet]:
     """The baseline, then each package's releases (a release equal to main's pin is the
-    baseline and left out)."""
+    baseline and left out), in measuring order: SQLAlchemy's short series first."""
     pins = main_pins()
     sets = [VersionSet()]
-    for package, versions in (("fastapi", fastapi), ("sqlalchemy", sqlalchemy)):
+    for package, versions in (("sqlalchemy", sqlalchemy), ("fastapi", fastapi)):
         sets += [VersionSet(package, v) for v in versions if v != pins.get(package)]
     return sets
 

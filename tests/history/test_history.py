@@ -123,7 +123,7 @@ def test_series_order_by_version_with_the_baseline_at_mains_pin() -> None:
     assert [s.name for s in line] == ["fastapi-0.99.1", "baseline", "fastapi-0.165.0"]
     assert main_pins()["fastapi"] == BASE["fastapi"]
     names = [s.name for s in default_sets(("0.163.2", "0.118.0"), ("2.0.58",))]
-    assert names == ["baseline", "fastapi-0.118.0", "sqlalchemy-2.0.58"]  # main's pin = baseline
+    assert names == ["baseline", "sqlalchemy-2.0.58", "fastapi-0.118.0"]  # main's pin = baseline
 
 
 def test_a_locked_file_names_every_package_that_moved(tmp_path: Path) -> None:
