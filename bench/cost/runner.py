@@ -225,8 +225,9 @@ def _variants(
         server, pending = pending, None
         name = server.name
         variant = variants.get(name)
-        info: dict[str, Any] = {"label": variant.label, "kind": variant.kind}
-        with lock:
+        with lock:  # the label is parsed with ast, which CPython 3.11 cannot run in two
+            # threads at once ("AST constructor recursion depth mismatch", a SystemError)
+            info: dict[str, Any] = {"label": variant.label, "kind": variant.kind}
             run.doc["variants"][name] = info
         started = time.monotonic()
         steps = 0

@@ -148,6 +148,9 @@ def run_history(config: HistoryConfig, say: Say = stderr) -> HistoryRun:
             except Interrupted:
                 entry["status"] = "incomplete"
                 raise
+            except Exception as exc:  # a bug: the set says so, the run stops with it
+                entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+                raise
             finally:
                 run.save()
             failed += entry["status"] != "done"
