@@ -58,6 +58,10 @@ def register(sub: Any) -> None:
         "--explain", type=number(int, 0), default=3, metavar="N",
         help="explain the N largest steps by package and function (default 3)",
     )  # fmt: skip
+    p.add_argument(
+        "--steps-only", action="store_true",
+        help="find and explain the steps of --out's history again (measure nothing)",
+    )  # fmt: skip
     p.add_argument("--build-only", action="store_true",
                    help="lock and build the sets' environments, measure nothing")  # fmt: skip
     p.add_argument(
@@ -88,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.build_only:
         return build(chosen)
+    if args.steps_only:
+        from bench.history.runner import HistoryRun, refresh_steps
+
+        refresh_steps(HistoryRun.load(args.out.resolve()), args.explain)
+        return 0
     try:
         version = valgrind.require()
     except valgrind.ValgrindMissing as exc:

@@ -155,11 +155,18 @@ def run_history(config: HistoryConfig, say: Say = stderr) -> HistoryRun:
                 run.save()
             failed += entry["status"] != "done"
         run.doc["measure_seconds"] = round(time.monotonic() - started, 1)
-        run.doc["steps"] = steps.find(run.doc, config.out, config.explain)
-        for step in run.doc["steps"]:
-            say(steps.line(step))
         life.status = "complete" if not failed else "partial"
+    if run.doc["status"] != "running":  # finished: the steps of the sets done, even if cut short
+        refresh_steps(run, config.explain, say)
     return life.run
+
+
+def refresh_steps(run: HistoryRun, explain: int, say: Say = stderr) -> None:
+    """Find (and explain the *explain* largest) steps of the sets *run* has done; saved."""
+    run.doc["steps"] = steps.find(run.doc, run.folder, explain)
+    run.save()
+    for step in run.doc["steps"]:
+        say(steps.line(step))
 
 
 def _entry(s: VersionSet, baseline: dict[str, str]) -> dict[str, Any]:
