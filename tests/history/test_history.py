@@ -285,3 +285,10 @@ def test_resume_keeps_the_sets_done_and_measures_the_rest(
     doc = result_files.load(path, result_files.HistoryFile)
     assert [s.status for s in doc.sets] == ["done", "done"]
     assert sorted(p.set for p in doc.points) == ["baseline", "fastapi-0.118.0"]
+
+
+def test_steps_only_finds_the_steps_of_a_history_again(tmp_path: Path) -> None:
+    RunFolder(tmp_path).history.write_text(json.dumps(synthetic()))  # its steps: []
+    assert main(["history", "--steps-only", "--out", str(tmp_path)]) == 0
+    doc = result_files.load(RunFolder(tmp_path).history, result_files.HistoryFile)
+    assert [(s.variant, s.after) for s in doc.steps][-1] == ("depends", "fastapi-0.118.0")
