@@ -101,9 +101,16 @@ def explain(step: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def find(doc: dict[str, Any], folder: Path, top: int = 3) -> list[dict[str, Any]]:
-    """:func:`detect`'s steps, the *top* largest explained."""
+    """:func:`detect`'s steps; explained: the largest of each pair of sets, for the *top*
+    pairs whose largest steps are largest (three strategies moving at one release are one
+    change to explain, not three)."""
     found = detect(doc)
-    return [explain(s, folder) if i < top else s for i, s in enumerate(found)]
+    pairs: list[tuple[str, str]] = []
+    for step in found:
+        if (step["before"], step["after"]) not in pairs and len(pairs) < top:
+            pairs.append((step["before"], step["after"]))
+            step.update(explain(step, folder))
+    return found
 
 
 def title(step: dict[str, Any]) -> str:
