@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from bench.common import commands
 from bench.common.arguments import Parser, load_variant_files, usage_error
 from bench.cost import command as cost
+from bench.history import command as history
 from bench.load import cli as load
 from bench.micro import cli as micro
 from bench.pitfalls import cli as pitfalls
 from bench.report import cli as report
 
-COMMANDS = (commands, load, report, micro, pitfalls, cost)
+COMMANDS = (commands, load, report, micro, pitfalls, cost, history)
 """Modules whose ``register(subparsers)`` adds commands, in ``--help`` order."""
 
 

@@ -3,7 +3,8 @@
 Layers, bottom up: ``bench.common`` (database, servers, environments, processes, statistics,
 result files, report blocks); ``bench.pool`` (the pool instrument the load run records);
 the command packages ``bench.load``, ``bench.micro``, ``bench.cost``, ``bench.pitfalls``;
-``bench.report`` (reads every result file, renders what the commands registered); and
+``bench.history`` (a command built on ``cost``: it runs it per version set and explains with
+its profiles); ``bench.report`` (reads every result file, renders what the commands registered); and
 ``bench.cli``, which only dispatches. Every import, lazy ones inside functions included,
 is read from the source with ``ast``, so a test that imports nothing still sees them all;
 so is ``importlib.import_module("bench…")``, and no module imports by a computed name but
@@ -26,8 +27,9 @@ LAYERS = {
     "cost": 2,
     "pitfalls": 2,
     "findings": 2,
-    "report": 3,
-    "cli": 4,
+    "history": 3,
+    "report": 4,
+    "cli": 5,
 }
 COMMANDS = ("load", "micro", "cost", "pitfalls")
 

@@ -13,7 +13,11 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from fastapi.routing import iter_route_contexts
+
+try:  # included routers stay nested since FastAPI 0.16x; this walks them flat
+    from fastapi.routing import iter_route_contexts
+except ImportError:  # older FastAPI (`sessionbench history`) copies included routes flat
+    iter_route_contexts = iter  # type: ignore[assignment]
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware

@@ -31,7 +31,11 @@ from sqlalchemy.dialects import plugins
 from sqlalchemy.engine import URL, CreateEnginePlugin
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import queue as sqla_queue
-from sqlalchemy.util.concurrency import await_
+
+try:  # SQLAlchemy 2.1's name
+    from sqlalchemy.util.concurrency import await_
+except ImportError:  # SQLAlchemy 2.0 (`sessionbench history`): the same function, older name
+    from sqlalchemy.util.concurrency import await_only as await_
 
 from variants.pool_stats import STATS, PoolStats
 from variants.settings import POOL_QUEUES as QUEUES

@@ -132,8 +132,25 @@ def _last_error(output: str) -> str:
     return (errors or lines or ["no output"])[-1]
 
 
+_ALL_ON: list[Path] = []
+"""The interpreter every variant is served on within ``all_on`` (empty: each its own)."""
+
+
+@contextlib.contextmanager
+def all_on(python: Path) -> Iterator[None]:
+    """Serve every variant on *python* for the block (``sessionbench history``: one version
+    set's venv; the servers, ``package_versions`` and the contract check all follow)."""
+    _ALL_ON.append(python)
+    try:
+        yield
+    finally:
+        _ALL_ON.pop()
+
+
 def interpreter(variant: Variant) -> str:
     """The Python that serves *variant*: its own environment's (built if needed) or this one."""
+    if _ALL_ON:
+        return str(_ALL_ON[-1])
     if variant.environment is None:
         return sys.executable
     return str(Environment(variant.environment).ensure())

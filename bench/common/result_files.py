@@ -2,9 +2,10 @@
 
 ``RunFile`` (run.json: ``LoadSettings``, ``SeriesInfo`` per series, ``LoadCell`` per cell),
 ``PitfallFile`` (pitfalls.json), ``CostFile`` (cost.json), ``MicroFile`` (micro.json:
-pytest-benchmark's JSON with micro's ``MicroStatus``); bench/common/run_folder.py names the
-files and which command writes each. The fields readers use are typed; every other field
-is kept (``extra="allow"``), so a writer adding one breaks no reader. Each suite file
+pytest-benchmark's JSON with micro's ``MicroStatus``), ``HistoryFile`` (history.json);
+bench/common/run_folder.py names the files and which command writes each. The fields
+readers use are typed; every other field is kept (``extra="allow"``), so a writer adding one
+breaks no reader. Each suite file
 carries its format (``schema``: ``<family>/<N>``, :data:`READS`).
 
 ``load(path, Model)`` reads a JSON file and validates it against its model; any problem
@@ -113,6 +114,7 @@ READS: dict[str, tuple[int, ...]] = {
     "sessionbench.pitfalls": (1,),
     "sessionbench.cost": (1,),
     "sessionbench.cost-profile": (1,),
+    "sessionbench.history": (1,),
 }
 """The format versions this sessionbench reads, per family (``schema``: ``<family>/<N>``)."""
 
@@ -468,3 +470,58 @@ class MicroFile(Lenient):
 
     benchmarks: list[MicroBenchmark]
     sessionbench: MicroStatus | None = None
+
+
+class HistorySet(Lenient):
+    """One version set of a history: what it varies, what moved with it, how it went."""
+
+    name: str
+    package: str | None = None
+    """The package it varies (None: the baseline, main's pins)."""
+    version: str | None = None
+    changed: dict[str, str] = {}
+    """Every package whose version differs from the baseline's (the varied one included)."""
+    status: str
+    """``pending`` (not reached), ``done``, ``failed`` (environment or run; see ``error``)."""
+    error: str | None = None
+    cannot_run: dict[str, str] = {}
+    """Variants that cannot run in this set, each with the one-line reason."""
+
+
+class HistoryPoint(Lenient):
+    """Instructions per request of one (set, variant, endpoint): cost.json's row."""
+
+    set: str
+    variant: str
+    endpoint: str
+    instructions_per_request: float
+    spread_percent: float
+    repeats: int
+
+
+class HistoryStep(Lenient):
+    """A change between two neighbouring sets of one package's series beyond the spreads."""
+
+    package: str
+    before: str
+    after: str
+    variant: str
+    endpoint: str
+    change_percent: float
+    noise_percent: float
+    changed: dict[str, str] = {}
+    """The packages that differ between the two sets: ``{package: "old → new"}``."""
+    packages: list[tuple[str, float]] = []
+    """The explain's packages by |difference| (instructions per request), when explained."""
+    functions: list[tuple[str, str, float]] = []
+    """The explain's top functions (function, object, inclusive difference), when explained."""
+
+
+class HistoryFile(RunHeader):
+    """``history.json`` of ``sessionbench history`` (``sessionbench.history/N``)."""
+
+    _family = schema_family("sessionbench.history")
+    settings: dict[str, Any]
+    sets: list[HistorySet]
+    points: list[HistoryPoint] = []
+    steps: list[HistoryStep] = []

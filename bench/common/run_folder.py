@@ -32,16 +32,23 @@ COST = ResultFile(
 MICRO = ResultFile(
     "micro.json", "micro", "pytest-benchmark's own JSON, with micro's status under `sessionbench`"
 )
+HISTORY = ResultFile(
+    "history.json",
+    "history",
+    "instructions per request across version sets: one point per (set, variant, endpoint), steps",
+)
 REPORT = ResultFile("report.md", "report", "the report in Markdown")
 INDEX = ResultFile("index.html", "report", "the same report, self-contained HTML")
-FILES = (RUN, PITFALLS, COST, MICRO, REPORT, INDEX)
+FILES = (RUN, PITFALLS, COST, MICRO, HISTORY, REPORT, INDEX)
 """Every file a run folder can hold, in the order the commands usually write them."""
-RESULTS = (RUN, PITFALLS, COST)
+RESULTS = (RUN, PITFALLS, COST, HISTORY)
 """The files that make a folder a run folder the report can read on their own."""
 PLOTS = "plots"
 """The report's figures (PNG), referenced relatively from report.md and index.html."""
 PROFILES = "profiles"
 """``cost``'s per-function profiles (bench/cost/profile.py)."""
+SETS = "sets"
+"""``history``'s version sets: ``sets/<set>/`` is that set's cost run folder."""
 
 
 class RunFolder:
@@ -72,6 +79,18 @@ class RunFolder:
     def micro(self) -> Path:
         return self.file(MICRO)
 
+    def has_history(self) -> bool:
+        return self.has(HISTORY)
+
+    @property
+    def history(self) -> Path:
+        return self.file(HISTORY)
+
+    @property
+    def sets(self) -> Path:
+        """``history``'s version sets, one cost run folder each (``sets/<set>/``)."""
+        return self.path / SETS
+
     @property
     def report(self) -> Path:
         return self.file(REPORT)
@@ -85,7 +104,7 @@ class RunFolder:
         return self.path / PLOTS
 
     def results(self) -> list[ResultFile]:
-        """The result files (run.json, pitfalls.json, cost.json) this folder holds."""
+        """The result files (run.json, pitfalls.json, cost.json, history.json) this folder holds."""
         return [f for f in RESULTS if self.has(f)]
 
 

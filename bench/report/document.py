@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.common.blocks import Block, bullets, h1, h2, p, write_report
 from bench.common.results import Run
-from bench.common.run_folder import PITFALLS, RUN, RunFolder
+from bench.common.run_folder import COST, PITFALLS, RUN, RunFolder
 from bench.cost import report as cost_report
 from bench.load import report as load_report
 from bench.pitfalls import report as pitfalls_report
@@ -29,6 +29,10 @@ def build(folder: Path, extra: Sequence[Path] = ()) -> list[Path]:
     overload pass, the driver run)."""
     files = RunFolder(folder)
     if not files.has(RUN) and not files.has(PITFALLS):
+        if files.has_history() and not files.has(COST):
+            from bench.history import report as history_report
+
+            return history_report.build_alone(folder)  # only a history
         return cost_report.build_alone(folder)  # only a cost run
     if not files.has(RUN):  # a folder with only a pitfall matrix
         lead = [h2("Scorecard"), *scorecard.blocks(folder)]

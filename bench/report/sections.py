@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from bench.common.blocks import README_SUMMARIES, SECTIONS, ReadmeSummary, Section
 from bench.cost import report as cost_report
+from bench.history import report as history_report
 from bench.micro import report as micro_report
 from bench.pitfalls import report as pitfalls_report
 from bench.pool import report as pool_report
 
-MODULES = (pitfalls_report, pool_report, cost_report, micro_report)
+MODULES = (pitfalls_report, pool_report, cost_report, history_report, micro_report)
 """The modules that register sections (imported above; listed so none is 'unused')."""
-ORDER = ("pitfalls", "pool", "cost", "micro")
+ORDER = ("pitfalls", "pool", "cost", "history", "micro")
 """Sections in report order (after the load run's figures, before its tables); a section
 registered under another name follows these."""
 

@@ -179,4 +179,6 @@ def test_one_module_names_the_files_of_a_run_folder() -> None:
 
     names = {f.name for f in run_folder.FILES}
     assert spelled(names, skip=ROOT / "bench" / "common" / "run_folder.py") == []
-    assert {f.writer for f in run_folder.FILES} == {"run", "pitfalls", "cost", "micro", "report"}
+    assert {f.writer for f in run_folder.FILES} == {
+        "run", "pitfalls", "cost", "micro", "history", "report",
+    }  # fmt: skip
