@@ -82,6 +82,15 @@ def validate(path: Path, document: Any, model: type[Model]) -> Model:
         raise ResultFileError(f"{path}: {describe(exc)}") from None
 
 
+def load_document(path: Path, model: type[BaseModel]) -> dict[str, Any]:
+    """*path* validated as *model*, returned as the plain dict (the history's readers still
+    index one)."""
+    document = read_json(path)
+    validate(path, document, model)
+    assert isinstance(document, dict)  # every model here is an object
+    return document
+
+
 def describe(exc: ValidationError) -> str:
     """The first validation error as ``where: what`` (and how many more), on one line."""
     errors = exc.errors(include_url=False)

@@ -18,7 +18,6 @@ from bench.common.run_folder import RunFolder
 from bench.cost import profile
 from bench.cost.explain import compare_profiles
 from bench.cost.results import load as load_cost
-from bench.cost.results import row_index
 from bench.history.sets import VARIED, VersionSet, series, version_of
 
 TOP = 5
@@ -85,7 +84,7 @@ def explain(step: dict[str, Any], folder: Path) -> dict[str, Any]:
     found = []
     for name in (step["after"], step["before"]):
         try:
-            row = row_index(load_cost(sets / name)).get((variant, endpoint, 1))
+            row = load_cost(sets / name).row_index().get((variant, endpoint, 1))
         except ValueError:
             return step
         found.append((profile.load(sets / name, variant, endpoint, 1), row))
