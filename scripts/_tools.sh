@@ -1,10 +1,11 @@
 # Sourced by scripts/test: install the system tools some tests need when they are missing
 # and this shell can (root and apt-get): chromium (the report's index.html in a browser) and
-# valgrind (instruction counts). Elsewhere, or with SESSIONBENCH_NO_INSTALL=1, those tests
+# valgrind (instruction counts), wrk (the gc.freeze finding's load). Elsewhere, or with SESSIONBENCH_NO_INSTALL=1, those tests
 # skip and say why.
 _missing=()
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || _missing+=(chromium)
 { command -v valgrind && command -v vgdb; } >/dev/null || _missing+=(valgrind)
+command -v wrk >/dev/null || _missing+=(wrk)
 if [ "${#_missing[@]}" -gt 0 ] && [ -z "${SESSIONBENCH_NO_INSTALL:-}" ] \
     && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "sessionbench: installing ${_missing[*]} for the tests (apt-get, once)" >&2
