@@ -31,13 +31,14 @@ from bench.common.results import Run, rounded
 from bench.common.run_folder import HISTORY, RunFolder
 from bench.common.server import ServerError, VariantServer
 from bench.common.verify import verify
+from bench.cost.command import PRESETS
 from bench.cost.measure import Plan
 from bench.cost.runner import CostConfig, run_cost
 from bench.history import envs, steps
 from bench.history.sets import VersionSet
 
 SCHEMA = "sessionbench.history/1"
-OPS = {"get": 96, "list": 96, "multi": 24, "write": 48, "health": 96}
+OPS: dict[str, int] = PRESETS["quick"]["ops"]  # cost --quick's requests per repeat
 """Requests per repeat: cost's quick preset (``bench.cost.command.PRESETS``)."""
 
 
