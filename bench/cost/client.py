@@ -92,6 +92,9 @@ class Lockstep:
                 self.release()
         except BaseException as exc:
             burst.set_exception(exc)
+            # retrieved: the member that fires raises it itself, and no other member may be
+            # waiting (asyncio would log "Future exception was never retrieved")
+            burst.exception()
             raise
         burst.set_result(None)
 

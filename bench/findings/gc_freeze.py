@@ -1,6 +1,7 @@
 """What a full garbage collection costs a server, with and without ``gc.freeze()`` at start-up.
 
-``python -m bench.findings.gc_freeze [--seconds 5] [--windows 6] [--users 32] [--quick]``
+``python -m bench.findings.gc_freeze [--seconds 5] [--windows 6] [--max-windows N] [--users 32]
+[--quick]``
 
 Two ``context`` servers (``VariantServer``: uvicorn + uvloop + httptools, each on its own
 scratch database of one PostgreSQL) pinned to the same core: one with
@@ -10,7 +11,11 @@ serves), one with ``0``. Each is loaded at the same time by its own ``wrk`` (GET
 whose edges signal both servers back to back (``SIGUSR1``: the server's tally,
 bench/common/tally.py, dumps its requests, CPU and garbage-collector CPU at that instant).
 A ``sitecustomize`` on the servers' ``PYTHONPATH`` appends one line per full (generation-2)
-collection to a file, for the count. Printed per server: CPU µs per request, the collector's
+collection to a file, for the count. A full collection comes once enough garbage has
+outlived the younger generations, so a slower machine may make none in *windows* windows:
+windows are then added, up to *max_windows* (default 4 × *windows*), until each server has
+made one; a server that still made none is reported as such (its full collections' cost is
+not measured). Printed per server: CPU µs per request, the collector's
 share of that CPU, full collections per 1,000 requests and their mean CPU ms, wrk's p99 and
 max latency over the whole load; then frozen/default CPU per request with its t-interval
 over the windows (``stats.compare_paired``). Needs ``wrk`` and ``taskset``.
@@ -119,32 +124,68 @@ def servers(url: DatabaseUrl, cpu: int, tmp: Path) -> Iterator[dict[str, Variant
         yield started
 
 
+def _fulls(tmp: Path, name: str) -> list[float]:
+    """When each of the *name* server's full collections ended (the probe's file)."""
+    probe = tmp / f"{name}.gc"
+    return [float(t) for t in probe.read_text().split()] if probe.exists() else []
+
+
+def _collected(tmp: Path, name: str, until: float) -> bool:
+    """Has the *name* server made a full collection between the first edge and *until*?"""
+    rows = tally.read(tmp / f"{name}.tally")
+    return bool(rows) and any(rows[0].at < t <= until for t in _fulls(tmp, name))
+
+
+def _await_rows(tmp: Path, count: int, timeout: float = 10.0) -> None:
+    """Wait until every server has dumped its tally at each of *count* edges."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(len(tally.read(tmp / f"{n}.tally")) >= count for n in SIDES):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"a server did not dump its tally at all {count} window edges")
+
+
 def measure(
-    url: DatabaseUrl, *, users: int, seconds: float, windows: int, warmup: float
+    url: DatabaseUrl,
+    *,
+    users: int,
+    seconds: float,
+    windows: int,
+    warmup: float,
+    max_windows: int | None = None,
 ) -> tuple[dict[str, Side], list[tuple[float, float]]]:
-    """Both sides' totals and the (default, frozen) CPU µs per request of every window."""
+    """Both sides' totals and the (default, frozen) CPU µs per request of every window:
+    *windows* windows, more (up to *max_windows*, default 4 × *windows*) until each
+    server has made a full collection."""
+    bound = max(windows, max_windows if max_windows is not None else 4 * windows)
     with tempfile.TemporaryDirectory(prefix="gc-freeze-") as tmp_dir:
         tmp = Path(tmp_dir)
         script = tmp / "read.lua"
         script.write_text(LUA + LATENCY)
         with servers(url, 0, tmp) as started:
-            length = warmup + windows * seconds + 1
+            length = warmup + bound * seconds + 1  # wrk is stopped after the last edge
             start = time.time()
             loads = {n: wrk(s.base_url, users, length, 1, script) for n, s in started.items()}
-            edges = [start + warmup + i * seconds for i in range(windows + 1)]
-            for edge in edges:
+            edges: list[float] = []
+            while len(edges) <= windows or (
+                len(edges) <= bound and not all(_collected(tmp, n, edges[-1]) for n in SIDES)
+            ):
+                edge = start + warmup + len(edges) * seconds
                 time.sleep(max(0.0, edge - time.time()))
                 for s in started.values():
                     assert s.pid is not None
                     os.kill(s.pid, signal.SIGUSR1)
+                edges.append(edge)
+            _await_rows(tmp, len(edges))
+            for proc in loads.values():
+                proc.send_signal(signal.SIGINT)  # wrk stops and prints its summary
             latency = {n: finish(p) for n, p in loads.items()}
             sides = {n: Side(p99_ms=lat[0], max_ms=lat[1]) for n, lat in latency.items()}
             per_window: dict[str, list[float]] = {n: [] for n in SIDES}
             for name, side in sides.items():
-                rows = tally.read(tmp / f"{name}.tally")[-len(edges) :]
-                probe = tmp / f"{name}.gc"
-                fulls = [float(t) for t in probe.read_text().split()] if probe.exists() else []
-                side.full_gcs = sum(rows[0].at < t <= rows[-1].at for t in fulls)
+                rows = tally.read(tmp / f"{name}.tally")[: len(edges)]
+                side.full_gcs = sum(rows[0].at < t <= rows[-1].at for t in _fulls(tmp, name))
                 for a, b in itertools.pairwise(rows):
                     side.requests += b.requests - a.requests
                     side.cpu_ns += b.cpu_ns - a.cpu_ns
@@ -168,6 +209,13 @@ def report(sides: dict[str, Side], pairs: list[tuple[float, float]]) -> str:
     )
     lines.append(f"  geometric mean {c.ratio:.3f} ({interval}, {len(pairs)} windows)")
     lines.append(f"  window spread (max/min ratio) {max(ratios) / min(ratios):.3f}")
+    for name, side in sides.items():
+        if not side.full_gcs:
+            lines.append(
+                f"NOT MEASURED: the {name} server made no full collection in {len(pairs)}"
+                " windows; what one costs it is unknown (more or longer windows: --max-windows,"
+                " --seconds)"
+            )
     return "\n".join(lines)
 
 
@@ -177,13 +225,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one window")
     parser.add_argument("--windows", type=int, default=6)
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument(
+        "--max-windows",
+        type=int,
+        help="windows at most while a server has made no full collection (default 4 × windows)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 windows of 4 s, 2 s warm-up")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.windows, args.warmup = 4.0, 3, 2.0
     with database.database_url_or_embedded() as (url, _embedded):
         sides, pairs = measure(
-            url, users=args.users, seconds=args.seconds, windows=args.windows, warmup=args.warmup
+            url,
+            users=args.users,
+            seconds=args.seconds,
+            windows=args.windows,
+            warmup=args.warmup,
+            max_windows=args.max_windows,
         )
     print(report(sides, pairs))
 

@@ -160,6 +160,16 @@ def test_monitor_finds_and_terminates_a_server_s_open_transactions(db: DatabaseU
             monitor._run(asyncio.sleep(0.05))
         assert not monitor.open_transactions(["sessionbench-stuck-1"])
         assert len(monitor.open_transactions(["sessionbench-other-2"])) == 1
+        # The terminated backend sends its client a FATAL error, leaves pg_stat_activity,
+        # and only then exits and closes the socket. asyncpg takes an error on an idle
+        # connection for a protocol error and, until it reads the close, refuses a query
+        # with InternalClientError ("cannot switch to state 11; another operation (2) is
+        # in progress"): the client has to see its connection closed first.
+        for _ in range(50):
+            if stuck.is_closed():
+                break
+            monitor._run(asyncio.sleep(0.05))
+        assert stuck.is_closed()
         with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
             monitor._run(stuck.fetchval("SELECT 1"))  # its backend is gone
         for conn in (idle, other):

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from bench.common import database
+from bench.common.processes import Interrupted
 from bench.cost.client import Connection, Lockstep, ProtocolError
 from bench.cost.endpoints import Server
 from variants.settings import DatabaseUrl
@@ -80,6 +81,43 @@ def test_lockstep_writes_each_burst_between_hold_and_release() -> None:
     bursts = [set(b.strip(",").split(",")) for b in ",".join(events).split("go") if b.strip(",")]
     assert bursts == [{"settled", "hold", "a0", "b0", "c0"}, {"settled", "hold", "a1", "c1"}]
     assert events[:2] == ["settled", "hold"] and events[-1] == "go"
+
+
+@pytest.fixture
+def dead() -> int:
+    """The pid of a process that has exited and been reaped."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_burst_to_a_server_that_died_fails_as_its_request(dead: int) -> None:
+    async def main() -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(65536)
+            writer.close()  # what the dead server's socket does
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        connection = Connection("127.0.0.1", server.sockets[0].getsockname()[1], timeout=5)
+        connection.lockstep = Server(dead, timeout=0.1).lockstep(1)
+        with pytest.raises(ProtocolError, match="connection closed"):
+            await connection.get("/health")
+        server.close()
+
+    asyncio.run(main())
+
+
+def test_an_interruption_during_a_burst_to_a_dead_server_stays_an_interruption(
+    dead: int,
+) -> None:
+    def write() -> None:
+        raise Interrupted("SIGINT")  # Ctrl-C while the burst is written
+
+    async def main() -> None:
+        await Server(dead, timeout=0.1).lockstep(1).send(write)
+
+    with pytest.raises(Interrupted, match="SIGINT"):
+        asyncio.run(main())
 
 
 @pytest.fixture

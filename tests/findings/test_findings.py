@@ -6,6 +6,7 @@ which the reproductions use instead of starting their own server).
 
 import asyncio
 import re
+import shutil
 
 import pytest
 
@@ -121,10 +122,14 @@ def test_streaming_holds_a_connection(db: DatabaseUrl, capsys: pytest.CaptureFix
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk; scripts/test installs it)"
+)
 def test_gc_freeze_makes_full_collections_cheaper(db: DatabaseUrl) -> None:
     sides, pairs = gc_freeze.measure(db, users=32, seconds=4.0, windows=3, warmup=2.0)
     frozen, default = sides["frozen"], sides["default"]
-    assert len(pairs) == 3
+    # at least the 3 windows; more (up to 12) while a server has made no full collection
+    assert 3 <= len(pairs) <= 12
     for side in (frozen, default):  # requests' garbage reaches the oldest generation
         assert side.requests > 0 and side.full_gcs >= 1
     # the default server's full collections also scan the ~100,000 objects of its imports
