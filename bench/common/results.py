@@ -109,6 +109,8 @@ class Run:
     MODEL: type[BaseModel] = result_files.RunFile
     CELL: type[BaseModel] = result_files.LoadCell
     """What one cell must be: ``add_cell`` refuses a cell its readers could not read."""
+    LISTS: tuple[str, ...] = ("cells",)
+    """The lists a new document starts with, empty (cost.json: rows and operations)."""
 
     def __init__(self, folder: Path, document: dict[str, Any]) -> None:
         self.folder = folder
@@ -136,7 +138,7 @@ class Run:
                 "environment": env,
                 **fields,
                 "variants": {},
-                "cells": [],
+                **{name: [] for name in cls.LISTS},
             },
         )
         run.save()

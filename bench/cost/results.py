@@ -7,7 +7,7 @@ row per (variant, group, operation) of ``bench.cost.operations``, saved as each 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from bench.common import result_files
 from bench.common.result_files import CostFile, CostOperation, CostRow
@@ -25,17 +25,7 @@ class CostRun(Run):
     FILE = COST_FILE
     SCHEMA = SCHEMA
     MODEL = CostFile
-
-    @classmethod
-    def create(
-        cls, folder: Path, *, settings: dict[str, Any], env: dict[str, Any], **fields: Any
-    ) -> Self:
-        run = super().create(folder, settings=settings, env=env, **fields)
-        del run.doc["cells"]
-        run.doc["rows"] = []
-        run.doc["operations"] = []
-        run.save()
-        return run
+    LISTS = ("rows", "operations")
 
     @property
     def rows(self) -> list[dict[str, Any]]:

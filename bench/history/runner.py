@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from bench.common import database, environments, result_files
 from bench.common.lifecycle import RunLifecycle
@@ -48,15 +48,7 @@ class HistoryRun(Run):
     FILE = HISTORY.name
     SCHEMA = SCHEMA
     MODEL = result_files.HistoryFile
-
-    @classmethod
-    def create(
-        cls, folder: Path, *, settings: dict[str, Any], env: dict[str, Any], **fields: Any
-    ) -> Self:
-        run = super().create(folder, settings=settings, env=env, **fields)
-        del run.doc["cells"]
-        run.save()
-        return run
+    LISTS = ()
 
     def entry(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = next(s for s in self.doc["sets"] if s["name"] == name)
