@@ -57,6 +57,7 @@ ENDPOINTS = {"get": 1, "write": 3}
 """The cost command's endpoints measured here, and their requests per operation."""
 PAIRS = [("context", "depends"), ("scoped", "scoped_basehttp")]
 """The pairs of issue 26 (baseline, other)."""
+REFERENCE = Path(ROOT) / "results" / "reference" / "cost.json"
 HEADERS = [(b"host", b"sessionbench"), (b"user-agent", b"bytecode-count")]
 
 
@@ -383,7 +384,41 @@ def difference_table(a_name: str, b_name: str, endpoint: str, a: Counts, b: Coun
     return "\n".join(lines)
 
 
-def report(raw: dict[str, dict[str, Any]], pairs: list[tuple[str, str]]) -> str:
+def instructions(reference: Path | None) -> dict[tuple[str, str], float]:
+    """Callgrind's instructions per request at 1 client, by (variant, endpoint), from a
+    ``sessionbench cost`` result (empty without one)."""
+    if reference is None or not reference.exists():
+        return {}
+    rows = json.loads(reference.read_text()).get("rows", [])
+    return {
+        (r["variant"], r["endpoint"]): float(r["instructions_per_request"])
+        for r in rows
+        if r.get("clients") == 1 and r.get("instructions_per_request")
+    }
+
+
+def tracking(
+    counts: dict[str, dict[str, Counts]],
+    pairs: list[tuple[str, str]],
+    ins: dict[tuple[str, str], float],
+) -> str:
+    """Per pair and endpoint: Δ bytecodes, Δ instructions (callgrind), instructions per
+    bytecode of the difference."""
+    lines = [f"{'pair':<36}{'endpoint':<10}{'Δ bytecodes':>12}{'Δ instr.':>12}{'instr./bc':>10}"]
+    for a, b in pairs:
+        for endpoint in ENDPOINTS:
+            if a not in counts or b not in counts or (a, endpoint) not in ins:
+                continue
+            d_bc = counts[b][endpoint].total - counts[a][endpoint].total
+            d_in = ins.get((b, endpoint), float("nan")) - ins[(a, endpoint)]
+            ratio = f"{d_in / d_bc:10.1f}" if d_bc else "         -"
+            lines.append(f"{b + ' − ' + a:<36}{endpoint:<10}{d_bc:>+12,.0f}{d_in:>+12,.0f}{ratio}")
+    return "\n".join(lines) if len(lines) > 1 else ""
+
+
+def report(
+    raw: dict[str, dict[str, Any]], pairs: list[tuple[str, str]], reference: Path | None = None
+) -> str:
     counts = {name: summarize(doc) for name, doc in raw.items()}
     blocks = [variant_table(name, ep, c) for name, eps in counts.items() for ep, c in eps.items()]
     for a, b in pairs:
@@ -392,6 +427,9 @@ def report(raw: dict[str, dict[str, Any]], pairs: list[tuple[str, str]]) -> str:
                 blocks.append(
                     difference_table(a, b, endpoint, counts[a][endpoint], counts[b][endpoint])
                 )
+    tracked = tracking(counts, pairs, instructions(reference))
+    if tracked:
+        blocks.append(f"bytecodes vs callgrind's instructions ({reference}):\n{tracked}")
     return "\n\n".join(blocks)
 
 
@@ -420,6 +458,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=20, help="untraced operations first")
     parser.add_argument("--json", type=Path, help="write the raw counts here")
+    parser.add_argument("--from", dest="source", type=Path, help="report a --json file's counts")
+    parser.add_argument(
+        "--reference", type=Path, default=REFERENCE, help="a cost result to compare with"
+    )
     parser.add_argument("--quick", action="store_true", help="8 operations, 2 repeats, 5 warm-up")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -431,11 +473,16 @@ def main(argv: list[str] | None = None) -> None:
     pairs = _pairs(args.pairs)
     extra = [n for n in args.variants.split(",") if n]
     pairs += [("context", n) for n in extra if ("context", n) not in pairs and n != "context"]
+    if args.source:
+        raw = json.loads(args.source.read_text())
+        pairs += [("context", n) for n in raw if ("context", n) not in pairs and n != "context"]
+        print(report(raw, pairs, args.reference))
+        return
     raw = measure(list(_names(pairs, extra)), args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(raw, indent=1, sort_keys=True) + "\n")
-    print(report(raw, pairs))
+    print(report(raw, pairs, args.reference))
 
 
 if __name__ == "__main__":
