@@ -9,8 +9,8 @@ interpreter ran instead: ``sys.settrace`` (and ``threading.settrace`` for thread
 starts) with ``frame.f_trace_opcodes``, one ``opcode`` event per bytecode executed and one
 ``call`` event per Python function entered (a coroutine or generator resuming is not a call:
 its ``RESUME`` has a non-zero argument), each attributed to the package of the code's file —
-fastapi, starlette, sqlalchemy, asyncpg, anyio, pydantic, asyncio (stdlib), other stdlib,
-variants (the apps' own code), … (:func:`package_of`).
+fastapi, starlette, sqlalchemy, asyncpg, anyio, pydantic, asyncio (stdlib), contextlib
+(stdlib), …, variants (the apps' own code), … (:func:`package_of`).
 
 One fresh process per variant (``PYTHONHASHSEED=0``) imports the variant's app, runs its
 lifespan and drives it through its ASGI interface on a uvloop event loop, in-process: no
@@ -62,17 +62,17 @@ HEADERS = [(b"host", b"sessionbench"), (b"user-agent", b"bytecode-count")]
 
 
 def package_of(filename: str) -> str:
-    """``fastapi``, ``asyncio (stdlib)``, ``other stdlib``, ``variants``, … for a code file."""
+    """``fastapi``, ``contextlib (stdlib)``, ``variants``, … for a code file."""
     path = os.path.normcase(filename)
     if SITE in path:
         top = path.split(SITE, 1)[1].split(os.sep, 1)[0]
         top = RENAMES.get(top, top)
         return top.removesuffix(".py")
     if path.startswith(STDLIB):
-        top = path[len(STDLIB) :].split(os.sep, 1)[0]
-        return "asyncio (stdlib)" if top == "asyncio" else "other stdlib"
+        top = path[len(STDLIB) :].split(os.sep, 1)[0].removesuffix(".py")
+        return f"{top} (stdlib)"
     if path.startswith("<frozen "):
-        return "other stdlib"
+        return f"{path.removeprefix('<frozen ').rstrip('>')} (stdlib)"
     if path.startswith(ROOT):
         top = path[len(ROOT) :].split(os.sep, 1)[0]
         return {"variants": "variants", "bench": "sessionbench"}.get(top, "other")
