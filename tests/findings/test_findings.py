@@ -5,14 +5,19 @@ which the reproductions use instead of starting their own server).
 """
 
 import asyncio
+import json
 import re
 import shutil
+import sys
+import threading
+from pathlib import Path
 
 import pytest
 
 from bench.common.co_record import CoGroup, CoRecord
 from bench.findings import (
     acknowledged,
+    bytecode_count,
     concurrency_cost,
     fanout,
     gc_freeze,
@@ -134,3 +139,63 @@ def test_gc_freeze_makes_full_collections_cheaper(db: DatabaseUrl) -> None:
         assert side.requests > 0 and side.full_gcs >= 1
     # the default server's full collections also scan the ~100,000 objects of its imports
     assert 3 * frozen.full_gc_ns / frozen.full_gcs < default.full_gc_ns / default.full_gcs
+
+
+def test_bytecode_count_names_packages_and_tells_a_call_from_a_resumption() -> None:
+    fastapi_file = "/x/.venv/lib/python3.11/site-packages/fastapi/routing.py"
+    assert bytecode_count.package_of(fastapi_file) == "fastapi"
+    stdlib = bytecode_count.STDLIB
+    assert bytecode_count.package_of(f"{stdlib}asyncio/tasks.py") == "asyncio (stdlib)"
+    assert bytecode_count.package_of(f"{stdlib}contextlib.py") == "contextlib (stdlib)"
+    assert bytecode_count.package_of(f"{bytecode_count.ROOT}variants/context.py") == "variants"
+
+    async def inner() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)  # three resumptions, one call
+
+    async def outer() -> None:
+        await inner()
+
+    tracer = bytecode_count.Tracer()
+    tracer.install()
+    try:
+        tracer.active = True
+        asyncio.run(outer())
+        tracer.active = False
+    finally:
+        sys.settrace(None)
+        threading.settrace(None)  # type: ignore[arg-type]
+    bytecodes, calls = tracer.take()
+    here = bytecode_count.package_of(__file__)
+    # calls of this file: asyncio.run's main coroutine (outer) and inner, each once
+    assert calls[here] == 2
+    assert bytecodes[here] > 2 * calls[here]
+    assert calls["asyncio (stdlib)"] > 0
+    assert tracer.take() == ({}, {})
+
+
+@pytest.mark.slow
+def test_bytecode_count_attributes_depends_solver_to_fastapi(
+    db: DatabaseUrl, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "counts.json"
+    bytecode_count.main(["--quick", "--pairs", "context:depends", "--json", str(out)])
+    raw = json.loads(out.read_text())
+    counts = {name: bytecode_count.summarize(doc) for name, doc in raw.items()}
+    for name, endpoints in counts.items():
+        for endpoint, c in endpoints.items():
+            reps = raw[name]["endpoints"][endpoint]["repeats"]
+            per = raw[name]["endpoints"][endpoint]["ops"] * bytecode_count.ENDPOINTS[endpoint]
+            # the packages' medians add up to the total, and nothing is left unnamed
+            assert [sum(r["bytecodes"].values()) / per for r in reps] == c.totals
+            assert abs(sum(c.bytecodes.values()) - c.total) <= 0.001 * c.total
+            assert set(c.bytecodes) >= {"fastapi", "starlette", "sqlalchemy", "asyncpg"}
+            assert c.bytecodes.get("other", 0) < 0.01 * c.total
+            assert "sessionbench" not in c.bytecodes  # the driver is not traced
+            assert c.spread_percent < 1.0  # deterministic: repeats (nearly) equal
+            assert sum(c.calls.values()) < sum(c.bytecodes.values()) / 5
+    context, depends = counts["context"]["get"], counts["depends"]["get"]
+    # Depends' solver (fastapi.dependencies.utils) runs per request in depends only
+    assert depends.bytecodes["fastapi"] > context.bytecodes["fastapi"] + 300  # +712 measured
+    assert depends.total > context.total
+    assert "depends − context · get" in capsys.readouterr().out
