@@ -43,7 +43,8 @@ from types import CodeType, FrameType
 from typing import Any
 
 import variants
-from bench.common import database
+from bench.common import database, result_files
+from bench.common.run_folder import RunFolder
 from variants.settings import DRIVER_ENV
 
 DRIVER_FILE = os.path.normcase(os.path.abspath(__file__))
@@ -57,7 +58,7 @@ ENDPOINTS = {"get": 1, "write": 3}
 """The cost command's endpoints measured here, and their requests per operation."""
 PAIRS = [("context", "depends"), ("scoped", "scoped_basehttp")]
 """The pairs of issue 26 (baseline, other)."""
-REFERENCE = Path(ROOT) / "results" / "reference" / "cost.json"
+REFERENCE = RunFolder(Path(ROOT) / "results" / "reference").cost
 HEADERS = [(b"host", b"sessionbench"), (b"user-agent", b"bytecode-count")]
 
 
@@ -385,16 +386,11 @@ def difference_table(a_name: str, b_name: str, endpoint: str, a: Counts, b: Coun
 
 
 def instructions(reference: Path | None) -> dict[tuple[str, str], float]:
-    """Callgrind's instructions per request at 1 client, by (variant, endpoint), from a
-    ``sessionbench cost`` result (empty without one)."""
+    """Callgrind's instructions per request at the fewest clients (1 in every preset), by
+    (variant, endpoint), from a ``sessionbench cost`` result (empty without one)."""
     if reference is None or not reference.exists():
         return {}
-    rows = json.loads(reference.read_text()).get("rows", [])
-    return {
-        (r["variant"], r["endpoint"]): float(r["instructions_per_request"])
-        for r in rows
-        if r.get("clients") == 1 and r.get("instructions_per_request")
-    }
+    return result_files.load(reference, result_files.CostFile).per_request()
 
 
 def tracking(
