@@ -413,10 +413,25 @@ def tracking(
 
 
 def report(
-    raw: dict[str, dict[str, Any]], pairs: list[tuple[str, str]], reference: Path | None = None
+    raw: dict[str, dict[str, Any]],
+    pairs: list[tuple[str, str]],
+    reference: Path | None = None,
+    since: tuple[str, dict[str, dict[str, Any]]] | None = None,
 ) -> str:
+    """The tables; *since*: (label, counts of another environment) — each variant's
+    difference from itself there (a release step, by package)."""
     counts = {name: summarize(doc) for name, doc in raw.items()}
     blocks = [variant_table(name, ep, c) for name, eps in counts.items() for ep, c in eps.items()]
+    if since is not None:
+        label, older = since[0], {name: summarize(doc) for name, doc in since[1].items()}
+        for name in (n for n in counts if n in older):
+            for endpoint in (e for e in counts[name] if e in older[name]):
+                blocks.append(
+                    difference_table(
+                        f"{name} ({label})", name, endpoint, older[name][endpoint],
+                        counts[name][endpoint],
+                    )
+                )  # fmt: skip
     for a, b in pairs:
         if a in counts and b in counts:
             for endpoint in ENDPOINTS:
@@ -427,6 +442,10 @@ def report(
     if tracked:
         blocks.append(f"bytecodes vs callgrind's instructions ({reference}):\n{tracked}")
     return "\n\n".join(blocks)
+
+
+def _since(path: Path | None) -> tuple[str, dict[str, dict[str, Any]]] | None:
+    return None if path is None else (path.stem, json.loads(path.read_text()))
 
 
 def _pairs(text: str) -> list[tuple[str, str]]:
@@ -458,6 +477,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--reference", type=Path, default=REFERENCE, help="a cost result to compare with"
     )
+    parser.add_argument(
+        "--since", type=Path, metavar="JSON",
+        help="a --json file of another environment (e.g. an older release's, made with that "
+        "environment's python): each variant's difference from itself there",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="8 operations, 2 repeats, 5 warm-up")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -472,13 +496,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.source:
         raw = json.loads(args.source.read_text())
         pairs += [("context", n) for n in raw if ("context", n) not in pairs and n != "context"]
-        print(report(raw, pairs, args.reference))
+        print(report(raw, pairs, args.reference, _since(args.since)))
         return
     raw = measure(list(_names(pairs, extra)), args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(raw, indent=1, sort_keys=True) + "\n")
-    print(report(raw, pairs, args.reference))
+    print(report(raw, pairs, args.reference, _since(args.since)))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import shutil
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,3 +200,15 @@ def test_bytecode_count_attributes_depends_solver_to_fastapi(
     assert depends.bytecodes["fastapi"] > context.bytecodes["fastapi"] + 300  # +712 measured
     assert depends.total > context.total
     assert "depends − context · get" in capsys.readouterr().out
+
+
+def test_bytecode_count_since_gives_each_variant_s_step_by_package() -> None:
+    def counts(fastapi: int, sqlalchemy: int) -> dict[str, Any]:
+        rep = {"bytecodes": {"fastapi": fastapi, "sqlalchemy": sqlalchemy}, "calls": {}}
+        return {"context": {"endpoints": {"get": {"ops": 2, "repeats": [rep, rep]}}}}
+
+    text = bytecode_count.report(counts(300, 500), [], None, ("older", counts(200, 520)))
+    assert "context − context (older) · get: +40 bytecodes/request (360 → 400" in text
+    step = text.split("(older) · get", 1)[1]
+    assert step.index("fastapi") < step.index("sqlalchemy")  # +50 before −10
+    assert "+50" in step and "-10" in step
