@@ -1,7 +1,7 @@
 """Python bytecodes and Python calls per request, by package: what callgrind cannot name.
 
 ``python -m bench.findings.bytecode_count [--variants depends,context,...] [--pairs A:B,...]
-[--requests 40] [--repeats 3] [--warmup 20] [--json PATH] [--quick]``
+[--requests 40] [--repeats 3] [--warmup 20] [--json PATH] [--from PATH] [--since PATH] [--quick]``
 
 On CPython 3.11 a callgrind dump has no Python frames, so ``sessionbench cost --explain``
 puts most of a difference between two variants under "interpreter". This counts what the
