@@ -42,6 +42,13 @@ __all__ = ["DatabaseUrl", "EmbeddedPostgres", "ensure_schema", "reset"]
 SEED_ROWS = 10_000
 """Rows in the deterministic seed: ids 1..SEED_ROWS."""
 
+
+def spread_row(i: int) -> int:
+    """The row id of an instruction count's *i*-th read: spread over the seed's first 1,000
+    rows, the same in every repeat (``sessionbench cost``, ``bench.findings.bytecode_count``)."""
+    return 1 + (i * 7919) % 1000
+
+
 EMBEDDED_SETTINGS: dict[str, str] = {
     "listen_addresses": "''",
     "max_connections": "600",  # every series keeps its own pool open for the whole run

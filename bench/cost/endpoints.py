@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from bench.common.database import spread_row
 from bench.cost.client import Connection, Lockstep, Response
 
 Op = Callable[[Connection, int], Awaitable[None]]
@@ -36,12 +37,8 @@ def _expect(response: Response, status: int) -> Response:
     return response
 
 
-def _row_id(i: int) -> int:
-    return 1 + (i * 7919) % 1000  # spread over the seed's first 1000 rows, same per repeat
-
-
 async def _get(client: Connection, i: int) -> None:
-    _expect(await client.get(f"/todos/{_row_id(i)}"), 200)
+    _expect(await client.get(f"/todos/{spread_row(i)}"), 200)
 
 
 async def _list(client: Connection, i: int) -> None:
@@ -49,7 +46,7 @@ async def _list(client: Connection, i: int) -> None:
 
 
 async def _multi(client: Connection, i: int) -> None:
-    _expect(await client.get(f"/todos/{_row_id(i)}/multi?queries=10"), 200)
+    _expect(await client.get(f"/todos/{spread_row(i)}/multi?queries=10"), 200)
 
 
 async def _write(client: Connection, i: int) -> None:

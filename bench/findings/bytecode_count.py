@@ -17,11 +17,13 @@ lifespan and drives it through its ASGI interface on a uvloop event loop, in-pro
 server, so no HTTP parsing or uvicorn code is counted (the same for every variant), and no
 timer of a server ticks into the counts. The database is real (``DATABASE_URL`` or the
 embedded PostgreSQL, reset to the seed before each variant). The requests are the cost
-command's (``bench/cost/endpoints.py``): ``get`` = GET /todos/{1 + i·7919 mod 1000}; ``write``
-= POST /todos + PATCH + DELETE of the row it created, counted per request (cycle / 3). After
+command's (``bench/cost/endpoints.py``): ``get`` = GET /todos/{id} over the seed's first
+1,000 rows (``database.spread_row``); ``write`` = POST /todos + PATCH + DELETE of the row it
+created, counted per request (cycle / 3). After
 *warmup* untraced operations per endpoint, each repeat counts *requests* operations; the
-driver's own frames (this module) are not traced. Printed: per variant and endpoint the
-bytecodes and calls per request by package; per pair B vs A the difference by package.
+driver's own frames (sessionbench's code under bench/) are not traced. Printed: per variant
+and endpoint the bytecodes and calls per request by package; per pair B vs A the difference
+by package.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from variants.settings import DRIVER_ENV
 DRIVER_FILE = os.path.normcase(os.path.abspath(__file__))
 STDLIB = os.path.normcase(sysconfig.get_paths()["stdlib"]) + os.sep
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(DRIVER_FILE))) + os.sep
+DRIVER = os.path.join(ROOT, "bench") + os.sep
+"""The driver's code (this module and what it calls: ``database.spread_row``): not traced."""
 SITE = f"{os.sep}site-packages{os.sep}"
 RENAMES = {"_pytest": "pytest", "typing_extensions.py": "typing_extensions"}
 RESUME = 151  # 3.11's RESUME: argument 0 at a function's start, 1–3 after a yield or await
@@ -120,7 +124,7 @@ class Tracer:
         if not self.active or event != "call":
             return None
         key = frame.f_code.co_filename
-        if os.path.normcase(key) == DRIVER_FILE:
+        if os.path.normcase(key).startswith(DRIVER):
             return None
         tally = self._tally()
         if self._is_call(frame):
@@ -153,7 +157,7 @@ class Tracer:
         return bytecodes, calls
 
 
-# --- the ASGI driver (not traced: its file is DRIVER_FILE) -----------------------------------
+# --- the ASGI driver (not traced: its files are under DRIVER) --------------------------------
 
 
 class App:
@@ -232,12 +236,8 @@ def _expect(got: tuple[int, Any], status: int, what: str) -> Any:
     return got[1]
 
 
-def _row_id(i: int) -> int:
-    return 1 + (i * 7919) % 1000  # as bench/cost/endpoints.py: the seed's first 1000 rows
-
-
 async def _get(app: App, i: int) -> None:
-    _expect(await app.request("GET", f"/todos/{_row_id(i)}"), 200, "GET")
+    _expect(await app.request("GET", f"/todos/{database.spread_row(i)}"), 200, "GET")
 
 
 async def _write(app: App, i: int) -> None:
